@@ -1,0 +1,27 @@
+# Every target runs inside .venv, which `make install` creates from the pinned requirements.
+PY := .venv/bin/python
+PYTHON ?= python3
+
+.PHONY: install demo test lint bench package clean
+
+.venv/installed: requirements.txt requirements-dev.txt pyproject.toml
+	$(PYTHON) -m venv .venv
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt -e .
+	touch $@
+
+install: .venv/installed
+
+demo: install
+	.venv/bin/esa-scheduler plan --schedule schedule/ --at 2026-12-24T23:30:00Z
+
+test: install
+	$(PY) -m pytest -q
+
+lint: install
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+	.venv/bin/mypy
+
+clean:
+	rm -rf .venv dist build .mypy_cache .ruff_cache .pytest_cache

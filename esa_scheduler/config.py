@@ -1,0 +1,41 @@
+"""Names of every environment variable the scheduler reads, in one place.
+
+Explicit arguments beat these variables, which beat the defaults given here. The README's
+configuration table and the template's environment block are checked against this module.
+"""
+
+from __future__ import annotations
+
+import os
+
+SCHEDULE = "ESA_SCHEDULE"
+ENDPOINT = "ESA_ENDPOINT"
+REGION = "ESA_REGION"
+FC_REGION = "FC_REGION"
+NETWORK = "ESA_NETWORK"
+MAX_RPS = "ESA_MAX_RPS"
+CONCURRENCY = "ESA_CONCURRENCY"
+CONNECT_TIMEOUT = "ESA_CONNECT_TIMEOUT"
+READ_TIMEOUT = "ESA_READ_TIMEOUT"
+STATE_DIR = "ESA_STATE_DIR"
+FAIL_ON_ERROR = "ESA_FAIL_ON_ERROR"
+LOG_LEVEL = "ESA_LOG_LEVEL"
+ACCESS_KEY_ID = "ALIBABA_CLOUD_ACCESS_KEY_ID"
+ACCESS_KEY_SECRET = "ALIBABA_CLOUD_ACCESS_KEY_SECRET"
+SECURITY_TOKEN = "ALIBABA_CLOUD_SECURITY_TOKEN"
+PROFILE = "ALIBABA_CLOUD_PROFILE"
+CREDENTIALS_FILE = "ALIBABA_CLOUD_CREDENTIALS_FILE"
+
+DEFAULT_SCHEDULE = "schedule"
+DEFAULT_REGION = "cn-hangzhou"
+DEFAULT_STATE_DIR = ".esa-scheduler"
+DEFAULT_MAX_RPS = 20.0
+DEFAULT_CONCURRENCY = 16
+DEFAULT_CONNECT_TIMEOUT = 5.0
+DEFAULT_READ_TIMEOUT = 10.0
+
+
+def env(name: str, default: str | None = None) -> str | None:
+    """Read a variable, treating an empty value as unset (FC templates often pass empty strings)."""
+    value = os.environ.get(name, "")
+    return value if value.strip() else default

@@ -1,0 +1,30 @@
+"""Error types shared by every layer.
+
+A ``UserError`` is a mistake in what the operator gave us (schedule, event, flag, environment):
+it carries one line that names the file, field or value, and the CLI turns it into exit code 2
+without a traceback. Anything else reaching the top is a bug and is allowed to show its trace.
+"""
+
+from __future__ import annotations
+
+
+class UserError(Exception):
+    """Bad input from the operator: one clear line, exit code 2, nothing changed in ESA."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems if problems is not None else [message]
+
+
+class ScheduleError(UserError):
+    """The schedule files are invalid; ``problems`` holds one line per problem."""
+
+
+class EventError(UserError):
+    """An incoming event is malformed or matches nothing."""
+
+
+class ConfigError(UserError):
+    """Environment, credentials or CLI configuration is unusable."""
