@@ -1,0 +1,146 @@
+"""Cron expressions evaluated on the wall clock of a zone, with exact DST rules.
+
+croniter supplies the field grammar (names, ranges, steps, ``L``, ``#``) and iterates naive wall
+times; this module decides what each wall time means as an instant, because croniter's own
+aware iteration starts a daily 02:30 job twice on a fall-back day. The rules (as Debian cron and
+cronsim): when the hour field is fixed, a wall time repeated by a fall-back matches only its first
+pass and a wall time skipped by a spring-forward fires at the first instant after the gap; when
+the hour field is ``*`` (or a ``*/n`` step) the expression follows real elapsed time, so both passes
+of a repeated hour fire and skipped wall times simply do not exist.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from croniter import CroniterBadDateError, CroniterError, croniter
+
+from esa_scheduler.timeutil import UTC
+
+WallKind = Literal["normal", "ambiguous", "gap"]
+_DST_MARGIN = timedelta(hours=3)
+_ONE_SECOND = timedelta(seconds=1)
+
+
+def _passes(wall: datetime, tz: ZoneInfo) -> tuple[datetime, datetime, WallKind]:
+    """Both readings of a naive wall time: (fold=0 instant, fold=1 instant, kind)."""
+    first = wall.replace(tzinfo=tz, fold=0).astimezone(UTC)
+    second = wall.replace(tzinfo=tz, fold=1).astimezone(UTC)
+    if first == second:
+        return first, second, "normal"
+    if first < second:
+        return first, second, "ambiguous"
+    return first, second, "gap"
+
+
+def _gap_end(before: datetime, after: datetime, tz: ZoneInfo) -> datetime:
+    """The first instant whose offset is the post-transition one, between two instants (to the second)."""
+    target = after.astimezone(tz).utcoffset()
+    lo, hi = before, after
+    while hi - lo > _ONE_SECOND:
+        mid = lo + (hi - lo) / 2
+        mid = mid.replace(microsecond=0)
+        if mid.astimezone(tz).utcoffset() == target:
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+def wall_to_instant(wall: datetime, tz: ZoneInfo) -> tuple[datetime, WallKind]:
+    """Map a naive wall time to one instant: the first pass if repeated, the gap's end if skipped."""
+    first, second, kind = _passes(wall, tz)
+    if kind == "gap":
+        return _gap_end(second, first, tz), kind
+    return first, kind
+
+
+def _local(instant: datetime, tz: ZoneInfo) -> datetime:
+    return instant.astimezone(tz).replace(tzinfo=None)
+
+
+def _margin(instant: datetime, tz: ZoneInfo) -> timedelta:
+    """How far from the instant the wall-clock scan must start to see every DST reading near it."""
+    before = (instant - _DST_MARGIN).astimezone(tz).utcoffset()
+    after = (instant + _DST_MARGIN).astimezone(tz).utcoffset()
+    return timedelta(0) if before == after else _DST_MARGIN
+
+
+@dataclass(frozen=True)
+class CronExpr:
+    """A validated 5-field expression; ``wall_clock`` is true when the hour field is fixed."""
+
+    text: str
+    wall_clock: bool
+
+    @classmethod
+    def parse(cls, text: str) -> CronExpr:
+        """Validate a 5-field expression, raising ``ValueError`` that quotes it."""
+        if not isinstance(text, str):
+            raise ValueError(f"invalid cron {text!r}: expected a string with 5 fields")
+        fields = text.split()
+        if len(fields) != 5:
+            raise ValueError(f"invalid cron {text!r}: expected 5 fields (minute hour day month weekday)")
+        try:
+            croniter(text, datetime(2000, 1, 1))
+        except (CroniterError, ValueError, TypeError, KeyError) as exc:
+            raise ValueError(f"invalid cron {text!r}: {exc}") from exc
+        return cls(" ".join(fields), wall_clock=not fields[1].startswith("*"))
+
+    def after(self, instant: datetime, tz: ZoneInfo) -> Iterator[datetime]:
+        """Start instants strictly after ``instant``, ascending, in UTC."""
+        scan = croniter(self.text, _local(instant - _margin(instant, tz), tz))
+        pending: list[datetime] = []
+        last: datetime | None = None
+        while True:
+            try:
+                wall = scan.get_next(datetime)
+            except CroniterBadDateError:
+                return
+            first, second, kind = _passes(wall, tz)
+            candidate: datetime | None = first
+            if kind == "gap":
+                candidate = _gap_end(second, first, tz) if self.wall_clock else None
+            elif kind == "ambiguous" and not self.wall_clock:
+                heapq.heappush(pending, second)
+            ready = []
+            while pending and (candidate is None or pending[0] < candidate):
+                ready.append(heapq.heappop(pending))
+            if candidate is not None:
+                ready.append(candidate)
+            for value in ready:
+                if value > instant and (last is None or value > last):
+                    last = value
+                    yield value
+
+    def at_or_before(self, instant: datetime, tz: ZoneInfo) -> Iterator[datetime]:
+        """Start instants at or before ``instant``, descending, in UTC."""
+        scan = croniter(self.text, _local(instant + _margin(instant, tz), tz) + _ONE_SECOND)
+        pending: list[tuple[float, datetime]] = []
+        last: datetime | None = None
+        while True:
+            try:
+                wall = scan.get_prev(datetime)
+            except CroniterBadDateError:
+                return
+            first, second, kind = _passes(wall, tz)
+            candidate: datetime | None = first
+            if kind == "gap":
+                candidate = _gap_end(second, first, tz) if self.wall_clock else None
+            elif kind == "ambiguous" and not self.wall_clock:
+                candidate = second
+                heapq.heappush(pending, (-first.timestamp(), first))
+            ready = []
+            while pending and (candidate is None or pending[0][1] > candidate):
+                ready.append(heapq.heappop(pending)[1])
+            if candidate is not None:
+                ready.append(candidate)
+            for value in ready:
+                if value <= instant and (last is None or value < last):
+                    last = value
+                    yield value

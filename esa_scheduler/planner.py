@@ -1,0 +1,235 @@
+"""Pure decisions: schedule + instant + inventory + holds -> the desired state of every managed task.
+
+Tasks selected by the same windows, holds and default share one evaluation (a "group"), and all
+groups share one lazily computed ``Timeline`` per window; that is what keeps planning thousands
+of tasks against hundreds of windows well under a second.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from esa_scheduler.holds import Hold
+from esa_scheduler.schedule import Mode, Schedule, Status, TaskRule, Window, selector_matches
+from esa_scheduler.timeutil import utc_iso
+from esa_scheduler.windows import Timeline
+
+SEARCH_HORIZON = timedelta(days=400)
+
+
+@dataclass(frozen=True, order=True)
+class TaskRef:
+    """A delivery task as ESA knows it: user-level (``site_id`` None) or site-level."""
+
+    name: str
+    site_id: int | None = None
+
+    def sort_key(self) -> tuple[bool, int, str]:
+        """Sorted by (site_id, name), user-level tasks (no site) first."""
+        return (self.site_id is not None, self.site_id or 0, self.name)
+
+
+@dataclass(frozen=True)
+class ManagedTask:
+    """A task the schedule manages, with the defaults its task entry gives it."""
+
+    ref: TaskRef
+    default_status: Status
+    mode: Mode
+    explicit: bool
+
+
+@dataclass(frozen=True)
+class State:
+    """What one task should be at one instant, and why."""
+
+    desired: Status
+    source: str
+    matches: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The plan for one task at the plan's instant."""
+
+    task: ManagedTask
+    desired: Status
+    source: str
+    matches: tuple[str, ...]
+    next_change: datetime | None
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``plan --json`` shape of one task."""
+        return {
+            "name": self.task.ref.name,
+            "site_id": self.task.ref.site_id,
+            "desired": self.desired,
+            "source": self.source,
+            "matches": list(self.matches),
+            "next_change": utc_iso(self.next_change) if self.next_change else None,
+        }
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Every managed task's decision at one instant, sorted by (site_id, name)."""
+
+    at: datetime
+    decisions: tuple[Decision, ...]
+    holds: tuple[Hold, ...] = field(default=())
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``plan --json`` document."""
+        return {"at": utc_iso(self.at), "tasks": [d.to_json() for d in self.decisions]}
+
+    @property
+    def next_change(self) -> datetime | None:
+        """The earliest next transition over all tasks."""
+        return min((d.next_change for d in self.decisions if d.next_change), default=None)
+
+
+def managed_tasks(schedule: Schedule, inventory: Iterable[TaskRef]) -> list[ManagedTask]:
+    """Explicit names, plus inventory tasks a pattern matches; the first matching entry wins."""
+    found: dict[TaskRef, ManagedTask] = {}
+    for rule in schedule.explicit_tasks:
+        assert rule.name is not None
+        ref = TaskRef(rule.name, rule.site_id)
+        found.setdefault(ref, ManagedTask(ref, rule.default_status, rule.mode, explicit=True))
+    patterns = [rule for rule in schedule.tasks if rule.pattern is not None]
+    for ref in inventory:
+        if ref in found:
+            continue
+        match = _first_pattern(patterns, ref)
+        if match is not None:
+            found[ref] = ManagedTask(ref, match.default_status, match.mode, explicit=False)
+    return sorted(found.values(), key=lambda t: t.ref.sort_key())
+
+
+def _first_pattern(patterns: Sequence[TaskRule], ref: TaskRef) -> TaskRule | None:
+    for rule in patterns:
+        assert rule.pattern is not None
+        if rule.site_id == ref.site_id and selector_matches(rule.pattern, ref.name):
+            return rule
+    return None
+
+
+@dataclass(frozen=True)
+class _Group:
+    windows: tuple[int, ...]
+    holds: tuple[int, ...]
+    default: Status
+
+
+class Planner:
+    """Evaluates groups of tasks at and after one instant, caching one timeline per window."""
+
+    def __init__(
+        self,
+        schedule: Schedule,
+        at: datetime,
+        holds: Sequence[Hold] = (),
+        horizon: timedelta = SEARCH_HORIZON,
+    ) -> None:
+        self.schedule = schedule
+        self.at = at
+        self.holds = tuple(holds)
+        self.limit = at + horizon
+        self._timelines: dict[int, Timeline] = {}
+        self._groups: dict[_Group, tuple[State, datetime | None]] = {}
+        self._selection: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {}
+
+    def _timeline(self, index: int) -> Timeline:
+        timeline = self._timelines.get(index)
+        if timeline is None:
+            timeline = Timeline(self.schedule.windows[index], self.at, self.limit)
+            self._timelines[index] = timeline
+        return timeline
+
+    def _group(self, task: ManagedTask) -> _Group:
+        name = task.ref.name
+        selection = self._selection.get(name)
+        if selection is None:
+            windows = tuple(i for i, w in enumerate(self.schedule.windows) if w.selects(name))
+            holds = tuple(
+                i for i, h in enumerate(self.holds) if any(selector_matches(s, name) for s in h.tasks)
+            )
+            selection = (windows, holds)
+            self._selection[name] = selection
+        return _Group(selection[0], selection[1], task.default_status)
+
+    def _state(self, group: _Group, instant: datetime) -> State:
+        active: list[Window] = [
+            self.schedule.windows[i] for i in group.windows if self._timeline(i).active_at(instant)
+        ]
+        matches = tuple(f"window:{w.name}" for w in active)
+        holds = [self.holds[i] for i in group.holds if self.holds[i].active_at(instant)]
+        if holds:
+            newest = max(holds, key=lambda h: (h.created_at, h.id))
+            return State(newest.status, f"hold:{newest.id}", matches)
+        if active:
+            top = max(w.priority for w in active)
+            tied = [w for w in active if w.priority == top]
+            winner = next((w for w in tied if w.status == "offline"), tied[0])
+            return State(winner.status, f"window:{winner.name}", matches)
+        return State(group.default, "default", matches)
+
+    def _next_edge(self, group: _Group, instant: datetime) -> datetime | None:
+        edges = [self._timeline(i).next_edge(instant) for i in group.windows]
+        for i in group.holds:
+            hold = self.holds[i]
+            edges.extend(e for e in (hold.created_at, hold.expires_at) if e > instant)
+        upcoming = [e for e in edges if e is not None]
+        return min(upcoming) if upcoming else None
+
+    def _change_after(self, group: _Group, instant: datetime, desired: Status) -> datetime | None:
+        cursor = instant
+        while True:
+            edge = self._next_edge(group, cursor)
+            if edge is None or edge > self.limit:
+                return None
+            if self._state(group, edge).desired != desired:
+                return edge
+            cursor = edge
+
+    def _evaluate(self, group: _Group) -> tuple[State, datetime | None]:
+        cached = self._groups.get(group)
+        if cached is None:
+            state = self._state(group, self.at)
+            cached = (state, self._change_after(group, self.at, state.desired))
+            self._groups[group] = cached
+        return cached
+
+    def decide(self, tasks: Iterable[ManagedTask]) -> Plan:
+        """Decisions for ``tasks`` at the planner's instant."""
+        decisions = []
+        for task in tasks:
+            state, change = self._evaluate(self._group(task))
+            decisions.append(Decision(task, state.desired, state.source, state.matches, change))
+        return Plan(self.at, tuple(decisions), self.holds)
+
+    def transitions(self, task: ManagedTask, until: datetime) -> list[tuple[datetime, State]]:
+        """Every change of desired state after the plan instant up to ``until`` (for timelines)."""
+        group = self._group(task)
+        state = self._state(group, self.at)
+        changes: list[tuple[datetime, State]] = []
+        cursor = self.at
+        while True:
+            edge = self._change_after(group, cursor, state.desired)
+            if edge is None or edge > until:
+                return changes
+            state = self._state(group, edge)
+            changes.append((edge, state))
+            cursor = edge
+
+
+def plan(
+    schedule: Schedule,
+    at: datetime,
+    inventory: Iterable[TaskRef] = (),
+    holds: Sequence[Hold] = (),
+) -> Plan:
+    """The desired state of every managed task at ``at`` (pure: no I/O)."""
+    return Planner(schedule, at, holds).decide(managed_tasks(schedule, inventory))

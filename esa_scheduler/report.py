@@ -1,0 +1,74 @@
+"""Human-readable renderings for the terminal (the JSON forms live next to their models)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from esa_scheduler.planner import Decision, Plan, Planner, State
+from esa_scheduler.timeutil import utc_iso
+
+BAR_WIDTH = 48
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A plain left-aligned text table."""
+    widths = [max(len(str(c)) for c in column) for column in zip(headers, *rows, strict=True)]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in [headers, *rows]]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _local(instant: datetime, tz: ZoneInfo) -> str:
+    return instant.astimezone(tz).strftime("%Y-%m-%d %H:%M %Z")
+
+
+def _display_zone(planner: Planner, decision: Decision) -> ZoneInfo:
+    name = decision.task.ref.name
+    zones = [w.tz for w in planner.schedule.windows if w.selects(name)]
+    return zones[0] if zones else ZoneInfo("UTC")
+
+
+def plan_text(plan: Plan, planner: Planner, horizon: timedelta) -> str:
+    """The plan as a table, then one timeline per task: '#' offline, '.' online over the horizon."""
+    if not plan.decisions:
+        return f"plan at {utc_iso(plan.at)}: no managed tasks (patterns match nothing; try --task NAME)"
+    rows = [
+        [
+            d.task.ref.name,
+            "-" if d.task.ref.site_id is None else str(d.task.ref.site_id),
+            d.desired,
+            d.source,
+            utc_iso(d.next_change) if d.next_change else "none in 400 days",
+        ]
+        for d in plan.decisions
+    ]
+    out = [
+        f"plan at {utc_iso(plan.at)}",
+        "",
+        table(["task", "site", "desired", "source", "next change"], rows),
+    ]
+    until = plan.at + horizon
+    out += ["", f"timeline {utc_iso(plan.at)} .. {utc_iso(until)} ('#' offline, '.' online)"]
+    for decision in plan.decisions:
+        changes = planner.transitions(decision.task, until)
+        out.append(f"{decision.task.ref.name:<24} |{_bar(plan.at, until, decision.desired, changes)}|")
+        tz = _display_zone(planner, decision)
+        for instant, state in changes:
+            out.append(f"    {utc_iso(instant)}  ({_local(instant, tz)})  -> {state.desired} ({state.source})")
+    return "\n".join(out)
+
+
+def _bar(start: datetime, until: datetime, desired: str, changes: Sequence[tuple[datetime, State]]) -> str:
+    step = (until - start) / BAR_WIDTH
+    cells = []
+    states = [(start, desired)] + [(t, s.desired) for t, s in changes]
+    for i in range(BAR_WIDTH):
+        middle = start + step * i + step / 2
+        current = desired
+        for instant, value in states:
+            if instant <= middle:
+                current = value
+        cells.append("#" if current == "offline" else ".")
+    return "".join(cells)

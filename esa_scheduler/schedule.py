@@ -1,0 +1,505 @@
+"""The schedule: YAML files under ``schedule/`` turned into one validated, immutable model.
+
+Loading is strict on purpose (unknown keys are typos, not extensions) and reports every problem
+at once, each on one line that names the file, the entry and the field, so an operator can fix a
+schedule in one pass. The resolved model carries aware instants and ``ZoneInfo`` objects only.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from esa_scheduler import config
+from esa_scheduler.cron import CronExpr, wall_to_instant
+from esa_scheduler.errors import ScheduleError
+from esa_scheduler.timeutil import UTC, parse_datetime, parse_duration, zone
+
+Status = Literal["online", "offline"]
+Mode = Literal["enforce", "transitions"]
+MAX_FILE_BYTES = 1024 * 1024
+GLOB_CHARS = frozenset("*?[")
+
+
+def is_glob(selector: str) -> bool:
+    """A selector with shell wildcards matches names; any other selector is an exact name."""
+    return any(c in GLOB_CHARS for c in selector)
+
+
+def selector_matches(selector: str, name: str) -> bool:
+    """Case-sensitive match, because ESA task names are case-sensitive."""
+    return fnmatch.fnmatchcase(name, selector) if is_glob(selector) else selector == name
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TaskSpec(_Strict):
+    """One managed task entry: an exact ``name`` or a ``pattern`` over the names ESA lists."""
+
+    name: str | None = Field(default=None, min_length=1)
+    pattern: str | None = Field(default=None, min_length=1)
+    site_id: int | None = None
+    default_status: Status | None = None
+    mode: Mode | None = None
+
+
+class WindowSpec(_Strict):
+    """A recurring (``cron`` + ``duration``/``end_cron``) or one-off (``start`` + ``end``) window."""
+
+    name: str = Field(min_length=1)
+    tasks: list[str] = Field(min_length=1)
+    status: Status = "offline"
+    priority: int = 0
+    cron: str | None = None
+    duration: str | None = None
+    end_cron: str | None = None
+    timezone: str | None = None
+    skip_dates: list[date] = Field(default_factory=list)
+    active_from: date | None = None
+    active_until: date | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _iso(cls, value: Any) -> Any:
+        return parse_datetime(value) if isinstance(value, str) else value
+
+    @field_validator("skip_dates", "active_from", "active_until", mode="before")
+    @classmethod
+    def _dates_not_datetimes(cls, value: Any) -> Any:
+        values = value if isinstance(value, list) else [value]
+        if any(isinstance(v, datetime) for v in values):
+            raise ValueError("expected a date like 2026-12-25, not a date-time")
+        return value
+
+
+class MatchSpec(_Strict):
+    """What an incident rule looks for in a CloudEvent: globs on string fields, nested ``data``."""
+
+    type: str | None = None
+    source: str | None = None
+    subject: str | None = None
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class IncidentSpec(_Strict):
+    """Maps a matching CloudEvent to a hold (and optionally another one to its release)."""
+
+    name: str = Field(min_length=1)
+    match: MatchSpec
+    tasks: list[str] = Field(min_length=1)
+    status: Status = "offline"
+    ttl: str
+    release_on: MatchSpec | None = None
+
+
+class SafetySpec(_Strict):
+    """Limits that stop a run from changing too much at once (a bad schedule, a wrong inventory)."""
+
+    max_changes: int | None = Field(default=None, ge=0)
+    max_change_ratio: float | None = Field(default=None, ge=0, le=1)
+
+
+class ScheduleFileSpec(_Strict):
+    """The top level of one schedule file."""
+
+    version: Literal[1] = 1
+    timezone: str = "UTC"
+    default_status: Status = "online"
+    mode: Mode = "enforce"
+    tick: str | None = None
+    safety: SafetySpec | None = None
+    tasks: list[TaskSpec] = Field(default_factory=list)
+    windows: list[WindowSpec] = Field(default_factory=list)
+    incidents: list[IncidentSpec] = Field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class TaskRule:
+    """A resolved task entry; ``default_status`` already falls back to its file's default."""
+
+    name: str | None
+    pattern: str | None
+    site_id: int | None
+    default_status: Status
+    mode: Mode
+    origin: str
+
+
+@dataclass(frozen=True)
+class Window:
+    """A resolved window: zone objects, elapsed durations and UTC instants only."""
+
+    name: str
+    selectors: tuple[str, ...]
+    status: Status
+    priority: int
+    tz: ZoneInfo
+    origin: str
+    cron: CronExpr | None = None
+    duration: timedelta | None = None
+    end_cron: CronExpr | None = None
+    skip_dates: frozenset[date] = frozenset()
+    active_from: date | None = None
+    active_until: date | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+
+    def selects(self, name: str) -> bool:
+        """Whether this window applies to the task called ``name``."""
+        return any(selector_matches(s, name) for s in self.selectors)
+
+
+@dataclass(frozen=True)
+class IncidentRule:
+    """A resolved incident rule."""
+
+    name: str
+    match: MatchSpec
+    selectors: tuple[str, ...]
+    status: Status
+    ttl: timedelta
+    release_on: MatchSpec | None
+    origin: str
+
+
+@dataclass(frozen=True)
+class Safety:
+    """Resolved safety limits (``None`` means no limit)."""
+
+    max_changes: int | None = None
+    max_change_ratio: float | None = None
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Every file merged: the only input the planner needs besides the instant and the inventory."""
+
+    tasks: tuple[TaskRule, ...]
+    windows: tuple[Window, ...]
+    incidents: tuple[IncidentRule, ...] = ()
+    tick: timedelta = timedelta(minutes=1)
+    safety: Safety = field(default_factory=Safety)
+    files: tuple[str, ...] = ()
+
+    @property
+    def explicit_tasks(self) -> tuple[TaskRule, ...]:
+        """Task entries naming one task exactly (these are reported even when ESA lacks them)."""
+        return tuple(t for t in self.tasks if t.name is not None)
+
+    def is_managed_name(self, name: str) -> bool:
+        """Whether ``name`` is, or could be, a managed task (an explicit name or a pattern match)."""
+        return any(t.name == name or (t.pattern and selector_matches(t.pattern, name)) for t in self.tasks)
+
+
+def schedule_files(path: str | os.PathLike[str]) -> list[Path]:
+    """The files a ``--schedule`` argument names: one file, or every ``.yaml``/``.yml`` in a folder."""
+    root = Path(path)
+    if root.is_dir():
+        files = sorted(p for p in root.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+        if not files:
+            raise ScheduleError(f"{root}: no .yaml or .yml schedule files in this folder")
+        return files
+    if root.is_file():
+        return [root]
+    raise ScheduleError(f"{root}: schedule file or folder not found")
+
+
+def default_schedule_path() -> str:
+    """``ESA_SCHEDULE``, else ``schedule/``."""
+    return config.env(config.SCHEDULE, config.DEFAULT_SCHEDULE) or config.DEFAULT_SCHEDULE
+
+
+def load_schedule(path: str | os.PathLike[str] | None = None) -> Schedule:
+    """Read, validate and resolve a schedule; raise ``ScheduleError`` listing every problem."""
+    files = schedule_files(path if path is not None else default_schedule_path())
+    problems: list[str] = []
+    parsed: list[tuple[str, ScheduleFileSpec]] = []
+    for file in files:
+        spec = _parse_file(file, problems)
+        if spec is not None:
+            parsed.append((str(file), spec))
+    schedule = _resolve(parsed, problems) if not problems else None
+    if problems or schedule is None:
+        summary = f"{len(problems)} problem(s) in the schedule"
+        raise ScheduleError(summary if len(problems) != 1 else problems[0], problems)
+    return schedule
+
+
+def _parse_file(file: Path, problems: list[str]) -> ScheduleFileSpec | None:
+    try:
+        size = file.stat().st_size
+        if size > MAX_FILE_BYTES:
+            problems.append(f"{file}: file too large ({size} bytes; the limit is {MAX_FILE_BYTES})")
+            return None
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        problems.append(f"{file}: cannot read: {exc}")
+        return None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        problems.append(f"{file}: {_yaml_error(exc)}")
+        return None
+    if raw is None:
+        problems.append(f"{file}: the file is empty (expected a mapping with version: 1)")
+        return None
+    if not isinstance(raw, dict):
+        problems.append(f"{file}: the top level must be a mapping, not {type(raw).__name__}")
+        return None
+    try:
+        return ScheduleFileSpec.model_validate(raw)
+    except ValidationError as exc:
+        problems.extend(f"{file}: {_describe(err, raw)}" for err in exc.errors())
+        return None
+
+
+def _yaml_error(exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return f"{where}YAML syntax error: {problem}"
+
+
+_FIELD_NAMES: dict[str, tuple[str, ...]] = {
+    "": tuple(ScheduleFileSpec.model_fields),
+    "tasks": tuple(TaskSpec.model_fields),
+    "windows": tuple(WindowSpec.model_fields),
+    "incidents": tuple(IncidentSpec.model_fields),
+    "safety": tuple(SafetySpec.model_fields),
+    "match": tuple(MatchSpec.model_fields),
+    "release_on": tuple(MatchSpec.model_fields),
+}
+
+
+def _describe(err: Any, raw: dict[str, Any]) -> str:
+    """Turn a pydantic error into ``windows[1] (nightly).cron: <problem> <value>``."""
+    loc = tuple(err["loc"])
+    where = _location(loc, raw)
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        key = str(loc[-1])
+        parent = next((str(p) for p in reversed(loc[:-1]) if isinstance(p, str)), "")
+        hint = difflib.get_close_matches(key, _FIELD_NAMES.get(parent, ()), n=1)
+        suggestion = f" (did you mean '{hint[0]}'?)" if hint else ""
+        return f"{where}: unknown key '{key}'{suggestion}"
+    message = str(err["msg"]).removeprefix("Value error, ")
+    if kind == "missing":
+        return f"{where}: required field is missing"
+    value = err.get("input")
+    shown = f" (got {value!r})" if not isinstance(value, (dict, list)) else ""
+    return f"{where}: {message}{shown}"
+
+
+def _location(loc: tuple[Any, ...], raw: dict[str, Any]) -> str:
+    parts: list[str] = []
+    node: Any = raw
+    for item in loc:
+        if isinstance(item, int):
+            label = f"[{item}]"
+            node = node[item] if isinstance(node, list) and item < len(node) else None
+            if isinstance(node, dict) and isinstance(node.get("name"), str):
+                label += f" ({node['name']})"
+            parts.append(label)
+        else:
+            parts.append(("." if parts else "") + str(item))
+            node = node.get(item) if isinstance(node, dict) else None
+    return "".join(parts) or "(top level)"
+
+
+def _resolve(parsed: list[tuple[str, ScheduleFileSpec]], problems: list[str]) -> Schedule | None:
+    tasks: list[TaskRule] = []
+    for file, spec in parsed:
+        tasks.extend(_resolve_tasks(file, spec, problems))
+    probe = Schedule(tasks=tuple(tasks), windows=())
+    windows: list[Window] = []
+    incidents: list[IncidentRule] = []
+    seen_windows: dict[str, str] = {}
+    seen_incidents: dict[str, str] = {}
+    for file, spec in parsed:
+        file_tz = _zone(spec.timezone, f"{file}: timezone", problems)
+        for index, window in enumerate(spec.windows):
+            where = f"{file}: windows[{index}] ({window.name})"
+            _check_unique(window.name, where, seen_windows, problems)
+            _check_selectors(window.tasks, where, probe, problems)
+            resolved = _resolve_window(window, file_tz, file, where, problems)
+            if resolved is not None:
+                windows.append(resolved)
+        for index, rule in enumerate(spec.incidents):
+            where = f"{file}: incidents[{index}] ({rule.name})"
+            _check_unique(rule.name, where, seen_incidents, problems)
+            _check_selectors(rule.tasks, where, probe, problems)
+            ttl = _duration(rule.ttl, f"{where}.ttl", problems)
+            if ttl is not None:
+                incidents.append(
+                    IncidentRule(rule.name, rule.match, tuple(rule.tasks), rule.status, ttl, rule.release_on, file)
+                )
+    tick = _single_setting(parsed, "tick", problems)
+    safety = _single_setting(parsed, "safety", problems)
+    tick_delta = _duration(tick, "tick", problems) if isinstance(tick, str) else None
+    if problems:
+        return None
+    return Schedule(
+        tasks=tuple(tasks),
+        windows=tuple(windows),
+        incidents=tuple(incidents),
+        tick=tick_delta or timedelta(minutes=1),
+        safety=Safety(safety.max_changes, safety.max_change_ratio) if isinstance(safety, SafetySpec) else Safety(),
+        files=tuple(file for file, _ in parsed),
+    )
+
+
+def _resolve_tasks(file: str, spec: ScheduleFileSpec, problems: list[str]) -> Iterator[TaskRule]:
+    for index, task in enumerate(spec.tasks):
+        label = task.name or task.pattern
+        where = f"{file}: tasks[{index}]" + (f" ({label})" if label else "")
+        if (task.name is None) == (task.pattern is None):
+            problems.append(f"{where}: give exactly one of 'name' or 'pattern'")
+            continue
+        if task.name is not None and is_glob(task.name):
+            problems.append(f"{where}.name: {task.name!r} has wildcards; use 'pattern' for globs")
+            continue
+        yield TaskRule(
+            name=task.name,
+            pattern=task.pattern,
+            site_id=task.site_id,
+            default_status=task.default_status or spec.default_status,
+            mode=task.mode or spec.mode,
+            origin=file,
+        )
+
+
+def _check_unique(name: str, where: str, seen: dict[str, str], problems: list[str]) -> None:
+    if name in seen:
+        problems.append(f"{where}.name: duplicate name {name!r} (also in {seen[name]})")
+    else:
+        seen[name] = where
+
+
+def _check_selectors(selectors: Iterable[str], where: str, probe: Schedule, problems: list[str]) -> None:
+    for i, selector in enumerate(selectors):
+        if not isinstance(selector, str) or not selector:
+            problems.append(f"{where}.tasks[{i}]: empty task selector")
+        elif not is_glob(selector) and not probe.is_managed_name(selector):
+            problems.append(f"{where}.tasks[{i}]: {selector!r} is not a managed task (add it under 'tasks:' first)")
+
+
+def _single_setting(parsed: list[tuple[str, ScheduleFileSpec]], key: str, problems: list[str]) -> Any:
+    """Schedule-wide settings may be written in any one file, or repeated with the same value."""
+    values = {(file, repr(getattr(spec, key))): getattr(spec, key) for file, spec in parsed}
+    present = [(file, value) for (file, _), value in values.items() if value is not None]
+    if len({repr(v) for _, v in present}) > 1:
+        files = ", ".join(file for file, _ in present)
+        problems.append(f"{key}: set to different values in {files}; set it in one file")
+        return None
+    return present[0][1] if present else None
+
+
+def _duration(text: str, where: str, problems: list[str]) -> timedelta | None:
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        problems.append(f"{where}: {exc}")
+        return None
+
+
+def _cron(text: str, where: str, problems: list[str]) -> CronExpr | None:
+    try:
+        return CronExpr.parse(text)
+    except ValueError as exc:
+        problems.append(f"{where}: {exc}")
+        return None
+
+
+def _zone(name: str, where: str, problems: list[str]) -> ZoneInfo:
+    """Resolve a zone, recording a problem and carrying on in UTC so later checks still run."""
+    try:
+        return zone(name)
+    except ValueError as exc:
+        problems.append(f"{where}: {exc}")
+        return zone("UTC")
+
+
+def _resolve_window(window: WindowSpec, file_tz: ZoneInfo, file: str, where: str, problems: list[str]) -> Window | None:
+    before = len(problems)
+    tz = _zone(window.timezone, f"{where}.timezone", problems) if window.timezone else file_tz
+    base = Window(window.name, tuple(window.tasks), window.status, window.priority, tz, file)
+    recurring = window.cron is not None
+    one_off = window.start is not None or window.end is not None
+    if recurring and one_off:
+        problems.append(f"{where}: give either 'cron' (recurring) or 'start'/'end' (one-off), not both")
+        return None
+    if not recurring and not one_off:
+        problems.append(f"{where}: needs 'cron' with 'duration' or 'end_cron', or 'start' and 'end'")
+        return None
+    resolved = (
+        _resolve_recurring(window, base, where, problems)
+        if recurring
+        else _resolve_one_off(window, base, where, problems)
+    )
+    return resolved if len(problems) == before else None
+
+
+def _resolve_recurring(window: WindowSpec, base: Window, where: str, problems: list[str]) -> Window | None:
+    assert window.cron is not None
+    if (window.duration is None) == (window.end_cron is None):
+        problems.append(f"{where}: give exactly one of 'duration' or 'end_cron' with 'cron'")
+    cron = _cron(window.cron, f"{where}.cron", problems)
+    duration = _duration(window.duration, f"{where}.duration", problems) if window.duration else None
+    end_cron = _cron(window.end_cron, f"{where}.end_cron", problems) if window.end_cron else None
+    if window.active_from and window.active_until and window.active_until < window.active_from:
+        problems.append(f"{where}.active_until: {window.active_until} is before active_from {window.active_from}")
+    return replace(
+        base,
+        cron=cron,
+        duration=duration,
+        end_cron=end_cron,
+        skip_dates=frozenset(window.skip_dates),
+        active_from=window.active_from,
+        active_until=window.active_until,
+    )
+
+
+def _resolve_one_off(window: WindowSpec, base: Window, where: str, problems: list[str]) -> Window | None:
+    extras = [k for k in ("duration", "end_cron", "skip_dates", "active_from", "active_until") if getattr(window, k)]
+    if extras:
+        problems.append(f"{where}: {', '.join(extras)} only apply to recurring (cron) windows")
+    if window.start is None or window.end is None:
+        missing = "start" if window.start is None else "end"
+        problems.append(f"{where}.{missing}: a one-off window needs both 'start' and 'end'")
+        return None
+    start = _instant(window.start, base.tz, f"{where}.start", problems)
+    end = _instant(window.end, base.tz, f"{where}.end", problems)
+    if start is None or end is None or extras:
+        return None
+    if end <= start:
+        problems.append(f"{where}.end: {window.end.isoformat()} is not after start {window.start.isoformat()}")
+        return None
+    return replace(base, start=start, end=end)
+
+
+def _instant(value: datetime, tz: ZoneInfo, where: str, problems: list[str]) -> datetime | None:
+    """Aware values are taken as written; naive ones are wall clock in the window's zone."""
+    if value.tzinfo is not None:
+        return value.astimezone(UTC)
+    instant, kind = wall_to_instant(value, tz)
+    if kind == "gap":
+        problems.append(f"{where}: {value.isoformat()} does not exist in {tz.key} (skipped by a DST change)")
+        return None
+    if kind == "ambiguous":
+        problems.append(f"{where}: {value.isoformat()} happens twice in {tz.key} (DST change); add an offset to choose")
+        return None
+    return instant

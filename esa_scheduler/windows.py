@@ -1,0 +1,134 @@
+"""The window engine: when is a window active, and where are the edges of its activity.
+
+A window's occurrences form one stream: it is active at T when its latest start at or before T
+has not ended yet. A ``Timeline`` turns that stream into sorted, disjoint active intervals,
+computed lazily from the evaluation instant and cached, so that every task selected by the same
+window shares one computation (the planner depends on this for speed).
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterator
+from datetime import datetime, time, timedelta
+
+from esa_scheduler.schedule import Window
+from esa_scheduler.timeutil import UTC
+
+FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
+Interval = tuple[datetime, datetime]
+
+
+class Timeline:
+    """Active intervals of one window from (and including the one covering) ``origin``."""
+
+    def __init__(self, window: Window, origin: datetime, horizon: datetime) -> None:
+        self.window = window
+        self.origin = origin
+        self.horizon = horizon
+        self._starts: list[datetime] = []
+        self._ends: list[datetime] = []
+        self._source = self._intervals()
+        self._done = False
+
+    def _happens(self, start: datetime) -> bool:
+        local_day = start.astimezone(self.window.tz).date()
+        w = self.window
+        if w.active_from is not None and local_day < w.active_from:
+            return False
+        if w.active_until is not None and local_day > w.active_until:
+            return False
+        return local_day not in w.skip_dates
+
+    def _end_of(self, start: datetime) -> datetime:
+        w = self.window
+        if w.duration is not None:
+            return start + w.duration
+        assert w.end_cron is not None
+        return next(w.end_cron.after(start, w.tz), FAR_FUTURE)
+
+    def _latest_start(self) -> datetime | None:
+        w = self.window
+        assert w.cron is not None
+        probe = self.origin
+        if w.active_until is not None:
+            day_after = datetime.combine(w.active_until + timedelta(days=2), time(), tzinfo=w.tz)
+            probe = min(probe, day_after.astimezone(UTC))
+        for start in w.cron.at_or_before(probe, w.tz):
+            local_day = start.astimezone(w.tz).date()
+            if w.active_from is not None and local_day < w.active_from:
+                return None
+            if self._happens(start):
+                return start
+        return None
+
+    def _starts_from(self) -> Iterator[datetime]:
+        w = self.window
+        assert w.cron is not None
+        first = self._latest_start()
+        if first is not None:
+            yield first
+        origin = first or self.origin
+        if w.active_from is not None:
+            opening = datetime.combine(w.active_from, time(), tzinfo=w.tz).astimezone(UTC)
+            origin = max(origin, opening - timedelta(seconds=1))
+        for start in w.cron.after(origin, w.tz):
+            if start > self.horizon or (
+                w.active_until is not None and start.astimezone(w.tz).date() > w.active_until
+            ):
+                return
+            if self._happens(start):
+                yield start
+
+    def _intervals(self) -> Iterator[Interval]:
+        w = self.window
+        if w.start is not None and w.end is not None:
+            yield (w.start, w.end)
+            return
+        current: Interval | None = None
+        for start in self._starts_from():
+            end = self._end_of(start)
+            if current is None:
+                current = (start, end)
+            elif start <= current[1]:
+                current = (current[0], end)
+            else:
+                yield current
+                current = (start, end)
+        if current is not None:
+            yield current
+
+    def _extend(self, until: datetime) -> None:
+        while not self._done and (not self._starts or self._starts[-1] <= until):
+            interval = next(self._source, None)
+            if interval is None:
+                self._done = True
+                return
+            self._starts.append(interval[0])
+            self._ends.append(interval[1])
+
+    def active_at(self, instant: datetime) -> bool:
+        """Whether the window is active at ``instant`` (half-open intervals)."""
+        self._extend(instant)
+        i = bisect.bisect_right(self._starts, instant) - 1
+        return i >= 0 and instant < self._ends[i]
+
+    def next_edge(self, instant: datetime) -> datetime | None:
+        """The first instant after ``instant`` at which this window starts or stops being active."""
+        self._extend(instant)
+        i = bisect.bisect_right(self._starts, instant) - 1
+        if i >= 0 and instant < self._ends[i]:
+            end = self._ends[i]
+            return end if end < FAR_FUTURE else None
+        self._extend(instant + timedelta(microseconds=1))
+        i += 1
+        return self._starts[i] if i < len(self._starts) else None
+
+    def intervals_between(self, begin: datetime, finish: datetime) -> list[Interval]:
+        """Active intervals that overlap [begin, finish), clipped to it."""
+        self._extend(finish)
+        return [
+            (max(a, begin), min(b, finish))
+            for a, b in zip(self._starts, self._ends, strict=True)
+            if a < finish and b > begin
+        ]
