@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from esa_scheduler.holds import Hold
-from esa_scheduler.schedule import Mode, Schedule, Status, TaskRule, Window, selector_matches
+from esa_scheduler.schedule import Mode, Schedule, SelectorIndex, Status, Window
 from esa_scheduler.timeutil import utc_iso
 from esa_scheduler.windows import Timeline
 
@@ -98,22 +98,14 @@ def managed_tasks(schedule: Schedule, inventory: Iterable[TaskRef]) -> list[Mana
         assert rule.name is not None
         ref = TaskRef(rule.name, rule.site_id)
         found.setdefault(ref, ManagedTask(ref, rule.default_status, rule.mode, explicit=True))
-    patterns = [rule for rule in schedule.tasks if rule.pattern is not None]
+    patterns = SelectorIndex((rule.pattern, rule) for rule in schedule.tasks if rule.pattern is not None)
     for ref in inventory:
         if ref in found:
             continue
-        match = _first_pattern(patterns, ref)
+        match = next((rule for rule in patterns.lookup(ref.name) if rule.site_id == ref.site_id), None)
         if match is not None:
             found[ref] = ManagedTask(ref, match.default_status, match.mode, explicit=False)
     return sorted(found.values(), key=lambda t: t.ref.sort_key())
-
-
-def _first_pattern(patterns: Sequence[TaskRule], ref: TaskRef) -> TaskRule | None:
-    for rule in patterns:
-        assert rule.pattern is not None
-        if rule.site_id == ref.site_id and selector_matches(rule.pattern, ref.name):
-            return rule
-    return None
 
 
 @dataclass(frozen=True)
@@ -139,7 +131,11 @@ class Planner:
         self.limit = at + horizon
         self._timelines: dict[int, Timeline] = {}
         self._groups: dict[_Group, tuple[State, datetime | None]] = {}
-        self._selection: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {}
+        self._window_index = SelectorIndex(
+            (selector, i) for i, w in enumerate(schedule.windows) for selector in w.selectors
+        )
+        self._hold_index = SelectorIndex((selector, i) for i, h in enumerate(self.holds) for selector in h.tasks)
+        self._groups_by_name: dict[tuple[str, Status], _Group] = {}
 
     def _timeline(self, index: int) -> Timeline:
         timeline = self._timelines.get(index)
@@ -149,21 +145,17 @@ class Planner:
         return timeline
 
     def _group(self, task: ManagedTask) -> _Group:
-        name = task.ref.name
-        selection = self._selection.get(name)
-        if selection is None:
-            windows = tuple(i for i, w in enumerate(self.schedule.windows) if w.selects(name))
-            holds = tuple(
-                i for i, h in enumerate(self.holds) if any(selector_matches(s, name) for s in h.tasks)
-            )
-            selection = (windows, holds)
-            self._selection[name] = selection
-        return _Group(selection[0], selection[1], task.default_status)
+        key = (task.ref.name, task.default_status)
+        group = self._groups_by_name.get(key)
+        if group is None:
+            windows = tuple(sorted(self._window_index.lookup(task.ref.name)))
+            holds = tuple(sorted(self._hold_index.lookup(task.ref.name)))
+            group = _Group(windows, holds, task.default_status)
+            self._groups_by_name[key] = group
+        return group
 
     def _state(self, group: _Group, instant: datetime) -> State:
-        active: list[Window] = [
-            self.schedule.windows[i] for i in group.windows if self._timeline(i).active_at(instant)
-        ]
+        active: list[Window] = [self.schedule.windows[i] for i in group.windows if self._timeline(i).active_at(instant)]
         matches = tuple(f"window:{w.name}" for w in active)
         holds = [self.holds[i] for i in group.holds if self.holds[i].active_at(instant)]
         if holds:

@@ -10,11 +10,12 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import os
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 from zoneinfo import ZoneInfo
 
 import yaml
@@ -29,6 +30,7 @@ Status = Literal["online", "offline"]
 Mode = Literal["enforce", "transitions"]
 MAX_FILE_BYTES = 1024 * 1024
 GLOB_CHARS = frozenset("*?[")
+T = TypeVar("T")
 
 
 def is_glob(selector: str) -> bool:
@@ -39,6 +41,36 @@ def is_glob(selector: str) -> bool:
 def selector_matches(selector: str, name: str) -> bool:
     """Case-sensitive match, because ESA task names are case-sensitive."""
     return fnmatch.fnmatchcase(name, selector) if is_glob(selector) else selector == name
+
+
+class SelectorIndex(Generic[T]):
+    """Which values' selectors match a name, without trying every selector on every name.
+
+    Exact names are a dict lookup and ``prefix*`` globs (the common case) a lookup per distinct
+    prefix length; only other globs fall back to matching one by one.
+    """
+
+    def __init__(self, entries: Iterable[tuple[str, T]]) -> None:
+        self._exact: dict[str, list[T]] = {}
+        self._prefixes: dict[int, dict[str, list[T]]] = {}
+        self._globs: list[tuple[re.Pattern[str], T]] = []
+        for selector, value in entries:
+            head = selector[:-1]
+            if not is_glob(selector):
+                self._exact.setdefault(selector, []).append(value)
+            elif selector.endswith("*") and not is_glob(head):
+                self._prefixes.setdefault(len(head), {}).setdefault(head, []).append(value)
+            else:
+                self._globs.append((re.compile(fnmatch.translate(selector)), value))
+
+    def lookup(self, name: str) -> list[T]:
+        """Every value whose selector matches ``name``, in insertion order, without repeats."""
+        found = list(self._exact.get(name, ()))
+        for length, table in self._prefixes.items():
+            if len(name) >= length:
+                found.extend(table.get(name[:length], ()))
+        found.extend(value for pattern, value in self._globs if pattern.match(name))
+        return list(dict.fromkeys(found))
 
 
 class _Strict(BaseModel):
