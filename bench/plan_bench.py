@@ -66,7 +66,7 @@ def shared(schedule: Schedule, refs: list[TaskRef]) -> list[tuple[str, str, date
 
 def naive(schedule: Schedule, refs: list[TaskRef], sample: int) -> list[tuple[str, str, datetime | None]]:
     """Fresh croniter timelines for every task and every window selecting it (nothing shared)."""
-    out = []
+    out: list[tuple[str, str, datetime | None]] = []
     for task in managed_tasks(schedule, refs)[::sample]:
         decision = Planner(schedule, AT).decide([task]).decisions[0]
         out.append((task.ref.name, decision.desired, decision.next_change))
