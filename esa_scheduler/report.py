@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from esa_scheduler.planner import Decision, Plan, Planner, State
+from esa_scheduler.reconciler import RunSummary
 from esa_scheduler.timeutil import utc_iso
 
 BAR_WIDTH = 48
@@ -72,3 +73,29 @@ def _bar(start: datetime, until: datetime, desired: str, changes: Sequence[tuple
                 current = value
         cells.append("#" if current == "offline" else ".")
     return "".join(cells)
+
+
+def run_text(summary: RunSummary) -> str:
+    """One row per managed task, then the summary line."""
+    rows = [
+        [
+            r.decision.task.ref.name,
+            "-" if r.decision.task.ref.site_id is None else str(r.decision.task.ref.site_id),
+            r.previous or "-",
+            r.decision.desired,
+            r.action,
+            r.decision.source,
+            r.error or "",
+        ]
+        for r in sorted(summary.results, key=lambda r: r.decision.task.ref.sort_key())
+    ]
+    counts = ", ".join(f"{k} {v}" for k, v in summary.counts.items() if v)
+    head = f"run at {utc_iso(summary.at)}" + (" (dry run)" if summary.dry_run else "")
+    lines = [head, "", table(["task", "site", "previous", "desired", "action", "source", "note"], rows), ""]
+    if summary.blocked:
+        lines.append(f"BLOCKED by safety limits: {summary.blocked} (use --force to override)")
+    if summary.error:
+        lines.append(f"FAILED: {summary.error}")
+    next_change = utc_iso(summary.next_change) if summary.next_change else "none in 400 days"
+    lines.append(f"{counts or 'no managed tasks'}; {summary.api_calls} API call(s); next change {next_change}")
+    return "\n".join(lines)

@@ -236,6 +236,19 @@ class Schedule:
         """Whether ``name`` is, or could be, a managed task (an explicit name or a pattern match)."""
         return any(t.name == name or (t.pattern and selector_matches(t.pattern, name)) for t in self.tasks)
 
+    def selector_may_match(self, selector: str) -> bool:
+        """Whether a hold or window selector can select any managed task (a glob may meet a pattern)."""
+        if not is_glob(selector):
+            return self.is_managed_name(selector)
+        return any(
+            (t.name is not None and selector_matches(selector, t.name))
+            or (
+                t.pattern is not None
+                and (selector_matches(selector, t.pattern) or selector_matches(t.pattern, selector))
+            )
+            for t in self.tasks
+        )
+
 
 def schedule_files(path: str | os.PathLike[str]) -> list[Path]:
     """The files a ``--schedule`` argument names: one file, or every ``.yaml``/``.yml`` in a folder."""
@@ -259,19 +272,34 @@ def load_schedule(path: str | os.PathLike[str] | None = None) -> Schedule:
     """Read, validate and resolve a schedule; raise ``ScheduleError`` listing every problem."""
     files = schedule_files(path if path is not None else default_schedule_path())
     problems: list[str] = []
-    parsed: list[tuple[str, ScheduleFileSpec]] = []
-    for file in files:
-        spec = _parse_file(file, problems)
-        if spec is not None:
-            parsed.append((str(file), spec))
-    schedule = _resolve(parsed, problems) if not problems else None
+    parsed = [spec for spec in (_parse_file(file, problems) for file in files) if spec is not None]
+    schedule = _resolve(parsed, problems)
     if problems or schedule is None:
         summary = f"{len(problems)} problem(s) in the schedule"
         raise ScheduleError(summary if len(problems) != 1 else problems[0], problems)
     return schedule
 
 
-def _parse_file(file: Path, problems: list[str]) -> ScheduleFileSpec | None:
+@dataclass(frozen=True)
+class _ParsedFile:
+    """One file's settings, and each list entry that validated, with its index for messages."""
+
+    file: str
+    spec: ScheduleFileSpec
+    tasks: list[tuple[int, TaskSpec]]
+    windows: list[tuple[int, WindowSpec]]
+    incidents: list[tuple[int, IncidentSpec]]
+
+
+_SECTIONS: dict[str, type[TaskSpec] | type[WindowSpec] | type[IncidentSpec]] = {
+    "tasks": TaskSpec,
+    "windows": WindowSpec,
+    "incidents": IncidentSpec,
+}
+
+
+def _parse_file(file: Path, problems: list[str]) -> _ParsedFile | None:
+    """Validate entry by entry, so one bad window does not hide the problems of the others."""
     try:
         size = file.stat().st_size
         if size > MAX_FILE_BYTES:
@@ -292,10 +320,46 @@ def _parse_file(file: Path, problems: list[str]) -> ScheduleFileSpec | None:
     if not isinstance(raw, dict):
         problems.append(f"{file}: the top level must be a mapping, not {type(raw).__name__}")
         return None
+    top = dict(raw)
+    entries: dict[str, list[tuple[int, Any]]] = {key: [] for key in _SECTIONS}
+    for key, model in _SECTIONS.items():
+        value = raw.get(key)
+        if not isinstance(value, list):
+            continue
+        top[key] = []
+        for index, item in enumerate(value):
+            entry = _validate_entry(model, item, (key, index), raw, file, problems)
+            if entry is not None:
+                entries[key].append((index, entry))
     try:
-        return ScheduleFileSpec.model_validate(raw)
+        spec = ScheduleFileSpec.model_validate(top)
     except ValidationError as exc:
         problems.extend(f"{file}: {_describe(err, raw)}" for err in exc.errors())
+        return None
+    return _ParsedFile(str(file), spec, entries["tasks"], entries["windows"], entries["incidents"])
+
+
+def _validate_entry(
+    model: type[_Strict],
+    item: Any,
+    prefix: tuple[str, int],
+    raw: dict[str, Any],
+    file: Path,
+    problems: list[str],
+) -> Any:
+    """Validate one list entry; on field errors, report them and retry without those fields so
+    the entry's other fields still get their semantic checks (the file is rejected either way)."""
+    try:
+        return model.model_validate(item)
+    except ValidationError as exc:
+        errors = exc.errors()
+    problems.extend(f"{file}: {_describe({**err, 'loc': (*prefix, *err['loc'])}, raw)}" for err in errors)
+    if not isinstance(item, dict):
+        return None
+    bad = {err["loc"][0] for err in errors if err["loc"]}
+    try:
+        return model.model_validate({k: v for k, v in item.items() if k not in bad})
+    except ValidationError:
         return None
 
 
@@ -352,25 +416,26 @@ def _location(loc: tuple[Any, ...], raw: dict[str, Any]) -> str:
     return "".join(parts) or "(top level)"
 
 
-def _resolve(parsed: list[tuple[str, ScheduleFileSpec]], problems: list[str]) -> Schedule | None:
+def _resolve(parsed: list[_ParsedFile], problems: list[str]) -> Schedule | None:
     tasks: list[TaskRule] = []
-    for file, spec in parsed:
-        tasks.extend(_resolve_tasks(file, spec, problems))
+    for pf in parsed:
+        tasks.extend(_resolve_tasks(pf, problems))
     probe = Schedule(tasks=tuple(tasks), windows=())
     windows: list[Window] = []
     incidents: list[IncidentRule] = []
     seen_windows: dict[str, str] = {}
     seen_incidents: dict[str, str] = {}
-    for file, spec in parsed:
-        file_tz = _zone(spec.timezone, f"{file}: timezone", problems)
-        for index, window in enumerate(spec.windows):
+    for pf in parsed:
+        file = pf.file
+        file_tz = _zone(pf.spec.timezone, f"{file}: timezone", problems)
+        for index, window in pf.windows:
             where = f"{file}: windows[{index}] ({window.name})"
             _check_unique(window.name, where, seen_windows, problems)
             _check_selectors(window.tasks, where, probe, problems)
             resolved = _resolve_window(window, file_tz, file, where, problems)
             if resolved is not None:
                 windows.append(resolved)
-        for index, rule in enumerate(spec.incidents):
+        for index, rule in pf.incidents:
             where = f"{file}: incidents[{index}] ({rule.name})"
             _check_unique(rule.name, where, seen_incidents, problems)
             _check_selectors(rule.tasks, where, probe, problems)
@@ -390,12 +455,13 @@ def _resolve(parsed: list[tuple[str, ScheduleFileSpec]], problems: list[str]) ->
         incidents=tuple(incidents),
         tick=tick_delta or timedelta(minutes=1),
         safety=Safety(safety.max_changes, safety.max_change_ratio) if isinstance(safety, SafetySpec) else Safety(),
-        files=tuple(file for file, _ in parsed),
+        files=tuple(pf.file for pf in parsed),
     )
 
 
-def _resolve_tasks(file: str, spec: ScheduleFileSpec, problems: list[str]) -> Iterator[TaskRule]:
-    for index, task in enumerate(spec.tasks):
+def _resolve_tasks(pf: _ParsedFile, problems: list[str]) -> Iterator[TaskRule]:
+    file, spec = pf.file, pf.spec
+    for index, task in pf.tasks:
         label = task.name or task.pattern
         where = f"{file}: tasks[{index}]" + (f" ({label})" if label else "")
         if (task.name is None) == (task.pattern is None):
@@ -429,9 +495,9 @@ def _check_selectors(selectors: Iterable[str], where: str, probe: Schedule, prob
             problems.append(f"{where}.tasks[{i}]: {selector!r} is not a managed task (add it under 'tasks:' first)")
 
 
-def _single_setting(parsed: list[tuple[str, ScheduleFileSpec]], key: str, problems: list[str]) -> Any:
+def _single_setting(parsed: list[_ParsedFile], key: str, problems: list[str]) -> Any:
     """Schedule-wide settings may be written in any one file, or repeated with the same value."""
-    values = {(file, repr(getattr(spec, key))): getattr(spec, key) for file, spec in parsed}
+    values = {(pf.file, repr(getattr(pf.spec, key))): getattr(pf.spec, key) for pf in parsed}
     present = [(file, value) for (file, _), value in values.items() if value is not None]
     if len({repr(v) for _, v in present}) > 1:
         files = ", ".join(file for file, _ in present)

@@ -61,9 +61,7 @@ def canonical_request(
 ) -> str:
     """The V3 canonical request; ``headers`` keys must already be lower-case."""
     canonical_headers = "".join(f"{name}:{headers[name].strip()}\n" for name in signed_headers)
-    return "\n".join(
-        [method.upper(), path or "/", query, canonical_headers, ";".join(signed_headers), body_sha256]
-    )
+    return "\n".join([method.upper(), path or "/", query, canonical_headers, ";".join(signed_headers), body_sha256])
 
 
 def signature(secret: str, canonical: str) -> str:

@@ -1,0 +1,64 @@
+"""A stand-in for FC's ``context`` object, for ``esa-scheduler invoke`` and tests.
+
+There is no FC runtime shim on PyPI; this is the subset of FC's context the handler reads, as a
+pydantic model so that a context file with a typo is refused like any other bad input.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from esa_scheduler.errors import UserError
+
+
+class _Shape(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FunctionInfo(_Shape):
+    """``context.function``."""
+
+    name: str = "esa-scheduler"
+    handler: str = "handler.handler"
+    memory: int = 256
+    timeout: float = 300
+
+
+class ContextCredentials(_Shape):
+    """``context.credentials`` (python3.10 runtimes): the function role's STS credentials."""
+
+    access_key_id: str
+    access_key_secret: str = Field(repr=False)
+    security_token: str | None = Field(default=None, repr=False)
+
+
+class FcContext(_Shape):
+    """``context`` as FC passes it to ``handler(event, context)``."""
+
+    request_id: str = Field(default_factory=lambda: str(uuid.uuid4()))
+    function: FunctionInfo = Field(default_factory=FunctionInfo)
+    region: str | None = None
+    account_id: str | None = None
+    credentials: ContextCredentials | None = None
+
+
+def load_context(path: str | None) -> FcContext:
+    """Read a context JSON file (or make a default one), naming the file and field on error."""
+    if path is None:
+        return FcContext()
+    try:
+        with open(path, encoding="utf-8") as handle:
+            raw = json.load(handle)
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read context file: {exc.strerror}") from exc
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from exc
+    try:
+        return FcContext.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        raise UserError(f"{path}: {where}: {err['msg']}") from exc
