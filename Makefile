@@ -23,5 +23,13 @@ lint: install
 	.venv/bin/ruff format --check .
 	.venv/bin/mypy
 
+# The Function Compute code package: handler, package, schedule/ and Linux wheels for the
+# template's runtime (FC_PYTHON_VERSION must match `Runtime: python<version>` in template.yml).
+PACKAGE_ZIP := dist/esa-scheduler.zip
+FC_PYTHON_VERSION := 3.10
+
+package: install
+	$(PY) scripts/package.py --output $(PACKAGE_ZIP) --python-version $(FC_PYTHON_VERSION)
+
 clean:
 	rm -rf .venv dist build .mypy_cache .ruff_cache .pytest_cache

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import json
-import logging
 import math
 import os
 import platform
@@ -33,6 +32,7 @@ from esa_scheduler.credentials import Credentials
 from esa_scheduler.errors import ConfigError
 from esa_scheduler.signer import AcsV3Auth, new_nonce
 from esa_scheduler.timeutil import now_utc
+from esa_scheduler.transport import KeepAliveTransport
 
 API_VERSION = "2024-09-10"
 ACTIONS: tuple[str, ...] = (
@@ -44,7 +44,6 @@ ACTIONS: tuple[str, ...] = (
 )
 METHODS = ("online", "offline")
 
-_log = logging.getLogger(__name__)
 
 _RETRYABLE_PREFIXES = ("Throttling", "ServiceUnavailable", "InternalError")
 _NONCE_REUSED = "SignatureNonceUsed"
@@ -53,6 +52,7 @@ _REGION = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 _BURST_SECONDS = 0.1
 # Hard stop for a server whose pages never end (1000 pages of 100 is far beyond any real account).
 _MAX_PAGES = 1000
+_MIN_INTERVAL = 0.05
 _MAX_PAGE_SIZE = 500
 
 _Model = TypeVar("_Model", bound=BaseModel)
@@ -252,13 +252,16 @@ class _Pacer:
     """Spaces requests ``1/rate`` apart with a small burst allowance (GCRA, virtual scheduling).
 
     Each caller reserves its slot before awaiting, so no lock is needed on one event loop and
-    the waits come out exact even when the injected sleep returns at once.
+    the waits come out exact even when the injected sleep returns at once. When ESA throttles,
+    the spacing doubles for every caller at once (and eases back on success), so a run settles
+    at the rate the account is allowed instead of spending its retries in lockstep.
     """
 
     def __init__(self, rate: float, sleep: Callable[[float], Awaitable[None]], clock: Callable[[], float]):
-        self._interval = 1.0 / rate
+        self._base = 1.0 / rate if rate else 0.0
+        self._interval = self._base
         burst = max(1.0, rate * _BURST_SECONDS)
-        self._tolerance = (burst - 1.0) * self._interval
+        self._tolerance = (burst - 1.0) * self._base
         self._sleep = sleep
         self._clock = clock
         self._next: float | None = None
@@ -267,9 +270,20 @@ class _Pacer:
         now = self._clock()
         slot = now if self._next is None else max(self._next, now)
         self._next = slot + self._interval
-        delay = slot - self._tolerance - now
+        tolerance = self._tolerance if self._interval == self._base else 0.0
+        delay = slot - tolerance - now
         if delay > 0:
             await self._sleep(delay)
+
+    def slow_down(self) -> None:
+        """Throttled: halve the rate (down to one request per second)."""
+        self._interval = min(max(self._interval * 2, _MIN_INTERVAL), 1.0)
+
+    def recover(self) -> None:
+        """A success: ease back towards the configured rate."""
+        if self._interval > self._base:
+            eased = self._interval * 0.9
+            self._interval = self._base if eased <= max(self._base, _MIN_INTERVAL / 2) else eased
 
 
 class EsaClient:
@@ -287,6 +301,7 @@ class EsaClient:
         nonce: Callable[[], str] = new_nonce,
         rng: random.Random | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        on_retry: Callable[[EsaApiError, float], None] | None = None,
     ) -> None:
         self._url = check_endpoint(endpoint) + "/"
         self._settings = settings if settings is not None else ClientSettings()
@@ -294,12 +309,13 @@ class EsaClient:
         self._sleep = sleep
         self._rng = rng if rng is not None else random.Random()
         self._monotonic = monotonic
+        self._on_retry = on_retry
         self._slots = asyncio.Semaphore(s.concurrency)
-        self._pacer = _Pacer(s.max_rps, sleep, monotonic) if s.max_rps else None
+        self._pacer = _Pacer(s.max_rps or 0.0, sleep, monotonic)
         self._api_calls = 0
         self._http = httpx.AsyncClient(
             auth=AcsV3Auth(credentials, clock=clock, nonce=nonce),
-            transport=transport,
+            transport=transport or KeepAliveTransport(s.concurrency, s.connect_timeout, s.read_timeout),
             timeout=httpx.Timeout(s.read_timeout, connect=s.connect_timeout),
             limits=httpx.Limits(max_connections=s.concurrency, max_keepalive_connections=s.concurrency),
             headers={
@@ -366,30 +382,28 @@ class EsaClient:
         body, attempts = await self._call(action, {**params, "Method": method})
         return _parse(action, StatusChange, body).model_copy(update={"attempts": attempts})
 
+    async def _page(self, action: str, params: dict[str, str], number: int, size: int) -> tuple[TaskPage, Any]:
+        query = {**params, "PageNumber": str(number), "PageSize": str(size)}
+        body, _ = await self._call(action, query)
+        return _parse(action, TaskPage, body), body
+
     async def _list(self, action: str, params: dict[str, str], page_size: int) -> list[DeliveryTask]:
+        """Page 1 says how many pages there are; the others are fetched concurrently."""
         if not 1 <= page_size <= _MAX_PAGE_SIZE:
             raise ValueError(f"page_size must be between 1 and {_MAX_PAGE_SIZE}, not {page_size}")
-        tasks: list[DeliveryTask] = []
-        page_limit = _MAX_PAGES
-        number = 0
-        while True:
-            number += 1
-            query = {**params, "PageNumber": str(number), "PageSize": str(page_size)}
-            body, _ = await self._call(action, query)
-            page = _parse(action, TaskPage, body)
-            tasks.extend(page.tasks)
-            if number == 1:
-                # TotalCount may grow a little while we page; a server that keeps going far past
-                # what it first announced is looping, not growing.
-                page_limit = min(_MAX_PAGES, math.ceil(page.total_count / page_size) + 2)
-            if len(tasks) >= page.total_count or 0 < len(page.tasks) < page_size:
-                return tasks
+        first, first_body = await self._page(action, params, 1, page_size)
+        count = math.ceil(first.total_count / page_size) if len(first.tasks) == page_size else 1
+        if count > _MAX_PAGES:
+            what = f"TotalCount {first.total_count} would take more than {_MAX_PAGES} pages"
+            raise _malformed(action, what, first_body)
+        rest = await asyncio.gather(*(self._page(action, params, n, page_size) for n in range(2, count + 1)))
+        tasks: dict[str, DeliveryTask] = {task.task_name: task for task in first.tasks}
+        for number, (page, body) in enumerate(rest, start=2):
             if not page.tasks:
-                what = f"TotalCount is {page.total_count} but page {number} was empty after {len(tasks)} tasks"
+                what = f"TotalCount is {first.total_count} but page {number} was empty after {len(tasks)} tasks"
                 raise _malformed(action, f"truncated list: {what}", body)
-            if number >= page_limit:
-                what = f"pagination did not end after {number} pages (TotalCount {page.total_count})"
-                raise _malformed(action, what, body)
+            tasks.update((task.task_name, task) for task in page.tasks)
+        return list(tasks.values())
 
     async def _call(self, action: str, params: dict[str, str]) -> tuple[dict[str, Any], int]:
         """Send one logical call, retrying transient failures; return the JSON body and attempts."""
@@ -408,21 +422,18 @@ class EsaClient:
             else:
                 body, failure = _read(action, response)
                 if failure is None:
+                    self._pacer.recover()
                     return body, attempt
                 error, retry_after = failure, _retry_after(response)
+                if error.code.startswith("Throttling"):
+                    self._pacer.slow_down()
             error.attempts = attempt
             nonce_clashes += error.code == _NONCE_REUSED
             delay = self._retry_delay(error, attempt, retry_after, nonce_clashes)
             if delay is None or self._monotonic() - started + delay > s.max_total_retry_time:
                 raise error
-            _log.warning(
-                "%s: %s (attempt %d of %d), retrying in %.2fs",
-                action,
-                error.code,
-                attempt,
-                s.max_attempts,
-                delay,
-            )
+            if self._on_retry is not None:
+                self._on_retry(error, delay)
             if delay > 0:
                 await self._sleep(delay)
 
@@ -436,14 +447,14 @@ class EsaClient:
             # A nonce clash is a coincidence, not load: one immediate re-sign is enough.
             return 0.0 if nonce_clashes == 1 else None
         if retry_after is not None:
-            return retry_after
+            # The server's hint, spread by up to half again so throttled callers do not return together.
+            return self._rng.uniform(retry_after, retry_after * 1.5)
         cap = min(self._settings.max_delay, self._settings.base_delay * 2 ** (attempt - 1))
         return self._rng.uniform(0, cap)
 
     async def _send(self, action: str, params: dict[str, str]) -> httpx.Response:
         async with self._slots:
-            if self._pacer is not None:
-                await self._pacer.wait()
+            await self._pacer.wait()
             request = self._http.build_request("GET", self._url, params=params, headers={"x-acs-action": action})
             self._api_calls += 1
             return await self._http.send(request)

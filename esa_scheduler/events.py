@@ -123,6 +123,11 @@ class ReleaseCommand(_Model):
     dry_run: bool = False
     force: bool = False
 
+    @field_validator("id")
+    @classmethod
+    def _id(cls, value: str | None) -> str | None:
+        return check_hold_id(value) if value is not None else None
+
     @model_validator(mode="after")
     def _one_selector(self) -> ReleaseCommand:
         if (self.id is None) == (self.tasks is None):
@@ -278,7 +283,7 @@ class EventReader:
                 holds.append(self._hold(result, where))
             elif isinstance(result, ReleaseCommand):
                 if result.id is not None:
-                    release_ids.append(check_hold_id(result.id))
+                    release_ids.append(result.id)
                 else:
                     release_tasks.extend(result.tasks or ())
         return Intent(at, dry_run, force, tuple(holds), tuple(release_ids), tuple(release_tasks), tuple(sources))

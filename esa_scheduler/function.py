@@ -14,10 +14,11 @@ import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, NamedTuple, TextIO
 
 from esa_scheduler import config
-from esa_scheduler.client import ClientSettings, EsaClient, check_endpoint, resolve_endpoint
+from esa_scheduler.client import ClientSettings, EsaApiError, EsaClient, check_endpoint, resolve_endpoint
 from esa_scheduler.credentials import Credentials, resolve_credentials
 from esa_scheduler.errors import UserError
 from esa_scheduler.events import EventReader, Intent
@@ -81,9 +82,15 @@ class HoldChanges(NamedTuple):
     touched: tuple[str, ...]
 
 
-def apply_hold_changes(intent: Intent, store: HoldStore, log: RunLog) -> HoldChanges:
-    """Persist an intent's new holds and releases (unless it is a dry run) and log each one."""
-    existing = store.active(now_utc(), prune=not intent.dry_run)
+def apply_hold_changes(intent: Intent, store: HoldStore, log: RunLog, since: datetime | None = None) -> HoldChanges:
+    """Persist an intent's new holds and releases (unless it is a dry run) and log each one.
+
+    ``previous`` holds are those in force at any time since ``since`` (the start of the last
+    tick), so that a hold that ended within the tick still counts as a transition.
+    """
+    now = now_utc()
+    recent = store.active(min(since or now, now), prune=not intent.dry_run)
+    existing = [h for h in recent if h.expires_at > now]
     by_id = {h.id: h for h in existing}
     released = [by_id[i] for i in intent.release_ids if i in by_id]
     released += [h for h in holds_touching(existing, intent.release_tasks) if h not in released]
@@ -101,10 +108,10 @@ def apply_hold_changes(intent: Intent, store: HoldStore, log: RunLog) -> HoldCha
     for hold in released:
         log.info("hold.released", hold_id=hold.id, tasks=list(hold.tasks), dry_run=intent.dry_run)
     touched = tuple(s for h in (*intent.new_holds, *released) for s in h.tasks)
-    return HoldChanges(current, tuple(existing), touched)
+    return HoldChanges(current, tuple(recent), touched)
 
 
-def _client_for(target: Target, context: Any, environ: Mapping[str, str]) -> EsaClient:
+def _client_for(target: Target, context: Any, environ: Mapping[str, str], log: RunLog) -> EsaClient:
     region = _fc_field(context, "region")
     env = dict(environ)
     if isinstance(region, str) and region and not env.get(config.FC_REGION):
@@ -113,7 +120,18 @@ def _client_for(target: Target, context: Any, environ: Mapping[str, str]) -> Esa
     credentials = target.credentials or resolve_credentials(fc_context=context, environ=env)
     register_secret(credentials.access_key_secret)
     register_secret(credentials.security_token)
-    return EsaClient(endpoint, credentials, ClientSettings.from_env(env))
+
+    def retrying(error: EsaApiError, delay: float) -> None:
+        log.warning(
+            "api.retry",
+            action=error.action,
+            error_code=error.code,
+            error=str(error),
+            attempt=error.attempts,
+            delay_ms=round(delay * 1000),
+        )
+
+    return EsaClient(endpoint, credentials, ClientSettings.from_env(env), on_retry=retrying)
 
 
 def execute(
@@ -138,12 +156,13 @@ def execute(
     try:
         schedule = load_schedule(schedule_path)
         intent = EventReader(schedule, now_utc()).read(body)
-        client = _client_for(target or Target(), context, env)
+        client = _client_for(target or Target(), context, env, log)
     except UserError as exc:
         log.error("run.rejected", error=str(exc), problems=exc.problems)
         raise
     log.info("run.start", at=intent.at, sources=list(intent.sources), dry_run=intent.dry_run, force=intent.force)
-    holds, previous, touched = apply_hold_changes(intent, HoldStore(state_dir(state)), log)
+    since = intent.at - schedule.tick
+    holds, previous, touched = apply_hold_changes(intent, HoldStore(state_dir(state)), log, since)
     request = RunRequest(
         at=intent.at,
         holds=holds,
@@ -163,8 +182,9 @@ async def _reconcile(schedule: Any, client: EsaClient, log: RunLog, request: Run
 
 def handle(event: bytes | str, context: Any = None) -> dict[str, Any]:
     """FC's entry point behaviour: the summary as a dict, or ``RunFailed`` after logging it."""
+    strict = fail_on_error()
     summary = execute(event, context)
-    if summary.failed and fail_on_error():
+    if summary.failed and strict:
         raise RunFailed(summary)
     return summary.to_json()
 

@@ -13,7 +13,7 @@ import re
 import secrets
 import tempfile
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer
@@ -23,6 +23,7 @@ from esa_scheduler.errors import UserError
 from esa_scheduler.schedule import Status, selector_matches
 from esa_scheduler.timeutil import utc_iso
 
+PRUNE_AFTER = timedelta(days=1)
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
@@ -54,9 +55,9 @@ def new_hold_id() -> str:
 
 
 def check_hold_id(value: str) -> str:
-    """Ids become file names, so only a safe alphabet is accepted."""
+    """Ids become file names, so only a safe alphabet is accepted (``ValueError`` otherwise)."""
     if not _SAFE_ID.match(value):
-        raise UserError(f"hold id {value!r} is invalid (letters, digits, '.', '_', '-'; at most 128)")
+        raise ValueError(f"hold id {value!r} is invalid (letters, digits, '.', '_', '-'; at most 128)")
     return value
 
 
@@ -74,10 +75,17 @@ class HoldStore:
         self.root = root
 
     def _path(self, hold_id: str) -> Path:
-        return self.root / f"{check_hold_id(hold_id)}.json"
+        try:
+            return self.root / f"{check_hold_id(hold_id)}.json"
+        except ValueError as exc:
+            raise UserError(str(exc)) from exc
 
     def active(self, at: datetime, prune: bool = True) -> list[Hold]:
-        """Holds still in force at ``at`` (or starting later), oldest first."""
+        """Holds still in force at ``at`` (or starting later), oldest first.
+
+        Pruning deletes only holds that ended over a day before ``at``: a hold that ended a moment
+        ago must still be readable by the tick that turns its end into a transition.
+        """
         if not self.root.is_dir():
             return []
         holds = []
@@ -88,7 +96,7 @@ class HoldStore:
                 first = str(exc).splitlines()[0]
                 raise UserError(f"{path}: unreadable hold file: {first}") from exc
             if hold.expires_at <= at:
-                if prune:
+                if prune and hold.expires_at <= at - PRUNE_AFTER:
                     path.unlink(missing_ok=True)
                 continue
             holds.append(hold)
@@ -123,8 +131,4 @@ class HoldStore:
 def holds_touching(holds: Sequence[Hold], names: Iterable[str]) -> list[Hold]:
     """Holds whose selectors apply to any of ``names`` (what ``release`` by tasks removes)."""
     wanted = list(names)
-    return [
-        h
-        for h in holds
-        if any(selector_matches(s, n) or selector_matches(n, s) for s in h.tasks for n in wanted)
-    ]
+    return [h for h in holds if any(selector_matches(s, n) or selector_matches(n, s) for s in h.tasks for n in wanted)]

@@ -73,9 +73,7 @@ class Timeline:
             opening = datetime.combine(w.active_from, time(), tzinfo=w.tz).astimezone(UTC)
             origin = max(origin, opening - timedelta(seconds=1))
         for start in w.cron.after(origin, w.tz):
-            if start > self.horizon or (
-                w.active_until is not None and start.astimezone(w.tz).date() > w.active_until
-            ):
+            if start > self.horizon or (w.active_until is not None and start.astimezone(w.tz).date() > w.active_until):
                 return
             if self._happens(start):
                 yield start

@@ -546,17 +546,21 @@ def test_malformed_success_responses(response: httpx.Response, what: str) -> Non
 def test_transient_failures_are_retried_with_full_jitter(failure: httpx.Response | Exception) -> None:
     ok = reply(body={"RequestId": "R", "TaskName": "t", "Status": "online"})
     handler, seen = sequence(failure, failure, failure, ok)
-    sleep = FakeSleep()
+    clock = FakeClock()
+    sleep = FakeSleep(clock)  # backoff sleeps move the clock the pacer reads, as real time does
 
     async def go() -> tuple[StatusChange, int]:
-        async with make_client(handler, sleep=sleep, rng=random.Random(42)) as client:
+        async with make_client(handler, sleep=sleep, rng=random.Random(42), monotonic=clock) as client:
             return await client.update_user_delivery_task_status("t", "online"), client.api_calls
 
     change, calls = run(go())
     assert change.attempts == 4
     assert calls == 4
     twin = random.Random(42)
-    assert sleep.delays == [twin.uniform(0, min(5.0, 0.2 * 2**n)) for n in range(3)]
+    backoff = [twin.uniform(0, min(5.0, 0.2 * 2**n)) for n in range(3)]
+    assert [d for d in sleep.delays if d in backoff] == backoff
+    # throttling also widens the shared pacing (0.05 s, then 0.1 s, ...): any other sleep is that
+    assert all(0 < d <= 0.2 for d in sleep.delays if d not in backoff)
     # every attempt is signed afresh
     assert len({r.headers["x-acs-signature-nonce"] for r in seen}) == 4
     for request in seen:
@@ -581,10 +585,11 @@ def test_backoff_caps_grow_exponentially_up_to_max_delay() -> None:
 
 def test_gives_up_after_max_attempts() -> None:
     handler, seen = sequence(error(400, "Throttling.User", "Request was denied due to user flow control."))
-    sleep = FakeSleep()
+    clock = FakeClock()
+    sleep = FakeSleep(clock)
 
     async def go() -> EsaApiError:
-        async with make_client(handler, sleep=sleep, rng=UpperBoundRng()) as client:
+        async with make_client(handler, sleep=sleep, rng=UpperBoundRng(), monotonic=clock) as client:
             with pytest.raises(EsaApiError) as info:
                 await client.update_user_delivery_task_status("t", "online")
             return info.value
@@ -645,19 +650,41 @@ def test_connection_errors_become_connection_error() -> None:
     assert run(go()).code == "ConnectionError"
 
 
+def test_throttling_slows_every_caller_down_and_success_eases_back() -> None:
+    """After a throttle the shared pacer spaces calls out; successes bring it back to the set rate."""
+    ok = reply(body={"RequestId": "R", "TaskName": "t", "Status": "online"})
+    handler, _ = sequence(error(400, "Throttling.User"), *([ok] * 40))
+    clock = FakeClock()
+    sleep = FakeSleep(clock)
+
+    async def go() -> None:
+        async with make_client(handler, ClientSettings(max_rps=None), sleep=sleep, rng=ZeroRng(), monotonic=clock) as c:
+            for _ in range(40):
+                await c.update_user_delivery_task_status("t", "online")
+
+    run(go())
+    pacing = [d for d in sleep.delays if d > 0]
+    assert pacing[0] == pytest.approx(0.05)  # unlimited rate, but throttled once: 20/s for a start
+    assert len(pacing) < 40  # ...eased back to unlimited after enough successes
+    assert pacing == sorted(pacing, reverse=True)
+
+
 def test_retry_after_header_is_honoured_in_milliseconds() -> None:
     ok = reply(body={"RequestId": "R", "TaskName": "t", "Status": "online"})
     throttled = error(400, "Throttling.User")
     throttled.headers["x-acs-retry-after"] = "1500"
     handler, _ = sequence(throttled, ok)
-    sleep = FakeSleep()
+    sleep, spread = FakeSleep(), FakeSleep()
 
-    async def go() -> StatusChange:
-        async with make_client(handler, sleep=sleep) as client:
+    async def go(rng: random.Random, fake: FakeSleep) -> StatusChange:
+        async with make_client(handler, sleep=fake, rng=rng) as client:
             return await client.update_user_delivery_task_status("t", "online")
 
-    assert run(go()).attempts == 2
-    assert sleep.delays == [1.5]
+    assert run(go(ZeroRng(), sleep)).attempts == 2
+    assert sleep.delays[0] == 1.5  # never earlier than the server asked
+    handler, _ = sequence(throttled, ok)
+    run(go(UpperBoundRng(), spread))
+    assert spread.delays[0] == pytest.approx(2.25)  # at most half again, to spread callers out
 
 
 @pytest.mark.parametrize("value", ["soon", "0", "-5", "1.5", "²"])
@@ -817,17 +844,17 @@ def test_truncated_page_is_malformed() -> None:
     assert info.value.request_id == "R4"
 
 
-def test_a_server_that_never_ends_is_stopped() -> None:
-    # every page is full and TotalCount keeps running ahead of what we collected
-    handler, calls = paged_server(100_000, announced=lambda n: n * 10 + 10)
+def test_an_absurd_total_count_is_refused_after_one_page() -> None:
+    # page 1 announces more pages than any account has: refuse instead of fanning out
+    handler, calls = paged_server(100_000, announced=lambda n: 10_000_000)
 
     async def go() -> None:
         async with make_client(handler) as client:
             await client.list_user_delivery_tasks(page_size=10)
 
-    with pytest.raises(EsaApiError, match="pagination did not end after 4 pages"):
+    with pytest.raises(EsaApiError, match="would take more than 1000 pages"):
         run(go())
-    assert len(calls) == 4
+    assert len(calls) == 1
 
 
 def test_site_list_sends_site_id_and_follows_pages() -> None:
@@ -985,7 +1012,7 @@ def test_backoff_sleeps_do_not_hold_a_concurrency_slot() -> None:
             CREDS,
             ClientSettings(max_rps=None, concurrency=1),
             transport=httpx.MockTransport(handler),
-            sleep=sleep,
+            sleep=sleep if sleep is not None else FakeSleep(),
             rng=UpperBoundRng(),
         )
         async with client:

@@ -1,0 +1,203 @@
+"""Signed requests per second through the emulator, and what each side costs in CPU.
+
+The emulator runs as the ``esa-scheduler emulator`` subprocess (its own process and GIL, as when a
+CI job starts it next to the scheduler); ``--in-process`` serves from a thread of this process
+instead, as the test fixture does. Every request is a freshly signed UpdateUserDeliveryTaskStatus
+that the emulator verifies in full.
+
+Clients: ``httpx`` (default) is ``httpx.AsyncClient`` + ``AcsV3Auth``, the stack the scheduler
+uses; ``--pools N`` spreads the concurrent requests over N clients, because one httpcore pool
+scans all its connections for every request. ``raw`` is a minimal keep-alive HTTP/1.1 client that
+signs with the same ``esa_scheduler.signer`` functions: it shows the emulator's own ceiling once
+the client stops being the bottleneck.
+
+    .venv/bin/python bench/emulator_bench.py [--client httpx|raw] [--pools 1] [--requests 3000]
+        [--concurrency 64] [--runs 3] [--in-process]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+
+from esa_scheduler.credentials import Credentials
+from esa_scheduler.emulator import EMULATOR_ACCESS_KEY_ID, EMULATOR_ACCESS_KEY_SECRET, EmulatedTask, Emulator
+from esa_scheduler.signer import (
+    DATE_FORMAT,
+    EMPTY_SHA256,
+    AcsV3Auth,
+    authorization,
+    canonical_query,
+    canonical_request,
+    new_nonce,
+    signature,
+)
+from esa_scheduler.timeutil import now_utc
+
+TASKS = [EmulatedTask(TaskName=f"bench-{i}", Status="online") for i in range(16)]
+ACTION = "UpdateUserDeliveryTaskStatus"
+HEADERS = {"x-acs-action": ACTION, "x-acs-version": "2024-09-10"}
+
+
+def params(i: int) -> dict[str, str]:
+    return {"TaskName": f"bench-{i % len(TASKS)}", "Method": ("online", "offline")[i % 2]}
+
+
+@contextlib.contextmanager
+def emulator_subprocess() -> Iterator[tuple[str, Callable[[], float]]]:
+    """Start ``esa-scheduler emulator`` on a free loopback port; yield its URL and a CPU-seconds probe."""
+    with tempfile.TemporaryDirectory() as scratch:
+        tasks_file = Path(scratch) / "tasks.json"
+        tasks_file.write_text(json.dumps([task.model_dump(exclude_none=True) for task in TASKS]))
+        command = [sys.executable, "-m", "esa_scheduler", "emulator", "--port", "0", "--tasks", str(tasks_file)]
+        with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as process:
+            try:
+                assert process.stdout is not None
+                first = process.stdout.readline().strip()
+                if not first.startswith("listening on "):
+                    raise RuntimeError(f"emulator did not start: {first!r}")
+                yield first.removeprefix("listening on "), lambda: process_cpu(process.pid)
+            finally:
+                process.terminate()
+                process.wait(timeout=10)
+
+
+def not_measured() -> float:
+    return math.nan
+
+
+def process_cpu(pid: int) -> float:
+    """User + system CPU seconds of a process (Linux ``/proc``; NaN elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return math.nan
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def httpx_load(url: str, requests: int, concurrency: int, pools: int) -> int:
+    """Send the requests through ``pools`` AsyncClients sharing ``concurrency``; return failures."""
+    auth = AcsV3Auth(Credentials(EMULATOR_ACCESS_KEY_ID, EMULATOR_ACCESS_KEY_SECRET))
+    per_pool = max(1, concurrency // pools)
+    limits = httpx.Limits(max_connections=per_pool, max_keepalive_connections=per_pool)
+    counter = iter(range(requests))
+    failures = 0
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        nonlocal failures
+        for i in counter:
+            response = await client.get("/", params=params(i), headers=HEADERS)
+            failures += response.status_code != 200
+
+    async with contextlib.AsyncExitStack() as stack:
+        clients = [
+            await stack.enter_async_context(httpx.AsyncClient(base_url=url, auth=auth, limits=limits, trust_env=False))
+            for _ in range(pools)
+        ]
+        await asyncio.gather(*(worker(clients[n % pools]) for n in range(concurrency)))
+    return failures
+
+
+def raw_request(authority: str, i: int) -> bytes:
+    """One signed GET, built with the signer's own canonicalisation."""
+    query = canonical_query(params(i).items())
+    headers = {
+        "host": authority,
+        "x-acs-action": ACTION,
+        "x-acs-content-sha256": EMPTY_SHA256,
+        "x-acs-date": now_utc().strftime(DATE_FORMAT),
+        "x-acs-signature-nonce": new_nonce(),
+        "x-acs-version": "2024-09-10",
+    }
+    names = sorted(headers)
+    sig = signature(EMULATOR_ACCESS_KEY_SECRET, canonical_request("GET", "/", query, headers, names, EMPTY_SHA256))
+    headers["authorization"] = authorization(EMULATOR_ACCESS_KEY_ID, names, sig)
+    head = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+    return f"GET /?{query} HTTP/1.1\r\n{head}\r\n".encode()
+
+
+async def raw_load(url: str, requests: int, concurrency: int) -> int:
+    """Keep-alive connections, one request in flight on each; return failures."""
+    parts = urlsplit(url)
+    assert parts.hostname is not None and parts.port is not None
+    counter = iter(range(requests))
+
+    async def worker() -> int:
+        reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+        failures = 0
+        for i in counter:
+            writer.write(raw_request(parts.netloc, i))
+            status = await reader.readline()
+            length = 0
+            while (line := await reader.readline()) not in (b"\r\n", b""):
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length":
+                    length = int(value)
+            await reader.readexactly(length)
+            failures += not status.startswith(b"HTTP/1.1 200 ")
+        writer.close()
+        await writer.wait_closed()
+        return failures
+
+    return sum(await asyncio.gather(*(worker() for _ in range(concurrency))))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--client", choices=["httpx", "raw"], default="httpx")
+    parser.add_argument("--pools", type=int, default=1, help="httpx clients sharing the concurrency")
+    parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--in-process", action="store_true", help="serve from a thread of this process")
+    args = parser.parse_args()
+
+    rates, client_us, server_us = [], [], []
+    server_cpu: Callable[[], float]
+    with contextlib.ExitStack() as stack:
+        if args.in_process:
+            url, server_cpu = stack.enter_context(Emulator(tasks=TASKS)).url, not_measured
+        else:
+            url, server_cpu = stack.enter_context(emulator_subprocess())
+        for _ in range(args.runs):
+            load = (
+                raw_load(url, args.requests, args.concurrency)
+                if args.client == "raw"
+                else httpx_load(url, args.requests, args.concurrency, args.pools)
+            )
+            server_before, client_before, started = server_cpu(), time.process_time(), time.perf_counter()
+            failures = asyncio.run(load)
+            elapsed = time.perf_counter() - started
+            if failures:
+                raise SystemExit(f"{failures} of {args.requests} requests failed")
+            rates.append(args.requests / elapsed)
+            client_us.append((time.process_time() - client_before) / args.requests * 1e6)
+            server_us.append((server_cpu() - server_before) / args.requests * 1e6)
+
+    where = "thread of the client process" if args.in_process else "subprocess"
+    client = f"httpx.AsyncClient x{args.pools} + AcsV3Auth" if args.client == "httpx" else "raw signed HTTP/1.1"
+    print(f"emulator in a {where}; client: {client}; {args.concurrency} concurrent; {args.requests} signed {ACTION}")
+    print("runs (requests/s): " + ", ".join(f"{rate:.0f}" for rate in rates))
+    server = statistics.median(server_us)
+    server_text = "shared with the client" if math.isnan(server) else f"{server:.0f} us"
+    print(f"CPU per request: client {statistics.median(client_us):.0f} us, server {server_text}")
+    print(f"median: {statistics.median(rates):.0f} requests/s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

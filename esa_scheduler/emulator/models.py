@@ -1,0 +1,163 @@
+"""What the emulator serves (tasks), how it misbehaves (faults), and how it says no (API errors).
+
+Tasks and faults are frozen pydantic models: the emulator swaps whole values under its lock, so a
+snapshot handed to a test can never change under it, and a bad task file is reported field by field.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from esa_scheduler.errors import ConfigError
+
+EMULATOR_ACCESS_KEY_ID = "emulator-access-key-id"
+EMULATOR_ACCESS_KEY_SECRET = "emulator-access-key-secret"
+API_VERSION = "2024-09-10"
+
+TaskStatus = Literal["online", "offline"]
+TaskKey = tuple[int | None, str]
+"""``(SiteId, TaskName)``; ``SiteId`` is ``None`` for account-level (user) tasks."""
+
+# HTTP status per error code. Alibaba Cloud's tables disagree between products; these follow ESA's
+# own page where it has one (InternalError is 400 there) and the API gateway's table otherwise.
+STATUS_BY_CODE: dict[str, int] = {
+    "IncompleteSignature": 400,
+    "InvalidTimeStamp.Format": 400,
+    "InvalidTimeStamp.Expired": 400,
+    "SignatureNonceUsed": 400,
+    "InvalidSecurityToken.Malformed": 400,
+    "InvalidSecurityToken.Mismatch": 400,
+    "InvalidAccessKeyId.NotFound": 404,
+    "SignatureDoesNotMatch": 403,
+    "InvalidApi.NotFound": 404,
+    "InvalidVersion": 400,
+    "UnsupportedHTTPMethod": 400,
+    "InvalidParameter": 400,
+    "Throttling": 400,
+    "Throttling.User": 400,
+    "Throttling.Api": 400,
+    "InternalError": 400,
+    "ServiceUnavailable": 503,
+    "EsaService.NotOpen": 403,
+    "Forbidden": 403,
+    "Forbidden.RAM": 403,
+}
+THROTTLING_CODES = frozenset({"Throttling", "Throttling.User", "Throttling.Api"})
+DROPPED = "dropped"
+"""Pseudo error code: close the connection without answering (a scripted fault or an outcome)."""
+
+_MESSAGES = {
+    "InvalidParameter": "The specified parameter is invalid.",
+    "InternalError": "An internal exception occurred, please try again later.",
+    "ServiceUnavailable": "The request has failed due to a temporary failure of the server.",
+    "Throttling.User": "Request was denied due to user flow control.",
+    "EsaService.NotOpen": "ESA service has not opend.",
+}
+
+
+class ApiError(Exception):
+    """A refusal answered with ESA's error JSON; unlisted codes (scripted ones) get HTTP 400."""
+
+    def __init__(self, code: str, message: str | None = None, retry_after_ms: int | None = None) -> None:
+        self.code = code
+        self.message = message or _MESSAGES.get(code, f"The request was refused ({code}).")
+        self.status = STATUS_BY_CODE.get(code, 400)
+        self.retry_after_ms = retry_after_ms
+        super().__init__(f"{self.code}: {self.message}")
+
+
+class EmulatedTask(BaseModel):
+    """One delivery task as ESA reports it; ``SiteId`` set means a site-level task."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    TaskName: str = Field(min_length=1)
+    Status: TaskStatus
+    BusinessType: str = Field(default="dcdn_log_access_l1", min_length=1)
+    DataCenter: str = Field(default="cn", min_length=1)
+    DeliveryType: str = Field(default="sls", min_length=1)
+    SiteId: int | None = Field(default=None, gt=0)
+
+    @property
+    def key(self) -> TaskKey:
+        return (self.SiteId, self.TaskName)
+
+    def summary(self) -> dict[str, str]:
+        """The five fields ESA puts in a list item (no SiteId there, even for site tasks)."""
+        return {
+            "TaskName": self.TaskName,
+            "Status": self.Status,
+            "BusinessType": self.BusinessType,
+            "DataCenter": self.DataCenter,
+            "DeliveryType": self.DeliveryType,
+        }
+
+
+class Faults(BaseModel):
+    """Misbehaviour knobs; a new value (with its seed) replaces the old one as a whole.
+
+    Rates are fractions of API requests and are drawn from one roll per request, so together they
+    must not exceed 1. ``seed=None`` means a different fault sequence on every run.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    latency_ms: float = Field(default=0.0, ge=0)
+    jitter_ms: float = Field(default=0.0, ge=0)
+    throttle_rps: float | None = Field(default=None, gt=0)
+    unavailable_rate: float = Field(default=0.0, ge=0, le=1)
+    internal_error_rate: float = Field(default=0.0, ge=0, le=1)
+    drop_rate: float = Field(default=0.0, ge=0, le=1)
+    seed: int | None = None
+
+    @model_validator(mode="after")
+    def _rates_fit_one_roll(self) -> Faults:
+        if self.unavailable_rate + self.internal_error_rate + self.drop_rate > 1:
+            raise ValueError("unavailable_rate + internal_error_rate + drop_rate must not exceed 1")
+        return self
+
+
+def _problem_lines(origin: str, index: int, exc: ValidationError) -> list[str]:
+    lines = []
+    for error in exc.errors():
+        field = ".".join(str(part) for part in error["loc"]) or "task"
+        lines.append(f"{origin}: [{index}].{field}: {error['msg']}")
+    return lines
+
+
+def coerce_tasks(items: Iterable[EmulatedTask | Mapping[str, Any]], origin: str) -> list[EmulatedTask]:
+    """Validate seed tasks, reporting every bad entry by index and field, and refusing duplicates."""
+    tasks: list[EmulatedTask] = []
+    problems: list[str] = []
+    seen: set[TaskKey] = set()
+    for index, item in enumerate(items):
+        try:
+            task = item if isinstance(item, EmulatedTask) else EmulatedTask.model_validate(item)
+        except ValidationError as exc:
+            problems.extend(_problem_lines(origin, index, exc))
+            continue
+        if task.key in seen:
+            problems.append(f"{origin}: [{index}].TaskName: duplicate task {task.TaskName!r} (SiteId {task.SiteId})")
+        seen.add(task.key)
+        tasks.append(task)
+    if problems:
+        raise ConfigError(problems[0], problems)
+    return tasks
+
+
+def load_tasks(path: str | Path) -> list[EmulatedTask]:
+    """Read a JSON list of task objects; any problem is a ``ConfigError`` naming the file."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read tasks file: {exc.strerror}") from exc
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid JSON: {exc}") from exc
+    if not isinstance(data, list):
+        raise ConfigError(f"{path}: expected a JSON list of task objects, got {type(data).__name__}")
+    return coerce_tasks(data, str(path))
