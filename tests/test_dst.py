@@ -78,8 +78,8 @@ class Planner:
 
     def task(self, name: str, at: datetime | str) -> dict[str, Any]:
         text = at if isinstance(at, str) else iso(at)
+        result = self.raw(text)
         found: list[dict[str, Any]] = [t for t in result["tasks"] if t["name"] == name]
-        found = [t for t in result["tasks"] if t["name"] == name]
         assert len(found) == 1, result
         return found[0]
 
