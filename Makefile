@@ -13,7 +13,7 @@ PYTHON ?= python3
 install: .venv/installed
 
 demo: install
-	.venv/bin/esa-scheduler run --schedule schedule/ --at 2026-12-05T01:45:00Z
+	.venv/bin/esa-scheduler run --emulator --schedule schedule/ --at 2026-12-05T01:45:00Z --state-dir .esa-scheduler/demo
 
 test: install
 	$(PY) -m pytest -q

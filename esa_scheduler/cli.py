@@ -91,21 +91,22 @@ def _plan(args: argparse.Namespace) -> int:
     return 0
 
 
-def _embedded_target(schedule_path: str | None) -> tuple[Target, Emulator | None]:
-    """With no endpoint and no credentials anywhere, run against a seeded local emulator."""
+def _embedded_target(schedule_path: str | None, forced: bool) -> tuple[Target, Emulator | None]:
+    """With ``--emulator``, or no endpoint and no credentials anywhere, run against a seeded local emulator."""
     from esa_scheduler import config
     from esa_scheduler.credentials import Credentials, has_configured_credentials
     from esa_scheduler.emulator import EMULATOR_ACCESS_KEY_ID, EMULATOR_ACCESS_KEY_SECRET, Emulator
     from esa_scheduler.function import Target
     from esa_scheduler.schedule import load_schedule
 
-    if config.env(config.ENDPOINT) or has_configured_credentials():
+    if not forced and (config.env(config.ENDPOINT) or has_configured_credentials()):
         return Target(), None
     schedule = load_schedule(schedule_path)
     seed = [{"TaskName": t.name, "Status": "online", "SiteId": t.site_id} for t in schedule.explicit_tasks if t.name]
     emulator = Emulator(tasks=seed).start()
+    why = "--emulator" if forced else "no ESA endpoint or credentials configured"
     print(
-        f"no ESA endpoint or credentials configured: using the embedded ESA emulator at {emulator.url} "
+        f"{why}: using the embedded ESA emulator at {emulator.url} "
         f"seeded with {len(seed)} task(s) from the schedule, all online",
         file=sys.stderr,
     )
@@ -125,7 +126,7 @@ def _run(args: argparse.Namespace) -> int:
     command: dict[str, object] = {"action": "reconcile", "dry_run": args.dry_run, "force": args.force}
     if args.at:
         command["at"] = args.at
-    target, emulator = _embedded_target(args.schedule)
+    target, emulator = _embedded_target(args.schedule, args.emulator)
     try:
         summary = execute(
             command,
@@ -204,6 +205,7 @@ def _add_run_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     run.add_argument("--json", action="store_true", help="print the run summary as one JSON object")
     run.add_argument("--deadline", type=float, help="seconds after which no new ESA call starts")
     run.add_argument("--state-dir", help=STATE_HELP)
+    run.add_argument("--emulator", action="store_true", help="use the embedded ESA emulator even if ESA is configured")
     run.set_defaults(func=_run)
 
     invoke = sub.add_parser("invoke", help="run the FC handler on an event file, exactly as FC would")
