@@ -31,5 +31,8 @@ FC_PYTHON_VERSION := 3.10
 package: install
 	$(PY) scripts/package.py --output $(PACKAGE_ZIP) --python-version $(FC_PYTHON_VERSION)
 
+bench: install
+	$(PY) bench/run_all.py
+
 clean:
 	rm -rf .venv dist build .mypy_cache .ruff_cache .pytest_cache

@@ -5,14 +5,13 @@ CI job starts it next to the scheduler); ``--in-process`` serves from a thread o
 instead, as the test fixture does. Every request is a freshly signed UpdateUserDeliveryTaskStatus
 that the emulator verifies in full.
 
-Clients: ``httpx`` (default) is ``httpx.AsyncClient`` + ``AcsV3Auth``, the stack the scheduler
-uses; ``--pools N`` spreads the concurrent requests over N clients, because one httpcore pool
-scans all its connections for every request. ``raw`` is a minimal keep-alive HTTP/1.1 client that
+Clients: ``esa`` (default) is the scheduler's own ``EsaClient`` (signing, keep-alive transport,
+retries, response models), with no rate limit; ``raw`` is a minimal keep-alive HTTP/1.1 client that
 signs with the same ``esa_scheduler.signer`` functions: it shows the emulator's own ceiling once
 the client stops being the bottleneck.
 
-    .venv/bin/python bench/emulator_bench.py [--client httpx|raw] [--pools 1] [--requests 3000]
-        [--concurrency 64] [--runs 3] [--in-process]
+    .venv/bin/python bench/emulator_bench.py [--client esa|raw] [--requests 3000]
+        [--concurrency 64] [--runs 3] [--in-process] [--json]
 """
 
 from __future__ import annotations
@@ -32,14 +31,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import httpx
-
+from esa_scheduler.client import ClientSettings, EsaClient
 from esa_scheduler.credentials import Credentials
 from esa_scheduler.emulator import EMULATOR_ACCESS_KEY_ID, EMULATOR_ACCESS_KEY_SECRET, EmulatedTask, Emulator
 from esa_scheduler.signer import (
     DATE_FORMAT,
     EMPTY_SHA256,
-    AcsV3Auth,
     authorization,
     canonical_query,
     canonical_request,
@@ -89,27 +86,19 @@ def process_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def httpx_load(url: str, requests: int, concurrency: int, pools: int) -> int:
-    """Send the requests through ``pools`` AsyncClients sharing ``concurrency``; return failures."""
-    auth = AcsV3Auth(Credentials(EMULATOR_ACCESS_KEY_ID, EMULATOR_ACCESS_KEY_SECRET))
-    per_pool = max(1, concurrency // pools)
-    limits = httpx.Limits(max_connections=per_pool, max_keepalive_connections=per_pool)
-    counter = iter(range(requests))
-    failures = 0
+async def esa_load(url: str, requests: int, concurrency: int) -> int:
+    """The scheduler's own async client, ``concurrency`` calls in flight; return failures."""
+    settings = ClientSettings(max_rps=0, concurrency=concurrency)
+    async with EsaClient(url, Credentials(EMULATOR_ACCESS_KEY_ID, EMULATOR_ACCESS_KEY_SECRET), settings) as client:
+        results = await asyncio.gather(
+            *(client.update_user_delivery_task_status(**call(i)) for i in range(requests)), return_exceptions=True
+        )
+    return sum(isinstance(r, BaseException) for r in results)
 
-    async def worker(client: httpx.AsyncClient) -> None:
-        nonlocal failures
-        for i in counter:
-            response = await client.get("/", params=params(i), headers=HEADERS)
-            failures += response.status_code != 200
 
-    async with contextlib.AsyncExitStack() as stack:
-        clients = [
-            await stack.enter_async_context(httpx.AsyncClient(base_url=url, auth=auth, limits=limits, trust_env=False))
-            for _ in range(pools)
-        ]
-        await asyncio.gather(*(worker(clients[n % pools]) for n in range(concurrency)))
-    return failures
+def call(i: int) -> dict[str, str]:
+    p = params(i)
+    return {"task_name": p["TaskName"], "method": p["Method"]}
 
 
 def raw_request(authority: str, i: int) -> bytes:
@@ -158,8 +147,8 @@ async def raw_load(url: str, requests: int, concurrency: int) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--client", choices=["httpx", "raw"], default="httpx")
-    parser.add_argument("--pools", type=int, default=1, help="httpx clients sharing the concurrency")
+    parser.add_argument("--client", choices=["esa", "raw"], default="esa")
+    parser.add_argument("--json", action="store_true", help="print the figure as one JSON object (for make bench)")
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--runs", type=int, default=3)
@@ -177,7 +166,7 @@ def main() -> int:
             load = (
                 raw_load(url, args.requests, args.concurrency)
                 if args.client == "raw"
-                else httpx_load(url, args.requests, args.concurrency, args.pools)
+                else esa_load(url, args.requests, args.concurrency)
             )
             server_before, client_before, started = server_cpu(), time.process_time(), time.perf_counter()
             failures = asyncio.run(load)
@@ -188,8 +177,13 @@ def main() -> int:
             client_us.append((time.process_time() - client_before) / args.requests * 1e6)
             server_us.append((server_cpu() - server_before) / args.requests * 1e6)
 
+    if args.json:
+        rate = statistics.median(rates)
+        figure = {"figure": f"emulator capacity ({args.client} client, {args.concurrency} concurrent)"}
+        print(json.dumps([{**figure, "ours": f"{rate:.0f} req/s", "target": ">= 1000 req/s", "pass": rate >= 1000}]))
+        return 0
     where = "thread of the client process" if args.in_process else "subprocess"
-    client = f"httpx.AsyncClient x{args.pools} + AcsV3Auth" if args.client == "httpx" else "raw signed HTTP/1.1"
+    client = "EsaClient (esa_scheduler.client)" if args.client == "esa" else "raw signed HTTP/1.1"
     print(f"emulator in a {where}; client: {client}; {args.concurrency} concurrent; {args.requests} signed {ACTION}")
     print("runs (requests/s): " + ", ".join(f"{rate:.0f}" for rate in rates))
     server = statistics.median(server_us)

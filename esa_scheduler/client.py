@@ -341,6 +341,11 @@ class EsaClient:
         await self._http.aclose()
 
     @property
+    def concurrency(self) -> int:
+        """How many calls this client lets be in flight at once."""
+        return self._settings.concurrency
+
+    @property
     def api_calls(self) -> int:
         """HTTP requests actually sent by this client, retries included."""
         return self._api_calls

@@ -2,11 +2,11 @@
 
 croniter supplies the field grammar (names, ranges, steps, ``L``, ``#``) and iterates naive wall
 times; this module decides what each wall time means as an instant, because croniter's own
-aware iteration starts a daily 02:30 job twice on a fall-back day. The rules (as Debian cron and
-cronsim): when the hour field is fixed, a wall time repeated by a fall-back matches only its first
-pass and a wall time skipped by a spring-forward fires at the first instant after the gap; when
-the hour field is ``*`` (or a ``*/n`` step) the expression follows real elapsed time, so both passes
-of a repeated hour fire and skipped wall times simply do not exist.
+aware iteration starts a daily 02:30 job twice on a fall-back day. The rules (the schedule
+contract): a wall time skipped by a spring-forward fires at the first instant after the gap
+(several skipped times become that one start); a wall time repeated by a fall-back matches only
+its first pass when the hour field is fixed, and both passes when the hour field is ``*`` (or a
+``*/n`` step), so hourly expressions fire every real hour.
 """
 
 from __future__ import annotations
@@ -103,16 +103,15 @@ class CronExpr:
             except CroniterBadDateError:
                 return
             first, second, kind = _passes(wall, tz)
-            candidate: datetime | None = first
+            candidate = first
             if kind == "gap":
-                candidate = _gap_end(second, first, tz) if self.wall_clock else None
+                candidate = _gap_end(second, first, tz)
             elif kind == "ambiguous" and not self.wall_clock:
                 heapq.heappush(pending, second)
             ready = []
-            while pending and (candidate is None or pending[0] < candidate):
+            while pending and pending[0] < candidate:
                 ready.append(heapq.heappop(pending))
-            if candidate is not None:
-                ready.append(candidate)
+            ready.append(candidate)
             for value in ready:
                 if value > instant and (last is None or value > last):
                     last = value
@@ -129,17 +128,16 @@ class CronExpr:
             except CroniterBadDateError:
                 return
             first, second, kind = _passes(wall, tz)
-            candidate: datetime | None = first
+            candidate = first
             if kind == "gap":
-                candidate = _gap_end(second, first, tz) if self.wall_clock else None
+                candidate = _gap_end(second, first, tz)
             elif kind == "ambiguous" and not self.wall_clock:
                 candidate = second
                 heapq.heappush(pending, (-first.timestamp(), first))
             ready = []
-            while pending and (candidate is None or pending[0][1] > candidate):
+            while pending and pending[0][1] > candidate:
                 ready.append(heapq.heappop(pending)[1])
-            if candidate is not None:
-                ready.append(candidate)
+            ready.append(candidate)
             for value in ready:
                 if value <= instant and (last is None or value < last):
                     last = value

@@ -181,8 +181,18 @@ class Reconciler:
                 result.action, result.error = "skipped", f"safety: {summary.blocked}"
                 self._record(summary, result)
             return self._finish(summary, started)
-        await asyncio.gather(*(self._apply(summary, result, request.deadline) for result in pending))
+        await self._apply_all(summary, pending, request.deadline)
         return self._finish(summary, started)
+
+    async def _apply_all(self, summary: RunSummary, pending: list[TaskResult], deadline: float | None) -> None:
+        """As many workers as the client allows in flight, so 10,000 changes are not 10,000 tasks in memory."""
+        queue = iter(pending)
+
+        async def worker() -> None:
+            for result in queue:
+                await self._apply(summary, result, deadline)
+
+        await asyncio.gather(*(worker() for _ in range(min(self.client.concurrency, len(pending)))))
 
     def _transition_edges(
         self, request: RunRequest, tasks: Sequence[ManagedTask], decisions: Sequence[Decision]

@@ -29,6 +29,8 @@ from esa_scheduler.timeutil import UTC, parse_datetime, parse_duration, zone
 Status = Literal["online", "offline"]
 Mode = Literal["enforce", "transitions"]
 MAX_FILE_BYTES = 1024 * 1024
+# libyaml's safe loader parses several times faster and leaner; same results, same error marks.
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 GLOB_CHARS = frozenset("*?[")
 T = TypeVar("T")
 
@@ -310,7 +312,7 @@ def _parse_file(file: Path, problems: list[str]) -> _ParsedFile | None:
         problems.append(f"{file}: cannot read: {exc}")
         return None
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_SAFE_LOADER)
     except yaml.YAMLError as exc:
         problems.append(f"{file}: {_yaml_error(exc)}")
         return None

@@ -1,0 +1,66 @@
+"""``make bench``: run every benchmark under ``bench/`` and print one table, also to BENCHMARKS.md.
+
+Each script prints its figures as JSON with ``--json``; every comparison inside a script is
+measured side by side in the same run, and every figure is a median of several runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+SCRIPTS = ["plan_bench.py", "reconcile_bench.py", "emulator_bench.py", "coldstart_bench.py"]
+COLUMNS = ["figure", "ours", "baseline", "ratio", "target", "pass"]
+
+
+def machine() -> str:
+    """What the figures were measured on."""
+    cpu = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        models = [
+            line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")
+        ]
+        cpu = models[0] if models else cpu
+    return f"{os.cpu_count()} CPU ({cpu}), Python {platform.python_version()}, {platform.system()} {platform.release()}"
+
+
+def run(script: str) -> list[dict[str, Any]]:
+    started = time.perf_counter()
+    out = subprocess.run([sys.executable, str(BENCH / script), "--json"], capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        return [{"figure": script, "ours": "error", "target": out.stderr.strip().splitlines()[-1:], "pass": False}]
+    figures: list[dict[str, Any]] = json.loads(out.stdout.strip().splitlines()[-1])
+    print(f"{script}: {len(figures)} figure(s) in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    return figures
+
+
+def markdown(rows: list[dict[str, Any]]) -> str:
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    for row in rows:
+        cells = [("pass" if row.get(c) else "FAIL") if c == "pass" else str(row.get(c, "")) for c in COLUMNS]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    rows = [figure for script in SCRIPTS for figure in run(script)]
+    table = markdown(rows)
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    print(table)
+    (BENCH.parent / "BENCHMARKS.md").write_text(
+        f"# Benchmarks\n\nMeasured {stamp} by `make bench` on {machine()}.\n\n{table}\n"
+    )
+    return 0 if all(r.get("pass") for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
