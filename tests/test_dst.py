@@ -420,3 +420,55 @@ def test_lord_howe_repeated_half_hour_hourly_fires_on_both_passes(lord_howe: Pla
     assert lord_howe.state("hourly", utc("2027-04-03T14:55")) == ("online", utc("2027-04-03T15:15"))
     assert lord_howe.state("hourly", utc("2027-04-03T15:15")) == ("offline", utc("2027-04-03T15:25"))
     assert lord_howe.state("hourly", utc("2027-04-03T15:25")) == ("online", utc("2027-04-03T16:15"))
+
+
+def test_berlin_wildcard_hour_start_in_gap_happens_after_the_gap(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The issue's gap rule has no exception for a ``*`` hour field (that exception is stated for
+    the fall-back fold only): "A start that falls in a spring-forward gap happens at the first
+    instant after the gap". ``15 * * * *`` matches 02:15, which does not exist on 2027-03-28, so
+    that start happens at 03:00 CEST = 01:00Z; 03:15 CEST = 01:15Z starts as usual."""
+    write_schedule(
+        tmp_path / "schedule",
+        """
+        version: 1
+        timezone: Europe/Berlin
+        tasks:
+          - name: t
+        windows:
+          - name: quarter-past
+            tasks: [t]
+            cron: "15 * * * *"
+            duration: 10m
+        """,
+    )
+    planner = Planner(capsys, tmp_path / "schedule")
+    # 01:15 CET = 00:15Z as usual
+    assert planner.state("t", utc("2027-03-28T00:15")) == ("offline", utc("2027-03-28T00:25"))
+    assert planner.state("t", utc("2027-03-28T00:30")) == ("online", utc("2027-03-28T01:00"))
+    assert planner.state("t", utc("2027-03-28T01:00")) == ("offline", utc("2027-03-28T01:10"))
+    assert planner.state("t", utc("2027-03-28T01:10")) == ("online", utc("2027-03-28T01:15"))
+
+
+def test_berlin_end_cron_on_repeated_time_ends_at_first_pass(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_schedule(
+        tmp_path / "schedule",
+        """
+        version: 1
+        timezone: Europe/Berlin
+        tasks:
+          - name: t
+        windows:
+          - name: late
+            tasks: [t]
+            cron: "0 22 30 10 *"
+            end_cron: "30 2 * * *"
+        """,
+    )
+    planner = Planner(capsys, tmp_path / "schedule")
+    # 2027-10-30 22:00 CEST = 20:00Z until the first wall-clock 02:30 after it: 00:30Z (CEST)
+    assert planner.state("t", utc("2027-10-30T20:00")) == ("offline", utc("2027-10-31T00:30"))
+    assert planner.state("t", utc("2027-10-31T00:30")) == ("online", utc("2028-10-30T21:00"))

@@ -837,3 +837,24 @@ def test_schedule_folder_is_the_default_location(
     code, out, err = run_cli(capsys, "plan", "--at", "2027-01-15T06:00:00Z", "--json")
     assert code == 0, err
     assert [t["name"] for t in json.loads(out)["tasks"]] == ["from-default-folder"]
+
+
+def test_end_cron_occurrences_combine_into_one_stream(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_schedule(
+        tmp_path,
+        """
+        version: 1
+        tasks:
+          - name: a
+        windows:
+          - name: nights-until-monday
+            tasks: [a]
+            cron: "0 22 * * *"
+            end_cron: "0 6 * * mon"
+        """,
+    )
+    # every night starts an occurrence that lasts until the next Monday 06:00: the task is
+    # offline from Monday 22:00 to the following Monday 06:00, online only in between
+    assert state(capsys, tmp_path, "a", utc("2027-06-02T12:00")) == ("offline", utc("2027-06-07T06:00"))
+    assert state(capsys, tmp_path, "a", utc("2027-06-07T06:00")) == ("online", utc("2027-06-07T22:00"))
+    assert state(capsys, tmp_path, "a", utc("2027-06-07T22:00")) == ("offline", utc("2027-06-14T06:00"))

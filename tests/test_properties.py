@@ -360,8 +360,13 @@ def test_desired_constant_until_next_change(spec: ScheduleSpec, fractions: list[
 LOOKAHEAD = timedelta(days=5)
 
 
-def oracle_is_start(spec: ScheduleSpec, window: WindowSpec, instant: datetime) -> bool:
-    """Whether an occurrence of ``window`` starts at the minute-aligned UTC ``instant``."""
+def oracle_is_start(spec: ScheduleSpec, window: WindowSpec, instant: datetime, wildcard_gap: bool) -> bool:
+    """Whether an occurrence of ``window`` starts at the minute-aligned UTC ``instant``.
+
+    ``wildcard_gap=False`` is the other reading of the gap rule for a ``*`` hour field (skip the
+    missing wall time, as Vixie cron does); the issue states the rule for every start, so the
+    property uses ``True`` and the alternative is only reported, to make a mismatch easy to read.
+    """
     assert window.cron is not None
     tz = spec.window_zone(window)
     local = instant.astimezone(tz)
@@ -375,7 +380,7 @@ def oracle_is_start(spec: ScheduleSpec, window: WindowSpec, instant: datetime) -
         offset_now, offset_before = local.utcoffset(), before.utcoffset()
         assert offset_now is not None
         assert offset_before is not None
-        if offset_now > offset_before:
+        if offset_now > offset_before and (wildcard_gap or window.cron.hours is not None):
             # ``instant`` is the first instant after a gap: wall times in the gap start here
             skipped = before.replace(tzinfo=None) + MINUTE
             while skipped < wall:
@@ -394,7 +399,7 @@ def oracle_is_start(spec: ScheduleSpec, window: WindowSpec, instant: datetime) -
 
 
 class Oracle:
-    def __init__(self, spec: ScheduleSpec) -> None:
+    def __init__(self, spec: ScheduleSpec, *, wildcard_gap: bool) -> None:
         self.spec = spec
         longest = max(timedelta(seconds=w.duration[1]) for w in spec.windows if w.duration)
         first = spec.at.replace(second=0, microsecond=0) - longest - MINUTE
@@ -403,7 +408,7 @@ class Oracle:
         self.starts: list[list[datetime]] = []
         for window in spec.windows:
             step = (first + MINUTE * i for i in range(minutes))
-            self.starts.append([instant for instant in step if oracle_is_start(spec, window, instant)])
+            self.starts.append([instant for instant in step if oracle_is_start(spec, window, instant, wildcard_gap)])
 
     def selects(self, window: WindowSpec, task: str) -> bool:
         return "*" in window.tasks or task in window.tasks
@@ -443,23 +448,33 @@ class Oracle:
         return None
 
 
+def mismatches(oracle: Oracle, result: dict[str, dict[str, Any]]) -> list[str]:
+    problems = []
+    for name, entry in result.items():
+        desired, sources, matches = oracle.state(name, oracle.spec.at)
+        if entry["desired"] != desired:
+            problems.append(f"{name}: desired {entry['desired']} != oracle {desired}")
+        if entry["source"] not in sources:
+            problems.append(f"{name}: source {entry['source']} not in oracle {sorted(sources)}")
+        if set(entry["matches"]) != matches:
+            problems.append(f"{name}: matches {sorted(entry['matches'])} != oracle {sorted(matches)}")
+        expected, observed = oracle.next_change(name), _next(entry)
+        if expected is not None and observed != expected:
+            problems.append(f"{name}: next_change {entry['next_change']} != oracle {iso(expected)}")
+        if expected is None and observed is not None and observed <= oracle.horizon:
+            problems.append(f"{name}: next_change {entry['next_change']}, oracle: none before {iso(oracle.horizon)}")
+    return problems
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(spec=schedules(oracle=True))
 def test_plan_agrees_with_brute_force_oracle(spec: ScheduleSpec) -> None:
-    oracle = Oracle(spec)
     with tempfile.TemporaryDirectory() as tmp:
         runner = Runner(Path(tmp), spec)
         result = runner.plan(spec.at)
     assert set(result) == set(TASKS)
-    for name, entry in result.items():
-        context = f"task {name} at {iso(spec.at)}:\n{runner.text}"
-        desired, sources, matches = oracle.state(name, spec.at)
-        assert entry["desired"] == desired, context
-        assert entry["source"] in sources, context
-        assert set(entry["matches"]) == matches, context
-        expected = oracle.next_change(name)
-        observed = _next(entry)
-        if expected is not None:
-            assert observed == expected, context
-        else:
-            assert observed is None or observed > oracle.horizon, context
+    literal = mismatches(Oracle(spec, wildcard_gap=True), result)
+    if literal:
+        vixie = mismatches(Oracle(spec, wildcard_gap=False), result)
+        note = "(the plan follows the skip-in-gap reading instead)" if not vixie else ""
+        raise AssertionError(f"at {iso(spec.at)}: {note}\n" + "\n".join(literal) + "\n" + runner.text)

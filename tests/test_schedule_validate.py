@@ -213,6 +213,25 @@ ERRORS: list[tuple[str, str, tuple[str, ...]]] = [
         ("windows[1] (nightly)", "end"),
     ),
     (
+        # "naive vs aware mix that cannot be resolved": a naive wall-clock start that does not
+        # exist in the window's zone (02:30 on the Berlin spring-forward day)
+        "naive one-off start in a gap",
+        mutate(
+            '    cron: "30 2 * * *"\n    duration: 1h\n',
+            '    start: "2027-03-28T02:30:00"\n    end: "2027-03-28T05:00:00Z"\n',
+        ),
+        ("windows[1] (nightly).start", "2027-03-28T02:30"),
+    ),
+    (
+        # ... or that is ambiguous (02:30 happens twice on the fall-back day)
+        "naive one-off end in a fold",
+        mutate(
+            '    cron: "30 2 * * *"\n    duration: 1h\n',
+            '    start: "2027-10-30T23:00:00Z"\n    end: "2027-10-31T02:30:00"\n',
+        ),
+        ("windows[1] (nightly).end", "2027-10-31T02:30"),
+    ),
+    (
         "exact task name not managed",
         mutate("tasks: [access-logs-prod, ", "tasks: [acess-logs-prod, "),
         ("windows[1] (nightly).tasks", "acess-logs-prod"),
