@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -122,6 +123,9 @@ def _print_run(summary: RunSummary, as_json: bool) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from esa_scheduler.function import execute
+
+    if args.deadline is not None and not (math.isfinite(args.deadline) and args.deadline > 0):
+        raise UserError(f"--deadline: {args.deadline} must be a positive number of seconds")
 
     command: dict[str, object] = {"action": "reconcile", "dry_run": args.dry_run, "force": args.force}
     if args.at:

@@ -53,6 +53,7 @@ _BURST_SECONDS = 0.1
 # Hard stop for a server whose pages never end (1000 pages of 100 is far beyond any real account).
 _MAX_PAGES = 1000
 _MIN_INTERVAL = 0.05
+_EPISODE = 1.0
 _MAX_PAGE_SIZE = 500
 
 _Model = TypeVar("_Model", bound=BaseModel)
@@ -218,7 +219,7 @@ class ClientSettings:
     read_timeout: float = config.DEFAULT_READ_TIMEOUT
     max_rps: float | None = config.DEFAULT_MAX_RPS
     concurrency: int = config.DEFAULT_CONCURRENCY
-    max_attempts: int = 5
+    max_attempts: int = 8
     base_delay: float = 0.2
     max_delay: float = 5.0
     max_total_retry_time: float = 30.0
@@ -265,6 +266,7 @@ class _Pacer:
         self._sleep = sleep
         self._clock = clock
         self._next: float | None = None
+        self._last_slow_down: float | None = None
 
     async def wait(self) -> None:
         now = self._clock()
@@ -276,7 +278,15 @@ class _Pacer:
             await self._sleep(delay)
 
     def slow_down(self) -> None:
-        """Throttled: halve the rate (down to one request per second)."""
+        """Throttled: halve the rate (down to one request per second), once per episode.
+
+        Many calls in flight are refused together for one overload; counting each of them would
+        halve the rate a dozen times for a single event.
+        """
+        now = self._clock()
+        if self._last_slow_down is not None and now - self._last_slow_down < _EPISODE:
+            return
+        self._last_slow_down = now
         self._interval = min(max(self._interval * 2, _MIN_INTERVAL), 1.0)
 
     def recover(self) -> None:
@@ -310,6 +320,7 @@ class EsaClient:
         self._rng = rng if rng is not None else random.Random()
         self._monotonic = monotonic
         self._on_retry = on_retry
+        self._credentials = credentials
         self._slots = asyncio.Semaphore(s.concurrency)
         self._pacer = _Pacer(s.max_rps or 0.0, sleep, monotonic)
         self._api_calls = 0
@@ -339,6 +350,13 @@ class EsaClient:
     async def aclose(self) -> None:
         """Close the connection pool."""
         await self._http.aclose()
+
+    def _scrub(self, text: str) -> str:
+        """Servers may echo what was signed: the secret and the STS token never leave in an error."""
+        for secret in (self._credentials.access_key_secret, self._credentials.security_token):
+            if secret:
+                text = text.replace(secret, "***")
+        return text
 
     @property
     def concurrency(self) -> int:
@@ -413,7 +431,7 @@ class EsaClient:
     async def _call(self, action: str, params: dict[str, str]) -> tuple[dict[str, Any], int]:
         """Send one logical call, retrying transient failures; return the JSON body and attempts."""
         s = self._settings
-        started = self._monotonic()
+        first_failure: float | None = None  # the retry budget starts here, not while queueing for a slot
         attempt = nonce_clashes = 0
         while True:
             attempt += 1
@@ -425,7 +443,7 @@ class EsaClient:
             except httpx.TransportError as exc:
                 error = EsaApiError(action, "ConnectionError", _transport_text(exc), retryable=True)
             else:
-                body, failure = _read(action, response)
+                body, failure = _read(action, response, self._scrub)
                 if failure is None:
                     self._pacer.recover()
                     return body, attempt
@@ -434,8 +452,10 @@ class EsaClient:
                     self._pacer.slow_down()
             error.attempts = attempt
             nonce_clashes += error.code == _NONCE_REUSED
+            now = self._monotonic()
+            first_failure = now if first_failure is None else first_failure
             delay = self._retry_delay(error, attempt, retry_after, nonce_clashes)
-            if delay is None or self._monotonic() - started + delay > s.max_total_retry_time:
+            if delay is None or now - first_failure + delay > s.max_total_retry_time:
                 raise error
             if self._on_retry is not None:
                 self._on_retry(error, delay)
@@ -488,8 +508,10 @@ def _str_field(body: Mapping[str, Any], key: str) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _read(action: str, response: httpx.Response) -> tuple[dict[str, Any], EsaApiError | None]:
-    """Decode a response into its JSON object, or into the error it carries."""
+def _read(
+    action: str, response: httpx.Response, scrub: Callable[[str], str] = str
+) -> tuple[dict[str, Any], EsaApiError | None]:
+    """Decode a response into its JSON object, or into the error it carries (server text scrubbed)."""
     status = response.status_code
     try:
         decoded: Any = json.loads(response.content)
@@ -504,10 +526,10 @@ def _read(action: str, response: httpx.Response) -> tuple[dict[str, Any], EsaApi
         return body, None
     code = _str_field(body, "Code")
     if code is None:
-        snippet = " ".join(response.text.split())[:200]
+        snippet = " ".join(scrub(response.text).split())[:200]
         code, message = "HTTPError", snippet or response.reason_phrase or "empty body"
     else:
-        message = _str_field(body, "Message") or "no message"
+        message = scrub(_str_field(body, "Message") or "no message")
     return body, EsaApiError(
         action,
         code,

@@ -14,8 +14,14 @@ class UserError(Exception):
     exit_code = 2
 
     def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        message = _one_line(message)
         super().__init__(message)
-        self.problems = problems if problems is not None else [message]
+        self.problems = [_one_line(p) for p in problems] if problems is not None else [message]
+
+
+def _one_line(text: str) -> str:
+    """Values quoted from input may hold line breaks; a problem is always exactly one line."""
+    return text.replace("\r", "\\r").replace("\n", "\\n")
 
 
 class ScheduleError(UserError):

@@ -22,6 +22,7 @@ from esa_scheduler.schedule import IncidentRule, MatchSpec, Schedule, Status, se
 from esa_scheduler.timeutil import parse_duration, parse_instant
 
 MAX_EVENT_BYTES = 256 * 1024
+MAX_DEPTH = 32
 
 
 class _Model(BaseModel):
@@ -185,6 +186,18 @@ def _first_error(exc: ValidationError) -> str:
     return f"{where}: {message}"
 
 
+def _too_deep(value: Any) -> bool:
+    """Iterative depth check, so a hostile body cannot exhaust the stack later on."""
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return True
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
 def decode_body(body: bytes | str | Mapping[str, Any] | list[Any]) -> list[Any]:
     """FC passes bytes; tests and direct callers may pass text or parsed JSON."""
     if isinstance(body, (bytes, bytearray)):
@@ -199,8 +212,12 @@ def decode_body(body: bytes | str | Mapping[str, Any] | list[Any]) -> list[Any]:
             raise EventError("event: the body is empty (expected a JSON object or a list of them)")
         try:
             body = json.loads(body)
+        except RecursionError as exc:
+            raise EventError(f"event: JSON nested deeper than {MAX_DEPTH} levels") from exc
         except json.JSONDecodeError as exc:
             raise EventError(f"event: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") from exc
+    if _too_deep(body):
+        raise EventError(f"event: JSON nested deeper than {MAX_DEPTH} levels")
     items = body if isinstance(body, list) else [body]
     if not items:
         raise EventError("event: an empty list has nothing to do")

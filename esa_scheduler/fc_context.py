@@ -56,6 +56,8 @@ def load_context(path: str | None) -> FcContext:
         raise UserError(f"{path}: cannot read context file: {exc.strerror}") from exc
     except json.JSONDecodeError as exc:
         raise UserError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from exc
+    except (UnicodeDecodeError, RecursionError) as exc:
+        raise UserError(f"{path}: not a readable JSON context file ({type(exc).__name__})") from exc
     try:
         return FcContext.model_validate(raw)
     except ValidationError as exc:

@@ -24,13 +24,26 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from esa_scheduler import config
 from esa_scheduler.cron import CronExpr, wall_to_instant
 from esa_scheduler.errors import ScheduleError
-from esa_scheduler.timeutil import UTC, parse_datetime, parse_duration, zone
+from esa_scheduler.timeutil import UTC, in_range, parse_datetime, parse_duration, zone
 
 Status = Literal["online", "offline"]
 Mode = Literal["enforce", "transitions"]
 MAX_FILE_BYTES = 1024 * 1024
-# libyaml's safe loader parses several times faster and leaner; same results, same error marks.
-_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _ScheduleLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """The safe loader (libyaml's when available: faster, leaner), reporting bad dates by value and line."""
+
+
+def _timestamp(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Any:
+    try:
+        return loader.construct_yaml_timestamp(node)
+    except ValueError as exc:
+        message = f"invalid date {node.value!r}: {exc}"
+        raise yaml.constructor.ConstructorError(None, None, message, node.start_mark) from exc
+
+
+_ScheduleLoader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp)
 GLOB_CHARS = frozenset("*?[")
 T = TypeVar("T")
 
@@ -159,6 +172,13 @@ class ScheduleFileSpec(_Strict):
     tasks: list[TaskSpec] = Field(default_factory=list)
     windows: list[WindowSpec] = Field(default_factory=list)
     incidents: list[IncidentSpec] = Field(default_factory=list)
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _exactly_one(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            raise ValueError("version must be 1")
+        return value
 
 
 @dataclass(frozen=True)
@@ -312,9 +332,13 @@ def _parse_file(file: Path, problems: list[str]) -> _ParsedFile | None:
         problems.append(f"{file}: cannot read: {exc}")
         return None
     try:
-        raw = yaml.load(text, Loader=_SAFE_LOADER)
+        raw = yaml.load(text, Loader=_ScheduleLoader)
     except yaml.YAMLError as exc:
         problems.append(f"{file}: {_yaml_error(exc)}")
+        return None
+    except (ValueError, TypeError, IndexError, OverflowError, RecursionError) as exc:
+        # PyYAML's constructors raise plain errors for values like 2027-02-30 or a bare !!int
+        problems.append(f"{file}: YAML value could not be read: {exc or type(exc).__name__}")
         return None
     if raw is None:
         problems.append(f"{file}: the file is empty (expected a mapping with version: 1)")
@@ -393,7 +417,7 @@ def _describe(err: Any, raw: dict[str, Any]) -> str:
         parent = next((str(p) for p in reversed(loc[:-1]) if isinstance(p, str)), "")
         hint = difflib.get_close_matches(key, _FIELD_NAMES.get(parent, ()), n=1)
         suggestion = f" (did you mean '{hint[0]}'?)" if hint else ""
-        return f"{where}: unknown key '{key}'{suggestion}"
+        return f"{where}: unknown key {key!r}{suggestion}"
     message = str(err["msg"]).removeprefix("Value error, ")
     if kind == "missing":
         return f"{where}: required field is missing"
@@ -420,8 +444,9 @@ def _location(loc: tuple[Any, ...], raw: dict[str, Any]) -> str:
 
 def _resolve(parsed: list[_ParsedFile], problems: list[str]) -> Schedule | None:
     tasks: list[TaskRule] = []
+    seen_tasks: dict[tuple[str, int | None], str] = {}
     for pf in parsed:
-        tasks.extend(_resolve_tasks(pf, problems))
+        tasks.extend(_resolve_tasks(pf, problems, seen_tasks))
     probe = Schedule(tasks=tuple(tasks), windows=())
     windows: list[Window] = []
     incidents: list[IncidentRule] = []
@@ -446,9 +471,9 @@ def _resolve(parsed: list[_ParsedFile], problems: list[str]) -> Schedule | None:
                 incidents.append(
                     IncidentRule(rule.name, rule.match, tuple(rule.tasks), rule.status, ttl, rule.release_on, file)
                 )
-    tick = _single_setting(parsed, "tick", problems)
-    safety = _single_setting(parsed, "safety", problems)
-    tick_delta = _duration(tick, "tick", problems) if isinstance(tick, str) else None
+    tick_file, tick = _single_setting(parsed, "tick", problems)
+    _, safety = _single_setting(parsed, "safety", problems)
+    tick_delta = _duration(tick, f"{tick_file}: tick", problems) if isinstance(tick, str) else None
     if problems:
         return None
     return Schedule(
@@ -461,7 +486,7 @@ def _resolve(parsed: list[_ParsedFile], problems: list[str]) -> Schedule | None:
     )
 
 
-def _resolve_tasks(pf: _ParsedFile, problems: list[str]) -> Iterator[TaskRule]:
+def _resolve_tasks(pf: _ParsedFile, problems: list[str], seen: dict[tuple[str, int | None], str]) -> Iterator[TaskRule]:
     file, spec = pf.file, pf.spec
     for index, task in pf.tasks:
         label = task.name or task.pattern
@@ -472,6 +497,11 @@ def _resolve_tasks(pf: _ParsedFile, problems: list[str]) -> Iterator[TaskRule]:
         if task.name is not None and is_glob(task.name):
             problems.append(f"{where}.name: {task.name!r} has wildcards; use 'pattern' for globs")
             continue
+        identity = (task.name or task.pattern or "", task.site_id)
+        if identity in seen:
+            problems.append(f"{where}: duplicate task entry {identity[0]!r} (also {seen[identity]})")
+            continue
+        seen[identity] = where
         yield TaskRule(
             name=task.name,
             pattern=task.pattern,
@@ -497,15 +527,17 @@ def _check_selectors(selectors: Iterable[str], where: str, probe: Schedule, prob
             problems.append(f"{where}.tasks[{i}]: {selector!r} is not a managed task (add it under 'tasks:' first)")
 
 
-def _single_setting(parsed: list[_ParsedFile], key: str, problems: list[str]) -> Any:
-    """Schedule-wide settings may be written in any one file, or repeated with the same value."""
+def _single_setting(parsed: list[_ParsedFile], key: str, problems: list[str]) -> tuple[str, Any]:
+    """Schedule-wide settings may be written in any one file, or repeated with the same value.
+
+    Returns the file that sets it (for messages) and the value, or ``("", None)``."""
     values = {(pf.file, repr(getattr(pf.spec, key))): getattr(pf.spec, key) for pf in parsed}
     present = [(file, value) for (file, _), value in values.items() if value is not None]
     if len({repr(v) for _, v in present}) > 1:
         files = ", ".join(file for file, _ in present)
-        problems.append(f"{key}: set to different values in {files}; set it in one file")
-        return None
-    return present[0][1] if present else None
+        problems.append(f"{files}: {key}: set to different values; set it in one file")
+        return "", None
+    return present[0] if present else ("", None)
 
 
 def _duration(text: str, where: str, problems: list[str]) -> timedelta | None:
@@ -593,6 +625,11 @@ def _resolve_one_off(window: WindowSpec, base: Window, where: str, problems: lis
 
 def _instant(value: datetime, tz: ZoneInfo, where: str, problems: list[str]) -> datetime | None:
     """Aware values are taken as written; naive ones are wall clock in the window's zone."""
+    try:
+        in_range(value, value.isoformat())
+    except ValueError as exc:
+        problems.append(f"{where}: {exc}")
+        return None
     if value.tzinfo is not None:
         return value.astimezone(UTC)
     instant, kind = wall_to_instant(value, tz)

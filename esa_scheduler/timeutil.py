@@ -12,6 +12,8 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 UTC = timezone.utc
+MAX_DURATION = timedelta(days=3650)
+MIN_YEAR, MAX_YEAR = 1970, 9000
 
 _DURATION_UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
 _SHORT_DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)([dhms]))", re.IGNORECASE)
@@ -55,11 +57,19 @@ def parse_datetime(text: str) -> datetime:
         raise ValueError(f"invalid ISO 8601 date-time {text!r}") from exc
 
 
+def in_range(instant: datetime, shown: object) -> datetime:
+    """Instants far outside any schedule's life would overflow date arithmetic; refuse them early."""
+    if not MIN_YEAR <= instant.year <= MAX_YEAR:
+        raise ValueError(f"date-time {shown!r} is outside the supported years {MIN_YEAR}-{MAX_YEAR}")
+    return instant
+
+
 def parse_instant(text: str) -> datetime:
     """Parse an ISO 8601 instant that must carry an offset or ``Z``; return it in UTC."""
     value = parse_datetime(text)
     if value.tzinfo is None:
         raise ValueError(f"date-time {text!r} needs an offset or Z")
+    in_range(value, text)
     return value.astimezone(UTC)
 
 
@@ -77,4 +87,6 @@ def parse_duration(text: str) -> timedelta:
         raise ValueError(f"invalid duration {raw!r} (use s m h d units like 1h30m, or ISO 8601 like PT1H30M)")
     if seconds <= 0:
         raise ValueError(f"duration {raw!r} must be greater than zero")
+    if seconds > MAX_DURATION.total_seconds():
+        raise ValueError(f"duration {raw!r} is longer than {MAX_DURATION.days} days")
     return timedelta(seconds=seconds)

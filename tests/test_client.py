@@ -248,7 +248,7 @@ def test_settings_defaults_and_env() -> None:
         16,
     )
     assert (defaults.max_attempts, defaults.base_delay, defaults.max_delay, defaults.max_total_retry_time) == (
-        5,
+        8,
         0.2,
         5.0,
         30.0,
@@ -589,7 +589,8 @@ def test_gives_up_after_max_attempts() -> None:
     sleep = FakeSleep(clock)
 
     async def go() -> EsaApiError:
-        async with make_client(handler, sleep=sleep, rng=UpperBoundRng(), monotonic=clock) as client:
+        settings = ClientSettings(max_rps=None, max_attempts=5)
+        async with make_client(handler, settings, sleep=sleep, rng=UpperBoundRng(), monotonic=clock) as client:
             with pytest.raises(EsaApiError) as info:
                 await client.update_user_delivery_task_status("t", "online")
             return info.value
@@ -627,7 +628,7 @@ def test_timeouts_become_retryable_timeout_errors() -> None:
     handler, seen = sequence(httpx.ReadTimeout("read timed out"))
 
     async def go() -> EsaApiError:
-        async with make_client(handler) as client:
+        async with make_client(handler, ClientSettings(max_rps=None, max_attempts=5)) as client:
             with pytest.raises(EsaApiError) as info:
                 await client.list_user_delivery_tasks()
             return info.value

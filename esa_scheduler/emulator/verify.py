@@ -111,7 +111,8 @@ class Verifier:
         if not hmac.compare_digest(signature(pair.secret, canonical).encode(), sent_signature.encode()):
             raise ApiError(
                 "SignatureDoesNotMatch",
-                f"The request signature does not conform to Aliyun standards. Server canonical request: {canonical!r}",
+                "The request signature does not conform to Aliyun standards. Server string to sign is: "
+                f"ACS3-HMAC-SHA256 {hashlib.sha256(canonical.encode()).hexdigest()}",
             )
         self._check_token(pair, headers.get("x-acs-security-token"))
         expires = (signed_at + SKEW).timestamp()
