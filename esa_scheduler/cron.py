@@ -12,7 +12,8 @@ its first pass when the hour field is fixed, and both passes when the hour field
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterator
+import itertools
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
@@ -95,50 +96,50 @@ class CronExpr:
     def after(self, instant: datetime, tz: ZoneInfo) -> Iterator[datetime]:
         """Start instants strictly after ``instant``, ascending, in UTC."""
         scan = croniter(self.text, _local(instant - _margin(instant, tz), tz))
-        pending: list[datetime] = []
-        last: datetime | None = None
-        while True:
-            try:
-                wall = scan.get_next(datetime)
-            except CroniterBadDateError:
-                return
-            first, second, kind = _passes(wall, tz)
-            candidate = first
-            if kind == "gap":
-                candidate = _gap_end(second, first, tz)
-            elif kind == "ambiguous" and not self.wall_clock:
-                heapq.heappush(pending, second)
-            ready = []
-            while pending and pending[0] < candidate:
-                ready.append(heapq.heappop(pending))
-            ready.append(candidate)
-            for value in ready:
-                if value > instant and (last is None or value > last):
-                    last = value
-                    yield value
+        starts = self._merge(_walls(scan.get_next), tz, forward=True)
+        return itertools.dropwhile(lambda start: start <= instant, starts)
 
     def at_or_before(self, instant: datetime, tz: ZoneInfo) -> Iterator[datetime]:
         """Start instants at or before ``instant``, descending, in UTC."""
         scan = croniter(self.text, _local(instant + _margin(instant, tz), tz) + _ONE_SECOND)
+        starts = self._merge(_walls(scan.get_prev), tz, forward=False)
+        return itertools.dropwhile(lambda start: start > instant, starts)
+
+    def _readings(self, wall: datetime, tz: ZoneInfo) -> list[datetime]:
+        """The start instants one matching wall time stands for, earliest first."""
+        first, second, kind = _passes(wall, tz)
+        if kind == "gap":
+            return [_gap_end(second, first, tz)]
+        if kind == "ambiguous" and not self.wall_clock:
+            return [first, second]
+        return [first]
+
+    def _merge(self, walls: Iterator[datetime], tz: ZoneInfo, forward: bool) -> Iterator[datetime]:
+        """Readings of successive wall times as one strictly monotonic stream.
+
+        The other pass of a repeated wall time can fall after the next wall times' readings, so it
+        waits in a heap until its turn; several gap times that become one instant yield it once.
+        """
+        sign = 1 if forward else -1
         pending: list[tuple[float, datetime]] = []
         last: datetime | None = None
-        while True:
-            try:
-                wall = scan.get_prev(datetime)
-            except CroniterBadDateError:
-                return
-            first, second, kind = _passes(wall, tz)
-            candidate = first
-            if kind == "gap":
-                candidate = _gap_end(second, first, tz)
-            elif kind == "ambiguous" and not self.wall_clock:
-                candidate = second
-                heapq.heappush(pending, (-first.timestamp(), first))
+        for wall in walls:
+            head, *others = self._readings(wall, tz)[:: sign]
+            for other in others:
+                heapq.heappush(pending, (sign * other.timestamp(), other))
             ready = []
-            while pending and pending[0][1] > candidate:
+            while pending and pending[0][0] < sign * head.timestamp():
                 ready.append(heapq.heappop(pending)[1])
-            ready.append(candidate)
-            for value in ready:
-                if value <= instant and (last is None or value < last):
+            for value in [*ready, head]:
+                if last is None or (value > last if forward else value < last):
                     last = value
                     yield value
+
+
+def _walls(step: Callable[[type[datetime]], datetime]) -> Iterator[datetime]:
+    """Matching naive wall times from croniter, until it finds no more."""
+    while True:
+        try:
+            yield step(datetime)
+        except CroniterBadDateError:
+            return
