@@ -124,7 +124,7 @@ class CronExpr:
         pending: list[tuple[float, datetime]] = []
         last: datetime | None = None
         for wall in walls:
-            head, *others = self._readings(wall, tz)[:: sign]
+            head, *others = self._readings(wall, tz)[::sign]
             for other in others:
                 heapq.heappush(pending, (sign * other.timestamp(), other))
             ready = []
