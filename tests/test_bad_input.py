@@ -15,16 +15,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
+from helpers import clean_environment, endpoint_env, fc_context, set_env
 
 from esa_scheduler import cli
 from esa_scheduler.client import ClientSettings, EsaApiError, EsaClient
@@ -418,15 +417,10 @@ class Bench:
         self.state = self.tmp / "state"
 
     def point_at_emulator(self, schedule: Path) -> None:
-        for name, value in {
-            "ESA_ENDPOINT": self.emulator.url,
-            "ALIBABA_CLOUD_ACCESS_KEY_ID": EMULATOR_ACCESS_KEY_ID,
-            "ALIBABA_CLOUD_ACCESS_KEY_SECRET": EMULATOR_ACCESS_KEY_SECRET,
-            "ESA_MAX_RPS": "0",
-            "ESA_SCHEDULE": str(schedule),
-            "ESA_STATE_DIR": str(self.state),
-        }.items():
-            self.monkeypatch.setenv(name, value)
+        set_env(
+            self.monkeypatch,
+            {**endpoint_env(self.emulator.url), "ESA_SCHEDULE": str(schedule), "ESA_STATE_DIR": str(self.state)},
+        )
 
     def write(self, name: str, content: str | bytes) -> Path:
         path = self.tmp / name
@@ -453,23 +447,9 @@ class Bench:
 
 @pytest.fixture
 def bench(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Iterator[Bench]:
-    for name in list(os.environ):
-        if name.startswith(("ALIBABA_CLOUD_", "ESA_", "FC_")):
-            monkeypatch.delenv(name)
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.chdir(tmp_path)
+    clean_environment(monkeypatch, tmp_path)
     with Emulator(tasks=SEED) as emulator:
         yield Bench(tmp_path, emulator, monkeypatch, capsys)
-
-
-def fc_context() -> Any:
-    return SimpleNamespace(
-        request_id="fc-req-bad-input",
-        function=SimpleNamespace(name="esa-scheduler", handler="handler.handler", memory=256, timeout=60),
-        region="cn-hangzhou",
-    )
 
 
 def assert_names_problem(outcome: Outcome, *needles: str) -> None:
@@ -505,7 +485,7 @@ def test_malformed_schedule(bench: Bench, command: str, content: str | bytes, ne
     if command == "handler":
         bench.capsys.readouterr()
         with pytest.raises(ScheduleError) as caught:
-            handle(json.dumps(HOLD).encode(), fc_context())
+            handle(json.dumps(HOLD).encode(), fc_context("fc-req-bad-input"))
         message = "\n".join(caught.value.problems)
         assert any(schedule.name in line and all(n in line for n in needles) for line in message.splitlines()), message
         assert "Traceback" not in bench.capsys.readouterr().out
@@ -544,7 +524,7 @@ def test_malformed_event(bench: Bench, entry: str, body: bytes, needles: tuple[s
     if entry == "handler":
         bench.capsys.readouterr()
         with pytest.raises(UserError) as caught:
-            handle(body, fc_context())
+            handle(body, fc_context("fc-req-bad-input"))
         assert isinstance(caught.value, EventError), type(caught.value)
         message = str(caught.value)
         assert "\n" not in message

@@ -7,16 +7,16 @@ run, 2 bad input or configuration (one clear line, no traceback).
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import clean_environment, endpoint_env, parse_lines, set_env, updates
 
 from esa_scheduler import cli
-from esa_scheduler.emulator import EMULATOR_ACCESS_KEY_ID, EMULATOR_ACCESS_KEY_SECRET, Emulator, Faults
+from esa_scheduler.emulator import Emulator, Faults
 from esa_scheduler.schedule import load_schedule
 from esa_scheduler.timeutil import parse_instant
 
@@ -47,21 +47,6 @@ SEED: list[dict[str, Any]] = [
 ]
 
 
-def parse_lines(text: str) -> list[dict[str, Any]]:
-    lines = []
-    for raw in text.splitlines():
-        if raw.strip():
-            value = json.loads(raw)
-            assert isinstance(value, dict), raw
-            lines.append(value)
-    return lines
-
-
-def updates(emulator: Emulator) -> int:
-    by_action = emulator.stats["by_action"]
-    return int(by_action.get("UpdateUserDeliveryTaskStatus", 0) + by_action.get("UpdateSiteDeliveryTaskStatus", 0))
-
-
 @dataclass
 class Output:
     code: int
@@ -82,15 +67,7 @@ class Output:
 
 @pytest.fixture
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    """No inherited ALIBABA_CLOUD_*/ESA_*/FC_* settings, HOME without credential files, cwd in tmp_path."""
-    for name in list(os.environ):
-        if name.startswith(("ALIBABA_CLOUD_", "ESA_", "FC_")):
-            monkeypatch.delenv(name)
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
+    return clean_environment(monkeypatch, tmp_path)
 
 
 @dataclass
@@ -115,15 +92,7 @@ class Cli:
 
     def point_at(self, emulator: Emulator, **extra: str) -> None:
         """ESA_ENDPOINT and an AccessKey pair in the environment, as an operator would set them."""
-        values = {
-            "ESA_ENDPOINT": emulator.url,
-            "ALIBABA_CLOUD_ACCESS_KEY_ID": EMULATOR_ACCESS_KEY_ID,
-            "ALIBABA_CLOUD_ACCESS_KEY_SECRET": EMULATOR_ACCESS_KEY_SECRET,
-            "ESA_MAX_RPS": "0",
-            **extra,
-        }
-        for name, value in values.items():
-            self.monkeypatch.setenv(name, value)
+        set_env(self.monkeypatch, {**endpoint_env(emulator.url), **extra})
 
     def __call__(self, *argv: str) -> Output:
         self.capsys.readouterr()

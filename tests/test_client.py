@@ -97,6 +97,16 @@ def make_client(
     )
 
 
+def set_t_online(handler: Handler) -> StatusChange:
+    """``update_user_delivery_task_status("t", "online")`` on a fresh client over ``handler``."""
+
+    async def go() -> StatusChange:
+        async with make_client(handler) as client:
+            return await client.update_user_delivery_task_status("t", "online")
+
+    return run(go())
+
+
 def reply(status: int = 200, body: object = None, headers: dict[str, str] | None = None) -> httpx.Response:
     return httpx.Response(status, json=body, headers=headers)
 
@@ -407,12 +417,8 @@ def test_error_body_becomes_a_one_line_error() -> None:
         )
     )
 
-    async def go() -> None:
-        async with make_client(handler) as client:
-            await client.update_user_delivery_task_status("t", "online")
-
     with pytest.raises(EsaApiError) as info:
-        run(go())
+        set_t_online(handler)
     err = info.value
     assert str(err) == (
         "UpdateUserDeliveryTaskStatus failed: InvalidParameter (HTTP 400): "
@@ -507,12 +513,8 @@ def test_non_json_error_page() -> None:
 def test_malformed_success_responses(response: httpx.Response, what: str) -> None:
     handler, seen = sequence(response)
 
-    async def go() -> None:
-        async with make_client(handler) as client:
-            await client.update_user_delivery_task_status("t", "online")
-
     with pytest.raises(EsaApiError) as info:
-        run(go())
+        set_t_online(handler)
     err = info.value
     assert err.code == "MalformedResponse"
     assert err.message == f"malformed UpdateUserDeliveryTaskStatus response: {what}"
@@ -741,11 +743,7 @@ def test_signature_nonce_used_after_a_throttle_still_gets_its_one_retry() -> Non
     ok = reply(body={"RequestId": "R", "TaskName": "t", "Status": "online"})
     handler, seen = sequence(error(400, "Throttling"), error(400, "SignatureNonceUsed"), ok)
 
-    async def go() -> StatusChange:
-        async with make_client(handler) as client:
-            return await client.update_user_delivery_task_status("t", "online")
-
-    assert run(go()).attempts == 3
+    assert set_t_online(handler).attempts == 3
     assert len(seen) == 3
 
 
@@ -777,6 +775,16 @@ def paged_server(total: int, *, announced: Callable[[int], int] | None = None) -
     return handler, calls
 
 
+def list_user_tasks(handler: Handler, **kwargs: Any) -> list[DeliveryTask]:
+    """``list_user_delivery_tasks(**kwargs)`` on a fresh client over ``handler``."""
+
+    async def go() -> list[DeliveryTask]:
+        async with make_client(handler) as client:
+            return await client.list_user_delivery_tasks(**kwargs)
+
+    return run(go())
+
+
 def test_pagination_follows_every_page() -> None:
     handler, calls = paged_server(250)
 
@@ -797,11 +805,7 @@ def test_pagination_follows_every_page() -> None:
 def test_pagination_stops_when_total_count_is_reached_on_a_full_page() -> None:
     handler, calls = paged_server(200)
 
-    async def go() -> list[DeliveryTask]:
-        async with make_client(handler) as client:
-            return await client.list_user_delivery_tasks(page_size=100)
-
-    assert len(run(go())) == 200
+    assert len(list_user_tasks(handler, page_size=100)) == 200
     assert len(calls) == 2
 
 
@@ -809,34 +813,22 @@ def test_pagination_stops_on_a_short_page_even_if_total_count_says_more() -> Non
     # tasks deleted while we page: the last page is short and TotalCount is stale
     handler, calls = paged_server(250, announced=lambda n: 260)
 
-    async def go() -> list[DeliveryTask]:
-        async with make_client(handler) as client:
-            return await client.list_user_delivery_tasks(page_size=100)
-
-    assert len(run(go())) == 250
+    assert len(list_user_tasks(handler, page_size=100)) == 250
     assert len(calls) == 3
 
 
 def test_empty_account() -> None:
     handler, calls = paged_server(0)
 
-    async def go() -> list[DeliveryTask]:
-        async with make_client(handler) as client:
-            return await client.list_user_delivery_tasks()
-
-    assert run(go()) == []
+    assert list_user_tasks(handler) == []
     assert len(calls) == 1
 
 
 def test_truncated_page_is_malformed() -> None:
     handler, _ = paged_server(150, announced=lambda n: 250)
 
-    async def go() -> None:
-        async with make_client(handler) as client:
-            await client.list_user_delivery_tasks(page_size=50)
-
     with pytest.raises(EsaApiError) as info:
-        run(go())
+        list_user_tasks(handler, page_size=50)
     assert info.value.code == "MalformedResponse"
     assert info.value.message == (
         "malformed ListUserDeliveryTasks response: truncated list: "
@@ -849,12 +841,8 @@ def test_an_absurd_total_count_is_refused_after_one_page() -> None:
     # page 1 announces more pages than any account has: refuse instead of fanning out
     handler, calls = paged_server(100_000, announced=lambda n: 10_000_000)
 
-    async def go() -> None:
-        async with make_client(handler) as client:
-            await client.list_user_delivery_tasks(page_size=10)
-
     with pytest.raises(EsaApiError, match="would take more than 1000 pages"):
-        run(go())
+        list_user_tasks(handler, page_size=10)
     assert len(calls) == 1
 
 
@@ -873,12 +861,8 @@ def test_site_list_sends_site_id_and_follows_pages() -> None:
 def test_list_page_with_error_body_is_malformed() -> None:
     handler, _ = sequence(reply(body={"Code": "InternalError", "Message": "try again"}))
 
-    async def go() -> None:
-        async with make_client(handler) as client:
-            await client.list_user_delivery_tasks()
-
     with pytest.raises(EsaApiError, match="HTTP 200 carried an error body: InternalError: try again"):
-        run(go())
+        list_user_tasks(handler)
 
 
 # --- throughput ----------------------------------------------------------------------------

@@ -10,19 +10,14 @@ from __future__ import annotations
 
 import calendar
 import json
-import textwrap
 from collections.abc import Callable
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-
-from esa_scheduler.cli import main
-
-UTC = timezone.utc
-
+from helpers import UTC, iso, parse_instant, run_cli, write_schedule
 
 # --------------------------------------------------------------------------- oracle
 
@@ -80,12 +75,7 @@ def oracle_starts(year: int, predicate: Callable[[date], bool], at: time, zone: 
 
 
 def run_plan(capsys: pytest.CaptureFixture[str], schedule: Path, at: datetime) -> dict[str, Any]:
-    text = at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    try:
-        code = main(["plan", "--schedule", str(schedule), "--at", text, "--json"])
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    out, err = capsys.readouterr()
+    code, out, err = run_cli(capsys, "plan", "--schedule", str(schedule), "--at", iso(at), "--json")
     assert code == 0, err
     tasks = json.loads(out)["tasks"]
     assert len(tasks) == 1
@@ -93,29 +83,22 @@ def run_plan(capsys: pytest.CaptureFixture[str], schedule: Path, at: datetime) -
     return entry
 
 
-def parse_instant(text: str) -> datetime:
-    assert text.endswith("Z"), text
-    return datetime.fromisoformat(text[:-1] + "+00:00")
-
-
 def observed_starts(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, cron: str, zone: str, year: int
 ) -> list[datetime]:
-    (tmp_path / "ops.yaml").write_text(
-        textwrap.dedent(
-            f"""\
-            version: 1
-            timezone: {zone}
-            tasks:
-              - name: t
-            windows:
-              - name: w
-                tasks: [t]
-                cron: "{cron}"
-                duration: 1h
-            """
-        ),
-        encoding="utf-8",
+    write_schedule(
+        tmp_path,
+        f"""\
+        version: 1
+        timezone: {zone}
+        tasks:
+          - name: t
+        windows:
+          - name: w
+            tasks: [t]
+            cron: "{cron}"
+            duration: 1h
+        """,
     )
     tz = ZoneInfo(zone)
     begin = datetime(year, 1, 1, tzinfo=tz).astimezone(UTC)

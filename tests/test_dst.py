@@ -16,57 +16,27 @@ with ``zoneinfo`` in ``test_transition_instants_used_here``):
 from __future__ import annotations
 
 import json
-import textwrap
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-
-from esa_scheduler.cli import main
-
-UTC = timezone.utc
-
+from helpers import iso, parse_instant, run_cli, utc, write_schedule
 
 # --------------------------------------------------------------------------- helpers
-
-
-def write_schedule(directory: Path, text: str, name: str = "ops.yaml") -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / name
-    path.write_text(textwrap.dedent(text).lstrip(), encoding="utf-8")
-    return path
-
-
-def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    try:
-        code = main(list(args))
-    except SystemExit as exc:  # argparse errors
-        code = exc.code if isinstance(exc.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def parse_instant(text: str) -> datetime:
-    assert text.endswith("Z"), f"instants must be UTC with Z: {text!r}"
-    value = datetime.fromisoformat(text[:-1] + "+00:00")
-    return value.astimezone(UTC)
-
-
-def utc(text: str) -> datetime:
-    """``2027-03-28T01:00`` -> aware UTC datetime."""
-    return datetime.fromisoformat(text).replace(tzinfo=UTC)
-
-
-def iso(instant: datetime) -> str:
-    return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class Planner:
     def __init__(self, capsys: pytest.CaptureFixture[str], schedule: Path) -> None:
         self.capsys = capsys
         self.schedule = schedule
+
+    @classmethod
+    def writing(cls, capsys: pytest.CaptureFixture[str], tmp_path: Path, text: str) -> Planner:
+        """Write ``text`` as the only file of ``tmp_path/schedule`` and plan against that folder."""
+        write_schedule(tmp_path / "schedule", text)
+        return cls(capsys, tmp_path / "schedule")
 
     def raw(self, at: str, *extra: str) -> dict[str, Any]:
         code, out, err = run_cli(self.capsys, "plan", "--schedule", str(self.schedule), "--at", at, "--json", *extra)
@@ -145,8 +115,7 @@ BERLIN = """
 
 @pytest.fixture
 def berlin(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Planner:
-    write_schedule(tmp_path / "schedule", BERLIN)
-    return Planner(capsys, tmp_path / "schedule")
+    return Planner.writing(capsys, tmp_path, BERLIN)
 
 
 def test_berlin_daily_before_spring_forward_is_ordinary(berlin: Planner) -> None:
@@ -234,8 +203,9 @@ def test_berlin_end_cron_is_wall_clock_across_spring_forward(berlin: Planner) ->
 def test_issue_plan_json_example_exactly(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # At 01:45Z on the fall-back day the nightly 02:30 window ran only once (00:30Z-01:30Z),
     # so the task is online by default, and the next start is 2027-11-01 02:30 CET = 01:30Z.
-    write_schedule(
-        tmp_path / "schedule",
+    planner = Planner.writing(
+        capsys,
+        tmp_path,
         """
         version: 1
         timezone: Europe/Berlin
@@ -251,7 +221,6 @@ def test_issue_plan_json_example_exactly(tmp_path: Path, capsys: pytest.CaptureF
             duration: 1h
         """,
     )
-    planner = Planner(capsys, tmp_path / "schedule")
     assert planner.raw("2027-10-31T01:45:00Z") == {
         "at": "2027-10-31T01:45:00Z",
         "tasks": [
@@ -291,8 +260,7 @@ SYDNEY = """
 
 @pytest.fixture
 def sydney(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Planner:
-    write_schedule(tmp_path / "schedule", SYDNEY)
-    return Planner(capsys, tmp_path / "schedule")
+    return Planner.writing(capsys, tmp_path, SYDNEY)
 
 
 def test_sydney_gap_daily_starts_after_the_gap(sydney: Planner) -> None:
@@ -341,8 +309,7 @@ SANTIAGO = """
 
 @pytest.fixture
 def santiago(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Planner:
-    write_schedule(tmp_path / "schedule", SANTIAGO)
-    return Planner(capsys, tmp_path / "schedule")
+    return Planner.writing(capsys, tmp_path, SANTIAGO)
 
 
 def test_santiago_gap_at_midnight(santiago: Planner) -> None:
@@ -391,8 +358,7 @@ LORD_HOWE = """
 
 @pytest.fixture
 def lord_howe(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Planner:
-    write_schedule(tmp_path / "schedule", LORD_HOWE)
-    return Planner(capsys, tmp_path / "schedule")
+    return Planner.writing(capsys, tmp_path, LORD_HOWE)
 
 
 def test_lord_howe_fixed_time_in_half_hour_gap(lord_howe: Planner) -> None:
@@ -429,8 +395,9 @@ def test_berlin_wildcard_hour_start_in_gap_happens_after_the_gap(
     the fall-back fold only): "A start that falls in a spring-forward gap happens at the first
     instant after the gap". ``15 * * * *`` matches 02:15, which does not exist on 2027-03-28, so
     that start happens at 03:00 CEST = 01:00Z; 03:15 CEST = 01:15Z starts as usual."""
-    write_schedule(
-        tmp_path / "schedule",
+    planner = Planner.writing(
+        capsys,
+        tmp_path,
         """
         version: 1
         timezone: Europe/Berlin
@@ -443,7 +410,6 @@ def test_berlin_wildcard_hour_start_in_gap_happens_after_the_gap(
             duration: 10m
         """,
     )
-    planner = Planner(capsys, tmp_path / "schedule")
     # 01:15 CET = 00:15Z as usual
     assert planner.state("t", utc("2027-03-28T00:15")) == ("offline", utc("2027-03-28T00:25"))
     assert planner.state("t", utc("2027-03-28T00:30")) == ("online", utc("2027-03-28T01:00"))
@@ -454,8 +420,9 @@ def test_berlin_wildcard_hour_start_in_gap_happens_after_the_gap(
 def test_berlin_end_cron_on_repeated_time_ends_at_first_pass(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    write_schedule(
-        tmp_path / "schedule",
+    planner = Planner.writing(
+        capsys,
+        tmp_path,
         """
         version: 1
         timezone: Europe/Berlin
@@ -468,7 +435,6 @@ def test_berlin_end_cron_on_repeated_time_ends_at_first_pass(
             end_cron: "30 2 * * *"
         """,
     )
-    planner = Planner(capsys, tmp_path / "schedule")
     # 2027-10-30 22:00 CEST = 20:00Z until the first wall-clock 02:30 after it: 00:30Z (CEST)
     assert planner.state("t", utc("2027-10-30T20:00")) == ("offline", utc("2027-10-31T00:30"))
     assert planner.state("t", utc("2027-10-31T00:30")) == ("online", utc("2028-10-30T21:00"))

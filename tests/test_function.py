@@ -13,7 +13,6 @@ import importlib.util
 import io
 import json
 import logging
-import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -22,6 +21,7 @@ from types import ModuleType, SimpleNamespace
 from typing import Any
 
 import pytest
+from helpers import clean_environment, endpoint_env, fc_context, parse_lines, set_env, updates
 
 from esa_scheduler.credentials import Credentials
 from esa_scheduler.emulator import EMULATOR_ACCESS_KEY_ID, EMULATOR_ACCESS_KEY_SECRET, Emulator, Faults
@@ -132,18 +132,6 @@ fc_handler = _load_handler_module()
 # --- helpers ------------------------------------------------------------------------------------
 
 
-def parse_lines(text: str) -> list[dict[str, Any]]:
-    """Every non-empty line must be one JSON object."""
-    lines = []
-    for raw in text.splitlines():
-        if not raw.strip():
-            continue
-        value = json.loads(raw)
-        assert isinstance(value, dict), raw
-        lines.append(value)
-    return lines
-
-
 def events_named(lines: Sequence[dict[str, Any]], event: str) -> list[dict[str, Any]]:
     return [line for line in lines if line.get("event") == event]
 
@@ -154,11 +142,6 @@ def results_by_task(lines: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]
         assert line["task"] not in found, f"two task.result lines for {line['task']}"
         found[line["task"]] = line
     return found
-
-
-def updates(emulator: Emulator) -> int:
-    by_action = emulator.stats["by_action"]
-    return int(by_action.get("UpdateUserDeliveryTaskStatus", 0) + by_action.get("UpdateSiteDeliveryTaskStatus", 0))
 
 
 def list_calls(emulator: Emulator) -> int:
@@ -173,18 +156,6 @@ def timer(at: str, payload: str = "", name: str = "t") -> bytes:
 def soon(minutes: float) -> str:
     """An instant relative to the real clock (holds are stamped with it)."""
     return utc_iso(now_utc() + timedelta(minutes=minutes))
-
-
-def fake_context(request_id: str = "fc-req-0001", timeout: float = 60, credentials: Any = None) -> Any:
-    """What FC passes as ``context`` (``credentials`` only on python3.10 runtimes)."""
-    context = SimpleNamespace(
-        request_id=request_id,
-        function=SimpleNamespace(name="esa-scheduler", handler="handler.handler", memory=256, timeout=timeout),
-        region="cn-hangzhou",
-    )
-    if credentials is not None:
-        context.credentials = credentials
-    return context
 
 
 def assert_line_shape(lines: Sequence[dict[str, Any]], fc_request_id: str | None = None) -> None:
@@ -204,15 +175,7 @@ def assert_line_shape(lines: Sequence[dict[str, Any]], fc_request_id: str | None
 
 @pytest.fixture
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    """No inherited ALIBABA_CLOUD_*/ESA_*/FC_* settings, no real credential files, cwd in tmp_path."""
-    for name in list(os.environ):
-        if name.startswith(("ALIBABA_CLOUD_", "ESA_", "FC_")):
-            monkeypatch.delenv(name)
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
+    return clean_environment(monkeypatch, tmp_path)
 
 
 @dataclass
@@ -253,22 +216,18 @@ class Rig:
     def use_env(self, **extra: str) -> None:
         """Configure the process environment as the FC template would, pointing at the emulator."""
         values = {
-            "ESA_ENDPOINT": self.emulator.url,
-            "ALIBABA_CLOUD_ACCESS_KEY_ID": EMULATOR_ACCESS_KEY_ID,
-            "ALIBABA_CLOUD_ACCESS_KEY_SECRET": EMULATOR_ACCESS_KEY_SECRET,
-            "ESA_MAX_RPS": "0",
+            **endpoint_env(self.emulator.url),
             "ESA_SCHEDULE": str(self.schedule),
             "ESA_STATE_DIR": str(self.state),
             **extra,
         }
-        for name, value in values.items():
-            self.monkeypatch.setenv(name, value)
+        set_env(self.monkeypatch, values)
 
     def handler(self, body: bytes, context: Any = None, **env: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         """``handler.handler`` as FC calls it (``env`` overrides the template's settings); logs from stdout."""
         self.use_env(**env)
         self.capsys.readouterr()
-        result = fc_handler.handler(body, context if context is not None else fake_context())
+        result = fc_handler.handler(body, context if context is not None else fc_context())
         assert isinstance(result, dict)
         return result, parse_lines(self._output())
 
@@ -277,7 +236,7 @@ class Rig:
         self.use_env(**env)
         self.capsys.readouterr()
         with pytest.raises(RunFailed) as caught:
-            fc_handler.handler(body, context if context is not None else fake_context())
+            fc_handler.handler(body, context if context is not None else fc_context())
         return caught.value, parse_lines(self._output())
 
     def _output(self) -> str:
@@ -321,7 +280,7 @@ def make_rig(
 
 def test_timer_run_applies_only_the_differences(make_rig: RigFactory) -> None:
     rig = make_rig()
-    context = fake_context(request_id="fc-req-timer-1")
+    context = fc_context(request_id="fc-req-timer-1")
     result, lines = rig.handler(timer(NIGHT), context)
 
     # access-a and access-c go offline; access-b already is; site-x stays online; unmanaged untouched.
@@ -443,7 +402,7 @@ def test_handler_never_falls_back_to_the_emulator(
     monkeypatch.setenv("ESA_SCHEDULE", str(schedule))
     monkeypatch.setenv("ESA_STATE_DIR", str(clean_env / "state"))
     with pytest.raises(ConfigError) as caught:
-        fc_handler.handler(timer(NIGHT), fake_context())
+        fc_handler.handler(timer(NIGHT), fc_context())
     assert "emulator" not in str(caught.value).lower()
     lines = parse_lines(capsys.readouterr().out)
     assert [line["event"] for line in lines] == ["run.rejected"]
@@ -656,7 +615,7 @@ def test_cloudevent_batch_is_all_or_nothing(make_rig: RigFactory) -> None:
     rig.use_env()
     unknown = {"specversion": "1.0", "id": "x-1", "source": "acs.ecs", "type": "ecs:Instance:Stopped", "data": {}}
     with pytest.raises(EventError) as caught:
-        handle(json.dumps([ALARM, unknown]).encode(), fake_context())
+        handle(json.dumps([ALARM, unknown]).encode(), fc_context())
     assert isinstance(caught.value, UserError)
     assert "event[1]" in str(caught.value) and "ecs:Instance:Stopped" in str(caught.value)
     assert rig.emulator.stats["total"] == 0
@@ -664,7 +623,7 @@ def test_cloudevent_batch_is_all_or_nothing(make_rig: RigFactory) -> None:
 
     malformed = {"specversion": "1.0", "source": "acs.cms", "type": "cms:CloudMonitor:X", "data": {}}
     with pytest.raises(EventError, match=r"event\[1\]\.id"):
-        handle(json.dumps([ALARM, malformed]).encode(), fake_context())
+        handle(json.dumps([ALARM, malformed]).encode(), fc_context())
     assert rig.emulator.stats["total"] == 0
     assert rig.holds() == []
 
@@ -908,12 +867,12 @@ def test_deadline_skips_what_cannot_start_in_time(make_rig: RigFactory) -> None:
 
 def test_deadline_follows_the_fc_timeout(make_rig: RigFactory) -> None:
     rig = make_rig(faults=Faults(latency_ms=50))
-    result, lines = rig.handler(timer(NIGHT), fake_context(timeout=0.001))
+    result, lines = rig.handler(timer(NIGHT), fc_context(timeout=0.001))
     assert updates(rig.emulator) == 0
     assert result["counts"]["skipped"] == 2
     assert all("deadline" in r["error"] for r in events_named(lines, "task.result") if r["action"] == "skipped")
     # A realistic timeout leaves plenty of room: the same run goes through.
-    result, _ = rig.handler(timer(NIGHT), fake_context(timeout=60))
+    result, _ = rig.handler(timer(NIGHT), fc_context(timeout=60))
     assert result["counts"]["updated"] == 2
 
 
@@ -963,7 +922,7 @@ def test_log_lines_stay_structured_while_retrying(make_rig: RigFactory) -> None:
     """Every line, including the client's retry notices, has ts/level/event/run_id."""
     rig = make_rig(SAFETY.format(limits="{}"), SAFETY_SEED)
     rig.emulator.script_fault("s-1", "ServiceUnavailable", count=1)
-    _, lines = rig.execute(timer(DAY), context=fake_context(request_id="fc-req-retry"))
+    _, lines = rig.execute(timer(DAY), context=fc_context(request_id="fc-req-retry"))
     assert_line_shape(lines, fc_request_id="fc-req-retry")
 
 
@@ -1000,7 +959,7 @@ def test_invalid_schedule_through_the_handler_is_logged_and_raised(make_rig: Rig
     rig.use_env()
     rig.capsys.readouterr()
     with pytest.raises(UserError):
-        fc_handler.handler(timer(NIGHT), fake_context(request_id="fc-bad"))
+        fc_handler.handler(timer(NIGHT), fc_context(request_id="fc-bad"))
     lines = parse_lines(rig.capsys.readouterr().out)
     assert [line["event"] for line in lines] == ["run.rejected"]
     assert_line_shape(lines, fc_request_id="fc-bad")
@@ -1119,7 +1078,7 @@ def test_logs_contain_no_secret(make_rig: RigFactory) -> None:
         rig.emulator.set_status(name, "offline")
     hold = {"action": "hold", "tasks": ["s-3"], "reason": "INC", "ttl": "1h"}
     wrong_env = {**creds, "ALIBABA_CLOUD_ACCESS_KEY_SECRET": "not-the-secret"}  # context credentials come first
-    result, lines = rig.handler(json.dumps(hold).encode(), fake_context(credentials=sts), **wrong_env)
+    result, lines = rig.handler(json.dumps(hold).encode(), fc_context(credentials=sts), **wrong_env)
     captured.append(json.dumps(result))
     assert result["counts"]["updated"] == 2 and result["counts"]["unchanged"] == 1
 

@@ -4,48 +4,14 @@ dates, one-off windows, ``next_change``, file merging and the schedule location 
 from __future__ import annotations
 
 import json
-import textwrap
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-from esa_scheduler.cli import main
-
-UTC = timezone.utc
-
+from helpers import UTC, iso, parse_instant, run_cli, utc, write_schedule
 
 # --------------------------------------------------------------------------- helpers
-
-
-def write_schedule(directory: Path, text: str, name: str = "ops.yaml") -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / name
-    path.write_text(textwrap.dedent(text).lstrip(), encoding="utf-8")
-    return path
-
-
-def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    try:
-        code = main(list(args))
-    except SystemExit as exc:  # argparse errors
-        code = exc.code if isinstance(exc.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def parse_instant(text: str) -> datetime:
-    assert text.endswith("Z"), f"instants must be UTC with Z: {text!r}"
-    return datetime.fromisoformat(text[:-1] + "+00:00").astimezone(UTC)
-
-
-def utc(text: str) -> datetime:
-    return datetime.fromisoformat(text).replace(tzinfo=UTC)
-
-
-def iso(instant: datetime) -> str:
-    return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def plan_json(

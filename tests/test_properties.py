@@ -21,18 +21,18 @@ import json
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import yaml
+from helpers import UTC, iso, parse_instant
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from esa_scheduler.cli import main
 
-UTC = timezone.utc
 MINUTE = timedelta(minutes=1)
 
 ZONES = ["Europe/Berlin", "Australia/Sydney", "Australia/Lord_Howe", "America/New_York", "America/Santiago", "UTC"]
@@ -294,15 +294,6 @@ def schedules(draw: st.DrawFn, *, oracle: bool) -> ScheduleSpec:
 
 
 # --------------------------------------------------------------------------- running the CLI
-
-
-def iso(instant: datetime) -> str:
-    return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_instant(text: str) -> datetime:
-    assert text.endswith("Z"), text
-    return datetime.fromisoformat(text[:-1] + "+00:00")
 
 
 class Runner:

@@ -8,26 +8,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
-from esa_scheduler.cli import main
+from helpers import run_cli, write_schedule
 
 # --------------------------------------------------------------------------- helpers
-
-
-def write_schedule(directory: Path, text: str, name: str = "ops.yaml") -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / name
-    path.write_text(textwrap.dedent(text).lstrip(), encoding="utf-8")
-    return path
-
-
-def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    try:
-        code = main(list(args))
-    except SystemExit as exc:  # argparse errors
-        code = exc.code if isinstance(exc.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def validate(capsys: pytest.CaptureFixture[str], schedule: Path) -> tuple[int, list[str]]:

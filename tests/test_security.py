@@ -23,11 +23,11 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import httpx
 import pytest
+from helpers import clean_environment, endpoint_env, fc_context, set_env
 
 from esa_scheduler import cli
 from esa_scheduler.client import check_endpoint
@@ -138,18 +138,10 @@ class Lab:
         return self.tmp / "schedule.yaml"
 
     def env(self, **values: str) -> None:
-        for name, value in values.items():
-            self.monkeypatch.setenv(name, value)
+        set_env(self.monkeypatch, values)
 
     def point_at(self, url: str, key_id: str, secret: str, token: str | None = None) -> None:
-        self.env(
-            ESA_ENDPOINT=url,
-            ALIBABA_CLOUD_ACCESS_KEY_ID=key_id,
-            ALIBABA_CLOUD_ACCESS_KEY_SECRET=secret,
-            ESA_MAX_RPS="0",
-            ESA_SCHEDULE=str(self.schedule),
-            ESA_STATE_DIR=str(self.state),
-        )
+        self.env(**endpoint_env(url, key_id, secret), ESA_SCHEDULE=str(self.schedule), ESA_STATE_DIR=str(self.state))
         if token is None:
             self.monkeypatch.delenv("ALIBABA_CLOUD_SECURITY_TOKEN", raising=False)
         else:
@@ -192,26 +184,9 @@ class Lab:
 
 @pytest.fixture
 def lab(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Iterator[Lab]:
-    for name in list(os.environ):
-        if name.startswith(("ALIBABA_CLOUD_", "ESA_", "FC_")):
-            monkeypatch.delenv(name)
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.chdir(tmp_path)
+    clean_environment(monkeypatch, tmp_path)
     (tmp_path / "schedule.yaml").write_text(SCHEDULE, encoding="utf-8")
     yield Lab(tmp_path, monkeypatch, capsys)
-
-
-def fc_context(credentials: Any = None) -> Any:
-    context = SimpleNamespace(
-        request_id="fc-req-security",
-        function=SimpleNamespace(name="esa-scheduler", handler="handler.handler", memory=256, timeout=60),
-        region="cn-hangzhou",
-    )
-    if credentials is not None:
-        context.credentials = credentials
-    return context
 
 
 def sts_emulator(keys: Keys, *, secret: str | None = None) -> Emulator:
@@ -234,7 +209,8 @@ def test_good_run_with_sts_credentials(lab: Lab, keys: Keys) -> None:
         emulator.set_status("access-a", "offline")
         assert lab.cli("run (table)", "run", "--state-dir", str(lab.state)) == 0
         assert lab.cli("invoke hold", "invoke", str(lab.write("hold.json", json.dumps(HOLD)))) == 0
-        assert lab.handler("handler timer", b'{"triggerTime": "2026-11-28T12:00:00Z"}', fc_context()) is None
+        timer = b'{"triggerTime": "2026-11-28T12:00:00Z"}'
+        assert lab.handler("handler timer", timer, fc_context("fc-req-security")) is None
         assert emulator.stats["by_outcome"].get("ok", 0) > 0
     lab.seen.files("state", lab.state)
     lab.seen.assert_clean(keys)
@@ -249,7 +225,7 @@ def test_failing_run_with_sts_credentials(lab: Lab, keys: Keys) -> None:
         assert (
             lab.cli("invoke timer", "invoke", str(lab.write("t.json", '{"triggerTime": "2026-11-28T12:00:00Z"}'))) == 1
         )
-        raised = lab.handler("handler", b'{"action": "reconcile"}', fc_context())
+        raised = lab.handler("handler", b'{"action": "reconcile"}', fc_context("fc-req-security"))
         assert isinstance(raised, RunFailed)
     lab.seen.assert_clean(keys)
 
@@ -259,7 +235,7 @@ def test_rejected_event_with_sts_credentials(lab: Lab, keys: Keys) -> None:
         lab.point_at(emulator.url, keys.sts_id, keys.secret, keys.token)
         bad = json.dumps({"action": "hold", "tasks": ["access-a"], "reason": keys.sts_id})
         assert lab.cli("invoke", "invoke", str(lab.write("bad.json", bad))) == 2
-        raised = lab.handler("handler", bad.encode(), fc_context())
+        raised = lab.handler("handler", bad.encode(), fc_context("fc-req-security"))
         assert isinstance(raised, UserError)
         assert emulator.stats["total"] == 0
     lab.seen.assert_clean(keys)
@@ -314,7 +290,7 @@ def test_credential_chain_failures(lab: Lab, keys: Keys, case: str) -> None:
             (home / ".alibabacloud" / "credentials.ini").write_text(ini, encoding="utf-8")
         assert lab.cli("run", "run", "--state-dir", str(lab.state)) == 2
         assert lab.cli("invoke", "invoke", str(lab.write("hold.json", json.dumps(HOLD)))) == 2
-        raised = lab.handler("handler", b'{"action": "reconcile"}', fc_context())
+        raised = lab.handler("handler", b'{"action": "reconcile"}', fc_context("fc-req-security"))
         assert isinstance(raised, ConfigError)
         try:
             resolve_credentials()
@@ -329,7 +305,7 @@ def test_signature_failure_with_an_access_key_pair(lab: Lab, keys: Keys) -> None
         lab.point_at(emulator.url, keys.ak_id, keys.ak_secret + "-but-wrong")
         assert lab.cli("run --json", "run", "--json", "--state-dir", str(lab.state)) == 1
         assert lab.cli("run (table)", "run", "--state-dir", str(lab.state)) == 1
-        raised = lab.handler("handler", b'{"action": "reconcile"}', fc_context())
+        raised = lab.handler("handler", b'{"action": "reconcile"}', fc_context("fc-req-security"))
         assert isinstance(raised, RunFailed) and "SignatureDoesNotMatch" in str(raised)
     lab.seen.assert_clean(keys)
     # The wrong secret is a secret too.
@@ -345,7 +321,7 @@ def test_signature_failure_with_an_sts_token(lab: Lab, keys: Keys) -> None:
         assert lab.cli("run --json", "run", "--json", "--state-dir", str(lab.state)) == 1
         assert lab.cli("run (table)", "run", "--state-dir", str(lab.state)) == 1
         assert lab.cli("invoke", "invoke", str(lab.write("hold.json", json.dumps(HOLD)))) == 1
-        raised = lab.handler("handler", b'{"action": "reconcile"}', fc_context())
+        raised = lab.handler("handler", b'{"action": "reconcile"}', fc_context("fc-req-security"))
         assert isinstance(raised, RunFailed) and "SignatureDoesNotMatch" in str(raised)
         assert emulator.stats["by_outcome"] == {"SignatureDoesNotMatch": emulator.stats["total"]}
     lab.seen.files("state", lab.state)

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import endpoint_env
 
 from esa_scheduler.credentials import Credentials
 from esa_scheduler.emulator import EMULATOR_ACCESS_KEY_ID, EMULATOR_ACCESS_KEY_SECRET, Emulator, Faults
@@ -149,10 +150,7 @@ def run_in_subprocess(emulator: Emulator, schedule: Path, tmp: Path) -> tuple[in
     env = {
         "PATH": os.environ.get("PATH", ""),
         "HOME": str(home),
-        "ESA_ENDPOINT": emulator.url,
-        "ALIBABA_CLOUD_ACCESS_KEY_ID": EMULATOR_ACCESS_KEY_ID,
-        "ALIBABA_CLOUD_ACCESS_KEY_SECRET": EMULATOR_ACCESS_KEY_SECRET,
-        "ESA_MAX_RPS": "0",
+        **endpoint_env(emulator.url),
         "ESA_CONCURRENCY": "32",
     }
     command = [sys.executable, "-m", "esa_scheduler", "run", "--schedule", str(schedule), "--at", AT]
