@@ -113,12 +113,13 @@ def peak_memory(folder: Path, count: int) -> float:
     """Peak RSS (MiB) of a fresh process running one ``count``-task reconcile."""
     with emulator(folder, count, 0) as url:
         code = (
-            "import os, resource, sys\n"
+            "import os, sys\n"
             "from esa_scheduler.function import execute\n"
             f"s = execute({{'action': 'reconcile', 'at': '{AT}'}}, schedule_path=sys.argv[1], state=sys.argv[2],"
             " stream=open(os.devnull, 'w'))  # logs leave the process, as on FC\n"
             f"assert s.counts['updated'] == {count}, s.counts\n"
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+            # VmHWM, not ru_maxrss: the latter survives exec and would report the parent's peak
+            "print(next(l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')))\n"
         )
         env = {
             **os.environ,
