@@ -9,7 +9,6 @@ tick still applies them.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import time
 from collections.abc import Mapping
@@ -188,7 +187,3 @@ def handle(event: bytes | str, context: Any = None) -> dict[str, Any]:
         raise RunFailed(summary)
     return summary.to_json()
 
-
-def summary_json(summary: RunSummary) -> str:
-    """The summary as printed by the CLI."""
-    return json.dumps(summary.to_json())

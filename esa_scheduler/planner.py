@@ -8,7 +8,7 @@ of tasks against hundreds of windows well under a second.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -39,7 +39,6 @@ class ManagedTask:
     ref: TaskRef
     default_status: Status
     mode: Mode
-    explicit: bool
 
 
 @dataclass(frozen=True)
@@ -79,7 +78,6 @@ class Plan:
 
     at: datetime
     decisions: tuple[Decision, ...]
-    holds: tuple[Hold, ...] = field(default=())
 
     def to_json(self) -> dict[str, Any]:
         """The ``plan --json`` document."""
@@ -97,14 +95,14 @@ def managed_tasks(schedule: Schedule, inventory: Iterable[TaskRef]) -> list[Mana
     for rule in schedule.explicit_tasks:
         assert rule.name is not None
         ref = TaskRef(rule.name, rule.site_id)
-        found.setdefault(ref, ManagedTask(ref, rule.default_status, rule.mode, explicit=True))
+        found.setdefault(ref, ManagedTask(ref, rule.default_status, rule.mode))
     patterns = SelectorIndex((rule.pattern, rule) for rule in schedule.tasks if rule.pattern is not None)
     for ref in inventory:
         if ref in found:
             continue
         match = next((rule for rule in patterns.lookup(ref.name) if rule.site_id == ref.site_id), None)
         if match is not None:
-            found[ref] = ManagedTask(ref, match.default_status, match.mode, explicit=False)
+            found[ref] = ManagedTask(ref, match.default_status, match.mode)
     return sorted(found.values(), key=lambda t: t.ref.sort_key())
 
 
@@ -200,7 +198,7 @@ class Planner:
         for task in tasks:
             state, change = self._evaluate(self._group(task))
             decisions.append(Decision(task, state.desired, state.source, state.matches, change))
-        return Plan(self.at, tuple(decisions), self.holds)
+        return Plan(self.at, tuple(decisions))
 
     def transitions(self, task: ManagedTask, until: datetime) -> list[tuple[datetime, State]]:
         """Every change of desired state after the plan instant up to ``until`` (for timelines)."""
