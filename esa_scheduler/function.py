@@ -186,4 +186,3 @@ def handle(event: bytes | str, context: Any = None) -> dict[str, Any]:
     if summary.failed and strict:
         raise RunFailed(summary)
     return summary.to_json()
-
