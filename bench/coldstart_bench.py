@@ -18,6 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from common import emulator_process
+
 from esa_scheduler.emulator import EMULATOR_ACCESS_KEY_ID, EMULATOR_ACCESS_KEY_SECRET
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,21 +56,7 @@ def measure(runs: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         (folder / "schedule.yaml").write_text(SCHEDULE)
-        (folder / "tasks.json").write_text(json.dumps([{"TaskName": "access-logs-prod", "Status": "online"}]))
-        command = [
-            sys.executable,
-            "-m",
-            "esa_scheduler",
-            "emulator",
-            "--port",
-            "0",
-            "--tasks",
-            str(folder / "tasks.json"),
-        ]
-        server = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-        try:
-            assert server.stdout is not None
-            url = server.stdout.readline().strip().removeprefix("listening on ")
+        with emulator_process([{"TaskName": "access-logs-prod", "Status": "online"}]) as (url, _):
             env = {
                 **os.environ,
                 "PYTHONPATH": str(ROOT),
@@ -91,9 +79,6 @@ def measure(runs: int) -> dict[str, float]:
                 )
                 for _ in range(runs)
             ]
-        finally:
-            server.terminate()
-            server.wait(timeout=10)
     return {"serve": statistics.median(serve), "sdk": statistics.median(sdk), "import": statistics.median(imports)}
 
 

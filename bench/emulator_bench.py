@@ -23,13 +23,13 @@ import json
 import math
 import os
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
+
+from common import emulator_process
 
 from esa_scheduler.client import ClientSettings, EsaClient
 from esa_scheduler.credentials import Credentials
@@ -56,21 +56,9 @@ def params(i: int) -> dict[str, str]:
 
 @contextlib.contextmanager
 def emulator_subprocess() -> Iterator[tuple[str, Callable[[], float]]]:
-    """Start ``esa-scheduler emulator`` on a free loopback port; yield its URL and a CPU-seconds probe."""
-    with tempfile.TemporaryDirectory() as scratch:
-        tasks_file = Path(scratch) / "tasks.json"
-        tasks_file.write_text(json.dumps([task.model_dump(exclude_none=True) for task in TASKS]))
-        command = [sys.executable, "-m", "esa_scheduler", "emulator", "--port", "0", "--tasks", str(tasks_file)]
-        with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as process:
-            try:
-                assert process.stdout is not None
-                first = process.stdout.readline().strip()
-                if not first.startswith("listening on "):
-                    raise RuntimeError(f"emulator did not start: {first!r}")
-                yield first.removeprefix("listening on "), lambda: process_cpu(process.pid)
-            finally:
-                process.terminate()
-                process.wait(timeout=10)
+    """The emulator in its own process; yields its URL and a CPU-seconds probe of that process."""
+    with emulator_process([task.model_dump(exclude_none=True) for task in TASKS]) as (url, pid):
+        yield url, lambda: process_cpu(pid)
 
 
 def not_measured() -> float:

@@ -28,6 +28,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from common import emulator_process
+
 from esa_scheduler.credentials import Credentials
 from esa_scheduler.emulator import EMULATOR_ACCESS_KEY_ID, EMULATOR_ACCESS_KEY_SECRET
 from esa_scheduler.function import Target, execute
@@ -54,23 +56,15 @@ def seed(count: int) -> list[dict[str, Any]]:
 
 
 @contextmanager
-def emulator(folder: Path, count: int, latency_ms: float) -> Iterator[str]:
-    """An emulator in its own process (as ESA is), seeded with ``count`` online tasks; yields its URL."""
-    tasks_file = folder / f"tasks-{count}.json"
-    tasks_file.write_text(json.dumps(seed(count)))
-    command = [sys.executable, "-m", "esa_scheduler", "emulator", "--port", "0", "--tasks", str(tasks_file)]
-    server = subprocess.Popen([*command, "--latency-ms", str(latency_ms)], stdout=subprocess.PIPE, text=True)
-    try:
-        assert server.stdout is not None
-        yield server.stdout.readline().strip().removeprefix("listening on ")
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
+def emulator(count: int, latency_ms: float) -> Iterator[str]:
+    """An emulator seeded with ``count`` online tasks; yields its URL."""
+    with emulator_process(seed(count), latency_ms) as (url, _):
+        yield url
 
 
 def ours(folder: Path, schedule: Path, count: int, latency_ms: float, max_rps: float) -> tuple[float, RunSummary]:
     """One run through the product's own path (event -> plan -> concurrent signed updates)."""
-    with emulator(folder, count, latency_ms) as url, tempfile.TemporaryDirectory() as st:
+    with emulator(count, latency_ms) as url, tempfile.TemporaryDirectory() as st:
         env = {"ESA_MAX_RPS": str(max_rps)}
         start = time.perf_counter()
         summary = execute(
@@ -94,7 +88,7 @@ def official_sdk(folder: Path, count: int, sample: int, latency_ms: float) -> fl
     from alibabacloud_tea_openapi import models as open_api_models
 
     names = [t["TaskName"] for t in seed(count)][::sample]
-    with emulator(folder, count, latency_ms) as url:
+    with emulator(count, latency_ms) as url:
         config = open_api_models.Config(
             access_key_id=EMULATOR_ACCESS_KEY_ID,
             access_key_secret=EMULATOR_ACCESS_KEY_SECRET,
@@ -111,7 +105,7 @@ def official_sdk(folder: Path, count: int, sample: int, latency_ms: float) -> fl
 
 def peak_memory(folder: Path, count: int) -> float:
     """Peak RSS (MiB) of a fresh process running one ``count``-task reconcile."""
-    with emulator(folder, count, 0) as url:
+    with emulator(count, 0) as url:
         code = (
             "import os, sys\n"
             "from esa_scheduler.function import execute\n"
