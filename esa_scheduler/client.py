@@ -63,11 +63,6 @@ def _user_agent() -> str:
     return f"esa-scheduler/{__version__} httpx/{httpx.__version__} Python/{platform.python_version()}"
 
 
-def _setting(environ: Mapping[str, str], name: str) -> str | None:
-    raw = environ.get(name, "").strip()
-    return raw or None
-
-
 def check_endpoint(url: str) -> str:
     """Refuse endpoints that would expose signed requests; return ``scheme://host[:port]``.
 
@@ -111,13 +106,15 @@ def resolve_endpoint(environ: Mapping[str, str] | None = None) -> str:
     to its local endpoint by default, then ``cn-hangzhou``.
     """
     env = os.environ if environ is None else environ
-    explicit = _setting(env, config.ENDPOINT)
+    explicit = config.env(config.ENDPOINT, environ=env)
     if explicit:
         return check_endpoint(explicit)
-    region = _setting(env, config.REGION) or _setting(env, config.FC_REGION) or config.DEFAULT_REGION
+    region = (
+        config.env(config.REGION, environ=env) or config.env(config.FC_REGION, environ=env) or config.DEFAULT_REGION
+    )
     if not _REGION.fullmatch(region):
         raise ConfigError(f"{config.REGION}={region!r} is not a region id like cn-hangzhou")
-    network = (_setting(env, config.NETWORK) or "public").lower()
+    network = (config.env(config.NETWORK, environ=env) or "public").lower()
     if network not in ("public", "vpc"):
         raise ConfigError(f"{config.NETWORK}={network!r} must be 'public' or 'vpc'")
     prefix = "esa-vpc" if network == "vpc" else "esa"
@@ -198,7 +195,7 @@ class EsaApiError(Exception):
 
 
 def _positive(environ: Mapping[str, str], name: str, default: float, *, zero_ok: bool) -> float:
-    raw = _setting(environ, name)
+    raw = config.env(name, environ=environ)
     if raw is None:
         return default
     try:
@@ -235,7 +232,7 @@ class ClientSettings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ClientSettings:
         """Defaults overridden by ``ESA_MAX_RPS``, ``ESA_CONCURRENCY`` and the two timeouts."""
         env = os.environ if environ is None else environ
-        raw_concurrency = _setting(env, config.CONCURRENCY)
+        raw_concurrency = config.env(config.CONCURRENCY, environ=env)
         concurrency = config.DEFAULT_CONCURRENCY
         if raw_concurrency is not None:
             if not (raw_concurrency.isascii() and raw_concurrency.isdigit()) or int(raw_concurrency) < 1:

@@ -7,6 +7,7 @@ configuration table and the template's environment block are checked against thi
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 
 SCHEDULE = "ESA_SCHEDULE"
 ENDPOINT = "ESA_ENDPOINT"
@@ -35,7 +36,8 @@ DEFAULT_CONNECT_TIMEOUT = 5.0
 DEFAULT_READ_TIMEOUT = 10.0
 
 
-def env(name: str, default: str | None = None) -> str | None:
-    """Read a variable, treating an empty value as unset (FC templates often pass empty strings)."""
-    value = os.environ.get(name, "")
-    return value if value.strip() else default
+def env(name: str, default: str | None = None, environ: Mapping[str, str] | None = None) -> str | None:
+    """Read a variable (from ``environ``, else the process), stripped; empty or blank counts as unset,
+    because FC templates often pass empty strings."""
+    value = (environ if environ is not None else os.environ).get(name, "").strip()
+    return value or default

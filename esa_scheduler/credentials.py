@@ -54,16 +54,10 @@ class _CliConfig(BaseModel):
     profiles: list[_CliProfile] = []
 
 
-def _value(environ: Mapping[str, str], name: str) -> str | None:
-    """Empty and blank values count as unset, as FC templates often pass empty strings."""
-    raw = environ.get(name, "").strip()
-    return raw or None
-
-
 def _home(environ: Mapping[str, str], home: Path | None) -> Path:
     if home is not None:
         return home
-    from_env = _value(environ, "HOME")
+    from_env = config.env("HOME", environ=environ)
     return Path(from_env) if from_env else Path.home()
 
 
@@ -76,7 +70,7 @@ def _shown(path: Path, home: Path) -> str:
 
 
 def _ini_path(environ: Mapping[str, str], home: Path) -> Path:
-    explicit = _value(environ, config.CREDENTIALS_FILE)
+    explicit = config.env(config.CREDENTIALS_FILE, environ=environ)
     return Path(explicit) if explicit else home / ".alibabacloud" / "credentials.ini"
 
 
@@ -92,10 +86,10 @@ def _from_fc_context(fc_context: object | None) -> Credentials | None:
 
 
 def _from_env(environ: Mapping[str, str]) -> Credentials | None:
-    key_id = _value(environ, config.ACCESS_KEY_ID)
-    secret = _value(environ, config.ACCESS_KEY_SECRET)
+    key_id = config.env(config.ACCESS_KEY_ID, environ=environ)
+    secret = config.env(config.ACCESS_KEY_SECRET, environ=environ)
     if key_id and secret:
-        return Credentials(key_id, secret, _value(environ, config.SECURITY_TOKEN), "env")
+        return Credentials(key_id, secret, config.env(config.SECURITY_TOKEN, environ=environ), "env")
     if key_id or secret:
         # Half a key pair is a typo, not an absence: falling through to a profile file could
         # silently act on a different account.
@@ -131,7 +125,7 @@ def _from_cli(environ: Mapping[str, str], home: Path, tried: list[str]) -> Crede
         tried.append(f"{shown}: not found")
         return None
     cli = _load_cli_config(path, shown)
-    name = _value(environ, config.PROFILE) or cli.current or "default"
+    name = config.env(config.PROFILE, environ=environ) or cli.current or "default"
     label = f"{shown} profile {name!r}"
     profile = next((p for p in cli.profiles if p.name == name), None)
     if profile is None:
@@ -169,7 +163,7 @@ def _from_ini(environ: Mapping[str, str], home: Path, tried: list[str]) -> Crede
         tried.append(f"{shown}: not found")
         return None
     parser = _read_ini(path, shown)
-    section = _value(environ, config.PROFILE) or "default"
+    section = config.env(config.PROFILE, environ=environ) or "default"
     label = f"{shown} [{section}]"
     if not parser.has_section(section):
         tried.append(f"{label}: not found")
@@ -223,7 +217,7 @@ def has_configured_credentials(environ: Mapping[str, str] | None = None, home: P
     error rather than quietly send the run to the local emulator instead of the real account.
     """
     env = os.environ if environ is None else environ
-    if _value(env, config.ACCESS_KEY_ID) or _value(env, config.ACCESS_KEY_SECRET):
+    if config.env(config.ACCESS_KEY_ID, environ=env) or config.env(config.ACCESS_KEY_SECRET, environ=env):
         return True
     base = _home(env, home)
     return (base / ".aliyun" / "config.json").is_file() or _ini_path(env, base).is_file()

@@ -65,7 +65,7 @@ def deadline_from(context: Any, budget_s: float | None, started: float) -> float
 
 def fail_on_error(environ: Mapping[str, str] | None = None) -> bool:
     """``ESA_FAIL_ON_ERROR`` (default true) decides whether a failed run raises."""
-    raw = (environ if environ is not None else os.environ).get(config.FAIL_ON_ERROR, "").strip().lower()
+    raw = (config.env(config.FAIL_ON_ERROR, environ=environ) or "").lower()
     if raw in ("", "1", "true", "yes", "on"):
         return True
     if raw in ("0", "false", "no", "off"):
