@@ -84,13 +84,14 @@ def check_endpoint(url: str) -> str:
         raise ConfigError(f"endpoint {url!r} has no host")
     if parts.path not in ("", "/") or parts.query or parts.fragment:
         raise ConfigError(f"endpoint {url!r} must be scheme://host[:port] with no path or query")
-    if scheme == "http" and not _is_loopback(host):
+    if scheme == "http" and not is_loopback(host):
         raise ConfigError(f"endpoint {url!r} uses plain http on a non-loopback host; use https://")
     shown_host = f"[{host}]" if ":" in host else host
     return f"{scheme}://{shown_host}" + (f":{port}" if port is not None else "")
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 or ``localhost``: the only hosts plain HTTP and the emulator may use."""
     if host == "localhost":
         return True
     try:

@@ -7,6 +7,11 @@ without a traceback. Anything else reaching the top is a bug and is allowed to s
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
 
 class UserError(Exception):
     """Bad input from the operator: one clear line, exit code 2, nothing changed in ESA."""
@@ -34,3 +39,13 @@ class EventError(UserError):
 
 class ConfigError(UserError):
     """Environment, credentials or CLI configuration is unusable."""
+
+
+def first_problem(exc: ValidationError) -> str:
+    """``field.path: what is wrong`` for the first error of a pydantic validation."""
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    message = str(err["msg"]).removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        message = "unknown field"
+    return f"{where}: {message}"

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from esa_scheduler.errors import EventError
+from esa_scheduler.errors import EventError, first_problem
 from esa_scheduler.holds import Hold, check_hold_id, new_hold_id
 from esa_scheduler.schedule import IncidentRule, MatchSpec, Schedule, Status, selector_matches
 from esa_scheduler.timeutil import parse_duration, parse_instant
@@ -56,7 +56,7 @@ class TimerEvent(_Model):
         try:
             return Options.model_validate_json(self.payload)
         except ValidationError as exc:
-            raise EventError(f"timer payload: {_first_error(exc)}") from exc
+            raise EventError(f"timer payload: {first_problem(exc)}") from exc
 
 
 class ReconcileCommand(_Model):
@@ -175,15 +175,6 @@ class Intent:
     release_ids: tuple[str, ...] = ()
     release_tasks: tuple[str, ...] = ()
     sources: tuple[str, ...] = field(default=())
-
-
-def _first_error(exc: ValidationError) -> str:
-    err = exc.errors()[0]
-    where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-    message = str(err["msg"]).removeprefix("Value error, ")
-    if err["type"] == "extra_forbidden":
-        message = "unknown field"
-    return f"{where}: {message}"
 
 
 def _too_deep(value: Any) -> bool:
@@ -318,7 +309,7 @@ class EventReader:
             if "action" in item:
                 return self._command(item, where)
         except ValidationError as exc:
-            raise EventError(f"{where}.{_first_error(exc)}") from exc
+            raise EventError(f"{where}.{first_problem(exc)}") from exc
         raise EventError(f"{where}: not a timer event (triggerTime), a command (action) or a CloudEvent (specversion)")
 
     def _command(self, item: dict[str, Any], where: str) -> Command:
@@ -329,7 +320,7 @@ class EventReader:
         try:
             return model.model_validate(item)
         except ValidationError as exc:
-            raise EventError(f"{where}.{_first_error(exc)}") from exc
+            raise EventError(f"{where}.{first_problem(exc)}") from exc
 
     def _incident(self, event: CloudEvent, where: str) -> Hold | IncidentRelease:
         for rule in self.schedule.incidents:

@@ -11,7 +11,7 @@ import uuid
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from esa_scheduler.errors import UserError
+from esa_scheduler.errors import UserError, first_problem
 
 
 class _Shape(BaseModel):
@@ -61,6 +61,4 @@ def load_context(path: str | None) -> FcContext:
     try:
         return FcContext.model_validate(raw)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        raise UserError(f"{path}: {where}: {err['msg']}") from exc
+        raise UserError(f"{path}: {first_problem(exc)}") from exc

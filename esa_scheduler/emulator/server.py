@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import signal
 import threading
 from collections.abc import Callable, Iterable, Mapping
@@ -21,6 +20,7 @@ from typing import Any
 import h11
 from pydantic import ValidationError
 
+from esa_scheduler.client import is_loopback
 from esa_scheduler.emulator.models import (
     EMULATOR_ACCESS_KEY_ID,
     EMULATOR_ACCESS_KEY_SECRET,
@@ -48,11 +48,8 @@ def loopback_bind_address(host: str) -> str:
     """
     if host == "localhost":
         return "127.0.0.1"
-    try:
-        if ipaddress.ip_address(host).is_loopback:
-            return host
-    except ValueError:
-        pass
+    if is_loopback(host):
+        return host
     raise ConfigError(f"emulator host {host!r} is not loopback: use 127.0.0.1 (127.0.0.0/8), ::1 or localhost")
 
 

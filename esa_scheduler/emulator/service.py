@@ -7,7 +7,6 @@ The HTTP layer only carries out what a ``Reply`` decided: wait, then answer or h
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import math
 import random
@@ -21,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from esa_scheduler.client import is_loopback
 from esa_scheduler.emulator.models import (
     API_VERSION,
     DROPPED,
@@ -80,13 +80,6 @@ def _site_id(params: Params) -> int:
     if not params.get("SiteId"):
         raise ApiError("InvalidParameter", "SiteId is required for site-level delivery tasks.")
     return _int_param(params, "SiteId", 0)
-
-
-def _is_loopback(peer: str) -> bool:
-    try:
-        return ipaddress.ip_address(peer).is_loopback
-    except ValueError:
-        return False
 
 
 class _Stats:
@@ -308,7 +301,7 @@ class EsaBackend:
         return {"TaskName": task.TaskName, "Status": method}
 
     def _stats_reply(self, request: HttpRequest) -> Reply:
-        if not _is_loopback(request.peer):
+        if not is_loopback(request.peer):
             err = ApiError("Forbidden", "The stats endpoint only answers loopback peers.")
             return error_reply(err, request.headers.get("host", ""))
         return Reply(200, _json(self.stats))
