@@ -112,7 +112,7 @@ def _embedded_target(schedule_path: str | None, forced: bool) -> tuple[Target, E
         file=sys.stderr,
     )
     creds = Credentials(EMULATOR_ACCESS_KEY_ID, EMULATOR_ACCESS_KEY_SECRET, source="embedded-emulator")
-    return Target(emulator.url, creds), emulator
+    return Target(emulator.url, creds, ephemeral=True), emulator
 
 
 def _print_run(summary: RunSummary, as_json: bool) -> None:

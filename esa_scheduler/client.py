@@ -1,16 +1,16 @@
 """A small async client for ESA's delivery-task API (version 2024-09-10) on httpx.
 
 It replaces the official SDK, whose dependency tree costs seconds of cold start, with the five
-calls the scheduler needs. Every request goes through one path that owns the things a timer
-function must get right against a shared account quota: signing, bounded concurrency, client-side
-pacing, and retries that only repeat what is safe to repeat.
+calls the scheduler needs. Every request goes through one path (``EsaClient._call``) that puts
+together the units that each own one job: signing (``signer``), pacing (``pacing``), the retry
+policy and the run's deadline (``retry``), decoding untrusted answers (``responses``) and
+complete-or-refuse pagination (``listing``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
-import json
 import math
 import os
 import platform
@@ -21,15 +21,29 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
 
 from esa_scheduler import __version__, config
 from esa_scheduler.credentials import Credentials
 from esa_scheduler.errors import ConfigError
+from esa_scheduler.listing import list_all
+from esa_scheduler.logs import register_secret
+from esa_scheduler.pacing import Pacer
+from esa_scheduler.responses import (
+    NONCE_REUSED,
+    DeadlineExceeded,
+    DeliveryTask,
+    EsaApiError,
+    StatusChange,
+    TaskDetail,
+    TaskPage,
+    parse_body,
+    read_response,
+)
+from esa_scheduler.retry import Deadline, RetryPolicy, retry_after
 from esa_scheduler.signer import AcsV3Auth, new_nonce
 from esa_scheduler.timeutil import now_utc
 from esa_scheduler.transport import KeepAliveTransport
@@ -43,20 +57,24 @@ ACTIONS: tuple[str, ...] = (
     "UpdateSiteDeliveryTaskStatus",
 )
 METHODS = ("online", "offline")
+__all__ = [
+    "ACTIONS",
+    "API_VERSION",
+    "ClientSettings",
+    "DeadlineExceeded",
+    "DeliveryTask",
+    "EsaApiError",
+    "EsaClient",
+    "StatusChange",
+    "TaskDetail",
+    "TaskPage",
+    "check_endpoint",
+    "is_loopback",
+    "resolve_endpoint",
+]
 
-
-_RETRYABLE_PREFIXES = ("Throttling", "ServiceUnavailable", "InternalError")
-_NONCE_REUSED = "SignatureNonceUsed"
 _REGION = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
-# Pacing allows this much traffic ahead of the steady rate, so a lone call never waits.
-_BURST_SECONDS = 0.1
-# Hard stop for a server whose pages never end (1000 pages of 100 is far beyond any real account).
-_MAX_PAGES = 1000
-_MIN_INTERVAL = 0.05
-_EPISODE = 1.0
 _MAX_PAGE_SIZE = 500
-
-_Model = TypeVar("_Model", bound=BaseModel)
 
 
 def _user_agent() -> str:
@@ -122,79 +140,6 @@ def resolve_endpoint(environ: Mapping[str, str] | None = None) -> str:
     return f"https://{prefix}.{region}.aliyuncs.com"
 
 
-class _EsaModel(BaseModel):
-    model_config = ConfigDict(populate_by_name=True, extra="ignore")
-
-
-class DeliveryTask(_EsaModel):
-    """One task as listed by ``List*DeliveryTasks``."""
-
-    task_name: StrictStr = Field(alias="TaskName")
-    status: StrictStr = Field(alias="Status")
-    business_type: StrictStr | None = Field(default=None, alias="BusinessType")
-    data_center: StrictStr | None = Field(default=None, alias="DataCenter")
-    delivery_type: StrictStr | None = Field(default=None, alias="DeliveryType")
-
-
-class TaskPage(_EsaModel):
-    """One page of a list call; ``TotalCount`` is what drives pagination."""
-
-    request_id: StrictStr | None = Field(default=None, alias="RequestId")
-    total_count: int = Field(alias="TotalCount", ge=0)
-    page_number: int | None = Field(default=None, alias="PageNumber")
-    page_size: int | None = Field(default=None, alias="PageSize")
-    tasks: list[DeliveryTask] = Field(default_factory=list, alias="Tasks")
-
-
-class TaskDetail(DeliveryTask):
-    """``GetUserDeliveryTask``: the task fields we act on; sink and filter settings are ignored."""
-
-    request_id: StrictStr | None = Field(default=None, alias="RequestId")
-
-
-class StatusChange(_EsaModel):
-    """The answer to an ``Update*DeliveryTaskStatus`` call, plus how many attempts it took."""
-
-    request_id: StrictStr | None = Field(default=None, alias="RequestId")
-    task_name: StrictStr = Field(alias="TaskName")
-    status: StrictStr = Field(alias="Status")
-    attempts: int = 1
-
-
-class EsaApiError(Exception):
-    """A call that failed for good; ``retryable`` says whether the failure class is transient."""
-
-    def __init__(
-        self,
-        action: str,
-        code: str,
-        message: str,
-        *,
-        request_id: str | None = None,
-        http_status: int | None = None,
-        host_id: str | None = None,
-        recommend: str | None = None,
-        retryable: bool = False,
-        attempts: int = 1,
-    ) -> None:
-        self.action = action
-        self.code = code
-        self.message = " ".join(message.split())
-        self.request_id = request_id
-        self.http_status = http_status
-        self.host_id = host_id
-        self.recommend = recommend
-        self.retryable = retryable
-        self.attempts = attempts
-        super().__init__(action, code, self.message)
-
-    def __str__(self) -> str:
-        status = f" (HTTP {self.http_status})" if self.http_status is not None else ""
-        request = f" [RequestId {self.request_id}]" if self.request_id else ""
-        tries = f" after {self.attempts} attempts" if self.attempts > 1 else ""
-        return f"{self.action} failed{tries}: {self.code}{status}: {self.message}{request}"
-
-
 def _positive(environ: Mapping[str, str], name: str, default: float, *, zero_ok: bool) -> float:
     raw = config.env(name, environ=environ)
     if raw is None:
@@ -222,6 +167,10 @@ class ClientSettings:
     max_delay: float = 5.0
     max_total_retry_time: float = 30.0
 
+    def retry_policy(self) -> RetryPolicy:
+        """The retry budget of these settings."""
+        return RetryPolicy(self.max_attempts, self.base_delay, self.max_delay, self.max_total_retry_time)
+
     def __post_init__(self) -> None:
         # Zero would deadlock the semaphore or never send at all; fail where the value was set.
         if self.concurrency < 1 or self.max_attempts < 1:
@@ -247,55 +196,12 @@ class ClientSettings:
         )
 
 
-class _Pacer:
-    """Spaces requests ``1/rate`` apart with a small burst allowance (GCRA, virtual scheduling).
-
-    Each caller reserves its slot before awaiting, so no lock is needed on one event loop and
-    the waits come out exact even when the injected sleep returns at once. When ESA throttles,
-    the spacing doubles for every caller at once (and eases back on success), so a run settles
-    at the rate the account is allowed instead of spending its retries in lockstep.
-    """
-
-    def __init__(self, rate: float, sleep: Callable[[float], Awaitable[None]], clock: Callable[[], float]):
-        self._base = 1.0 / rate if rate else 0.0
-        self._interval = self._base
-        burst = max(1.0, rate * _BURST_SECONDS)
-        self._tolerance = (burst - 1.0) * self._base
-        self._sleep = sleep
-        self._clock = clock
-        self._next: float | None = None
-        self._last_slow_down: float | None = None
-
-    async def wait(self) -> None:
-        now = self._clock()
-        slot = now if self._next is None else max(self._next, now)
-        self._next = slot + self._interval
-        tolerance = self._tolerance if self._interval == self._base else 0.0
-        delay = slot - tolerance - now
-        if delay > 0:
-            await self._sleep(delay)
-
-    def slow_down(self) -> None:
-        """Throttled: halve the rate (down to one request per second), once per episode.
-
-        Many calls in flight are refused together for one overload; counting each of them would
-        halve the rate a dozen times for a single event.
-        """
-        now = self._clock()
-        if self._last_slow_down is not None and now - self._last_slow_down < _EPISODE:
-            return
-        self._last_slow_down = now
-        self._interval = min(max(self._interval * 2, _MIN_INTERVAL), 1.0)
-
-    def recover(self) -> None:
-        """A success: ease back towards the configured rate."""
-        if self._interval > self._base:
-            eased = self._interval * 0.9
-            self._interval = self._base if eased <= max(self._base, _MIN_INTERVAL / 2) else eased
-
-
 class EsaClient:
-    """Signed, paced, retrying calls to the ESA delivery-task API; use as ``async with``."""
+    """Signed, paced, retrying calls to the ESA delivery-task API; use as ``async with``.
+
+    ``deadline`` (a ``monotonic`` instant) is the run's cut-off: no attempt, retry or paced send
+    starts after it, and an attempt in flight is abandoned one read timeout after it.
+    """
 
     def __init__(
         self,
@@ -310,17 +216,22 @@ class EsaClient:
         rng: random.Random | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         on_retry: Callable[[EsaApiError, float], None] | None = None,
+        deadline: float | None = None,
     ) -> None:
         self._url = check_endpoint(endpoint) + "/"
         self._settings = settings if settings is not None else ClientSettings()
         s = self._settings
+        register_secret(credentials.access_key_secret)
+        register_secret(credentials.security_token)
         self._sleep = sleep
+        self._clock = clock
         self._rng = rng if rng is not None else random.Random()
         self._monotonic = monotonic
         self._on_retry = on_retry
-        self._credentials = credentials
+        self._deadline = Deadline(deadline, monotonic)
+        self._retry = s.retry_policy()
         self._slots = asyncio.Semaphore(s.concurrency)
-        self._pacer = _Pacer(s.max_rps or 0.0, sleep, monotonic)
+        self._pacer = Pacer(s.max_rps or 0.0, sleep, monotonic)
         self._api_calls = 0
         self._http = httpx.AsyncClient(
             auth=AcsV3Auth(credentials, clock=clock, nonce=nonce),
@@ -349,13 +260,6 @@ class EsaClient:
         """Close the connection pool."""
         await self._http.aclose()
 
-    def _scrub(self, text: str) -> str:
-        """Servers may echo what was signed: the secret and the STS token never leave in an error."""
-        for secret in (self._credentials.access_key_secret, self._credentials.security_token):
-            if secret:
-                text = text.replace(secret, "***")
-        return text
-
     @property
     def concurrency(self) -> int:
         """How many calls this client lets be in flight at once."""
@@ -369,14 +273,14 @@ class EsaClient:
     async def list_user_delivery_tasks(
         self, business_type: str | None = None, page_size: int = 100
     ) -> list[DeliveryTask]:
-        """Every account-level delivery task, all pages followed."""
+        """Every account-level delivery task, all pages followed and checked."""
         params = {"BusinessType": business_type} if business_type else {}
         return await self._list("ListUserDeliveryTasks", params, page_size)
 
     async def list_site_delivery_tasks(
         self, site_id: int, business_type: str | None = None, page_size: int = 100
     ) -> list[DeliveryTask]:
-        """Every delivery task of one site, all pages followed."""
+        """Every delivery task of one site, all pages followed and checked."""
         params = {"SiteId": str(site_id)}
         if business_type:
             params["BusinessType"] = business_type
@@ -386,7 +290,7 @@ class EsaClient:
         """One account-level task by name."""
         action = "GetUserDeliveryTask"
         body, _ = await self._call(action, {"TaskName": name})
-        return _parse(action, TaskDetail, body)
+        return parse_body(action, TaskDetail, body)
 
     async def update_user_delivery_task_status(self, task_name: str, method: str) -> StatusChange:
         """Set an account-level task ``online`` or ``offline`` (idempotent on ESA's side)."""
@@ -401,170 +305,92 @@ class EsaClient:
         if method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, not {method!r}")
         body, attempts = await self._call(action, {**params, "Method": method})
-        return _parse(action, StatusChange, body).model_copy(update={"attempts": attempts})
-
-    async def _page(self, action: str, params: dict[str, str], number: int, size: int) -> tuple[TaskPage, Any]:
-        query = {**params, "PageNumber": str(number), "PageSize": str(size)}
-        body, _ = await self._call(action, query)
-        return _parse(action, TaskPage, body), body
+        return parse_body(action, StatusChange, body).model_copy(update={"attempts": attempts})
 
     async def _list(self, action: str, params: dict[str, str], page_size: int) -> list[DeliveryTask]:
-        """Page 1 says how many pages there are; the others are fetched concurrently."""
         if not 1 <= page_size <= _MAX_PAGE_SIZE:
             raise ValueError(f"page_size must be between 1 and {_MAX_PAGE_SIZE}, not {page_size}")
-        first, first_body = await self._page(action, params, 1, page_size)
-        count = math.ceil(first.total_count / page_size) if len(first.tasks) == page_size else 1
-        if count > _MAX_PAGES:
-            what = f"TotalCount {first.total_count} would take more than {_MAX_PAGES} pages"
-            raise _malformed(action, what, first_body)
-        rest = await asyncio.gather(*(self._page(action, params, n, page_size) for n in range(2, count + 1)))
-        tasks: dict[str, DeliveryTask] = {task.task_name: task for task in first.tasks}
-        for number, (page, body) in enumerate(rest, start=2):
-            if not page.tasks:
-                what = f"TotalCount is {first.total_count} but page {number} was empty after {len(tasks)} tasks"
-                raise _malformed(action, f"truncated list: {what}", body)
-            tasks.update((task.task_name, task) for task in page.tasks)
-        return list(tasks.values())
+
+        async def page(number: int, size: int) -> tuple[TaskPage, dict[str, Any]]:
+            body, _ = await self._call(action, {**params, "PageNumber": str(number), "PageSize": str(size)})
+            return parse_body(action, TaskPage, body), body
+
+        return await list_all(action, page, page_size, max_batch=self.concurrency)
 
     async def _call(self, action: str, params: dict[str, str]) -> tuple[dict[str, Any], int]:
         """Send one logical call, retrying transient failures; return the JSON body and attempts."""
-        s = self._settings
         first_failure: float | None = None  # the retry budget starts here, not while queueing for a slot
         attempt = nonce_clashes = 0
+        last: EsaApiError | None = None
         while True:
+            if self._deadline.passed():
+                raise DeadlineExceeded(action, attempt, last)
             attempt += 1
-            retry_after: float | None = None
-            try:
-                response = await self._send(action, params)
-            except httpx.TimeoutException as exc:
-                error = EsaApiError(action, "Timeout", _transport_text(exc), retryable=True)
-            except httpx.TransportError as exc:
-                error = EsaApiError(action, "ConnectionError", _transport_text(exc), retryable=True)
+            response = await self._attempt(action, params, attempt, last)
+            hint: float | None = None
+            if isinstance(response, EsaApiError):
+                error = response
             else:
-                body, failure = _read(action, response, self._scrub)
+                body, failure = read_response(action, response)
                 if failure is None:
                     self._pacer.recover()
                     return body, attempt
-                error, retry_after = failure, _retry_after(response)
-                if error.code.startswith("Throttling"):
+                error, hint = failure, retry_after(response.headers, self._clock)
+                if error.throttled:
                     self._pacer.slow_down()
             error.attempts = attempt
-            nonce_clashes += error.code == _NONCE_REUSED
+            last = error
+            nonce_clashes += error.code == NONCE_REUSED
             now = self._monotonic()
             first_failure = now if first_failure is None else first_failure
-            delay = self._retry_delay(error, attempt, retry_after, nonce_clashes)
-            if delay is None or now - first_failure + delay > s.max_total_retry_time:
+            delay = self._retry.delay(error, attempt, hint, nonce_clashes, self._rng)
+            if delay is None or not self._retry.within_budget(now - first_failure, delay):
                 raise error
+            if not self._deadline.allows_wait(delay):
+                raise DeadlineExceeded(action, attempt, error)
             if self._on_retry is not None:
                 self._on_retry(error, delay)
             if delay > 0:
                 await self._sleep(delay)
 
-    def _retry_delay(
-        self, error: EsaApiError, attempt: int, retry_after: float | None, nonce_clashes: int
-    ) -> float | None:
-        """Seconds to wait before the next attempt, or ``None`` when the error is final."""
-        if not error.retryable or attempt >= self._settings.max_attempts:
-            return None
-        if error.code == _NONCE_REUSED:
-            # A nonce clash is a coincidence, not load: one immediate re-sign is enough.
-            return 0.0 if nonce_clashes == 1 else None
-        if retry_after is not None:
-            # The server's hint, spread by up to half again so throttled callers do not return together.
-            return self._rng.uniform(retry_after, retry_after * 1.5)
-        cap = min(self._settings.max_delay, self._settings.base_delay * 2 ** (attempt - 1))
-        return self._rng.uniform(0, cap)
+    async def _attempt(
+        self, action: str, params: dict[str, str], attempt: int, last: EsaApiError | None
+    ) -> httpx.Response | EsaApiError:
+        """One HTTP exchange, or the transport failure it ended in (both are retry material)."""
+        try:
+            return await self._send(action, params, attempt, last)
+        except httpx.TimeoutException as exc:
+            return EsaApiError(action, "Timeout", _transport_text(exc), retryable=True)
+        except httpx.TransportError as exc:
+            return EsaApiError(action, "ConnectionError", _transport_text(exc), retryable=True)
 
-    async def _send(self, action: str, params: dict[str, str]) -> httpx.Response:
-        async with self._slots:
-            await self._pacer.wait()
+    async def _send(
+        self, action: str, params: dict[str, str], attempt: int, last: EsaApiError | None
+    ) -> httpx.Response:
+        """Wait for a slot and the pacer within the deadline, then send; a hang is cut at the deadline
+        plus one read timeout even if the transport's own timeout never fires."""
+        remaining = self._deadline.remaining()
+        try:
+            await asyncio.wait_for(self._slots.acquire(), None if math.isinf(remaining) else max(remaining, 0))
+        except asyncio.TimeoutError:
+            raise DeadlineExceeded(action, attempt - 1, last) from None
+        try:
+            if not await self._pacer.wait(self._deadline):
+                raise DeadlineExceeded(action, attempt - 1, last)
             request = self._http.build_request("GET", self._url, params=params, headers={"x-acs-action": action})
             self._api_calls += 1
-            return await self._http.send(request)
-
-
-def _is_retryable(code: str, http_status: int) -> bool:
-    """Transient by code first (ESA sends some of these with HTTP 400); any other 5xx too."""
-    return code.startswith(_RETRYABLE_PREFIXES) or code == _NONCE_REUSED or http_status >= 500
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    """ESA's ``x-acs-retry-after`` header, in milliseconds as the official SDK reads it."""
-    raw = response.headers.get("x-acs-retry-after", "").strip()
-    if not (raw.isascii() and raw.isdigit()) or int(raw) == 0:
-        return None
-    return int(raw) / 1000.0
+            remaining = self._deadline.remaining()
+            if math.isinf(remaining):
+                return await self._http.send(request)
+            cut = max(remaining, 0) + self._settings.read_timeout
+            try:
+                return await asyncio.wait_for(self._http.send(request), cut)
+            except asyncio.TimeoutError:
+                raise httpx.ReadTimeout("no answer by the deadline plus one read timeout", request=request) from None
+        finally:
+            self._slots.release()
 
 
 def _transport_text(exc: httpx.TransportError) -> str:
     detail = str(exc) or "no detail"
     return f"{exc.__class__.__name__}: {detail}"
-
-
-def _str_field(body: Mapping[str, Any], key: str) -> str | None:
-    value = body.get(key)
-    return value if isinstance(value, str) and value else None
-
-
-def _read(
-    action: str, response: httpx.Response, scrub: Callable[[str], str] = str
-) -> tuple[dict[str, Any], EsaApiError | None]:
-    """Decode a response into its JSON object, or into the error it carries (server text scrubbed)."""
-    status = response.status_code
-    try:
-        decoded: Any = json.loads(response.content)
-    except (ValueError, UnicodeDecodeError):
-        decoded = None
-    body: dict[str, Any] = decoded if isinstance(decoded, dict) else {}
-    if 200 <= status < 300:
-        if decoded is None:
-            return body, _malformed(action, "body is not JSON", body, status)
-        if not isinstance(decoded, dict):
-            return body, _malformed(action, f"body is a JSON {type(decoded).__name__}, not an object", body, status)
-        return body, None
-    code = _str_field(body, "Code")
-    if code is None:
-        snippet = " ".join(scrub(response.text).split())[:200]
-        code, message = "HTTPError", snippet or response.reason_phrase or "empty body"
-    else:
-        message = scrub(_str_field(body, "Message") or "no message")
-    return body, EsaApiError(
-        action,
-        code,
-        message,
-        request_id=_str_field(body, "RequestId"),
-        http_status=status,
-        host_id=_str_field(body, "HostId"),
-        recommend=_str_field(body, "Recommend"),
-        retryable=_is_retryable(code, status),
-    )
-
-
-def _malformed(action: str, what: str, body: Mapping[str, Any], status: int = 200) -> EsaApiError:
-    return EsaApiError(
-        action,
-        "MalformedResponse",
-        f"malformed {action} response: {what}",
-        request_id=_str_field(body, "RequestId"),
-        http_status=status,
-    )
-
-
-def _parse(action: str, model: type[_Model], body: dict[str, Any]) -> _Model:
-    """Validate a 2xx body, turning every surprise into a one-line ``MalformedResponse``."""
-    try:
-        return model.model_validate(body)
-    except ValidationError as exc:
-        code = _str_field(body, "Code")
-        if code is not None:
-            what = f"HTTP 200 carried an error body: {code}: {_str_field(body, 'Message') or 'no message'}"
-        else:
-            what = "; ".join(_describe(err) for err in exc.errors()[:3])
-        raise _malformed(action, what, body) from None
-
-
-def _describe(err: Any) -> str:
-    where = ".".join(str(part) for part in err["loc"])
-    if err["type"] == "missing":
-        return f"missing {where}"
-    return f"{where}: {err['msg']}"

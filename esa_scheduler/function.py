@@ -22,9 +22,10 @@ from esa_scheduler.credentials import Credentials, resolve_credentials
 from esa_scheduler.errors import UserError
 from esa_scheduler.events import EventReader, Intent
 from esa_scheduler.holds import Hold, HoldStore, holds_touching, state_dir
-from esa_scheduler.logs import RunLog, register_secret
+from esa_scheduler.logs import RunLog
 from esa_scheduler.reconciler import Reconciler, RunRequest, RunSummary
 from esa_scheduler.schedule import load_schedule
+from esa_scheduler.statefile import last_completed_run, record_completed_run, transitions_since
 from esa_scheduler.timeutil import now_utc
 
 DEADLINE_RESERVE_MIN = 5.0
@@ -42,10 +43,15 @@ class RunFailed(Exception):
 
 @dataclass(frozen=True)
 class Target:
-    """Where to send ESA calls and as whom; ``None`` fields are resolved from the environment."""
+    """Where to send ESA calls and as whom; ``None`` fields are resolved from the environment.
+
+    ``ephemeral`` marks an ESA whose state dies with the run (the embedded emulator): nothing is
+    recorded about it, so a later run against the real ESA never inherits its last-run instant.
+    """
 
     endpoint: str | None = None
     credentials: Credentials | None = None
+    ephemeral: bool = False
 
 
 def _fc_field(context: Any, *path: str) -> Any:
@@ -110,15 +116,15 @@ def apply_hold_changes(intent: Intent, store: HoldStore, log: RunLog, since: dat
     return HoldChanges(current, tuple(recent), touched)
 
 
-def _client_for(target: Target, context: Any, environ: Mapping[str, str], log: RunLog) -> EsaClient:
+def _client_for(
+    target: Target, context: Any, environ: Mapping[str, str], log: RunLog, deadline: float | None
+) -> EsaClient:
     region = _fc_field(context, "region")
     env = dict(environ)
     if isinstance(region, str) and region and not env.get(config.FC_REGION):
         env[config.FC_REGION] = region
     endpoint = check_endpoint(target.endpoint) if target.endpoint else resolve_endpoint(env)
     credentials = target.credentials or resolve_credentials(fc_context=context, environ=env)
-    register_secret(credentials.access_key_secret)
-    register_secret(credentials.security_token)
 
     def retrying(error: EsaApiError, delay: float) -> None:
         log.warning(
@@ -130,7 +136,7 @@ def _client_for(target: Target, context: Any, environ: Mapping[str, str], log: R
             delay_ms=round(delay * 1000),
         )
 
-    return EsaClient(endpoint, credentials, ClientSettings.from_env(env), on_retry=retrying)
+    return EsaClient(endpoint, credentials, ClientSettings.from_env(env), on_retry=retrying, deadline=deadline)
 
 
 def execute(
@@ -152,26 +158,33 @@ def execute(
         stream=stream,
         level=env.get(config.LOG_LEVEL, "INFO") or "INFO",
     )
+    deadline = deadline_from(context, budget_s, started)
+    target = target or Target()
     try:
         schedule = load_schedule(schedule_path)
         intent = EventReader(schedule, now_utc()).read(body)
-        client = _client_for(target or Target(), context, env, log)
+        client = _client_for(target, context, env, log, deadline)
     except UserError as exc:
         log.error("run.rejected", error=str(exc), problems=exc.problems)
         raise
     log.info("run.start", at=intent.at, sources=list(intent.sources), dry_run=intent.dry_run, force=intent.force)
-    since = intent.at - schedule.tick
-    holds, previous, touched = apply_hold_changes(intent, HoldStore(state_dir(state)), log, since)
+    root = state_dir(state)
+    since = transitions_since(last_completed_run(root), intent.at, schedule.tick)
+    holds, previous, touched = apply_hold_changes(intent, HoldStore(root), log, since)
     request = RunRequest(
         at=intent.at,
         holds=holds,
         previous_holds=previous,
         touched=touched,
+        since=since,
         dry_run=intent.dry_run,
         force=intent.force,
-        deadline=deadline_from(context, budget_s, started),
+        deadline=deadline,
     )
-    return asyncio.run(_reconcile(schedule, client, log, request))
+    summary = asyncio.run(_reconcile(schedule, client, log, request))
+    if not (summary.failed or summary.dry_run or target.ephemeral):
+        record_completed_run(root, intent.at)
+    return summary
 
 
 async def _reconcile(schedule: Any, client: EsaClient, log: RunLog, request: RunRequest) -> RunSummary:

@@ -11,7 +11,6 @@ import json
 import os
 import re
 import secrets
-import tempfile
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -21,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serial
 from esa_scheduler import config
 from esa_scheduler.errors import UserError
 from esa_scheduler.schedule import Status, selector_matches
+from esa_scheduler.statefile import write_atomic
 from esa_scheduler.timeutil import utc_iso
 
 PRUNE_AFTER = timedelta(days=1)
@@ -104,18 +104,8 @@ class HoldStore:
 
     def save(self, hold: Hold) -> None:
         """Write atomically: readers see the old file or the new one, never a partial one."""
-        self.root.mkdir(parents=True, exist_ok=True)
         data = json.dumps(hold.model_dump(mode="json"), indent=2, sort_keys=True).encode()
-        fd, tmp = tempfile.mkstemp(prefix=".hold-", suffix=".tmp", dir=self.root)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, self._path(hold.id))
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomic(self._path(hold.id), data)
 
     def remove(self, hold_ids: Iterable[str]) -> list[str]:
         """Delete holds by id; returns the ids that existed."""

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from esa_scheduler.client import DeliveryTask, EsaApiError, EsaClient
+from esa_scheduler.client import DeadlineExceeded, DeliveryTask, EsaApiError, EsaClient
 from esa_scheduler.holds import Hold
 from esa_scheduler.logs import RunLog
 from esa_scheduler.planner import Decision, ManagedTask, Planner, TaskRef, managed_tasks
@@ -24,16 +24,23 @@ from esa_scheduler.schedule import Schedule, selector_matches
 from esa_scheduler.timeutil import utc_iso
 
 ACTIONS = ("updated", "unchanged", "would_update", "failed", "missing", "skipped")
+DEADLINE = "deadline"
+"""The ``error`` of a task the run's deadline left undone; such a run is not ok."""
 
 
 @dataclass(frozen=True)
 class RunRequest:
-    """What to reconcile: the instant, the switches, and which holds this event made or ended."""
+    """What to reconcile: the instant, the switches, and which holds this event made or ended.
+
+    ``since`` is where ``transitions`` mode starts looking for schedule edges (the last completed
+    run); ``None`` means one tick before ``at``.
+    """
 
     at: datetime
     holds: tuple[Hold, ...] = ()
     previous_holds: tuple[Hold, ...] = ()
     touched: tuple[str, ...] = ()
+    since: datetime | None = None
     dry_run: bool = False
     force: bool = False
     deadline: float | None = None
@@ -89,9 +96,15 @@ class RunSummary:
         return {action: tally.get(action, 0) for action in ACTIONS}
 
     @property
+    def undone(self) -> int:
+        """Tasks the deadline left undone."""
+        return sum(1 for r in self.results if r.error == DEADLINE)
+
+    @property
     def failed(self) -> bool:
-        """A failed task, a blocked run or a run that could not read ESA fails the invocation."""
-        return bool(self.blocked or self.error or self.counts["failed"])
+        """A failed task, a blocked run, a run that could not read ESA or that ran out of time
+        fails the invocation, so FC's retries and failure destination apply."""
+        return bool(self.blocked or self.error or self.counts["failed"] or self.undone)
 
     def to_json(self) -> dict[str, Any]:
         """The summary fields."""
@@ -182,6 +195,8 @@ class Reconciler:
                 self._record(summary, result)
             return self._finish(summary, started)
         await self._apply_all(summary, pending, request.deadline)
+        if summary.undone and summary.error is None:
+            summary.error = f"{DEADLINE}: {summary.undone} task(s) not done before the run's deadline"
         return self._finish(summary, started)
 
     async def _apply_all(self, summary: RunSummary, pending: list[TaskResult], deadline: float | None) -> None:
@@ -197,17 +212,27 @@ class Reconciler:
     def _transition_edges(
         self, request: RunRequest, tasks: Sequence[ManagedTask], decisions: Sequence[Decision]
     ) -> set[TaskRef]:
-        """Tasks in ``transitions`` mode whose desired state changed within the last tick."""
+        """Tasks in ``transitions`` mode whose desired state changed since the last completed run.
+
+        Every edge in ``(since, at]`` counts, not only the net change: a window that opened and
+        closed while invocations were missed still makes its tasks conform now.
+        """
         watched = [t for t in tasks if t.mode == "transitions"]
         if not watched:
             return set()
-        before = Planner(self.schedule, request.at - self.schedule.tick, request.previous_holds).decide(watched)
-        was = {d.task.ref: d.desired for d in before.decisions}
+        since = request.since if request.since is not None else request.at - self.schedule.tick
+        before = Planner(self.schedule, since, request.previous_holds).decide(watched)
+        steady = {
+            d.task.ref: d.desired for d in before.decisions if d.next_change is None or d.next_change > request.at
+        }
         return {
             d.task.ref
             for d in decisions
             if d.task.mode == "transitions"
-            and (was.get(d.task.ref) != d.desired or any(selector_matches(s, d.task.ref.name) for s in request.touched))
+            and (
+                steady.get(d.task.ref) != d.desired
+                or any(selector_matches(s, d.task.ref.name) for s in request.touched)
+            )
         }
 
     def _triage(self, decision: Decision, status: str | None, edges: set[TaskRef], request: RunRequest) -> TaskResult:
@@ -229,7 +254,7 @@ class Reconciler:
 
     async def _apply(self, summary: RunSummary, result: TaskResult, deadline: float | None) -> None:
         if deadline is not None and self.clock() >= deadline:
-            result.action, result.error = "skipped", "deadline: too close to the function timeout to start"
+            result.action, result.error = "skipped", DEADLINE
             self._record(summary, result)
             return
         ref, desired = result.decision.task.ref, result.decision.desired
@@ -238,6 +263,9 @@ class Reconciler:
                 change = await self.client.update_user_delivery_task_status(ref.name, desired)
             else:
                 change = await self.client.update_site_delivery_task_status(ref.site_id, ref.name, desired)
+        except DeadlineExceeded as exc:
+            result.action, result.error_code, result.error = "skipped", exc.last_code, DEADLINE
+            result.request_id, result.attempts = exc.request_id, exc.attempts
         except EsaApiError as exc:
             result.action, result.error_code, result.error = "failed", exc.code, str(exc)
             result.request_id, result.attempts = exc.request_id, exc.attempts
@@ -254,7 +282,7 @@ class Reconciler:
         summary.results.append(result)
         if result.action == "failed":
             self.log.error("task.result", **result.to_log())
-        elif result.action == "missing":
+        elif result.action == "missing" or result.error == DEADLINE:
             self.log.warning("task.result", **result.to_log())
         else:
             self.log.info("task.result", **result.to_log())

@@ -756,8 +756,8 @@ MALFORMED: list[tuple[str, str, Responder, tuple[str, ...]]] = [
         lambda a, q: json_response({"RequestId": "R", "Code": "EsaService.NotOpen", "Message": "not opened"}),
         ("HTTP 200 carried an error body", "EsaService.NotOpen"),
     ),
-    ("list-truncated-page", "ListUserDeliveryTasks", truncated_listing, ("truncated list", "page 2")),
-    ("site-list-truncated-page", "ListSiteDeliveryTasks", truncated_listing, ("truncated list", "page 2")),
+    ("list-truncated-page", "ListUserDeliveryTasks", truncated_listing, ("incomplete", "TotalCount is 250")),
+    ("site-list-truncated-page", "ListSiteDeliveryTasks", truncated_listing, ("incomplete", "TotalCount is 250")),
 ]
 
 
@@ -765,17 +765,19 @@ MALFORMED: list[tuple[str, str, Responder, tuple[str, ...]]] = [
 def test_malformed_response_names_the_call(action: str, respond: Responder, needles: tuple[str, ...]) -> None:
     with CannedEsa(respond) as server:
         err = call_against(server, action)
-    assert err.code == "MalformedResponse"
+    listing = respond is truncated_listing
+    code, what = ("IncompleteListing", "listing") if listing else ("MalformedResponse", "response")
+    assert err.code == code
     assert err.action == action
     assert not err.retryable
     text = str(err)
-    assert text.startswith(f"{action} failed: MalformedResponse")
-    assert f"malformed {action} response" in text
+    assert text.startswith(f"{action} failed: {code}")
+    assert f"{'incomplete' if listing else 'malformed'} {action} {what}" in text
     for needle in needles:
         assert needle in text, text
     assert "\n" not in text
     # A truncated listing is found after pages 2 and 3 were fetched (concurrently); nothing is retried.
-    pages = 3 if "truncated" in text else 1
+    pages = 3 if listing else 1
     assert [call[0] for call in server.calls] == [action] * pages, "a malformed 2xx answer is not retried"
 
 

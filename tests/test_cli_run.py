@@ -224,11 +224,9 @@ def test_run_deadline_flag(esa: Cli) -> None:
     with Emulator(tasks=SEED, faults=Faults(latency_ms=50)) as emulator:
         esa.point_at(emulator)
         result = esa.run(esa.schedule(), "--at", NIGHT, "--json", "--deadline", "0.001")
-        assert result.code == 0
-        assert result.summary()["counts"]["skipped"] == 1
-        assert updates(emulator) == 0
-        skipped = [line for line in result.logs() if line.get("action") == "skipped"]
-        assert [line["task"] for line in skipped] == ["access-a"] and "deadline" in skipped[0]["error"]
+        assert result.code == 1
+        assert result.summary()["ok"] is False and "DeadlineExceeded" in result.summary()["error"]
+        assert emulator.stats["total"] == 0
 
 
 @pytest.mark.parametrize("configured", [True, False], ids=["endpoint", "embedded"])

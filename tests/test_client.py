@@ -8,6 +8,7 @@ import itertools
 import json
 import random
 import re
+import time
 from collections.abc import Callable, Coroutine
 from datetime import datetime, timezone
 from typing import Any, TypeVar
@@ -19,6 +20,7 @@ from esa_scheduler.client import (
     ACTIONS,
     API_VERSION,
     ClientSettings,
+    DeadlineExceeded,
     DeliveryTask,
     EsaApiError,
     EsaClient,
@@ -82,6 +84,7 @@ def make_client(
     sleep: FakeSleep | None = None,
     rng: random.Random | None = None,
     monotonic: Callable[[], float] | None = None,
+    deadline: float | None = None,
 ) -> EsaClient:
     counter = itertools.count()
     return EsaClient(
@@ -94,6 +97,7 @@ def make_client(
         nonce=lambda: f"{next(counter):032x}",
         rng=rng if rng is not None else random.Random(7),
         monotonic=monotonic if monotonic is not None else FakeClock(),
+        deadline=deadline,
     )
 
 
@@ -570,7 +574,7 @@ def test_transient_failures_are_retried_with_full_jitter(failure: httpx.Response
 
 
 def test_backoff_caps_grow_exponentially_up_to_max_delay() -> None:
-    handler, _ = sequence(error(503, "ServiceUnavailable"))
+    handler, _ = sequence(error(500, "InternalError"))
     sleep = FakeSleep()
     settings = ClientSettings(max_rps=None, max_attempts=6, base_delay=1.0, max_delay=3.0, max_total_retry_time=1000)
 
@@ -582,7 +586,7 @@ def test_backoff_caps_grow_exponentially_up_to_max_delay() -> None:
 
     err = run(go())
     assert sleep.delays == [1.0, 2.0, 3.0, 3.0, 3.0]
-    assert (err.code, err.attempts, err.retryable) == ("ServiceUnavailable", 6, True)
+    assert (err.code, err.attempts, err.retryable) == ("InternalError", 6, True)
 
 
 def test_gives_up_after_max_attempts() -> None:
@@ -809,11 +813,15 @@ def test_pagination_stops_when_total_count_is_reached_on_a_full_page() -> None:
     assert len(calls) == 2
 
 
-def test_pagination_stops_on_a_short_page_even_if_total_count_says_more() -> None:
-    # tasks deleted while we page: the last page is short and TotalCount is stale
+def test_a_stale_total_count_fails_closed() -> None:
+    # tasks deleted while we page: the last page is short and TotalCount is stale. The inventory
+    # cannot be proven complete, so the listing is refused rather than trusted.
     handler, calls = paged_server(250, announced=lambda n: 260)
 
-    assert len(list_user_tasks(handler, page_size=100)) == 250
+    with pytest.raises(EsaApiError) as info:
+        list_user_tasks(handler, page_size=100)
+    assert info.value.code == "IncompleteListing"
+    assert "TotalCount is 260 but 3 page(s) of up to 100 held 250 distinct tasks" in info.value.message
     assert len(calls) == 3
 
 
@@ -824,26 +832,28 @@ def test_empty_account() -> None:
     assert len(calls) == 1
 
 
-def test_truncated_page_is_malformed() -> None:
+def test_truncated_page_is_refused() -> None:
     handler, _ = paged_server(150, announced=lambda n: 250)
 
     with pytest.raises(EsaApiError) as info:
         list_user_tasks(handler, page_size=50)
-    assert info.value.code == "MalformedResponse"
+    assert info.value.code == "IncompleteListing"
     assert info.value.message == (
-        "malformed ListUserDeliveryTasks response: truncated list: "
-        "TotalCount is 250 but page 4 was empty after 150 tasks"
+        "incomplete ListUserDeliveryTasks listing: TotalCount is 250 but 5 page(s) of up to 50 held 150 distinct tasks"
     )
-    assert info.value.request_id == "R4"
+    assert info.value.request_id == "R5"  # pages 4 and 5 came in one batch; both were empty
 
 
-def test_an_absurd_total_count_is_refused_after_one_page() -> None:
-    # page 1 announces more pages than any account has: refuse instead of fanning out
-    handler, calls = paged_server(100_000, announced=lambda n: 10_000_000)
+def test_an_absurd_total_count_costs_a_few_calls_then_fails_closed() -> None:
+    # page 1 announces far more than the account has: later pages come in small growing batches,
+    # so the first short page ends the listing after a handful of calls instead of a fan-out
+    handler, calls = paged_server(240, announced=lambda n: 100_000)
 
-    with pytest.raises(EsaApiError, match="would take more than 1000 pages"):
+    with pytest.raises(EsaApiError) as info:
         list_user_tasks(handler, page_size=10)
-    assert len(calls) == 1
+    assert info.value.code == "IncompleteListing"
+    assert "TotalCount is 100000" in info.value.message and "held 240 distinct tasks" in info.value.message
+    assert 25 <= len(calls) <= 25 + 16  # 25 pages are needed; at most one batch of the cap is wasted
 
 
 def test_site_list_sends_site_id_and_follows_pages() -> None:
@@ -938,11 +948,11 @@ def test_unlimited_rate(max_rps: float | None) -> None:
 
 def test_retried_attempts_also_go_through_the_limiter() -> None:
     ok = reply(body={"RequestId": "R", "TaskName": "t", "Status": "online"})
-    handler, seen = sequence(error(503, "ServiceUnavailable"), error(503, "ServiceUnavailable"), ok)
+    handler, seen = sequence(error(500, "InternalError"), error(500, "InternalError"), ok)
     sleep = FakeSleep()
 
     async def go() -> None:
-        # zero backoff isolates the pacing waits
+        # zero backoff and a failure that is not throttling isolate the pacing waits
         async with make_client(handler, ClientSettings(max_rps=10.0), sleep=sleep, rng=ZeroRng()) as client:
             await client.update_user_delivery_task_status("t", "online")
 
@@ -1022,3 +1032,110 @@ def test_api_calls_counts_retries() -> None:
             return client.api_calls
 
     assert run(go()) == 2
+
+
+# --- throttling by status and the run's deadline (issue 14) ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    "throttled",
+    [
+        httpx.Response(429, text="slow down", headers={"Retry-After": "2"}),
+        httpx.Response(429, json={"Code": "Throttling.Api", "Message": "x"}, headers={"Retry-After": "2"}),
+        httpx.Response(503, text="<html>busy</html>", headers={"Retry-After": "2"}),
+        httpx.Response(429, headers={"Retry-After": "Wed, 01 Jan 2025 00:00:02 GMT"}),
+    ],
+    ids=["429-text", "429-json", "503-html", "429-http-date"],
+)
+def test_429_and_503_are_throttling_whatever_the_body(throttled: httpx.Response) -> None:
+    ok = reply(body={"RequestId": "R", "TaskName": "t", "Status": "online"})
+    handler, seen = sequence(throttled, ok)
+    sleep = FakeSleep()
+
+    async def go() -> StatusChange:
+        # the client's wall clock reads 2025-01-01T00:00:00Z, so the HTTP date is 2 s ahead too
+        async with make_client(handler, ClientSettings(max_rps=None), sleep=sleep, rng=ZeroRng()) as client:
+            return await client.update_user_delivery_task_status("t", "online")
+
+    assert run(go()).attempts == 2
+    assert len(seen) == 2
+    assert sleep.delays[0] == 2.0  # Retry-After in seconds (or as a date), never earlier
+
+
+def test_a_backoff_that_would_cross_the_deadline_is_not_slept() -> None:
+    handler, seen = sequence(error(400, "Throttling.User"))
+    clock = FakeClock()
+    sleep = FakeSleep(clock)
+
+    async def go() -> DeadlineExceeded:
+        settings = ClientSettings(max_rps=None, base_delay=1.0, max_delay=1.0)
+        async with make_client(
+            handler, settings, sleep=sleep, rng=UpperBoundRng(), monotonic=clock, deadline=clock.now + 2.5
+        ) as client:
+            with pytest.raises(DeadlineExceeded) as info:
+                await client.update_user_delivery_task_status("t", "online")
+            return info.value
+
+    err = run(go())
+    backoff = [d for d in sleep.delays if d >= 1.0]
+    assert backoff == [1.0, 1.0]  # a third 1 s wait would start the next attempt after the cut-off
+    assert clock.now <= 100.0 + 2.5
+    assert (err.code, err.last_code, err.attempts) == ("DeadlineExceeded", "Throttling.User", 3)
+    assert len(seen) == 3
+
+
+def test_no_attempt_starts_after_the_deadline() -> None:
+    handler, seen = sequence(reply(body={"RequestId": "R", "TaskName": "t", "Status": "online"}))
+    clock = FakeClock()
+
+    async def go() -> None:
+        async with make_client(handler, monotonic=clock, deadline=clock.now - 0.001) as client:
+            with pytest.raises(DeadlineExceeded) as info:
+                await client.update_user_delivery_task_status("t", "online")
+            assert info.value.last_code is None and info.value.attempts == 0
+
+    run(go())
+    assert seen == []
+
+
+def test_a_pacer_slot_after_the_deadline_is_not_waited_for() -> None:
+    handler, seen = sequence(reply(body={"RequestId": "R", "TaskName": "t", "Status": "online"}))
+    clock = FakeClock()
+    sleep = FakeSleep(clock)
+
+    async def go() -> list[str]:
+        settings = ClientSettings(max_rps=1.0)  # one call a second, no burst
+        outcomes = []
+        async with make_client(handler, settings, sleep=sleep, monotonic=clock, deadline=clock.now + 1.5) as client:
+            for _ in range(3):
+                try:
+                    await client.update_user_delivery_task_status("t", "online")
+                    outcomes.append("ok")
+                except DeadlineExceeded:
+                    outcomes.append("deadline")
+        return outcomes
+
+    # slots at +0 s and +1 s fit; the one at +2 s is past the cut-off and is not slept for
+    assert run(go()) == ["ok", "ok", "deadline"]
+    assert len(seen) == 2 and sum(sleep.delays) == pytest.approx(1.0)
+
+
+def test_a_hanging_attempt_is_cut_one_read_timeout_after_the_deadline() -> None:
+    async def hang(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(3600)
+        raise AssertionError("unreachable")
+
+    async def go() -> tuple[DeadlineExceeded, float]:
+        settings = ClientSettings(max_rps=None, read_timeout=0.2)
+        started = time.monotonic()
+        client = EsaClient(
+            ENDPOINT, CREDS, settings, transport=httpx.MockTransport(hang), deadline=time.monotonic() + 0.1
+        )
+        async with client:
+            with pytest.raises(DeadlineExceeded) as info:
+                await client.update_user_delivery_task_status("t", "online")
+        return info.value, time.monotonic() - started
+
+    err, elapsed = run(go())
+    assert err.last_code == "Timeout" and err.attempts == 1
+    assert elapsed < 0.1 + 0.2 + 1.0  # the mock transport has no timeout of its own: the cut did it

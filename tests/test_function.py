@@ -696,6 +696,56 @@ def test_transitions_mode_leaves_a_manual_change_until_the_next_edge(make_rig: R
     assert rig.emulator.status("tr-a") == "online"
 
 
+def test_transitions_mode_survives_a_missed_tick(make_rig: RigFactory) -> None:
+    rig = make_rig(TRANSITIONS.format(mode="transitions"), TRANSITIONS_SEED)
+    rig.execute(timer("2026-11-28T01:58:00Z"))
+    # 01:59, 02:00 and 02:01 never ran (an FC outage): the 02:00 edge must not be lost
+    summary, lines = rig.execute(timer("2026-11-28T02:02:00Z"))
+    line = results_by_task(lines)["tr-a"]
+    assert (line["previous"], line["desired"], line["action"]) == ("online", "offline", "updated")
+    assert rig.emulator.status("tr-a") == "offline" and not summary.failed
+    # the record moved on: the next tick finds no edge and leaves a manual change alone
+    rig.emulator.set_status("tr-a", "online")
+    _, lines = rig.execute(timer("2026-11-28T02:03:00Z"))
+    assert results_by_task(lines)["tr-a"]["action"] == "skipped"
+
+
+def test_transitions_mode_acts_on_a_window_that_opened_and_closed_while_runs_were_missed(
+    make_rig: RigFactory,
+) -> None:
+    rig = make_rig(TRANSITIONS.format(mode="transitions"), TRANSITIONS_SEED)
+    rig.execute(timer("2026-11-28T01:58:00Z"))
+    rig.emulator.set_status("tr-a", "offline")  # by hand, before the window
+    # nothing ran from 01:59 to 03:04: the window opened at 02:00 and closed at 03:00, both edges
+    # since the last completed run, so the task follows the schedule again (online)
+    _, lines = rig.execute(timer("2026-11-28T03:05:00Z"))
+    assert results_by_task(lines)["tr-a"]["action"] == "updated"
+    assert rig.emulator.status("tr-a") == "online"
+
+
+def test_transitions_catch_up_is_bounded_to_a_day(make_rig: RigFactory) -> None:
+    weekly = TRANSITIONS.format(mode="transitions").replace('"0 2 * * *"', '"0 2 * * sat"')
+    rig = make_rig(weekly, TRANSITIONS_SEED)
+    rig.execute(timer("2026-11-27T23:00:00Z"))  # Friday night
+    rig.emulator.set_status("tr-a", "offline")  # by hand
+    # Saturday's window came and went (02:00-03:00) over two days with no completed run; looking
+    # back at most 24 h from Monday 01:00 finds no edge, so the manual change is left alone
+    _, lines = rig.execute(timer("2026-11-30T01:00:00Z"))
+    assert results_by_task(lines)["tr-a"]["action"] == "skipped"
+    assert rig.emulator.status("tr-a") == "offline"
+
+
+def test_a_failed_run_does_not_move_the_transitions_record(make_rig: RigFactory) -> None:
+    rig = make_rig(TRANSITIONS.format(mode="transitions"), TRANSITIONS_SEED)
+    rig.execute(timer("2026-11-28T01:58:00Z"))
+    rig.emulator.script_fault("tr-a", "InternalError", count=10)
+    summary, _ = rig.execute(timer("2026-11-28T02:00:00Z"))
+    assert summary.failed and rig.emulator.status("tr-a") == "online"
+    # the next tick retries the 02:00 edge, because the failed run was not recorded as completed
+    summary, lines = rig.execute(timer("2026-11-28T02:01:00Z"))
+    assert results_by_task(lines)["tr-a"]["action"] == "updated" and not summary.failed
+
+
 def test_enforce_mode_reverts_a_manual_change_at_once(make_rig: RigFactory) -> None:
     rig = make_rig(TRANSITIONS.format(mode="enforce"), TRANSITIONS_SEED)
     rig.execute(timer("2026-11-28T01:50:00Z"))
@@ -852,25 +902,24 @@ def test_missing_task_is_reported_not_failed(make_rig: RigFactory) -> None:
     assert updates(rig.emulator) == 2  # never created, never updated
 
 
-def test_deadline_skips_what_cannot_start_in_time(make_rig: RigFactory) -> None:
+def test_a_deadline_before_the_listing_changes_nothing_and_fails(make_rig: RigFactory) -> None:
     rig = make_rig(faults=Faults(latency_ms=50))
     summary, lines = rig.execute(timer(NIGHT), budget_s=0.001)
-    assert updates(rig.emulator) == 0
-    results = results_by_task(lines)
-    for name in ("access-a", "access-c"):
-        assert results[name]["action"] == "skipped"
-        assert "deadline" in results[name]["error"]
-    assert results["access-b"]["action"] == "unchanged"
-    assert summary.counts["skipped"] == 2
+    assert rig.emulator.stats["total"] == 0
+    assert summary.failed and summary.results == []
+    assert summary.error is not None and "DeadlineExceeded" in summary.error
+    assert events_named(lines, "run.summary")[0]["ok"] is False
     assert rig.emulator.status("access-a") == "online"
 
 
 def test_deadline_follows_the_fc_timeout(make_rig: RigFactory) -> None:
     rig = make_rig(faults=Faults(latency_ms=50))
-    result, lines = rig.handler(timer(NIGHT), fc_context(timeout=0.001))
-    assert updates(rig.emulator) == 0
-    assert result["counts"]["skipped"] == 2
-    assert all("deadline" in r["error"] for r in events_named(lines, "task.result") if r["action"] == "skipped")
+    failure, _ = rig.handler_failing(timer(NIGHT), fc_context(timeout=0.001))
+    assert "DeadlineExceeded" in str(failure)
+    assert rig.emulator.stats["total"] == 0
+    # ESA_FAIL_ON_ERROR=false returns the failed summary instead of raising
+    result, _ = rig.handler(timer(NIGHT), fc_context(timeout=0.001), ESA_FAIL_ON_ERROR="false")
+    assert result["ok"] is False and "deadline" in result["error"]
     # A realistic timeout leaves plenty of room: the same run goes through.
     result, _ = rig.handler(timer(NIGHT), fc_context(timeout=60))
     assert result["counts"]["updated"] == 2

@@ -50,6 +50,10 @@ STATUS_BY_CODE: dict[str, int] = {
 THROTTLING_CODES = frozenset({"Throttling", "Throttling.User", "Throttling.Api"})
 DROPPED = "dropped"
 """Pseudo error code: close the connection without answering (a scripted fault or an outcome)."""
+HANG = "hang"
+"""Pseudo error code: hold the connection open and never answer (until the emulator stops)."""
+TOO_MANY_REQUESTS = "http-429"
+"""Pseudo error code: a gateway's HTTP 429 with a plain-text body and a ``Retry-After`` header."""
 
 _MESSAGES = {
     "InvalidParameter": "The specified parameter is invalid.",
@@ -113,12 +117,27 @@ class Faults(BaseModel):
     unavailable_rate: float = Field(default=0.0, ge=0, le=1)
     internal_error_rate: float = Field(default=0.0, ge=0, le=1)
     drop_rate: float = Field(default=0.0, ge=0, le=1)
+    too_many_requests_rate: float = Field(default=0.0, ge=0, le=1)
+    retry_after_s: int = Field(default=1, ge=0)
+    """``Retry-After`` (whole seconds) sent with a 429."""
+    hang_actions: frozenset[str] = frozenset()
+    """Actions never answered (``"*"``: every action), like a gateway that accepted and went silent."""
+    page_size_cap: int | None = Field(default=None, gt=0)
+    """The most tasks a list page holds whatever ``PageSize`` asked for (reported as ``PageSize``)."""
+    repeat_page: int | None = Field(default=None, ge=2)
+    """This list page number answers with the tasks of the page before it."""
+    total_count: int | None = Field(default=None, ge=0)
+    """A ``TotalCount`` claimed by every list page instead of the true one."""
+    echo_credentials: bool = False
+    """Error messages echo the AccessKey secrets and STS tokens the emulator knows."""
     seed: int | None = None
 
     @model_validator(mode="after")
     def _rates_fit_one_roll(self) -> Faults:
-        if self.unavailable_rate + self.internal_error_rate + self.drop_rate > 1:
-            raise ValueError("unavailable_rate + internal_error_rate + drop_rate must not exceed 1")
+        if self.unavailable_rate + self.internal_error_rate + self.drop_rate + self.too_many_requests_rate > 1:
+            raise ValueError(
+                "unavailable_rate + internal_error_rate + drop_rate + too_many_requests_rate must not exceed 1"
+            )
         return self
 
 

@@ -26,7 +26,9 @@ from esa_scheduler.emulator.models import (
     DROPPED,
     EMULATOR_ACCESS_KEY_ID,
     EMULATOR_ACCESS_KEY_SECRET,
+    HANG,
     THROTTLING_CODES,
+    TOO_MANY_REQUESTS,
     ApiError,
     EmulatedTask,
     Faults,
@@ -44,6 +46,8 @@ DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 500
 SCRIPTED_RETRY_AFTER_MS = 1000
 """``x-acs-retry-after`` sent with a scripted throttling fault (the rate limiter computes its own)."""
+HANG_SECONDS = 3600.0
+"""How long a hanging call holds its connection: far beyond any client's patience."""
 
 _DIGITS = re.compile(r"[0-9]{1,18}")
 
@@ -126,6 +130,7 @@ class EsaBackend:
             keys[sts_id] = KeyPair(sts_secret, token)
         self._tasks: dict[TaskKey, EmulatedTask] = {t.key: t for t in coerce_tasks(tasks, "tasks")}
         self._verifier = Verifier(keys, clock)
+        self._echo = " ".join(f"{pair.secret} {pair.token or ''}".strip() for pair in keys.values())
         self._lock = threading.Lock()
         self._scripted: dict[TaskKey, deque[str]] = {}
         self._stats = _Stats()
@@ -204,15 +209,28 @@ class EsaBackend:
                 payload = self._dispatch(request, action, roll)
             except ApiError as err:
                 self._stats.record(label, err.code)
-                if err.code == DROPPED:
-                    return Reply(0, b"", delay=delay, drop=True)
-                return error_reply(err, request.headers.get("host", ""), delay)
+                return self._refusal(err, request, delay)
             self._stats.record(label, "ok")
         request_id = _request_id()
         body = _json({"RequestId": request_id, **payload})
         return Reply(200, body, (("x-acs-request-id", request_id),), delay)
 
+    def _refusal(self, err: ApiError, request: HttpRequest, delay: float) -> Reply:
+        if err.code == DROPPED:
+            return Reply(0, b"", delay=delay, drop=True)
+        if err.code == HANG:
+            return Reply(0, b"", delay=HANG_SECONDS, drop=True)
+        if self._faults.echo_credentials:
+            err.message = f"{err.message} (request signed with {self._echo})"
+        if err.code == TOO_MANY_REQUESTS:
+            headers = (("retry-after", str(self._faults.retry_after_s)), ("content-type", "text/plain"))
+            return Reply(429, f"Too Many Requests: {err.message}".encode(), headers, delay)
+        return error_reply(err, request.headers.get("host", ""), delay)
+
     def _dispatch(self, request: HttpRequest, action: str, roll: float) -> Payload:
+        hang = self._faults.hang_actions
+        if action in hang or "*" in hang:
+            raise ApiError(HANG)
         self._throttle()
         if request.method not in ("GET", "POST"):
             raise ApiError("UnsupportedHTTPMethod", f"HTTP method {request.method} is not supported.")
@@ -244,6 +262,7 @@ class EsaBackend:
             (DROPPED, faults.drop_rate),
             ("ServiceUnavailable", faults.unavailable_rate),
             ("InternalError", faults.internal_error_rate),
+            (TOO_MANY_REQUESTS, faults.too_many_requests_rate),
         ):
             if roll < rate:
                 raise ApiError(code)
@@ -261,17 +280,21 @@ class EsaBackend:
         return dict(pairs)
 
     def _page(self, params: Params, site_id: int | None) -> Payload:
+        faults = self._faults
         number = _int_param(params, "PageNumber", 1)
-        size = _int_param(params, "PageSize", DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+        size = min(
+            _int_param(params, "PageSize", DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE), faults.page_size_cap or MAX_PAGE_SIZE
+        )
         business_type = params.get("BusinessType")
         matching = [
             task
             for task in self._tasks.values()
             if task.SiteId == site_id and business_type in (None, "", task.BusinessType)
         ]
-        start = (number - 1) * size
+        shown = number - 1 if number == faults.repeat_page else number
+        start = (shown - 1) * size
         return {
-            "TotalCount": len(matching),
+            "TotalCount": len(matching) if faults.total_count is None else faults.total_count,
             "PageNumber": number,
             "PageSize": size,
             "Tasks": [task.summary() for task in matching[start : start + size]],
