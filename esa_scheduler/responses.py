@@ -140,8 +140,13 @@ def str_field(body: Mapping[str, Any], key: str) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def read_response(action: str, response: httpx.Response) -> tuple[dict[str, Any], EsaApiError | None]:
-    """Decode a response into its JSON object, or into the error it carries."""
+def read_response(
+    action: str, response: httpx.Response, *, expect_json: bool = True
+) -> tuple[dict[str, Any], EsaApiError | None]:
+    """Decode a response into its JSON object, or into the error it carries.
+
+    With ``expect_json=False`` any 2xx is a success (its body, if a JSON object, is still returned).
+    """
     status = response.status_code
     try:
         decoded: Any = json.loads(response.content)
@@ -149,6 +154,8 @@ def read_response(action: str, response: httpx.Response) -> tuple[dict[str, Any]
         decoded = None
     body: dict[str, Any] = decoded if isinstance(decoded, dict) else {}
     if 200 <= status < 300:
+        if not expect_json:
+            return body, None
         if decoded is None:
             return body, malformed(action, "body is not JSON", body, status)
         if not isinstance(decoded, dict):

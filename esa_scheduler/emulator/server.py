@@ -20,7 +20,6 @@ from typing import Any
 import h11
 from pydantic import ValidationError
 
-from esa_scheduler.client import is_loopback
 from esa_scheduler.emulator.models import (
     EMULATOR_ACCESS_KEY_ID,
     EMULATOR_ACCESS_KEY_SECRET,
@@ -31,6 +30,7 @@ from esa_scheduler.emulator.models import (
 )
 from esa_scheduler.emulator.service import EsaBackend, Reply, error_reply
 from esa_scheduler.emulator.verify import HttpRequest
+from esa_scheduler.endpoints import is_loopback
 from esa_scheduler.errors import ConfigError
 from esa_scheduler.timeutil import now_utc
 

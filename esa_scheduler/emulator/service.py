@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from esa_scheduler.client import is_loopback
 from esa_scheduler.emulator.models import (
     API_VERSION,
     DROPPED,
@@ -37,6 +36,7 @@ from esa_scheduler.emulator.models import (
     coerce_tasks,
 )
 from esa_scheduler.emulator.verify import HttpRequest, KeyPair, Verifier
+from esa_scheduler.endpoints import is_loopback
 from esa_scheduler.errors import ConfigError
 from esa_scheduler.signer import parse_query
 from esa_scheduler.timeutil import now_utc
