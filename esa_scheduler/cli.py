@@ -207,6 +207,7 @@ def _log_format_option() -> argparse.ArgumentParser:
 def _command(
     sub: Subcommands, name: str, summary: str, description: str, *, logs: bool = False
 ) -> argparse.ArgumentParser:
+    """A sub-command whose ``--help`` opens with its one-line summary, then what an operator needs to know."""
     parents = [_log_format_option()] if logs else []
     return sub.add_parser(
         name, help=summary, description=f"{summary[0].upper()}{summary[1:]}. {description}", parents=parents

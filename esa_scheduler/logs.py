@@ -141,11 +141,13 @@ def _json_line(fields: dict[str, Any]) -> str:
 
 
 def _text_value(value: object) -> str:
+    """A bare word when that is unambiguous, else compact JSON with nothing a terminal would act on."""
     if isinstance(value, datetime):
         value = _json_default(value)
     if isinstance(value, str) and _BARE.fullmatch(value):
         return value
-    return json.dumps(value, default=_json_default, ensure_ascii=False, separators=(",", ":"))
+    text = json.dumps(value, default=_json_default, ensure_ascii=False, separators=(",", ":"))
+    return "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in text)
 
 
 def _text_line(fields: dict[str, Any]) -> str:

@@ -264,6 +264,7 @@ def test_text_lines_are_masked_exactly_like_json_lines() -> None:
         "at": datetime(2027, 3, 28, 1, 0, tzinfo=timezone.utc),
         "site_id": None,
         "attempt": 2,
+        "note": "ok\u202e\x9b[2J",
     }
     rendered = {}
     for choice in ("text", "json"):
@@ -279,6 +280,7 @@ def test_text_lines_are_masked_exactly_like_json_lines() -> None:
     assert " WARN  api.retry error=" in text
     assert "at=2027-03-28T01:00:00Z attempt=2" in text
     assert "site_id" not in text
+    assert 'note="ok\\u202e\\u009b[2J"' in text
     assert json.loads(rendered["json"])["error"] == "denied: key ***\nsecond line"
 
 
@@ -323,7 +325,8 @@ def test_secrets_in_task_names_never_reach_stdout_or_stderr(operator: Operator, 
 
 @pytest.mark.parametrize("tty", [True, False], ids=["tty", "pipe"])
 def test_secrets_in_error_messages_are_masked(operator: Operator, keys: Keys, tty: bool) -> None:
-    """Bad input that quotes the secret (a path, an instant) still gets its one-line error, masked."""
+    """Bad input that quotes the secret (a path, an instant) still gets its one-line error, masked; so
+    does the message of a state folder that cannot be created (today a trace, through the same writer)."""
     missing = operator("run", "--schedule", str(operator.tmp / keys.secret / "schedule.yaml"), tty=tty)
     bad_at = operator("plan", "--schedule", str(operator.schedule), "--at", keys.token, tty=tty)
     for result in (missing, bad_at):
@@ -333,6 +336,15 @@ def test_secrets_in_error_messages_are_masked(operator: Operator, keys: Keys, tt
         assert len(problems) == 1 and logs.MASK in problems[0], result.err
         assert "Traceback" not in result.err
         assert_no_secret(result, keys)
+    not_a_folder = operator.tmp / keys.secret
+    not_a_folder.write_text("a file where the state folder should be", encoding="utf-8")
+    state = str(not_a_folder / "state")
+    crashed = operator(
+        "hold", "add", "--task", "access-a", "--ttl", "1h", "--reason", "x", "--state-dir", state, tty=tty
+    )
+    assert crashed.code != 0
+    assert logs.MASK in crashed.err
+    assert_no_secret(crashed, keys)
 
 
 def test_a_secret_written_in_pieces_is_still_masked() -> None:
