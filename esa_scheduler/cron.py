@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from collections.abc import Callable, Iterator
+import re
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
@@ -26,6 +27,31 @@ from esa_scheduler.timeutil import UTC
 WallKind = Literal["normal", "ambiguous", "gap"]
 _DST_MARGIN = timedelta(hours=3)
 _ONE_SECOND = timedelta(seconds=1)
+_MONTH_NAMES = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+_MONTHS = {name: number for number, name in enumerate(_MONTH_NAMES, 1)}
+_WEEKDAYS = {name: number for number, name in enumerate(("sun", "mon", "tue", "wed", "thu", "fri", "sat"))}
+_FIELD_NAMES: tuple[Mapping[str, int], ...] = ({}, {}, {}, _MONTHS, _WEEKDAYS)
+_RANGE = re.compile(r"([0-9]+|[a-z]+)-([0-9]+|[a-z]+)(/[1-9][0-9]*)?", re.IGNORECASE)
+
+
+def _single_value_ranges(field: str, names: Mapping[str, int]) -> str:
+    """``5-5``, ``jun-jun`` or ``5-5/2`` as the one value it means, as cron reads it.
+
+    croniter 7.0.0 expands a range whose ends are equal to the whole field, so ``0 5-5 * * *``
+    (as a templating tool may write it) would fire every hour; each list item is rewritten alone.
+    """
+
+    def value(end: str) -> int | None:
+        return int(end) if end.isdigit() else names.get(end.lower())
+
+    def single(item: str) -> str:
+        match = _RANGE.fullmatch(item)
+        if match is None:
+            return item
+        low = value(match[1])
+        return match[1] if low is not None and low == value(match[2]) else item
+
+    return ",".join(single(item) for item in field.split(","))
 
 
 def _passes(wall: datetime, tz: ZoneInfo) -> tuple[datetime, datetime, WallKind]:
@@ -74,7 +100,10 @@ def _margin(instant: datetime, tz: ZoneInfo) -> timedelta:
 
 @dataclass(frozen=True)
 class CronExpr:
-    """A validated 5-field expression; ``wall_clock`` is true when the hour field is fixed."""
+    """A validated 5-field expression; ``wall_clock`` is true when the hour field is fixed.
+
+    ``text`` is the normalized expression given to croniter (single-value ranges collapsed).
+    """
 
     text: str
     wall_clock: bool
@@ -87,11 +116,13 @@ class CronExpr:
         fields = text.split()
         if len(fields) != 5:
             raise ValueError(f"invalid cron {text!r}: expected 5 fields (minute hour day month weekday)")
+        fields = [_single_value_ranges(field, names) for field, names in zip(fields, _FIELD_NAMES, strict=True)]
+        normalized = " ".join(fields)
         try:
-            croniter(text, datetime(2000, 1, 1))
+            croniter(normalized, datetime(2000, 1, 1))
         except (CroniterError, ValueError, TypeError, KeyError) as exc:
             raise ValueError(f"invalid cron {text!r}: {exc}") from exc
-        return cls(" ".join(fields), wall_clock=not fields[1].startswith("*"))
+        return cls(normalized, wall_clock=not fields[1].startswith("*"))
 
     def after(self, instant: datetime, tz: ZoneInfo) -> Iterator[datetime]:
         """Start instants strictly after ``instant``, ascending, in UTC."""

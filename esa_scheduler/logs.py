@@ -3,23 +3,35 @@
 FC's Python runtime decorates every record that reaches the root logger with its own prefix, so
 ours does not propagate: each line stays pure JSON that SLS can index field by field. Every line
 carries ``ts`` (UTC, ``Z``), ``level``, ``event`` and ``run_id`` (and ``fc_request_id`` on FC).
-Known secret values are masked as a last line of defence, whatever field they end up in.
+On a terminal the CLI may ask for short text lines instead (``log_format``); JSON stays the
+default everywhere else. Known secret values are masked as a last line of defence, whatever field
+they end up in, and ``masked_stdio`` applies the same mask to everything else the CLI prints.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import logging
+import re
 import sys
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
-from typing import Any, TextIO
+from typing import Any, Literal, TextIO, cast, get_args
 
 from esa_scheduler.timeutil import now_utc, utc_iso
 
 LOGGER_NAME = "esa_scheduler"
 MASK = "***"
+LogFormat = Literal["auto", "json", "text"]
+LOG_FORMATS: tuple[str, ...] = get_args(LogFormat)
 _secrets: set[str] = set()
+_settings: dict[str, LogFormat] = {"format": "json"}
+_TEXT_HEADER = frozenset({"ts", "level", "event", "run_id", "fc_request_id"})
+_TEXT_LEVELS = {"WARNING": "WARN"}
+_BARE = re.compile(r"[\w.:/@+*#-]+")
 
 
 def register_secret(value: str | None) -> None:
@@ -36,6 +48,83 @@ def redact(text: str) -> str:
     return text
 
 
+class MaskedStream(io.TextIOBase):
+    """A text stream that masks registered secrets in whatever is written through it.
+
+    Text is passed on a complete line at a time, so a secret written in pieces is still seen
+    whole; ``flush`` passes on what is left.
+    """
+
+    def __init__(self, inner: TextIO) -> None:
+        super().__init__()
+        self._inner = inner
+        self._pending = ""
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        """The wrapped stream's encoding."""
+        return self._inner.encoding
+
+    def writable(self) -> bool:
+        """Always: this is an output stream."""
+        return True
+
+    def write(self, text: str) -> int:
+        """Buffer ``text`` and pass on every complete line, masked."""
+        self._pending += text
+        if "\n" in self._pending:
+            lines, _, self._pending = self._pending.rpartition("\n")
+            self._inner.write(redact(lines + "\n"))
+        return len(text)
+
+    def flush(self) -> None:
+        """Pass on the unfinished line, masked, and flush the wrapped stream."""
+        if self._pending:
+            self._inner.write(redact(self._pending))
+            self._pending = ""
+        self._inner.flush()
+
+    def isatty(self) -> bool:
+        """Whether the wrapped stream is a terminal (``--log-format auto`` asks)."""
+        return self._inner.isatty()
+
+    def fileno(self) -> int:
+        """The wrapped stream's descriptor."""
+        return self._inner.fileno()
+
+
+@contextmanager
+def masked_stdio() -> Iterator[None]:
+    """Route ``sys.stdout`` and ``sys.stderr`` through ``MaskedStream`` while the block runs.
+
+    One mechanism for every CLI output (tables, JSON summaries, error lines, log lines,
+    tracebacks), rather than a ``redact`` call at each ``print``.
+    """
+    saved = sys.stdout, sys.stderr
+    sys.stdout = cast(TextIO, MaskedStream(saved[0]))
+    sys.stderr = cast(TextIO, MaskedStream(saved[1]))
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        sys.stdout, sys.stderr = saved
+
+
+@contextmanager
+def log_format(choice: LogFormat) -> Iterator[None]:
+    """Every ``RunLog`` made inside the block writes ``choice`` lines; outside (FC) it is JSON.
+
+    ``auto`` means text when the log's stream is a terminal and JSON lines otherwise.
+    """
+    saved = _settings["format"]
+    _settings["format"] = choice
+    try:
+        yield
+    finally:
+        _settings["format"] = saved
+
+
 def _json_default(value: object) -> str:
     """Instants are written as UTC with ``Z``; anything else unknown as its ``str``."""
     if isinstance(value, datetime) and value.tzinfo is not None:
@@ -47,18 +136,53 @@ def _iso_ms(instant: datetime) -> str:
     return instant.strftime("%Y-%m-%dT%H:%M:%S.") + f"{instant.microsecond // 1000:03d}Z"
 
 
-class _JsonLines(logging.Handler):
-    """Writes to the *current* ``sys.stdout`` (or a given stream), one JSON object per record."""
+def _json_line(fields: dict[str, Any]) -> str:
+    return json.dumps(fields, default=_json_default, ensure_ascii=False)
 
-    def __init__(self, stream: TextIO | None = None) -> None:
+
+def _text_value(value: object) -> str:
+    """A bare word when that is unambiguous, else compact JSON with nothing a terminal would act on."""
+    if isinstance(value, datetime):
+        value = _json_default(value)
+    if isinstance(value, str) and _BARE.fullmatch(value):
+        return value
+    text = json.dumps(value, default=_json_default, ensure_ascii=False, separators=(",", ":"))
+    return "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in text)
+
+
+def _text_line(fields: dict[str, Any]) -> str:
+    """``12:01:02 WARN  api.retry action=... error="..."``: UTC clock time, level, event, set fields."""
+    level = str(fields.get("level", ""))
+    head = [str(fields.get("ts", ""))[11:19], f"{_TEXT_LEVELS.get(level, level):<5}", str(fields.get("event", ""))]
+    rest = [
+        f"{key}={_text_value(value)}"
+        for key, value in fields.items()
+        if key not in _TEXT_HEADER and value is not None and value not in ("", [], {})
+    ]
+    return " ".join(head + rest)
+
+
+class _Lines(logging.Handler):
+    """Writes to the *current* ``sys.stdout`` (or a given stream), one rendered line per record."""
+
+    def __init__(self, stream: TextIO | None, render: Callable[[dict[str, Any]], str]) -> None:
         super().__init__()
         self.stream = stream
+        self.render = render
 
     def emit(self, record: logging.LogRecord) -> None:
-        line = redact(json.dumps(getattr(record, "fields", {}), default=_json_default, ensure_ascii=False))
+        line = redact(self.render(getattr(record, "fields", {})))
         stream = self.stream or sys.stdout
         stream.write(line + "\n")
         stream.flush()
+
+
+def _renderer(stream: TextIO | None) -> Callable[[dict[str, Any]], str]:
+    choice = _settings["format"]
+    if choice == "auto":
+        target = stream or sys.stdout
+        choice = "text" if target.isatty() else "json"
+    return _text_line if choice == "text" else _json_line
 
 
 def _logger(stream: TextIO | None) -> logging.Logger:
@@ -67,7 +191,7 @@ def _logger(stream: TextIO | None) -> logging.Logger:
     logger.setLevel(logging.DEBUG)
     for handler in list(logger.handlers):
         logger.removeHandler(handler)
-    logger.addHandler(_JsonLines(stream))
+    logger.addHandler(_Lines(stream, _renderer(stream)))
     return logger
 
 
