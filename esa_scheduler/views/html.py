@@ -125,7 +125,7 @@ def _bar(segment: Segment, axis: Axis) -> str:
     state = segment.state
     kind = state.source.partition(":")[0]
     name = state.source.partition(":")[2] if kind == "window" else source_words(state.source)
-    until = f"{_local(segment.end, axis.tz)}" if segment.end else "beyond the search horizon"
+    until = _local(segment.end, axis.tz) if segment.end else "beyond the search horizon"
     until_utc = utc_iso(segment.end) if segment.end else "-"
     tip = (
         f"{state.source}: {state.desired}\n{_local(segment.start, axis.tz)} – {until}\n"
