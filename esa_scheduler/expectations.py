@@ -12,10 +12,12 @@ from esa_scheduler.schedule import Expectation, Schedule
 from esa_scheduler.timeutil import utc_iso
 
 
-def _failure(expectation: Expectation, decisions: list[Decision]) -> str | None:
+def _failure(expectation: Expectation, decisions: list[Decision], sources: set[str]) -> str | None:
     spec = expectation.spec
     wanted = f"{spec.desired} ({spec.source})" if spec.source else spec.desired
     head = f"{expectation.file}: expect[{expectation.index}]: at {utc_iso(spec.at)}: expected {spec.task} {wanted}"
+    if spec.source and spec.source not in sources:
+        return f"{head}, but {spec.source!r} can never be a source here (use 'default' or 'window:<name>' of a window)"
     if not decisions:
         return f"{head}, but the plan does not manage {spec.task!r} (no task entry names it or matches it)"
     for decision in decisions:
@@ -31,11 +33,12 @@ def failed_expectations(schedule: Schedule) -> list[str]:
     expectation names (so a task that only a pattern covers can be pinned too), with no holds.
     """
     failures = []
+    sources = {"default"} | {f"window:{w.name}" for w in schedule.windows}
     for expectation in schedule.expectations:
         spec = expectation.spec
         planner = Planner(schedule, spec.at)
         plan = planner.decide(managed_tasks(schedule, [TaskRef(spec.task)]))
-        failure = _failure(expectation, [d for d in plan.decisions if d.task.ref.name == spec.task])
+        failure = _failure(expectation, [d for d in plan.decisions if d.task.ref.name == spec.task], sources)
         if failure is not None:
             failures.append(failure)
     return failures

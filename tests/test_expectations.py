@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from helpers import run_cli, write_schedule
+from helpers import add_hold, run_cli, utc, write_schedule
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "schedule" / "sample.yaml"
@@ -43,6 +43,14 @@ def _validate(capsys: pytest.CaptureFixture[str], path: Path) -> tuple[int, list
     return code, out.splitlines(), err.splitlines()
 
 
+def _failures(capsys: pytest.CaptureFixture[str], tmp_path: Path, *entries: str) -> tuple[Path, list[str]]:
+    """Validate a schedule with ``entries`` that must fail: exit 2, nothing on stdout; the stderr lines."""
+    path = _with_expectations(tmp_path, *entries)
+    code, out, err = _validate(capsys, path)
+    assert (code, out) == (2, [])
+    return path, err
+
+
 def test_expectations_that_hold_are_counted(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = _with_expectations(
         tmp_path,
@@ -58,14 +66,12 @@ def test_expectations_that_hold_are_counted(tmp_path: Path, capsys: pytest.Captu
 
 
 def test_a_failed_expectation_is_one_exact_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    path = _with_expectations(
+    path, err = _failures(
+        capsys,
         tmp_path,
         '{at: "2027-01-10T02:45:00+01:00", task: access-logs-prod, desired: offline}',
         '{at: "2027-01-10T03:45:00+01:00", task: access-logs-prod, desired: offline, source: "window:nightly"}',
     )
-    code, out, err = _validate(capsys, path)
-    assert code == 2
-    assert out == []
     assert err == [
         f"{path}: expect[1]: at 2027-01-10T02:45:00Z: expected access-logs-prod offline (window:nightly), "
         "the plan says online (default)"
@@ -74,31 +80,39 @@ def test_a_failed_expectation_is_one_exact_line(tmp_path: Path, capsys: pytest.C
 
 def test_source_is_optional_but_checked_when_given(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # waf-edge at 03:05 is online because the higher-priority freeze wins over nightly
-    path = _with_expectations(
+    path, err = _failures(
+        capsys,
         tmp_path,
         '{at: "2027-01-10T03:05:00+01:00", task: waf-edge, desired: online}',
         '{at: "2027-01-10T03:05:00+01:00", task: waf-edge, desired: online, source: "window:freeze"}',
         '{at: "2027-01-10T03:05:00+01:00", task: waf-edge, desired: online, source: "window:nightly"}',
     )
-    code, _, err = _validate(capsys, path)
-    assert code == 2
     assert err == [
         f"{path}: expect[2]: at 2027-01-10T02:05:00Z: expected waf-edge online (window:nightly), "
         "the plan says online (window:freeze)"
     ]
 
 
+def test_a_source_that_cannot_occur_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path, err = _failures(
+        capsys, tmp_path, '{at: "2027-01-10T02:45:00+01:00", task: access-logs-prod, desired: offline, source: nightly}'
+    )
+    assert err == [
+        f"{path}: expect[0]: at 2027-01-10T01:45:00Z: expected access-logs-prod offline (nightly), "
+        "but 'nightly' can never be a source here (use 'default' or 'window:<name>' of a window)"
+    ]
+
+
 def test_every_failure_gets_its_line_and_unmanaged_tasks_are_named(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    path = _with_expectations(
+    path, err = _failures(
+        capsys,
         tmp_path,
         '{at: "2027-01-10T02:45:00+01:00", task: access-logs-prd, desired: offline}',
         '{at: "2027-01-10T02:45:00+01:00", task: access-logs-prod, desired: offline}',
         '{at: "2027-01-10T02:40:00+01:00", task: waf-x, desired: online}',
     )
-    code, _, err = _validate(capsys, path)
-    assert code == 2
     assert err == [
         f"{path}: expect[0]: at 2027-01-10T01:45:00Z: expected access-logs-prd offline, "
         "but the plan does not manage 'access-logs-prd' (no task entry names it or matches it)",
@@ -129,9 +143,7 @@ def test_dst_instants(tmp_path: Path, capsys: pytest.CaptureFixture[str], at: st
     assert (code, err) == (0, []), err
     assert out[0].endswith(", 1 expectation(s) hold")
     other = "online" if desired == "offline" else "offline"
-    path = _with_expectations(tmp_path, f'{{at: "{at}", task: access-logs-prod, desired: {other}}}')
-    code, _, err = _validate(capsys, path)
-    assert code == 2
+    _, err = _failures(capsys, tmp_path, f'{{at: "{at}", task: access-logs-prod, desired: {other}}}')
     assert err[0].endswith(f"expected access-logs-prod {other}, the plan says {desired} ({source})")
 
 
@@ -139,21 +151,8 @@ def test_expectations_ignore_holds(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = _with_expectations(tmp_path, '{at: "2027-01-10T12:00:00Z", task: access-logs-prod, desired: online}')
-    monkeypatch.setenv("ESA_STATE_DIR", str(tmp_path / "state"))
-    code, _, err = run_cli(
-        capsys,
-        "hold",
-        "add",
-        "--schedule",
-        str(path),
-        "--task",
-        "access-logs-prod",
-        "--until",
-        "2027-02-01T00:00:00Z",
-        "--reason",
-        "incident",
-    )
-    assert code == 0, err
+    monkeypatch.setenv("ESA_STATE_DIR", str(tmp_path / "state"))  # where validate would find holds, if it looked
+    add_hold(capsys, path, tmp_path / "state", "access-logs-prod", utc("2027-02-01T00:00:00"), "inc-1")
     code, lines, problems = _validate(capsys, path)
     assert (code, problems) == (0, [])
     assert lines[0].endswith(", 1 expectation(s) hold")
@@ -196,10 +195,7 @@ def test_expectations_are_numbered_per_file(tmp_path: Path, capsys: pytest.Captu
 def test_malformed_expectations_are_schedule_errors(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], entry: str, problem: str
 ) -> None:
-    path = _with_expectations(tmp_path, entry)
-    code, out, err = _validate(capsys, path)
-    assert code == 2
-    assert out == []
+    path, err = _failures(capsys, tmp_path, entry)
     assert len(err) == 1
     assert err[0].startswith(f"{path}: {problem}"), err
 

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from browser import chromium, dump_dom, png_pixels, screenshot
-from helpers import UTC, iso, parse_instant, run_cli, utc
+from helpers import UTC, add_hold, iso, parse_instant, run_cli, utc
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "schedule" / "sample.yaml"
@@ -181,24 +181,7 @@ def test_rows_bars_and_positions_in_chromium(browser: str, capsys: pytest.Captur
 
 def test_holds_are_drawn_apart_from_windows(browser: str, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     now = datetime.now(UTC).replace(microsecond=0)
-    code, _, err = run_cli(
-        capsys,
-        "hold",
-        "add",
-        "--schedule",
-        str(SAMPLE),
-        "--state-dir",
-        str(tmp_path / "state"),
-        "--task",
-        "access-logs-prod",
-        "--until",
-        iso(now + timedelta(hours=30)),
-        "--reason",
-        "INC-9",
-        "--id",
-        "inc-9",
-    )
-    assert code == 0, err
+    add_hold(capsys, SAMPLE, tmp_path / "state", "access-logs-prod", now + timedelta(hours=30), "inc-9")
     dom = _dom(_render(capsys, tmp_path, iso(now), "--days", "3"))
     access = dom.find("g", "row")[0]
     held = [b for b in access.find("g", "bar") if b.attrs["data-source"] == "hold:inc-9"]

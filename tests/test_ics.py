@@ -10,7 +10,7 @@ from typing import Any
 
 import icalendar
 import pytest
-from helpers import UTC, iso, run_cli, utc, write_schedule
+from helpers import UTC, add_hold, iso, run_cli, utc, write_schedule
 
 from esa_scheduler.planner import TaskRef, plan
 from esa_scheduler.schedule import load_schedule
@@ -167,24 +167,7 @@ def test_holds_appear_as_their_own_events(tmp_path: Path, capsys: pytest.Capture
     state = tmp_path / "state"
     now = datetime.now(UTC).replace(microsecond=0)
     until = now + timedelta(days=10)
-    code, _, err = run_cli(
-        capsys,
-        "hold",
-        "add",
-        "--schedule",
-        str(SAMPLE),
-        "--state-dir",
-        str(state),
-        "--task",
-        "access-logs-prod",
-        "--until",
-        iso(until),
-        "--reason",
-        "INC-7",
-        "--id",
-        "inc-7",
-    )
-    assert code == 0, err
+    add_hold(capsys, SAMPLE, state, "access-logs-prod", until, "inc-7")
     feed = tmp_path / "holds.ics"
     args = ["plan", "--schedule", str(SAMPLE), "--at", iso(now), "--ics", str(feed), "--state-dir", str(state)]
     code, _, err = run_cli(capsys, *args, "--days", "2")
