@@ -13,12 +13,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from html.parser import HTMLParser
+from itertools import pairwise
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 from browser import chromium, dump_dom, png_pixels, screenshot
-from helpers import UTC, add_hold, iso, parse_instant, run_cli, utc
+from helpers import UTC, add_hold, iso, parse_instant, run_cli, utc, write_schedule
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "schedule" / "sample.yaml"
@@ -209,3 +210,41 @@ def test_screenshot_is_not_blank(browser: str, capsys: pytest.CaptureFixture[str
     offline = sum(1 for r, g, b in pixels if r > 180 and g < 80 and b < 70)  # the offline red, #c8372d
     online = sum(1 for r, g, b in pixels if r < 70 and 120 < g < 160 and b < 110)  # the online green, #2e8b57
     assert offline > 500 and online > 500, (offline, online)
+
+
+def _parse(page: Path) -> Node:
+    parser = _Tree()
+    parser.feed(page.read_text(encoding="utf-8"))
+    return parser.root
+
+
+def test_half_hour_dst_shift_is_one_mark(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """Lord Howe Island moves its clocks by 30 minutes (02:00 -> 02:30 on 2027-10-03, 15:30Z)."""
+    schedule = write_schedule(
+        tmp_path,
+        """
+        version: 1
+        timezone: Australia/Lord_Howe
+        tasks: [{name: logs}]
+        windows: [{name: nightly, tasks: [logs], cron: "0 3 * * *", duration: 1h}]
+        """,
+    )
+    page = tmp_path / "lhi.html"
+    args = ["plan", "--schedule", str(schedule), "--at", "2027-10-02T00:00:00Z", "--html", str(page), "--days", "3"]
+    code, _, err = run_cli(capsys, *args, "--state-dir", str(tmp_path / "state"))
+    assert code == 0, err
+    dom = _parse(page)
+    (dst,) = dom.find("line", "dst")
+    assert parse_instant(dst.attrs["data-at"]) == utc("2027-10-02T15:30:00")
+    assert "(UTC+10:30 → UTC+11:00)" in dom.find("text", "dst-label")[0].text
+    assert len(dom.find("line", "day")) == 3
+
+
+def test_long_spans_thin_their_labels(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    page = _render(capsys, tmp_path, SPRING_WEEK, "--days", "120")
+    dom = _parse(page)
+    assert len(dom.find("line", "day")) == 120
+    assert len(dom.find("line", "dst")) == 1
+    day_labels = [float(t.attrs["x"]) for t in dom.find("text") if re.fullmatch(r"\w{3} \d\d \w{3}", t.text)]
+    assert len(day_labels) >= 4
+    assert min(b - a for a, b in pairwise(day_labels)) >= 70

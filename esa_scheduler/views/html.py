@@ -87,33 +87,48 @@ def _offset(instant: datetime) -> str:
     return f"UTC{text[:3]}:{text[3:]}"
 
 
+def _spacing(choices: tuple[int, ...], unit_px: float, min_px: float) -> int | None:
+    """The smallest step (in hours or days) whose labels stay ``min_px`` apart, or None if none does."""
+    return next((n for n in choices if n * unit_px >= min_px), None)
+
+
 def _axis_svg(axis: Axis, height: int) -> list[str]:
-    """Day boundaries (full height), hour ticks, and DST changes found by scanning the span in quarters."""
+    """Day boundaries (full height), hour ticks, and DST changes found by scanning the span in quarters.
+
+    Labels thin out as the span grows (every 6 hours for a week, every 7 days for a quarter), so a
+    long span stays legible instead of printing text over text.
+    """
     hours_px = CHART_W / ((axis.end - axis.start) / timedelta(hours=1))
-    label_every = next(n for n in (1, 2, 3, 6, 12, 24) if n * hours_px >= 28)
+    hour_labels = _spacing((1, 2, 3, 6, 12), hours_px, 28)
+    day_labels = _spacing((1, 2, 7, 14, 28), hours_px * 24, 70) or 56
     out = ['<g class="axis">']
     marks = []
-    previous = None
+    offset = axis.start.astimezone(axis.tz).utcoffset()
+    day = None
+    days = 0
     instant = axis.start
-    while instant <= axis.end:
+    while instant < axis.end:
         local = instant.astimezone(axis.tz)
         x = f"{axis.x(instant):.2f}"
-        if previous is not None and local.utcoffset() != previous.utcoffset():
-            change = f"{previous.tzname()} → {local.tzname()} ({_offset(previous)} → {_offset(local)})"
+        if local.utcoffset() != offset:
+            before = (instant - STEP).astimezone(axis.tz)
+            change = f"{before.tzname()} → {local.tzname()} ({_offset(before)} → {_offset(local)})"
             marks.append(
                 f'<line class="dst" x1="{x}" x2="{x}" y1="14" y2="{height}" data-at="{utc_iso(instant)}"/>'
                 f'<text class="dst-label" x="{float(x) + 4:.2f}" y="24">DST {escape(change)}</text>'
             )
+            offset = local.utcoffset()
         if local.minute == 0:
-            if (previous is None or local.date() != previous.date()) and instant < axis.end:
+            if local.date() != day:
                 out.append(f'<line class="day" x1="{x}" x2="{x}" y1="30" y2="{height}" data-at="{utc_iso(instant)}"/>')
-                out.append(f'<text x="{float(x) + 3:.2f}" y="40">{local.strftime("%a %d %b")}</text>')
+                if days % day_labels == 0:
+                    out.append(f'<text x="{float(x) + 3:.2f}" y="40">{local.strftime("%a %d %b")}</text>')
+                day, days = local.date(), days + 1
             elif hours_px >= 3:
                 out.append(f'<line class="hour" x1="{x}" x2="{x}" y1="{AXIS_H - 6}" y2="{AXIS_H}"/>')
-            if local.hour % label_every == 0 and local.hour:
+            if hour_labels and local.hour % hour_labels == 0 and local.hour:
                 out.append(f'<line class="grid" x1="{x}" x2="{x}" y1="{AXIS_H}" y2="{height}"/>')
                 out.append(f'<text x="{x}" y="{AXIS_H - 8}" text-anchor="middle">{local.hour:02d}</text>')
-            previous = local
         instant += STEP
     out.append("</g>")
     return out + marks
