@@ -120,8 +120,11 @@ def _axis_svg(axis: Axis, height: int) -> list[str]:
             offset = local.utcoffset()
         if local.minute == 0:
             if local.date() != day:
-                out.append(f'<line class="day" x1="{x}" x2="{x}" y1="30" y2="{height}" data-at="{utc_iso(instant)}"/>')
-                if days % day_labels == 0:
+                labelled = days % day_labels == 0
+                top = 30 if labelled else AXIS_H - 10
+                at = utc_iso(instant)
+                out.append(f'<line class="day" x1="{x}" x2="{x}" y1="{top}" y2="{height}" data-at="{at}"/>')
+                if labelled:
                     out.append(f'<text x="{float(x) + 3:.2f}" y="40">{local.strftime("%a %d %b")}</text>')
                 day, days = local.date(), days + 1
             elif hours_px >= 3:
