@@ -245,7 +245,7 @@ class Planner:
         return [
             (piece.start, piece.state)
             for before, piece in pairwise(pieces)
-            if piece.start <= until and piece.state.desired != before.state.desired
+            if piece.state.desired != before.state.desired
         ]
 
 
