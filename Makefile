@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 PYTHON ?= python3
 
-.PHONY: install demo test lint bench package clean
+.PHONY: install demo test lint bench package screenshot clean
 
 .venv/installed: requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv .venv
@@ -33,6 +33,10 @@ package: install
 
 bench: install
 	$(PY) bench/run_all.py
+
+# The README's picture of the HTML timeline (plan --html on schedule/sample.yaml), taken by headless Chromium.
+screenshot: install
+	$(PY) tests/browser.py --output docs/timeline.png
 
 clean:
 	rm -rf .venv dist build .mypy_cache .ruff_cache .pytest_cache

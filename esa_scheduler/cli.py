@@ -20,12 +20,14 @@ from typing import TYPE_CHECKING
 from esa_scheduler import __version__, config
 from esa_scheduler.errors import UserError
 from esa_scheduler.logs import LOG_FORMATS, log_format, masked_stdio, register_secret
-from esa_scheduler.timeutil import now_utc, parse_duration, parse_instant
+from esa_scheduler.timeutil import now_utc, parse_duration, parse_instant, utc_iso
 
 if TYPE_CHECKING:
     from esa_scheduler.emulator import Emulator
     from esa_scheduler.function import Target
+    from esa_scheduler.holds import Hold
     from esa_scheduler.reconciler import RunSummary
+    from esa_scheduler.schedule import Schedule
 
     Subcommands = argparse._SubParsersAction[argparse.ArgumentParser]
 
@@ -64,16 +66,21 @@ def _duration_arg(value: str, flag: str) -> timedelta:
 
 def _validate(args: argparse.Namespace) -> int:
     from esa_scheduler.diagnostics import schedule_warnings
+    from esa_scheduler.expectations import failed_expectations
     from esa_scheduler.schedule import default_schedule_path, load_schedule
 
     path = args.schedule or default_schedule_path()
     schedule = load_schedule(path)
     for line in schedule_warnings(schedule, now_utc()):
         print(line, file=sys.stderr)
+    failures = failed_expectations(schedule)
+    if failures:
+        raise UserError(f"{len(failures)} expectation(s) failed", failures)
     patterns = sum(1 for t in schedule.tasks if t.pattern)
     print(
         f"{path}: valid: {len(schedule.files)} file(s), {len(schedule.tasks)} task entries "
-        f"({patterns} pattern(s)), {len(schedule.windows)} window(s), {len(schedule.incidents)} incident rule(s)"
+        f"({patterns} pattern(s)), {len(schedule.windows)} window(s), {len(schedule.incidents)} incident rule(s), "
+        f"{len(schedule.expectations)} expectation(s) hold"
     )
     return 0
 
@@ -88,12 +95,39 @@ def _plan(args: argparse.Namespace) -> int:
     horizon = _duration_arg(args.horizon, "--horizon")
     schedule = load_schedule(args.schedule)
     holds = HoldStore(state_dir(args.state_dir)).active(at, prune=False)
+    if args.html or args.ics:
+        return _write_views(args, schedule, at, holds)
     planner = Planner(schedule, at, holds)
     plan = planner.decide(managed_tasks(schedule, [TaskRef(name) for name in args.task]))
     if args.json:
         print(json.dumps(plan.to_json()))
     else:
         print(plan_text(plan, planner, horizon))
+    return 0
+
+
+def _write_views(args: argparse.Namespace, schedule: Schedule, at: datetime, holds: Sequence[Hold]) -> int:
+    """``plan --html`` / ``--ics``: write the files (the CLI only: these modules never load on the timer path)."""
+    if not 1 <= args.days <= MAX_VIEW_DAYS:
+        raise UserError(f"--days: {args.days} must be a whole number of days from 1 to {MAX_VIEW_DAYS}")
+    from esa_scheduler.schedule import default_schedule_path
+
+    path = args.schedule or default_schedule_path()
+    views: list[tuple[str, str]] = []
+    if args.html:
+        from esa_scheduler.views.html import render_html
+
+        views.append((args.html, render_html(path, schedule, at, args.days, args.task, holds)))
+    if args.ics:
+        from esa_scheduler.views.ics import render_ics
+
+        views.append((args.ics, render_ics(path, schedule, at, args.days, args.task, holds)))
+    for file, text in views:
+        try:
+            Path(file).write_bytes(text.encode("utf-8"))
+        except OSError as exc:
+            raise UserError(f"{file}: cannot write: {exc.strerror}") from exc
+        print(f"wrote {file} ({args.days} day(s) from {utc_iso(at)})")
     return 0
 
 
@@ -182,6 +216,7 @@ def _schema(args: argparse.Namespace) -> int:
     return 0
 
 
+MAX_VIEW_DAYS = 366
 SCHEDULE_HELP = "schedule file or folder (default: $ESA_SCHEDULE or schedule/)"
 STATE_HELP = "where incident holds live (default: $ESA_STATE_DIR or .esa-scheduler/)"
 DESCRIPTION = "Keep Alibaba Cloud ESA log-delivery tasks online or offline on a schedule."
@@ -242,6 +277,9 @@ def _add_schedule_commands(sub: Subcommands) -> None:
         "--horizon", default="24h", metavar="DURATION", help="timeline length for the text view (default 24h)"
     )
     plan.add_argument("--state-dir", metavar="DIR", help=STATE_HELP)
+    plan.add_argument("--html", metavar="FILE", help="write a self-contained HTML timeline of the coming days")
+    plan.add_argument("--ics", metavar="FILE", help="write an iCalendar (RFC 5545) feed of the coming state changes")
+    plan.add_argument("--days", type=int, default=7, metavar="N", help="days shown by --html / --ics (default 7)")
     plan.set_defaults(func=_plan)
 
     schema = _command(

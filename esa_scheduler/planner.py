@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import pairwise
 from typing import Any
 
 from esa_scheduler.holds import Hold
@@ -48,6 +49,15 @@ class State:
     desired: Status
     source: str
     matches: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One task's state over [start, end): ``end`` is ``None`` when it does not change within the search horizon."""
+
+    start: datetime
+    end: datetime | None
+    state: State
 
 
 @dataclass(frozen=True)
@@ -134,6 +144,7 @@ class Planner:
         )
         self._hold_index = SelectorIndex((selector, i) for i, h in enumerate(self.holds) for selector in h.tasks)
         self._groups_by_name: dict[tuple[str, Status], _Group] = {}
+        self._segments: dict[tuple[_Group, datetime], list[Segment]] = {}
 
     def _timeline(self, index: int) -> Timeline:
         timeline = self._timelines.get(index)
@@ -200,19 +211,42 @@ class Planner:
             decisions.append(Decision(task, state.desired, state.source, state.matches, change))
         return Plan(self.at, tuple(decisions))
 
+    def segments(self, task: ManagedTask, until: datetime) -> list[Segment]:
+        """The task's states from the plan instant up to ``until``, one per change of desired state
+        or of its source, for views that draw or export intervals. The last segment runs to its real
+        end (past ``until``, ``None`` past the search horizon) so that an exported event keeps its end.
+        Tasks of one group share one computation."""
+        group = self._group(task)
+        key = (group, until)
+        cached = self._segments.get(key)
+        if cached is not None:
+            return cached
+        state = self._state(group, self.at)
+        start = cursor = self.at
+        found: list[Segment] = []
+        while True:
+            edge = self._next_edge(group, cursor)
+            if edge is None or edge > self.limit:
+                found.append(Segment(start, None, state))
+                break
+            new = self._state(group, edge)
+            if (new.desired, new.source) != (state.desired, state.source):
+                found.append(Segment(start, edge, state))
+                if edge > until:
+                    break
+                start, state = edge, new
+            cursor = edge
+        self._segments[key] = found
+        return found
+
     def transitions(self, task: ManagedTask, until: datetime) -> list[tuple[datetime, State]]:
         """Every change of desired state after the plan instant up to ``until`` (for timelines)."""
-        group = self._group(task)
-        state = self._state(group, self.at)
-        changes: list[tuple[datetime, State]] = []
-        cursor = self.at
-        while True:
-            edge = self._change_after(group, cursor, state.desired)
-            if edge is None or edge > until:
-                return changes
-            state = self._state(group, edge)
-            changes.append((edge, state))
-            cursor = edge
+        pieces = self.segments(task, until)
+        return [
+            (piece.start, piece.state)
+            for before, piece in pairwise(pieces)
+            if piece.state.desired != before.state.desired
+        ]
 
 
 def plan(

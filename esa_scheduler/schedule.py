@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from esa_scheduler import config
 from esa_scheduler.cron import CronExpr, wall_to_instant
 from esa_scheduler.errors import ScheduleError
-from esa_scheduler.timeutil import UTC, in_range, parse_datetime, parse_duration, zone
+from esa_scheduler.timeutil import UTC, in_range, parse_datetime, parse_duration, parse_instant, zone
 
 Status = Literal["online", "offline"]
 Mode = Literal["enforce", "transitions"]
@@ -160,6 +160,23 @@ class SafetySpec(_Strict):
     max_change_ratio: float | None = Field(default=None, ge=0, le=1)
 
 
+class ExpectSpec(_Strict):
+    """A claim about the schedule alone, checked by ``validate``: at ``at``, ``task`` is ``desired``."""
+
+    at: datetime
+    task: str = Field(min_length=1)
+    desired: Status
+    source: str | None = Field(default=None, min_length=1)
+
+    @field_validator("at", mode="before")
+    @classmethod
+    def _instant(cls, value: Any) -> Any:
+        """Like ``--at``: an instant needs an offset or Z (a wall time can be ambiguous around DST)."""
+        if isinstance(value, datetime) and value.tzinfo is not None:
+            return in_range(value, value.isoformat()).astimezone(UTC)
+        return parse_instant(value if isinstance(value, str) else str(value))
+
+
 class ScheduleFileSpec(_Strict):
     """The top level of one schedule file."""
 
@@ -172,6 +189,7 @@ class ScheduleFileSpec(_Strict):
     tasks: list[TaskSpec] = Field(default_factory=list)
     windows: list[WindowSpec] = Field(default_factory=list)
     incidents: list[IncidentSpec] = Field(default_factory=list)
+    expect: list[ExpectSpec] = Field(default_factory=list)
 
     @field_validator("version", mode="before")
     @classmethod
@@ -239,6 +257,15 @@ class Safety:
 
 
 @dataclass(frozen=True)
+class Expectation:
+    """An ``expect:`` entry with the file and index that ``validate`` names when it fails."""
+
+    file: str
+    index: int
+    spec: ExpectSpec
+
+
+@dataclass(frozen=True)
 class Schedule:
     """Every file merged: the only input the planner needs besides the instant and the inventory."""
 
@@ -248,6 +275,7 @@ class Schedule:
     tick: timedelta = timedelta(minutes=1)
     safety: Safety = field(default_factory=Safety)
     files: tuple[str, ...] = ()
+    expectations: tuple[Expectation, ...] = ()
 
     @property
     def explicit_tasks(self) -> tuple[TaskRule, ...]:
@@ -404,6 +432,7 @@ _FIELD_NAMES: dict[str, tuple[str, ...]] = {
     "safety": tuple(SafetySpec.model_fields),
     "match": tuple(MatchSpec.model_fields),
     "release_on": tuple(MatchSpec.model_fields),
+    "expect": tuple(ExpectSpec.model_fields),
 }
 
 
@@ -483,6 +512,7 @@ def _resolve(parsed: list[_ParsedFile], problems: list[str]) -> Schedule | None:
         tick=tick_delta or timedelta(minutes=1),
         safety=Safety(safety.max_changes, safety.max_change_ratio) if isinstance(safety, SafetySpec) else Safety(),
         files=tuple(pf.file for pf in parsed),
+        expectations=tuple(Expectation(pf.file, i, e) for pf in parsed for i, e in enumerate(pf.spec.expect)),
     )
 
 

@@ -44,6 +44,15 @@ def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, s
     return code, out, err
 
 
+def add_hold(
+    capsys: pytest.CaptureFixture[str], schedule: Path, state: Path, task: str, until: datetime, hold_id: str
+) -> None:
+    """``hold add`` through the CLI: the hold starts now (``created_at`` is the real clock) and ends at ``until``."""
+    args = ["--schedule", str(schedule), "--state-dir", str(state), "--task", task, "--until", iso(until)]
+    code, _, err = run_cli(capsys, "hold", "add", *args, "--reason", f"test {hold_id}", "--id", hold_id)
+    assert code == 0, err
+
+
 # --------------------------------------------------------------------------- instants
 
 

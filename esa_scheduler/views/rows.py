@@ -1,0 +1,68 @@
+"""What both views show: one row per managed task (or per pattern nobody listed) and its segments.
+
+The rows come straight from the planner (``Planner.segments``), so a view can never disagree with
+``plan`` or ``run`` about when a task is online or offline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from esa_scheduler.planner import ManagedTask, Planner, Segment, TaskRef, managed_tasks
+from esa_scheduler.schedule import Schedule, selector_matches
+from esa_scheduler.timeutil import zone
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of a view: a task, or a pattern standing for the tasks ESA will list under it."""
+
+    task: ManagedTask
+    pattern: bool
+    segments: tuple[Segment, ...]
+
+    @property
+    def label(self) -> str:
+        """The task name, with its site for site-level tasks and a marker for pattern rows."""
+        ref = self.task.ref
+        site = f" (site {ref.site_id})" if ref.site_id is not None else ""
+        return f"{ref.name}{site}" + (" (pattern)" if self.pattern else "")
+
+
+def display_zone(schedule: Schedule) -> ZoneInfo:
+    """The zone a view draws in: the first window's (in practice the schedule file's), else UTC."""
+    return schedule.windows[0].tz if schedule.windows else zone("UTC")
+
+
+def view_tasks(schedule: Schedule, names: Sequence[str]) -> list[tuple[ManagedTask, bool]]:
+    """Managed tasks for ``names`` (the inventory), plus one stand-in per pattern that none of them matched.
+
+    A pattern's stand-in is planned under the pattern text itself, so it shows the windows whose
+    selectors cover the whole pattern (``waf-*`` or ``*``), which is what every task under it gets.
+    """
+    tasks = managed_tasks(schedule, [TaskRef(name) for name in names])
+    found = [(task, False) for task in tasks]
+    for rule in schedule.tasks:
+        if rule.pattern is None:
+            continue
+        covered = any(t.ref.site_id == rule.site_id and selector_matches(rule.pattern, t.ref.name) for t in tasks)
+        if not covered:
+            found.append((ManagedTask(TaskRef(rule.pattern, rule.site_id), rule.default_status, rule.mode), True))
+    return found
+
+
+def build_rows(
+    planner: Planner, tasks: Sequence[tuple[ManagedTask, bool]], until: datetime, limit: int | None = None
+) -> list[Row]:
+    """Rows for the first ``limit`` tasks (all when ``None``), each with its segments up to ``until``."""
+    chosen = tasks if limit is None else tasks[:limit]
+    return [Row(task, pattern, tuple(planner.segments(task, until))) for task, pattern in chosen]
+
+
+def source_words(source: str) -> str:
+    """``window:nightly`` -> ``window nightly``, ``hold:INC-1`` -> ``hold INC-1``: how people say it."""
+    kind, _, name = source.partition(":")
+    return f"{kind} {name}" if name else kind

@@ -1,0 +1,240 @@
+"""``expect:`` entries: ``validate`` checks each against the schedule alone, exits 2 with one exact line
+per failed expectation, counts the ones that hold, and ``plan``/``run`` ignore them."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from helpers import add_hold, run_cli, utc, write_schedule
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "schedule" / "sample.yaml"
+
+SCHEDULE = """
+version: 1
+timezone: Europe/Berlin
+tasks:
+  - name: access-logs-prod
+  - pattern: "waf-*"
+windows:
+  - name: nightly
+    tasks: [access-logs-prod, "waf-*"]
+    cron: "30 2 * * *"
+    duration: 1h
+  - name: freeze
+    tasks: ["waf-*"]
+    status: online
+    priority: 5
+    cron: "0 3 * * *"
+    duration: 15m
+expect:
+"""
+
+
+def _with_expectations(tmp_path: Path, *entries: str) -> Path:
+    return write_schedule(tmp_path, SCHEDULE + "".join(f"  - {entry}\n" for entry in entries))
+
+
+def _validate(capsys: pytest.CaptureFixture[str], path: Path) -> tuple[int, list[str], list[str]]:
+    code, out, err = run_cli(capsys, "validate", "--schedule", str(path))
+    assert "Traceback" not in out + err
+    return code, out.splitlines(), err.splitlines()
+
+
+def _failures(capsys: pytest.CaptureFixture[str], tmp_path: Path, *entries: str) -> tuple[Path, list[str]]:
+    """Validate a schedule with ``entries`` that must fail: exit 2, nothing on stdout; the stderr lines."""
+    path = _with_expectations(tmp_path, *entries)
+    code, out, err = _validate(capsys, path)
+    assert (code, out) == (2, [])
+    return path, err
+
+
+def test_expectations_that_hold_are_counted(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _with_expectations(
+        tmp_path,
+        '{at: "2027-01-10T02:45:00+01:00", task: access-logs-prod, desired: offline, source: "window:nightly"}',
+        '{at: "2027-01-10T03:30:00+01:00", task: access-logs-prod, desired: online}',
+        '{at: "2027-01-10T01:00:00Z", task: access-logs-prod, desired: online, source: default}',
+    )
+    code, out, err = _validate(capsys, path)
+    assert (code, err) == (0, [])
+    assert len(out) == 1
+    assert out[0].startswith(f"{path}: valid: ")
+    assert out[0].endswith(", 3 expectation(s) hold")
+
+
+def test_a_failed_expectation_is_one_exact_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path, err = _failures(
+        capsys,
+        tmp_path,
+        '{at: "2027-01-10T02:45:00+01:00", task: access-logs-prod, desired: offline}',
+        '{at: "2027-01-10T03:45:00+01:00", task: access-logs-prod, desired: offline, source: "window:nightly"}',
+    )
+    assert err == [
+        f"{path}: expect[1]: at 2027-01-10T02:45:00Z: expected access-logs-prod offline (window:nightly), "
+        "the plan says online (default)"
+    ]
+
+
+def test_source_is_optional_but_checked_when_given(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # waf-edge at 03:05 is online because the higher-priority freeze wins over nightly
+    path, err = _failures(
+        capsys,
+        tmp_path,
+        '{at: "2027-01-10T03:05:00+01:00", task: waf-edge, desired: online}',
+        '{at: "2027-01-10T03:05:00+01:00", task: waf-edge, desired: online, source: "window:freeze"}',
+        '{at: "2027-01-10T03:05:00+01:00", task: waf-edge, desired: online, source: "window:nightly"}',
+    )
+    assert err == [
+        f"{path}: expect[2]: at 2027-01-10T02:05:00Z: expected waf-edge online (window:nightly), "
+        "the plan says online (window:freeze)"
+    ]
+
+
+def test_a_source_that_cannot_occur_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path, err = _failures(
+        capsys, tmp_path, '{at: "2027-01-10T02:45:00+01:00", task: access-logs-prod, desired: offline, source: nightly}'
+    )
+    assert err == [
+        f"{path}: expect[0]: at 2027-01-10T01:45:00Z: expected access-logs-prod offline (nightly), "
+        "but 'nightly' can never be a source here (use 'default' or 'window:<name>' of a window)"
+    ]
+
+
+def test_every_failure_gets_its_line_and_unmanaged_tasks_are_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path, err = _failures(
+        capsys,
+        tmp_path,
+        '{at: "2027-01-10T02:45:00+01:00", task: access-logs-prd, desired: offline}',
+        '{at: "2027-01-10T02:45:00+01:00", task: access-logs-prod, desired: offline}',
+        '{at: "2027-01-10T02:40:00+01:00", task: waf-x, desired: online}',
+    )
+    assert err == [
+        f"{path}: expect[0]: at 2027-01-10T01:45:00Z: expected access-logs-prd offline, "
+        "but the plan does not manage 'access-logs-prd' (no task entry names it or matches it)",
+        f"{path}: expect[2]: at 2027-01-10T01:40:00Z: expected waf-x online, the plan says offline (window:nightly)",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("at", "desired", "source"),
+    [
+        # spring forward: 02:30 does not exist, nightly runs 03:00-04:00 CEST (01:00Z-02:00Z)
+        ("2027-03-28T00:59:59Z", "online", "default"),
+        ("2027-03-28T03:00:00+02:00", "offline", "window:nightly"),
+        ("2027-03-28T01:59:59Z", "offline", "window:nightly"),
+        ("2027-03-28T04:00:00+02:00", "online", "default"),
+        # fall back: 02:30 happens twice; the fixed-hour start matches its first pass only
+        ("2027-10-31T02:30:00+02:00", "offline", "window:nightly"),
+        ("2027-10-31T02:29:59+01:00", "offline", "window:nightly"),
+        ("2027-10-31T02:30:00+01:00", "online", "default"),
+        ("2027-10-31T03:00:00+01:00", "online", "default"),
+    ],
+)
+def test_dst_instants(tmp_path: Path, capsys: pytest.CaptureFixture[str], at: str, desired: str, source: str) -> None:
+    path = _with_expectations(
+        tmp_path, f'{{at: "{at}", task: access-logs-prod, desired: {desired}, source: "{source}"}}'
+    )
+    code, out, err = _validate(capsys, path)
+    assert (code, err) == (0, []), err
+    assert out[0].endswith(", 1 expectation(s) hold")
+    other = "online" if desired == "offline" else "offline"
+    _, err = _failures(capsys, tmp_path, f'{{at: "{at}", task: access-logs-prod, desired: {other}}}')
+    assert err[0].endswith(f"expected access-logs-prod {other}, the plan says {desired} ({source})")
+
+
+def test_expectations_ignore_holds(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _with_expectations(tmp_path, '{at: "2027-01-10T12:00:00Z", task: access-logs-prod, desired: online}')
+    monkeypatch.setenv("ESA_STATE_DIR", str(tmp_path / "state"))  # where validate would find holds, if it looked
+    add_hold(capsys, path, tmp_path / "state", "access-logs-prod", utc("2027-02-01T00:00:00"), "inc-1")
+    code, lines, problems = _validate(capsys, path)
+    assert (code, problems) == (0, [])
+    assert lines[0].endswith(", 1 expectation(s) hold")
+
+
+def test_expectations_are_numbered_per_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_schedule(tmp_path, SCHEDULE + '  - {at: "2027-01-10T12:00:00Z", task: access-logs-prod, desired: online}\n')
+    other = write_schedule(
+        tmp_path,
+        """
+        version: 1
+        expect:
+          - {at: "2027-01-10T12:00:00Z", task: waf-a, desired: online}
+          - {at: "2027-01-10T01:40:00Z", task: waf-a, desired: online}
+        """,
+        name="zz-expect.yaml",
+    )
+    code, _, err = _validate(capsys, tmp_path)
+    assert code == 2
+    assert err == [
+        f"{other}: expect[1]: at 2027-01-10T01:40:00Z: expected waf-a online, the plan says offline (window:nightly)"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("entry", "problem"),
+    [
+        (
+            '{at: "2027-01-10T02:45:00", task: access-logs-prod, desired: offline}',
+            "expect[0].at: date-time '2027-01-10T02:45:00' needs an offset or Z",
+        ),
+        ('{at: "2027-01-10T02:45:00Z", task: access-logs-prod, desired: down}', "expect[0].desired: Input should be"),
+        ('{at: "2027-01-10T02:45:00Z", desired: offline}', "expect[0].task: required field is missing"),
+        (
+            '{at: "2027-01-10T02:45:00Z", task: access-logs-prod, desired: offline, sorce: x}',
+            "expect[0].sorce: unknown key 'sorce' (did you mean 'source'?)",
+        ),
+    ],
+)
+def test_malformed_expectations_are_schedule_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], entry: str, problem: str
+) -> None:
+    path, err = _failures(capsys, tmp_path, entry)
+    assert len(err) == 1
+    assert err[0].startswith(f"{path}: {problem}"), err
+
+
+def test_plan_and_run_ignore_expectations(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _with_expectations(tmp_path, '{at: "2027-01-10T12:00:00Z", task: access-logs-prod, desired: offline}')
+    code, _, _ = _validate(capsys, path)
+    assert code == 2
+    code, out, err = run_cli(capsys, "plan", "--schedule", str(path), "--at", "2027-01-10T12:00:00Z", "--json")
+    assert code == 0, err
+    assert '"desired": "online"' in out
+    state = tmp_path / "state"
+    code, out, err = run_cli(
+        capsys,
+        "run",
+        "--emulator",
+        "--dry-run",
+        "--schedule",
+        str(path),
+        "--at",
+        "2027-01-10T12:00:00Z",
+        "--state-dir",
+        str(state),
+    )
+    assert code == 0, err
+
+
+def test_sample_schedule_pins_its_dst_behaviour(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = _validate(capsys, SAMPLE)
+    assert code == 0, err
+    assert out[0].endswith(", 7 expectation(s) hold")
+    broken = tmp_path / "sample.yaml"
+    shutil.copy(SAMPLE, broken)
+    text = broken.read_text(encoding="utf-8").replace('cron: "30 2 * * *"', 'cron: "30 3 * * *"')
+    broken.write_text(text, encoding="utf-8")
+    code, _, err = _validate(capsys, broken)
+    assert code == 2
+    line = next(line for line in err if ": expect[1]: " in line)
+    # the README shows exactly this failure
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert line.replace(str(broken), "schedule/sample.yaml") in readme
+    assert line.endswith("expected access-logs-prod offline (window:nightly), the plan says online (default)")

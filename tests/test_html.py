@@ -1,0 +1,251 @@
+"""``plan --html``, rendered by headless Chromium: one row per task, one bar per interval, bars of a
+known window at the x the axis gives their instants, DST and ``--at`` marks, and a non-blank screenshot.
+
+Without Chromium these tests skip locally and fail under CI (``CI`` set), which installs it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from html.parser import HTMLParser
+from itertools import pairwise
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from browser import chromium, dump_dom, png_pixels, screenshot
+from helpers import UTC, add_hold, iso, parse_instant, run_cli, utc, write_schedule
+
+from esa_scheduler.planner import TaskRef, plan
+from esa_scheduler.schedule import load_schedule
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "schedule" / "sample.yaml"
+BERLIN = ZoneInfo("Europe/Berlin")
+SPRING_WEEK = "2027-03-26T10:00:00Z"
+VOID = {"meta", "br", "img", "input", "link", "hr"}
+
+
+@pytest.fixture(scope="module")
+def browser() -> str:
+    """Chromium's path; a skip with the reason when it is missing locally, a failure under CI."""
+    found = chromium()
+    if found is None:
+        reason = "chromium is not installed (apt-get install -y chromium); .ci/run installs it"
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run the browser tests: {reason}")
+        pytest.skip(reason)
+    return found
+
+
+@dataclass
+class Node:
+    tag: str
+    attrs: dict[str, str]
+    children: list[Node] = field(default_factory=list)
+    text: str = ""
+
+    def walk(self) -> Iterator[Node]:
+        yield self
+        for child in self.children:
+            yield from child.walk()
+
+    def find(self, tag: str, cls: str | None = None) -> list[Node]:
+        return [n for n in self.walk() if n.tag == tag and (cls is None or cls in n.attrs.get("class", "").split())]
+
+    def child(self, tag: str) -> Node:
+        return next(c for c in self.children if c.tag == tag)
+
+
+class _Tree(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.root = Node("#document", {})
+        self.stack = [self.root]
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        node = Node(tag, {k: v or "" for k, v in attrs})
+        self.stack[-1].children.append(node)
+        if tag not in VOID:
+            self.stack.append(node)
+
+    def handle_endtag(self, tag: str) -> None:
+        while len(self.stack) > 1:
+            if self.stack.pop().tag == tag:
+                return
+
+    def handle_data(self, data: str) -> None:
+        self.stack[-1].text += data
+
+
+def _dom(page: Path) -> Node:
+    parser = _Tree()
+    parser.feed(dump_dom(page))
+    return parser.root
+
+
+def _render(capsys: pytest.CaptureFixture[str], tmp_path: Path, at: str, *extra: str) -> Path:
+    page = tmp_path / "timeline.html"
+    args = ["plan", "--schedule", str(SAMPLE), "--at", at, "--html", str(page), "--state-dir", str(tmp_path / "state")]
+    code, _, err = run_cli(capsys, *args, *extra)
+    assert code == 0, err
+    return page
+
+
+def _local_midnights(first: date, days: int) -> list[datetime]:
+    return [datetime.combine(first + timedelta(days=i), time(), tzinfo=BERLIN).astimezone(UTC) for i in range(days + 1)]
+
+
+def _nightly_starts(first: date, days: int) -> list[datetime]:
+    """02:30 Berlin each day; on the spring-forward day 02:30 does not exist and the start is 03:00 CEST."""
+    starts = []
+    for i in range(days):
+        wall = datetime.combine(first + timedelta(days=i), time(2, 30), tzinfo=BERLIN)
+        exists = wall.astimezone(UTC).astimezone(BERLIN).replace(tzinfo=None) == wall.replace(tzinfo=None)
+        starts.append(wall if exists else wall.replace(hour=3, minute=0))
+    return [s.astimezone(UTC) for s in starts]
+
+
+def _intervals(task: str, start: datetime, end: datetime) -> int:
+    """How many (desired, source) intervals ``plan`` gives the task in [start, end), sampled every
+    15 minutes: every edge of the sample schedule falls on a quarter hour."""
+    schedule = load_schedule(SAMPLE)
+    count, previous, at = 0, None, start
+    while at < end:
+        (decision,) = [d for d in plan(schedule, at, [TaskRef(task)]).decisions if d.task.ref.name == task]
+        count += (decision.desired, decision.source) != previous
+        previous, at = (decision.desired, decision.source), at + timedelta(minutes=15)
+    return count
+
+
+def test_page_is_self_contained(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    text = _render(capsys, tmp_path, SPRING_WEEK).read_text(encoding="utf-8")
+    assert "<script" not in text.lower()
+    assert not re.search(r"\b(src|href)=", text)
+    assert "@import" not in text and "url(http" not in text
+    assert set(re.findall(r"https?://[^\s\"')]+", text)) == {"http://www.w3.org/2000/svg"}  # a namespace, never fetched
+
+
+def test_rows_bars_and_positions_in_chromium(browser: str, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    page = _render(capsys, tmp_path, SPRING_WEEK, "--task", "waf-edge")
+    dom = _dom(page)
+    title = dom.find("title")[0].text
+    assert str(SAMPLE) in title and SPRING_WEEK in title
+    rows = dom.find("g", "row")
+    assert [r.attrs["data-task"] for r in rows] == ["access-logs-prod", "waf-edge", "site-logs"]
+
+    # the axis: day lines at local midnights, 7 days from the day holding --at
+    first = date(2027, 3, 26)
+    midnights = _local_midnights(first, 7)
+    days = dom.find("line", "day")
+    assert [parse_instant(d.attrs["data-at"]) for d in days] == midnights[:-1]
+    x0, t0 = float(days[0].attrs["x1"]), midnights[0]
+    px_per_s = (float(days[-1].attrs["x1"]) - x0) / (midnights[-2] - t0).total_seconds()
+    svg = dom.find("svg", "timeline")[0]
+    assert float(svg.attrs["data-x1"]) == pytest.approx(x0 + px_per_s * (midnights[-1] - t0).total_seconds(), abs=0.05)
+
+    def x_of(instant: datetime) -> float:
+        return x0 + px_per_s * (instant - t0).total_seconds()
+
+    # one bar per interval of each row, as plan sees them
+    for row in rows:
+        assert len(row.find("g", "bar")) == _intervals(row.attrs["data-task"], midnights[0], midnights[-1])
+    bars = rows[0].find("g", "bar")
+    nightly = [b for b in bars if b.attrs["data-source"] == "window:nightly"]
+    starts = _nightly_starts(first, 7)
+    assert [parse_instant(b.attrs["data-start"]) for b in nightly] == starts
+    for bar, start in zip(nightly, starts, strict=True):
+        rect = bar.child("rect")
+        assert float(rect.attrs["x"]) == pytest.approx(x_of(start), abs=0.05)
+        assert float(rect.attrs["width"]) == pytest.approx(px_per_s * 3600, abs=0.05)  # 1h elapsed, DST or not
+        assert "offline" in bar.attrs["class"].split() and "window" in bar.attrs["class"].split()
+        tip = bar.child("title").text
+        local = start.astimezone(BERLIN)
+        assert f"{local:%Y-%m-%d %H:%M %Z} – {local + timedelta(hours=1):%Y-%m-%d %H:%M %Z}" in tip
+        assert f"{iso(start)} – {iso(start + timedelta(hours=1))}" in tip
+    spring = nightly[2].child("title").text
+    assert "2027-03-28 03:00 CEST – 2027-03-28 04:00 CEST" in spring
+
+    # DST change as a labelled mark, and the --at line
+    (dst,) = dom.find("line", "dst")
+    assert parse_instant(dst.attrs["data-at"]) == utc("2027-03-28T01:00:00")
+    assert float(dst.attrs["x1"]) == pytest.approx(x_of(utc("2027-03-28T01:00:00")), abs=0.05)
+    assert "CET → CEST (UTC+01:00 → UTC+02:00)" in dom.find("text", "dst-label")[0].text
+    (at_line,) = dom.find("line", "at")
+    assert float(at_line.attrs["x1"]) == pytest.approx(x_of(parse_instant(SPRING_WEEK)), abs=0.05)
+    legend = [li.text.strip() for li in dom.find("li")]
+    assert {"offline (window)", "online (window)", "hold", "DST change", "--at instant"} <= set(legend)
+
+
+def test_holds_are_drawn_apart_from_windows(browser: str, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
+    add_hold(capsys, SAMPLE, tmp_path / "state", "access-logs-prod", now + timedelta(hours=30), "inc-9")
+    dom = _dom(_render(capsys, tmp_path, iso(now), "--days", "3"))
+    access = dom.find("g", "row")[0]
+    held = [b for b in access.find("g", "bar") if b.attrs["data-source"] == "hold:inc-9"]
+    assert len(held) == 1
+    assert held[0].attrs["class"].split() == ["bar", "offline", "hold"]
+    assert parse_instant(held[0].attrs["data-end"]) == now + timedelta(hours=30)
+
+
+def test_rows_over_500_are_cut_with_a_note(browser: str, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    names = [f"waf-{i:04d}" for i in range(999)]
+    dom = _dom(_render(capsys, tmp_path, SPRING_WEEK, "--days", "1", "--task", *names))
+    assert len(dom.find("g", "row")) == 500
+    notes = [p.text for p in dom.find("p", "note")]
+    assert notes == ["Showing the first 500 of 1001 rows (sorted by site and name); the other 501 are not drawn."]
+
+
+def test_screenshot_is_not_blank(browser: str, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    page = _render(capsys, tmp_path, SPRING_WEEK, "--task", "waf-edge")
+    png = tmp_path / "shot.png"
+    screenshot(page, png, 1000, 260)
+    width, height, pixels = png_pixels(png)
+    assert (width, height) == (1000, 260)
+    colours = set(pixels)
+    assert len(colours) > 50
+    offline = sum(1 for r, g, b in pixels if r > 180 and g < 80 and b < 70)  # the offline red, #c8372d
+    online = sum(1 for r, g, b in pixels if r < 70 and 120 < g < 160 and b < 110)  # the online green, #2e8b57
+    assert offline > 500 and online > 500, (offline, online)
+
+
+def _parse(page: Path) -> Node:
+    parser = _Tree()
+    parser.feed(page.read_text(encoding="utf-8"))
+    return parser.root
+
+
+def test_half_hour_dst_shift_is_one_mark(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """Lord Howe Island moves its clocks by 30 minutes (02:00 -> 02:30 on 2027-10-03, 15:30Z)."""
+    schedule = write_schedule(
+        tmp_path,
+        """
+        version: 1
+        timezone: Australia/Lord_Howe
+        tasks: [{name: logs}]
+        windows: [{name: nightly, tasks: [logs], cron: "0 3 * * *", duration: 1h}]
+        """,
+    )
+    page = tmp_path / "lhi.html"
+    args = ["plan", "--schedule", str(schedule), "--at", "2027-10-02T00:00:00Z", "--html", str(page), "--days", "3"]
+    code, _, err = run_cli(capsys, *args, "--state-dir", str(tmp_path / "state"))
+    assert code == 0, err
+    dom = _parse(page)
+    (dst,) = dom.find("line", "dst")
+    assert parse_instant(dst.attrs["data-at"]) == utc("2027-10-02T15:30:00")
+    assert "(UTC+10:30 → UTC+11:00)" in dom.find("text", "dst-label")[0].text
+    assert len(dom.find("line", "day")) == 3
+
+
+def test_long_spans_thin_their_labels(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    page = _render(capsys, tmp_path, SPRING_WEEK, "--days", "120")
+    dom = _parse(page)
+    assert len(dom.find("line", "day")) == 120
+    assert len(dom.find("line", "dst")) == 1
+    day_labels = [float(t.attrs["x"]) for t in dom.find("text") if re.fullmatch(r"\w{3} \d\d \w{3}", t.text)]
+    assert len(day_labels) >= 4
+    assert min(b - a for a, b in pairwise(day_labels)) >= 70

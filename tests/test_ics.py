@@ -1,0 +1,193 @@
+"""``plan --ics``: an RFC 5545 feed parsed back with ``icalendar``; every event agrees with ``plan --json``
+at its edges, UIDs survive re-exports, and the text follows the format's line rules."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import icalendar
+import pytest
+from helpers import UTC, add_hold, iso, run_cli, utc, write_schedule
+
+from esa_scheduler.planner import TaskRef, plan
+from esa_scheduler.schedule import load_schedule
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "schedule" / "sample.yaml"
+SPRING_WEEK = "2027-03-26T10:00:00Z"
+
+
+def _export(capsys: pytest.CaptureFixture[str], tmp_path: Path, at: str, *extra: str, schedule: Path = SAMPLE) -> Path:
+    feed = tmp_path / f"feed-{at.replace(':', '')}-{len(extra)}.ics"
+    state = ["--state-dir", str(tmp_path / "state")]
+    code, out, err = run_cli(
+        capsys, "plan", "--schedule", str(schedule), "--at", at, "--ics", str(feed), *state, *extra
+    )
+    assert code == 0, err
+    assert out.strip() == f"wrote {feed} (7 day(s) from {at})" or "--days" in extra
+    return feed
+
+
+def _events(feed: Path) -> list[Any]:
+    calendar = icalendar.Calendar.from_ical(feed.read_bytes())
+    assert str(calendar["VERSION"]) == "2.0"
+    assert "esa-scheduler" in str(calendar["PRODID"])
+    return list(calendar.walk("VEVENT"))
+
+
+def _times(event: Any) -> tuple[datetime, datetime]:
+    start, end = event["DTSTART"].dt, event["DTEND"].dt
+    assert start.utcoffset() == timedelta(0) and end.utcoffset() == timedelta(0), "DTSTART/DTEND must be UTC"
+    return start, end
+
+
+def _plan(capsys: pytest.CaptureFixture[str], schedule: Path, at: datetime, *tasks: str) -> dict[str, tuple[str, str]]:
+    args = ["plan", "--schedule", str(schedule), "--at", iso(at), "--json", "--state-dir", "/nonexistent-state"]
+    code, out, err = run_cli(capsys, *args, *(["--task", *tasks] if tasks else []))
+    assert code == 0, err
+    return {t["name"]: (t["desired"], t["source"]) for t in json.loads(out)["tasks"]}
+
+
+def test_every_event_agrees_with_the_plan_at_its_edges(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    feed = _export(capsys, tmp_path, SPRING_WEEK, "--task", "waf-edge", "waf-origin")
+    events = _events(feed)
+    # site-logs online on 6 weekdays; the waf tasks' weekend; 7 nights for access-logs-prod (waf with it from Monday)
+    assert len(events) == 14
+    horizon = utc("2027-04-02T10:00:00")
+    for event in events:
+        start, end = _times(event)
+        summary = str(event["SUMMARY"])
+        desired, rest = summary.split(": ", 1)
+        names = [n.removesuffix(" (site 1234567890)") for n in rest.rsplit(" (", 1)[0].split(", ")]
+        for name in names:
+            assert _plan(capsys, SAMPLE, start, "waf-edge", "waf-origin")[name][0] == desired, summary
+            assert _plan(capsys, SAMPLE, end - timedelta(seconds=1), "waf-edge", "waf-origin")[name][0] == desired
+            if end < horizon:
+                assert _plan(capsys, SAMPLE, end, "waf-edge", "waf-origin")[name][0] != desired, summary
+
+
+def test_every_away_half_hour_is_in_some_event(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Completeness: sampled every 30 minutes, each task away from its default is inside an event naming it."""
+    events = _events(_export(capsys, tmp_path, SPRING_WEEK, "--task", "waf-edge"))
+    covered = [(_times(e), str(e["DESCRIPTION"]).splitlines()[2]) for e in events]
+    schedule = load_schedule(SAMPLE)
+    defaults = {t.name: t.default_status for t in schedule.tasks if t.name} | {"waf-edge": "online"}
+    instant = utc("2027-03-26T10:00:00")
+    while instant < utc("2027-04-02T10:00:00"):
+        for decision in plan(schedule, instant, [TaskRef("waf-edge")]).decisions:
+            name = decision.task.ref.name
+            if decision.desired != defaults[name]:
+                assert any(a <= instant < b and name in tasks for (a, b), tasks in covered), (name, instant)
+        instant += timedelta(minutes=30)
+
+
+def test_spring_forward_night_in_summary_times_and_description(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    events = _events(_export(capsys, tmp_path, SPRING_WEEK))
+    nightly = [e for e in events if str(e["SUMMARY"]) == "offline: access-logs-prod (window nightly)"]
+    assert [_times(e) for e in nightly][:3] == [
+        (utc("2027-03-27T01:30:00"), utc("2027-03-27T02:30:00")),
+        (utc("2027-03-28T01:00:00"), utc("2027-03-28T02:00:00")),
+        (utc("2027-03-29T00:30:00"), utc("2027-03-29T01:30:00")),
+    ]
+    description = str(nightly[1]["DESCRIPTION"])
+    assert description.splitlines()[0] == "2027-03-28 03:00 CEST - 2027-03-28 04:00 CEST (Europe/Berlin)"
+    assert "window:nightly" in description
+    # the pattern row stands for every waf-* task: the weekend freeze and the nightly window in between merge
+    freeze = [e for e in events if str(e["SUMMARY"]).startswith("offline: waf-* (pattern)")]
+    assert str(freeze[0]["SUMMARY"]) == "offline: waf-* (pattern) (window weekend-freeze, window nightly)"
+    assert _times(freeze[0]) == (utc("2027-03-26T21:00:00"), utc("2027-03-29T04:00:00"))
+    # a task whose default is offline shows its online windows
+    online = [e for e in events if str(e["SUMMARY"]).startswith("online: site-logs (site 1234567890)")]
+    assert len(online) == 6
+    assert all(str(e["CATEGORIES"].to_ical(), "ascii") == "ONLINE" for e in online)
+
+
+def test_uids_are_stable_across_exports(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    first = {(str(e["SUMMARY"]), _times(e)[1]): str(e["UID"]) for e in _events(_export(capsys, tmp_path, SPRING_WEEK))}
+    # a day later, during the spring-forward occurrence of nightly: the event is cut at the export instant
+    later = _events(_export(capsys, tmp_path, "2027-03-28T01:30:00Z"))
+    ongoing = next(e for e in later if str(e["SUMMARY"]) == "offline: access-logs-prod (window nightly)")
+    assert _times(ongoing) == (utc("2027-03-28T01:30:00"), utc("2027-03-28T02:00:00"))
+    assert str(ongoing["UID"]) == first[("offline: access-logs-prod (window nightly)", utc("2027-03-28T02:00:00"))]
+    shared = [(str(e["SUMMARY"]), _times(e)[1]) for e in later if (str(e["SUMMARY"]), _times(e)[1]) in first]
+    assert len(shared) >= 8
+    for event in later:
+        key = (str(event["SUMMARY"]), _times(event)[1])
+        if key in first:
+            assert str(event["UID"]) == first[key], key
+    assert len({str(e["UID"]) for e in later}) == len(later), "UIDs must be unique within a feed"
+
+
+def test_same_export_is_byte_for_byte_identical(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    one = _export(capsys, tmp_path, SPRING_WEEK).read_bytes()
+    two = _export(capsys, tmp_path, SPRING_WEEK, "--days", "7").read_bytes()
+    assert one == two
+
+
+def test_line_rules_escaping_and_long_groups(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write_schedule(
+        tmp_path,
+        """
+        version: 1
+        timezone: Asia/Kolkata
+        tasks:
+          - pattern: "logs-*"
+        windows:
+          - name: "patch; reboot, then check"
+            tasks: ["logs-*"]
+            cron: "0 1 * * sun"
+            duration: 2h
+        """,
+    )
+    names = [f"logs-{'x' * 40}-{i}" for i in range(6)]
+    feed = _export(capsys, tmp_path, "2027-01-04T00:00:00Z", "--task", *names, schedule=path)
+    raw = feed.read_bytes()
+    assert raw.endswith(b"\r\n")
+    lines = raw.split(b"\r\n")[:-1]
+    assert all(len(line) <= 75 for line in lines)
+    assert any(line.startswith(b" ") for line in lines), "long lines are folded"
+    assert b"\n" not in raw.replace(b"\r\n", b"")
+    (event,) = _events(feed)
+    assert (
+        str(event["SUMMARY"])
+        == f"offline: {names[0]}, {names[1]}, {names[2]} and 3 more (window patch; reboot, then check)"
+    )
+    assert _times(event) == (utc("2027-01-09T19:30:00"), utc("2027-01-09T21:30:00"))
+    description = str(event["DESCRIPTION"]).splitlines()
+    assert description[0] == "2027-01-10 01:00 IST - 2027-01-10 03:00 IST (Asia/Kolkata)"
+    assert description[2] == f"tasks (6): {', '.join(names)}"
+
+
+def test_holds_appear_as_their_own_events(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    state = tmp_path / "state"
+    now = datetime.now(UTC).replace(microsecond=0)
+    until = now + timedelta(days=10)
+    add_hold(capsys, SAMPLE, state, "access-logs-prod", until, "inc-7")
+    feed = tmp_path / "holds.ics"
+    args = ["plan", "--schedule", str(SAMPLE), "--at", iso(now), "--ics", str(feed), "--state-dir", str(state)]
+    code, _, err = run_cli(capsys, *args, "--days", "2")
+    assert code == 0, err
+    held = [e for e in _events(feed) if "access-logs-prod" in str(e["SUMMARY"])]
+    assert [str(e["SUMMARY"]) for e in held] == ["offline: access-logs-prod (hold inc-7)"]
+    assert _times(held[0]) == (now, until)
+
+
+@pytest.mark.parametrize("days", ["0", "367", "-1"])
+def test_days_out_of_range_is_a_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture[str], days: str) -> None:
+    feed = tmp_path / "x.ics"
+    code, _, err = run_cli(capsys, "plan", "--schedule", str(SAMPLE), "--ics", str(feed), "--days", days)
+    assert code == 2
+    assert err.strip() == f"--days: {days} must be a whole number of days from 1 to 366"
+    assert not feed.exists()
+
+
+def test_unwritable_file_is_a_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "missing-dir" / "x.ics"
+    code, _, err = run_cli(capsys, "plan", "--schedule", str(SAMPLE), "--ics", str(target))
+    assert code == 2
+    assert err.strip() == f"{target}: cannot write: No such file or directory"
