@@ -171,6 +171,17 @@ def _hold(args: argparse.Namespace) -> int:
     return commands[args.hold_command](args)
 
 
+def _notify(args: argparse.Namespace) -> int:
+    import os
+
+    from esa_scheduler.logs import RunLog
+    from esa_scheduler.notify.dispatch import send_test
+
+    delivery, line = send_test(args.name, args.schedule, os.environ, RunLog(stream=sys.stderr))
+    print(line)
+    return 0 if delivery.ok else 1
+
+
 def _schema(args: argparse.Namespace) -> int:
     from esa_scheduler.schema import schedule_json_schema
 
@@ -267,6 +278,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_commands(sub)
     _add_hold_commands(sub)
     _add_emulator_command(sub)
+    notify = sub.add_parser("notify", help="check a notification target")
+    test = notify.add_subparsers(dest="notify_command", required=True).add_parser(
+        "test", help="send a test message to the notify target NAME and print the service's answer"
+    )
+    test.add_argument("name", metavar="NAME")
+    test.add_argument("--schedule", help=SCHEDULE_HELP)
+    test.set_defaults(func=_notify)
     return parser
 
 

@@ -23,7 +23,7 @@ from esa_scheduler.errors import UserError
 from esa_scheduler.events import EventReader, Intent
 from esa_scheduler.holds import Hold, HoldStore, holds_touching, state_dir
 from esa_scheduler.logs import RunLog, register_secret
-from esa_scheduler.reconciler import Reconciler, RunRequest, RunSummary
+from esa_scheduler.reconciler import AfterReconcile, Reconciler, RunRequest, RunSummary
 from esa_scheduler.schedule import load_schedule
 from esa_scheduler.timeutil import now_utc
 
@@ -74,11 +74,12 @@ def fail_on_error(environ: Mapping[str, str] | None = None) -> bool:
 
 
 class HoldChanges(NamedTuple):
-    """Holds in force after this event, before it, and the selectors it touched."""
+    """Holds in force after this event, before it, the selectors it touched, and the holds it released."""
 
     current: tuple[Hold, ...]
     previous: tuple[Hold, ...]
     touched: tuple[str, ...]
+    released: tuple[Hold, ...] = ()
 
 
 def apply_hold_changes(intent: Intent, store: HoldStore, log: RunLog, since: datetime | None = None) -> HoldChanges:
@@ -107,7 +108,7 @@ def apply_hold_changes(intent: Intent, store: HoldStore, log: RunLog, since: dat
     for hold in released:
         log.info("hold.released", hold_id=hold.id, tasks=list(hold.tasks), dry_run=intent.dry_run)
     touched = tuple(s for h in (*intent.new_holds, *released) for s in h.tasks)
-    return HoldChanges(current, tuple(recent), touched)
+    return HoldChanges(current, tuple(recent), touched, tuple(released))
 
 
 def _client_for(target: Target, context: Any, environ: Mapping[str, str], log: RunLog) -> EsaClient:
@@ -161,7 +162,7 @@ def execute(
         raise
     log.info("run.start", at=intent.at, sources=list(intent.sources), dry_run=intent.dry_run, force=intent.force)
     since = intent.at - schedule.tick
-    holds, previous, touched = apply_hold_changes(intent, HoldStore(state_dir(state)), log, since)
+    holds, previous, touched, released = apply_hold_changes(intent, HoldStore(state_dir(state)), log, since)
     request = RunRequest(
         at=intent.at,
         holds=holds,
@@ -171,12 +172,20 @@ def execute(
         force=intent.force,
         deadline=deadline_from(context, budget_s, started),
     )
-    return asyncio.run(_reconcile(schedule, client, log, request))
+    notifier = None
+    if schedule.notify:
+        from esa_scheduler.notify.dispatch import Notifier
+
+        root = state_dir(state)
+        notifier = Notifier(schedule, holds, previous, intent.new_holds, released, root, env, request.deadline, log)
+    return asyncio.run(_reconcile(schedule, client, log, request, notifier))
 
 
-async def _reconcile(schedule: Any, client: EsaClient, log: RunLog, request: RunRequest) -> RunSummary:
+async def _reconcile(
+    schedule: Any, client: EsaClient, log: RunLog, request: RunRequest, notifier: AfterReconcile | None = None
+) -> RunSummary:
     async with client:
-        return await Reconciler(schedule, client, log).run(request)
+        return await Reconciler(schedule, client, log, after=notifier).run(request)
 
 
 def handle(event: bytes | str, context: Any = None) -> dict[str, Any]:

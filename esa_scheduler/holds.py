@@ -68,6 +68,22 @@ def state_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
     return Path(config.env(config.STATE_DIR, config.DEFAULT_STATE_DIR) or config.DEFAULT_STATE_DIR)
 
 
+def write_atomic(path: Path, data: bytes) -> None:
+    """Replace ``path`` by ``data`` through a synced temporary file and a rename, so a crash or a
+    concurrent reader never sees a partial file; creates the folder if needed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 class HoldStore:
     """Holds on disk; reads skip (and prune) expired ones so the folder cannot grow without bound."""
 
@@ -104,18 +120,7 @@ class HoldStore:
 
     def save(self, hold: Hold) -> None:
         """Write atomically: readers see the old file or the new one, never a partial one."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        data = json.dumps(hold.model_dump(mode="json"), indent=2, sort_keys=True).encode()
-        fd, tmp = tempfile.mkstemp(prefix=".hold-", suffix=".tmp", dir=self.root)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, self._path(hold.id))
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomic(self._path(hold.id), json.dumps(hold.model_dump(mode="json"), indent=2, sort_keys=True).encode())
 
     def remove(self, hold_ids: Iterable[str]) -> list[str]:
         """Delete holds by id; returns the ids that existed."""
