@@ -14,6 +14,8 @@ import hashlib
 import hmac
 import io
 import json
+import subprocess
+import sys
 import textwrap
 import time
 import uuid
@@ -599,3 +601,35 @@ def test_a_valid_notify_section_validates_without_its_variables(
     path = write_schedule(tmp_path, NOTIFY_BASE + textwrap.indent(targets, ""))
     code, out, err = run_cli(capsys, "validate", "--schedule", str(path))
     assert code == 0 and "valid" in out, err
+
+
+LOADED_NOTIFY_MODULES = """\
+import io, json, sys
+from esa_scheduler.credentials import Credentials
+from esa_scheduler.emulator import EMULATOR_ACCESS_KEY_ID, EMULATOR_ACCESS_KEY_SECRET, Emulator
+from esa_scheduler.function import Target, execute
+with Emulator(tasks=[{"TaskName": "access-a", "Status": "online"}]) as emulator:
+    target = Target(emulator.url, Credentials(EMULATOR_ACCESS_KEY_ID, EMULATOR_ACCESS_KEY_SECRET))
+    execute({"action": "reconcile"}, target=target, schedule_path=sys.argv[1], state=sys.argv[2],
+            environ={"ESA_MAX_RPS": "0"}, stream=io.StringIO())
+print(json.dumps(sorted(name for name in sys.modules if name.startswith("esa_scheduler.notify"))))
+"""
+
+
+@pytest.mark.parametrize(
+    ("notify", "loaded"),
+    [
+        ("", ["esa_scheduler.notify", "esa_scheduler.notify.model"]),
+        ("notify:\n  - {name: ops, kind: webhook, url_env: UNSET_HOOK_URL}\n", ["esa_scheduler.notify.dispatch"]),
+    ],
+    ids=["without-notify", "with-notify"],
+)
+def test_the_sender_is_imported_only_for_schedules_with_targets(tmp_path: Path, notify: str, loaded: list[str]) -> None:
+    """The timer's cold start pays for the ``notify:`` model only, unless the schedule has targets."""
+    schedule = write_schedule(tmp_path, "version: 1\ntasks:\n  - name: access-a\n" + notify)
+    command = [sys.executable, "-c", LOADED_NOTIFY_MODULES, str(schedule), str(tmp_path / "state")]
+    found = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
+    if notify:
+        assert set(loaded) <= set(found)
+    else:
+        assert found == loaded
