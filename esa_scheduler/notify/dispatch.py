@@ -132,7 +132,7 @@ async def send_all(
         if delivery.ok:
             log.info("notify.sent", **delivery.log_fields())
         else:
-            log.error("notify.failed", **delivery.log_fields())
+            log.warning("notify.failed", **delivery.log_fields())
     return list(deliveries)
 
 

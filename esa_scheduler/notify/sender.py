@@ -151,7 +151,8 @@ async def deliver(
                 http.post(outgoing.url, content=outgoing.body, headers=outgoing.headers), timeout=wait
             )
         except asyncio.TimeoutError:
-            return Delivery(target, False, attempts, None, None, f"no answer within {wait:.1f}s (deadline)")
+            why = " (deadline)" if wait < ATTEMPT_TIMEOUT else ""
+            return Delivery(target, False, attempts, None, None, f"no answer within {wait:.1f}s{why}")
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
             status, answer, retry = None, Answer(False, None, f"cannot connect: {type(exc).__name__}"), True
         except httpx.HTTPError as exc:
