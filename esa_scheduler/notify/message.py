@@ -173,17 +173,8 @@ def compose(target: NotifyTarget, facts: RunFacts, reminders: Sequence[Reminder]
         sections.append(Section(f"Coming up ({len(upcoming)})", lines))
     if not sections:
         return None
-    event = (
-        "run.blocked"
-        if blocked
-        else "run.failed"
-        if failed or run_error
-        else "run.changed"
-        if changed
-        else "holds.changed"
-        if hold_lines
-        else "reminder"
-    )
+    kinds = (("run.blocked", blocked), ("run.failed", failed or run_error), ("run.changed", changed))
+    event = next((name for name, present in kinds if present), "holds.changed" if hold_lines else "reminder")
     counts = [
         f"{len(changed)} changed" if changed else "",
         f"{len(failed)} failed" if failed else "",
