@@ -564,7 +564,10 @@ notify:
             "{name: x, kind: dingtalk, url: 'https://h/robot/send?access_token=abc'}",
             "notify[0] (x).url: unknown key 'url' (did you mean 'url_env'?)",
         ),
-        ("{name: x, kind: dingtalk, url_env: X, on: [changes]}", "notify[0] (x)[1]: Keys should be strings (got True)"),
+        (
+            "{name: x, kind: dingtalk, url_env: X, on: [changes]}",
+            "notify[0] (x): YAML 1.1 reads a bare 'on' key as true: write send_on",
+        ),
     ],
 )
 def test_validate_checks_the_structure_without_the_variables(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -36,6 +36,13 @@ class NotifySpec(BaseModel):
     send_on: list[Trigger] = Field(default_factory=lambda: list(DEFAULT_SEND_ON), min_length=1)
     before: str | None = None
     tasks: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare_on(cls, data: Any) -> Any:
+        if isinstance(data, dict) and True in data:
+            raise ValueError("YAML 1.1 reads a bare 'on' key as true: write send_on")
+        return data
 
     @field_validator("before")
     @classmethod
