@@ -503,6 +503,16 @@ def test_missing_variables_and_plain_http_fail_the_target_not_the_run(rig: Rig) 
     assert (summary.notified, summary.notify_failed) == (1, 2)
 
 
+def test_only_token_like_parts_of_a_url_are_masked(rig: Rig) -> None:
+    """``async=true`` in a URL must not make the masker turn every ``true`` in the logs into ``***``."""
+    rig.write(rig.target("hook", "webhook"))
+    rig.env["HOOK_URL"] += "?async=true"
+    summary, lines = rig.run(reconcile(NIGHT))
+
+    assert summary.notified == 1
+    assert named(lines, "run.summary")[0]["ok"] is True
+
+
 # --------------------------------------------------------------------------- notify test, validate
 
 

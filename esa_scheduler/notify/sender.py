@@ -66,15 +66,16 @@ class Delivery:
 
 
 def _register_url(url: str) -> None:
-    """Mask the whole URL and its token-bearing parts (query values, a long last path segment)."""
+    """Mask the whole URL and its token-like parts: long query values and a long last path segment.
+
+    Short values (``async=true``) are left alone: masking them would garble every log line."""
     register_secret(url)
     parts = urlsplit(url)
     register_secret(parts.password)
-    for _, value in parse_qsl(parts.query):
-        register_secret(value)
     last = parts.path.rstrip("/").rsplit("/", 1)[-1]
-    if len(last) >= _TOKEN_MIN_CHARS:
-        register_secret(last)
+    for value in (last, *(value for _, value in parse_qsl(parts.query))):
+        if len(value) >= _TOKEN_MIN_CHARS:
+            register_secret(value)
 
 
 def read_target(target: NotifyTarget, environ: Mapping[str, str]) -> tuple[str, str | None]:
