@@ -209,6 +209,17 @@ def _hold(args: argparse.Namespace) -> int:
     return commands[args.hold_command](args)
 
 
+def _notify(args: argparse.Namespace) -> int:
+    import os
+
+    from esa_scheduler.logs import RunLog
+    from esa_scheduler.notify.dispatch import send_test
+
+    delivery, line = send_test(args.name, args.schedule, os.environ, RunLog(stream=sys.stderr))
+    print(line)
+    return 0 if delivery.ok else 1
+
+
 def _schema(args: argparse.Namespace) -> int:
     from esa_scheduler.schema import schedule_json_schema
 
@@ -406,7 +417,27 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_commands(sub)
     _add_hold_commands(sub)
     _add_emulator_command(sub)
+    _add_notify_commands(sub)
     return parser
+
+
+def _add_notify_commands(sub: Subcommands) -> None:
+    notify = _command(
+        sub,
+        "notify",
+        "check a notification target",
+        "Targets are the schedule's notify: entries (DingTalk, Feishu/Lark, WeCom or a signed webhook).",
+    )
+    test = _command(
+        notify.add_subparsers(dest="notify_command", required=True),
+        "test",
+        "send a test message to the notify target NAME and print the service's answer",
+        "The URL and secret come from the variables its url_env and secret_env name. "
+        "Exit 0 when the service accepted it, 1 when it refused or could not be reached, 2 for an unknown NAME.",
+    )
+    test.add_argument("name", metavar="NAME", help="the name of a notify: entry in the schedule")
+    test.add_argument("--schedule", metavar="PATH", help=SCHEDULE_HELP)
+    test.set_defaults(func=_notify)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

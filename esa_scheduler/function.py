@@ -23,7 +23,7 @@ from esa_scheduler.errors import UserError
 from esa_scheduler.events import EventReader, Intent
 from esa_scheduler.holds import Hold, HoldStore, holds_touching, state_dir
 from esa_scheduler.logs import RunLog
-from esa_scheduler.reconciler import Reconciler, RunRequest, RunSummary
+from esa_scheduler.reconciler import AfterReconcile, Reconciler, RunRequest, RunSummary
 from esa_scheduler.schedule import load_schedule
 from esa_scheduler.statefile import last_completed_run, record_completed_run, transitions_since
 from esa_scheduler.timeutil import now_utc
@@ -80,11 +80,12 @@ def fail_on_error(environ: Mapping[str, str] | None = None) -> bool:
 
 
 class HoldChanges(NamedTuple):
-    """Holds in force after this event, before it, and the selectors it touched."""
+    """Holds in force after this event, before it, the selectors it touched, and the holds it released."""
 
     current: tuple[Hold, ...]
     previous: tuple[Hold, ...]
     touched: tuple[str, ...]
+    released: tuple[Hold, ...] = ()
 
 
 def apply_hold_changes(intent: Intent, store: HoldStore, log: RunLog, since: datetime | None = None) -> HoldChanges:
@@ -113,7 +114,7 @@ def apply_hold_changes(intent: Intent, store: HoldStore, log: RunLog, since: dat
     for hold in released:
         log.info("hold.released", hold_id=hold.id, tasks=list(hold.tasks), dry_run=intent.dry_run)
     touched = tuple(s for h in (*intent.new_holds, *released) for s in h.tasks)
-    return HoldChanges(current, tuple(recent), touched)
+    return HoldChanges(current, tuple(recent), touched, tuple(released))
 
 
 def _client_for(
@@ -170,7 +171,7 @@ def execute(
     log.info("run.start", at=intent.at, sources=list(intent.sources), dry_run=intent.dry_run, force=intent.force)
     root = state_dir(state)
     since = transitions_since(last_completed_run(root), intent.at, schedule.tick)
-    holds, previous, touched = apply_hold_changes(intent, HoldStore(root), log, since)
+    holds, previous, touched, released = apply_hold_changes(intent, HoldStore(root), log, since)
     request = RunRequest(
         at=intent.at,
         holds=holds,
@@ -181,15 +182,22 @@ def execute(
         force=intent.force,
         deadline=deadline,
     )
-    summary = asyncio.run(_reconcile(schedule, client, log, request))
+    notifier = None
+    if schedule.notify:
+        from esa_scheduler.notify.dispatch import Notifier
+
+        notifier = Notifier(schedule, holds, previous, intent.new_holds, released, root, env, request.deadline, log)
+    summary = asyncio.run(_reconcile(schedule, client, log, request, notifier))
     if not (summary.failed or summary.dry_run or target.ephemeral):
         record_completed_run(root, intent.at)
     return summary
 
 
-async def _reconcile(schedule: Any, client: EsaClient, log: RunLog, request: RunRequest) -> RunSummary:
+async def _reconcile(
+    schedule: Any, client: EsaClient, log: RunLog, request: RunRequest, notifier: AfterReconcile | None = None
+) -> RunSummary:
     async with client:
-        return await Reconciler(schedule, client, log).run(request)
+        return await Reconciler(schedule, client, log, after=notifier).run(request)
 
 
 def handle(event: bytes | str, context: Any = None) -> dict[str, Any]:

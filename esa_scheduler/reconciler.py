@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -88,6 +88,8 @@ class RunSummary:
     next_change: datetime | None = None
     blocked: str | None = None
     error: str | None = None
+    notified: int = 0
+    notify_failed: int = 0
 
     @property
     def counts(self) -> dict[str, int]:
@@ -120,7 +122,13 @@ class RunSummary:
             "blocked": self.blocked,
             "error": self.error,
             "ok": not self.failed,
+            "notified": self.notified,
+            "notify_failed": self.notify_failed,
         }
+
+
+AfterReconcile = Callable[[RunSummary], Awaitable[None]]
+"""Runs once the ESA calls are done, before ``run.summary`` is written (notifications)."""
 
 
 def _mode(modes: Iterable[str]) -> str:
@@ -144,11 +152,13 @@ class Reconciler:
         client: EsaClient,
         log: RunLog,
         clock: Callable[[], float] = time.monotonic,
+        after: AfterReconcile | None = None,
     ) -> None:
         self.schedule = schedule
         self.client = client
         self.log = log
         self.clock = clock
+        self.after = after
 
     async def _inventory(self) -> dict[TaskRef, str]:
         sites = _site_ids(self.schedule)
@@ -172,7 +182,7 @@ class Reconciler:
         except EsaApiError as exc:
             summary.error = str(exc)
             self.log.error("run.inventory_failed", error_code=exc.code, error=str(exc))
-            return self._finish(summary, started)
+            return await self._finish(summary, started)
         tasks = managed_tasks(self.schedule, current)
         summary.mode = _mode(t.mode for t in tasks)
         planner = Planner(self.schedule, request.at, request.holds)
@@ -193,11 +203,11 @@ class Reconciler:
             for result in pending:
                 result.action, result.error = "skipped", f"safety: {summary.blocked}"
                 self._record(summary, result)
-            return self._finish(summary, started)
+            return await self._finish(summary, started)
         await self._apply_all(summary, pending, request.deadline)
         if summary.undone and summary.error is None:
             summary.error = f"{DEADLINE}: {summary.undone} task(s) not done before the run's deadline"
-        return self._finish(summary, started)
+        return await self._finish(summary, started)
 
     async def _apply_all(self, summary: RunSummary, pending: list[TaskResult], deadline: float | None) -> None:
         """As many workers as the client allows in flight, so 10,000 changes are not 10,000 tasks in memory."""
@@ -287,9 +297,11 @@ class Reconciler:
         else:
             self.log.info("task.result", **result.to_log())
 
-    def _finish(self, summary: RunSummary, started: float) -> RunSummary:
+    async def _finish(self, summary: RunSummary, started: float) -> RunSummary:
         summary.api_calls = self.client.api_calls
         summary.duration_ms = round((self.clock() - started) * 1000)
+        if self.after is not None:
+            await self.after(summary)
         fields = summary.to_json()
         if summary.failed:
             self.log.error("run.summary", **fields)

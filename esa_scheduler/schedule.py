@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from esa_scheduler import config
 from esa_scheduler.cron import CronExpr, wall_to_instant
 from esa_scheduler.errors import ScheduleError
+from esa_scheduler.notify.model import NotifySpec, NotifyTarget
 from esa_scheduler.timeutil import UTC, in_range, parse_datetime, parse_duration, parse_instant, zone
 
 Status = Literal["online", "offline"]
@@ -190,6 +191,7 @@ class ScheduleFileSpec(_Strict):
     windows: list[WindowSpec] = Field(default_factory=list)
     incidents: list[IncidentSpec] = Field(default_factory=list)
     expect: list[ExpectSpec] = Field(default_factory=list)
+    notify: list[NotifySpec] = Field(default_factory=list)
 
     @field_validator("version", mode="before")
     @classmethod
@@ -276,6 +278,7 @@ class Schedule:
     safety: Safety = field(default_factory=Safety)
     files: tuple[str, ...] = ()
     expectations: tuple[Expectation, ...] = ()
+    notify: tuple[NotifyTarget, ...] = ()
 
     @property
     def explicit_tasks(self) -> tuple[TaskRule, ...]:
@@ -339,12 +342,14 @@ class _ParsedFile:
     tasks: list[tuple[int, TaskSpec]]
     windows: list[tuple[int, WindowSpec]]
     incidents: list[tuple[int, IncidentSpec]]
+    notify: list[tuple[int, NotifySpec]]
 
 
-_SECTIONS: dict[str, type[TaskSpec] | type[WindowSpec] | type[IncidentSpec]] = {
+_SECTIONS: dict[str, type[BaseModel]] = {
     "tasks": TaskSpec,
     "windows": WindowSpec,
     "incidents": IncidentSpec,
+    "notify": NotifySpec,
 }
 
 
@@ -390,11 +395,11 @@ def _parse_file(file: Path, problems: list[str]) -> _ParsedFile | None:
     except ValidationError as exc:
         problems.extend(f"{file}: {_describe(err, raw)}" for err in exc.errors())
         return None
-    return _ParsedFile(str(file), spec, entries["tasks"], entries["windows"], entries["incidents"])
+    return _ParsedFile(str(file), spec, entries["tasks"], entries["windows"], entries["incidents"], entries["notify"])
 
 
 def _validate_entry(
-    model: type[_Strict],
+    model: type[BaseModel],
     item: Any,
     prefix: tuple[str, int],
     raw: dict[str, Any],
@@ -429,6 +434,7 @@ _FIELD_NAMES: dict[str, tuple[str, ...]] = {
     "tasks": tuple(TaskSpec.model_fields),
     "windows": tuple(WindowSpec.model_fields),
     "incidents": tuple(IncidentSpec.model_fields),
+    "notify": tuple(NotifySpec.model_fields),
     "safety": tuple(SafetySpec.model_fields),
     "match": tuple(MatchSpec.model_fields),
     "release_on": tuple(MatchSpec.model_fields),
@@ -481,6 +487,8 @@ def _resolve(parsed: list[_ParsedFile], problems: list[str]) -> Schedule | None:
     incidents: list[IncidentRule] = []
     seen_windows: dict[str, str] = {}
     seen_incidents: dict[str, str] = {}
+    seen_targets: dict[str, str] = {}
+    targets: list[NotifyTarget] = []
     for pf in parsed:
         file = pf.file
         file_tz = _zone(pf.spec.timezone, f"{file}: timezone", problems)
@@ -500,6 +508,14 @@ def _resolve(parsed: list[_ParsedFile], problems: list[str]) -> Schedule | None:
                 incidents.append(
                     IncidentRule(rule.name, rule.match, tuple(rule.tasks), rule.status, ttl, rule.release_on, file)
                 )
+        for index, target in pf.notify:
+            where = f"{file}: notify[{index}] ({target.name})"
+            _check_unique(target.name, where, seen_targets, problems)
+            _check_selectors(target.tasks, where, probe, problems)
+            for i, selector in enumerate(target.tasks):
+                if is_glob(selector) and not probe.selector_may_match(selector):
+                    problems.append(f"{where}.tasks[{i}]: {selector!r} matches no managed task")
+            targets.append(NotifyTarget(target, file_tz, file))
     tick_file, tick = _single_setting(parsed, "tick", problems)
     _, safety = _single_setting(parsed, "safety", problems)
     tick_delta = _duration(tick, f"{tick_file}: tick", problems) if isinstance(tick, str) else None
@@ -513,6 +529,7 @@ def _resolve(parsed: list[_ParsedFile], problems: list[str]) -> Schedule | None:
         safety=Safety(safety.max_changes, safety.max_change_ratio) if isinstance(safety, SafetySpec) else Safety(),
         files=tuple(pf.file for pf in parsed),
         expectations=tuple(Expectation(pf.file, i, e) for pf in parsed for i, e in enumerate(pf.spec.expect)),
+        notify=tuple(targets),
     )
 
 

@@ -9,11 +9,17 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import textwrap
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
@@ -132,3 +138,86 @@ def updates(emulator: Emulator) -> int:
     """How many status updates (account and site) the emulator has served."""
     by_action = emulator.stats["by_action"]
     return int(by_action.get("UpdateUserDeliveryTaskStatus", 0) + by_action.get("UpdateSiteDeliveryTaskStatus", 0))
+
+
+# --------------------------------------------------------------------------- notification receivers
+
+
+@dataclass(frozen=True)
+class Received:
+    """One POST a receiver got: path, decoded query, headers (lower-case names) and the raw body."""
+
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+Answer = tuple[int, Any]
+"""What a receiver answers: HTTP status and a JSON value."""
+
+
+class Receiver:
+    """A threaded HTTP server on 127.0.0.1 that plays a notification service.
+
+    ``respond`` sees each request (recorded first) and returns the answer; it may block on
+    ``release`` to play a service that never answers. Stopping sets ``release`` so no thread lingers.
+    """
+
+    def __init__(self, respond: Callable[[Received], Answer]) -> None:
+        self.respond = respond
+        self.received: list[Received] = []
+        self.release = threading.Event()
+        self._lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                parts = urlsplit(self.path)
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                request = Received(
+                    parts.path,
+                    dict(parse_qsl(parts.query)),
+                    {name.lower(): value for name, value in self.headers.items()},
+                    body,
+                )
+                with receiver._lock:
+                    receiver.received.append(request)
+                status, answer = receiver.respond(request)
+                data = json.dumps(answer).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                del format, args
+
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+
+            def handle_error(self, request: Any, client_address: Any) -> None:
+                """A sender that gave up (a deadline) leaves a closed socket behind: expected here."""
+                if not isinstance(sys.exc_info()[1], ConnectionError):
+                    super().handle_error(request, client_address)
+
+        self._server = Server(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_port}"
+
+    def __enter__(self) -> Receiver:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release.set()
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()

@@ -387,7 +387,7 @@ def test_help_speaks_to_users(capsys: pytest.CaptureFixture[str]) -> None:
     internal = _module_docstrings()
     assert internal
     commands = list(_parsers(cli.build_parser()))
-    assert len(commands) == 11
+    assert len(commands) == 13
     for name, parser in commands:
         code, out, _ = run_cli(capsys, *name.split()[1:], "--help")
         assert code == 0, name

@@ -2,7 +2,8 @@
 
 (a) Representative flows run with distinctive, per-test AccessKey secrets and STS tokens: a good
     run, a failing run, a rejected event, credential-chain failures, signature failures (with and
-    without a token), and ``invoke`` with a context file carrying STS credentials. Everything they
+    without a token), ``invoke`` with a context file carrying STS credentials, and notification
+    targets whose URL token and signing secret are the per-test token and secret. Everything they
     produce is collected (stdout, stderr, JSON log lines, return values, exception messages, reprs
     and formatted tracebacks, hold files) and must contain neither the secret nor the token.
     The secrets are fresh per test, so the logger's process-wide mask list (filled by earlier
@@ -27,7 +28,7 @@ from typing import Any
 
 import httpx
 import pytest
-from helpers import clean_environment, endpoint_env, fc_context, set_env
+from helpers import Received, Receiver, clean_environment, endpoint_env, fc_context, set_env
 
 from esa_scheduler import cli
 from esa_scheduler.client import check_endpoint
@@ -36,6 +37,7 @@ from esa_scheduler.emulator import Emulator
 from esa_scheduler.errors import ConfigError, UserError
 from esa_scheduler.fc_context import load_context
 from esa_scheduler.function import RunFailed, Target, execute, handle
+from esa_scheduler.logs import MASK
 from esa_scheduler.transport import KeepAliveTransport
 
 SCHEDULE = """\
@@ -347,6 +349,45 @@ def test_execute_with_explicit_sts_credentials(lab: Lab, keys: Keys) -> None:
     lab.seen.text("summary repr", repr(summary))
     lab.seen.text("credentials repr", repr(credentials))
     lab.seen.error("RunFailed", RunFailed(summary))
+    lab.seen.assert_clean(keys)
+
+
+def test_notification_url_tokens_and_secrets_never_surface(lab: Lab, keys: Keys) -> None:
+    """Robot URLs carry the token (``keys.token`` here) and targets sign with ``keys.secret``. One
+    robot echoes its whole request URL back in its error message, one webhook is accepted, one URL is
+    plain http off loopback and one variable is missing: runs, the handler and ``notify test`` must
+    never show the token or the secret, whatever path the message takes."""
+
+    def echoing(request: Received) -> tuple[int, Any]:
+        return 200, {"errcode": 310000, "errmsg": f"sign not match for {request.path}?{request.query}"}
+
+    with sts_emulator(keys) as emulator, Receiver(echoing) as robot, Receiver(lambda _: (202, {})) as hook:
+        lab.point_at(emulator.url, keys.ak_id, keys.ak_secret)
+        lab.env(
+            ROBOT_URL=f"{robot.base}/robot/send?access_token={keys.token}",
+            HOOK_URL=f"{hook.base}/hooks/{keys.token}",
+            PLAIN_URL=f"http://192.0.2.7/cgi-bin/webhook/send?key={keys.token}",
+            SIGNING_SECRET=keys.secret,
+        )
+        targets = [
+            "  - {name: robot, kind: dingtalk, url_env: ROBOT_URL, secret_env: SIGNING_SECRET}",
+            "  - {name: hook, kind: webhook, url_env: HOOK_URL, secret_env: SIGNING_SECRET}",
+            "  - {name: plain, kind: wecom, url_env: PLAIN_URL}",
+            "  - {name: unset, kind: feishu, url_env: UNSET_URL, secret_env: SIGNING_SECRET}",
+        ]
+        lab.schedule.write_text(SCHEDULE + "notify:\n" + "\n".join(targets) + "\n", encoding="utf-8")
+        assert lab.cli("run --json", "run", "--json", "--state-dir", str(lab.state)) == 0
+        emulator.set_status("access-a", "offline")
+        assert lab.handler("handler timer", b'{"triggerTime": "2026-11-28T12:00:00Z"}', fc_context()) is None
+        codes = {
+            name: lab.cli(f"notify test {name}", "notify", "test", name) for name in ("robot", "hook", "plain", "unset")
+        }
+        assert codes == {"robot": 1, "hook": 0, "plain": 1, "unset": 1}
+        assert len(robot.received) == 3 and len(hook.received) == 3
+        assert {r.query["access_token"] for r in robot.received} == {keys.token}, "the token was really used"
+    echoed = [value for _, value in lab.seen.items if "sign not match for /robot/send?" in value]
+    assert echoed and all(MASK in value for value in echoed), "the robot's echo reached the output, masked"
+    lab.seen.files("state", lab.state)
     lab.seen.assert_clean(keys)
 
 

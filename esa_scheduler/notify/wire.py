@@ -1,0 +1,73 @@
+"""What every service module provides: the request to send, and how to read the service's answer.
+
+Chat services answer HTTP 200 with their own code in the body (``errcode``/``code``), so success,
+throttling and rejection are read from the body; plain webhooks are judged by the HTTP status.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+JSON_TYPE = "application/json; charset=utf-8"
+DETAIL_CHARS = 200
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One POST: where, with which headers, and the exact bytes (signatures cover these bytes)."""
+
+    url: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The service's verdict; ``code`` is its own code (``errcode``/``code``) when it sends one."""
+
+    ok: bool
+    code: str | None
+    detail: str
+    throttled: bool = False
+
+
+def json_body(payload: dict[str, Any]) -> bytes:
+    """UTF-8 JSON, not ASCII-escaped: the chat services count message size in bytes."""
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def hmac_sha256(key: str, message: str | bytes) -> bytes:
+    """HMAC-SHA256 keyed by UTF-8 text, the primitive all three signing schemes use."""
+    data = message.encode("utf-8") if isinstance(message, str) else message
+    return hmac.new(key.encode("utf-8"), data, hashlib.sha256).digest()
+
+
+def b64(raw: bytes) -> str:
+    """Standard base64 text."""
+    return base64.b64encode(raw).decode("ascii")
+
+
+def with_query(url: str, extra: str) -> str:
+    """``url`` with ``extra`` (already encoded) appended to its query string."""
+    parts = urlsplit(url)
+    query = f"{parts.query}&{extra}" if parts.query else extra
+    return urlunsplit(parts._replace(query=query))
+
+
+def coded_answer(body: bytes, field: str, throttled: frozenset[str]) -> Answer:
+    """Read ``{field: 0, ...msg}`` answers; a non-JSON body is a failure without a code."""
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return Answer(False, None, body[:DETAIL_CHARS].decode("utf-8", "replace"))
+    if not isinstance(payload, dict) or field not in payload:
+        return Answer(False, None, body[:DETAIL_CHARS].decode("utf-8", "replace"))
+    code = str(payload[field])
+    message = payload.get("errmsg") or payload.get("msg") or payload.get("StatusMessage") or ""
+    return Answer(code == "0", code, str(message)[:DETAIL_CHARS], code in throttled)
