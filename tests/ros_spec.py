@@ -95,26 +95,20 @@ _GET_ATT = re.compile(r"this\.getAtt\('([^']+)'\)")
 _MAPPER_LINK = re.compile(r"(\w+Validator)\(properties\)\.assertSuccess\(\);")
 _MAPPER_RETURN = re.compile(r"return \{\n(.*?)\n\s*\};", re.S)
 _MAPPER_ENTRY = re.compile(r"'([^']+)': (.+)\(properties\.(\w+)\),")  # names are as the spec spells them
-_PRIMITIVE_MAPPERS = {
-    "ros.stringToRosTemplate": Shape("string"),
-    "ros.numberToRosTemplate": Shape("number"),
-    "ros.booleanToRosTemplate": Shape("boolean"),
-    "ros.objectToRosTemplate": Shape("any"),
-    "ros.anyDictToRosTemplate": Shape("map", item=Shape("any")),
-}
+# Each primitive shape as the mappers and as the validators spell it.
+_PRIMITIVES = (
+    (Shape("string"), "ros.stringToRosTemplate", "ros.validateString"),
+    (Shape("number"), "ros.numberToRosTemplate", "ros.validateNumber"),
+    (Shape("boolean"), "ros.booleanToRosTemplate", "ros.validateBoolean"),
+    (Shape("any"), "ros.objectToRosTemplate", "ros.validateAny"),
+    (Shape("map", item=Shape("any")), "ros.anyDictToRosTemplate", "ros.validateAnyDict"),
+)
 _PYTHON_TYPES: dict[str, type | tuple[type, ...]] = {
     "string": str,
     "number": (int, float),
     "boolean": bool,
     "list": list,
     "map": dict,
-}
-_PRIMITIVE_VALIDATORS = {
-    "ros.validateString": Shape("string"),
-    "ros.validateNumber": Shape("number"),
-    "ros.validateBoolean": Shape("boolean"),
-    "ros.validateAny": Shape("any"),
-    "ros.validateAnyDict": Shape("map", item=Shape("any")),
 }
 # One validator statement each; together they must account for the whole validator body.
 _V_REQUIRED = re.compile(
@@ -164,28 +158,41 @@ def _js_regex(source: str, flags: str, where: str) -> re.Pattern[str]:
         raise SpecFormatError(f"{where}: cannot read /{source}/ as a Python regex: {error}") from error
 
 
-def _mapper_shape(expression: str, where: str) -> Shape:
-    if expression in _PRIMITIVE_MAPPERS:
-        return _PRIMITIVE_MAPPERS[expression]
-    container = re.fullmatch(r"ros\.(hashMapper|listMapper)\((.+)\)", expression)
+@dataclass(frozen=True)
+class _Spelling:
+    """How one side of the generated code writes a shape: the mappers, or the validators."""
+
+    what: str
+    primitives: Mapping[str, Shape]
+    container: re.Pattern[str]  # group 1: the map or list function, group 2: its element's spelling
+    map_function: str
+    struct: re.Pattern[str]
+
+
+def _spelling(what: str, column: int, map_function: str, list_function: str, struct: str) -> _Spelling:
+    return _Spelling(
+        what=what,
+        primitives={str(row[column]): row[0] for row in _PRIMITIVES},
+        container=re.compile(rf"ros\.({map_function}|{list_function})\((.+)\)"),
+        map_function=map_function,
+        struct=re.compile(struct),
+    )
+
+
+_MAPPERS = _spelling("mapper", 1, "hashMapper", "listMapper", r"ros\w+PropertyToRosTemplate")
+_VALIDATORS = _spelling("validator", 2, "hashValidator", "listValidator", r"Ros\w+PropertyValidator")
+
+
+def _shape(expression: str, spelling: _Spelling, where: str) -> Shape:
+    if expression in spelling.primitives:
+        return spelling.primitives[expression]
+    container = spelling.container.fullmatch(expression)
     if container:
-        kind = "map" if container.group(1) == "hashMapper" else "list"
-        return Shape(kind, item=_mapper_shape(container.group(2), where))
-    if re.fullmatch(r"ros\w+PropertyToRosTemplate", expression):
+        kind = "map" if container.group(1) == spelling.map_function else "list"
+        return Shape(kind, item=_shape(container.group(2), spelling, where))
+    if spelling.struct.fullmatch(expression):
         return Shape("struct", struct=expression)
-    raise SpecFormatError(f"{where}: unknown mapper {expression!r}")
-
-
-def _validator_shape(expression: str, where: str) -> Shape:
-    if expression in _PRIMITIVE_VALIDATORS:
-        return _PRIMITIVE_VALIDATORS[expression]
-    container = re.fullmatch(r"ros\.(hashValidator|listValidator)\((.+)\)", expression)
-    if container:
-        kind = "map" if container.group(1) == "hashValidator" else "list"
-        return Shape(kind, item=_validator_shape(container.group(2), where))
-    if re.fullmatch(r"Ros\w+PropertyValidator", expression):
-        return Shape("struct")
-    raise SpecFormatError(f"{where}: unknown validator {expression!r}")
+    raise SpecFormatError(f"{where}: unknown {spelling.what} {expression!r}")
 
 
 def _same_kind(mapped: Shape, validated: Shape) -> bool:
@@ -221,7 +228,7 @@ def _parse_validator(body: str, where: str) -> dict[str, dict[str, Any]]:
         return note(match.group(1), pattern=_js_regex(match.group(2), match.group(3), where))
 
     def typed(match: re.Match[str]) -> str:
-        return note(match.group(1), validated=_validator_shape(match.group(2), where))
+        return note(match.group(1), validated=_shape(match.group(2), _VALIDATORS, where))
 
     rest = _V_REQUIRED.sub(lambda match: note(match.group(1), required=True), body)
     rest = _V_BOUNDS.sub(bounds, rest)
@@ -260,7 +267,7 @@ def _parse_service(text: str, package: str) -> ServiceSpec:
             if entry is None:
                 raise SpecFormatError(f"{where}: cannot read {line.strip()!r}")
             pascal, expression, camel = entry.groups()
-            shape = _mapper_shape(expression, where)
+            shape = _shape(expression, _MAPPERS, where)
             known = dict(facts.get(camel, {}))
             validated = known.pop("validated", None)
             if validated is not None and not _same_kind(shape, validated):
