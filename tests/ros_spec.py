@@ -72,14 +72,18 @@ class Struct:
 
 @dataclass(frozen=True)
 class ResourceType:
+    """One ``ALIYUN::<service>::<type>``: its properties, its ``Fn::GetAtt`` attributes, where it was read."""
+
     name: str
     properties: Struct
     attributes: frozenset[str]
-    package: str
+    package: str  # the distribution and version it came from, as pinned: "ros-cdk-fc3==1.15.0"
 
 
 @dataclass(frozen=True)
 class ServiceSpec:
+    """Everything one ``<service>.generated.js`` specifies."""
+
     resources: Mapping[str, ResourceType]
     structs: Mapping[str, Struct]  # by mapper function name
 
@@ -241,7 +245,8 @@ def _parse_validator(body: str, where: str) -> dict[str, dict[str, Any]]:
     return facts
 
 
-def _parse_service(text: str, package: str) -> ServiceSpec:
+def parse_service(text: str, package: str) -> ServiceSpec:
+    """The resource types and property structs of one ``<service>.generated.js``; strict, see above."""
     functions: dict[str, tuple[str, str | None]] = {}  # name -> (body, title of the struct it renders)
     previous_end = 0
     for match in _FUNCTION.finditer(text):
@@ -301,9 +306,8 @@ def package_for(resource_type: str) -> str:
     return f"ros-cdk-{parts[1].lower()}"
 
 
-@functools.cache
-def service_spec(package: str) -> ServiceSpec:
-    """The parsed specification in the installed ``package``; parsed once per test session."""
+def generated_source(package: str) -> tuple[str, str]:
+    """``(text of <service>.generated.js, "package==version")`` from the installed ``package``'s wheel."""
     try:
         distribution = importlib.metadata.distribution(package)
     except importlib.metadata.PackageNotFoundError as error:
@@ -317,8 +321,13 @@ def service_spec(package: str) -> ServiceSpec:
         extracted = archive.extractfile(member)
         if extracted is None:
             raise SpecFormatError(f"{package}: {member} missing from {archives[0]}")
-        text = extracted.read().decode("utf-8")
-    return _parse_service(text, f"{package}=={distribution.version}")
+        return extracted.read().decode("utf-8"), f"{package}=={distribution.version}"
+
+
+@functools.cache
+def service_spec(package: str) -> ServiceSpec:
+    """The parsed specification in the installed ``package``; parsed once per test session."""
+    return parse_service(*generated_source(package))
 
 
 def resource_type(name: str) -> ResourceType:

@@ -33,7 +33,18 @@ import yaml
 from croniter import croniter
 from hypothesis import HealthCheck, find, given, settings
 from hypothesis import strategies as st
-from ros_spec import PSEUDO_PARAMETERS, Evaluation, Scenario, Unresolved, problems, references, resource_type
+from ros_spec import (
+    PSEUDO_PARAMETERS,
+    Evaluation,
+    Scenario,
+    SpecFormatError,
+    Unresolved,
+    generated_source,
+    parse_service,
+    problems,
+    references,
+    resource_type,
+)
 
 from esa_scheduler import config
 from esa_scheduler.client import ACTIONS
@@ -386,6 +397,27 @@ def test_an_allowed_value_list_from_the_specification_is_enforced(template: dict
     broken = {**properties, "KeyIndices": [{**message, "Type": "jsonb"}]}
     (found,) = problems("ALIYUN::SLS::Index", broken, "LogIndex")
     assert found == "LogIndex.KeyIndices[0].Type: 'jsonb' is not one of ['text', 'long', 'double', 'json']"
+
+
+@pytest.mark.parametrize(
+    ("original", "replacement", "complaint"),
+    [
+        ("ros.validateBoolean)(properties.asyncTask)", "ros.validateDate)(properties.asyncTask)", "unknown validator"),
+        ("'AsyncTask': ros.booleanToRosTemplate(", "'AsyncTask': ros.dateToRosTemplate(", "unknown mapper"),
+        (
+            "errors.collect(ros.propertyValidator('asyncTask'",
+            "errors.check(ros.propertyValidator('asyncTask'",
+            "cannot read",
+        ),
+        ("'AsyncTask': ros.booleanToRosTemplate(", "'AsyncTask': ros.stringToRosTemplate(", "validates as"),
+    ],
+)
+def test_the_specification_reader_refuses_what_it_cannot_read(original: str, replacement: str, complaint: str) -> None:
+    # A construct a later ros-cdk release adds must stop the suite, not be skipped silently.
+    text, package = generated_source("ros-cdk-fc3")
+    assert text.count(original) == 1
+    with pytest.raises(SpecFormatError, match=complaint):
+        parse_service(text.replace(original, replacement), package)
 
 
 def test_parameters_reach_the_limits_the_specification_allows(template: dict[str, Any]) -> None:
