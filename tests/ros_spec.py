@@ -267,17 +267,21 @@ def parse_service(text: str, package: str) -> ServiceSpec:
             raise SpecFormatError(f"{where}: no validator call or no returned object")
         facts = _parse_validator(functions[link.group(1)][0], f"{package}: {link.group(1)}")
         rules: dict[str, Rule] = {}
+        mapped: set[str] = set()
         for line in returned.group(1).splitlines():
             entry = _MAPPER_ENTRY.fullmatch(line.strip())
             if entry is None:
                 raise SpecFormatError(f"{where}: cannot read {line.strip()!r}")
             pascal, expression, camel = entry.groups()
+            mapped.add(camel)
             shape = _shape(expression, _MAPPERS, where)
             known = dict(facts.get(camel, {}))
             validated = known.pop("validated", None)
             if validated is not None and not _same_kind(shape, validated):
                 raise SpecFormatError(f"{where}: {pascal} maps as {shape.describe()} but validates as a {validated}")
             rules[pascal] = Rule(shape=shape, **known)
+        if set(facts) - mapped:
+            raise SpecFormatError(f"{where}: validated but never rendered: {sorted(set(facts) - mapped)}")
         structs[name] = Struct(title=title, rules=rules)
 
     type_names = dict(_TYPE_NAME.findall(text))
@@ -318,7 +322,10 @@ def generated_source(package: str) -> tuple[str, str]:
     service = package.removeprefix("ros-cdk-")
     member = f"package/lib/{service}.generated.js"
     with tarfile.open(str(distribution.locate_file(archives[0])), "r:gz") as archive:
-        extracted = archive.extractfile(member)
+        try:
+            extracted = archive.extractfile(member)
+        except KeyError:
+            extracted = None
         if extracted is None:
             raise SpecFormatError(f"{package}: {member} missing from {archives[0]}")
         return extracted.read().decode("utf-8"), f"{package}=={distribution.version}"
