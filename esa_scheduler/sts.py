@@ -127,7 +127,8 @@ class RoleSessionCache:
     """AssumeRole results per (caller AccessKeyId, role ARN), reused until shortly before expiry.
 
     One ``AssumeRole`` is in flight per key however many coroutines ask at once: targets sharing a
-    role share its session instead of each spending STS quota on an identical token.
+    role share its session instead of each spending STS quota on an identical token. Use it from
+    one event loop at a time (a new loop, as in each warm FC invocation, is fine).
     """
 
     def __init__(
