@@ -10,6 +10,7 @@ import threading
 from typing import Any
 
 import pytest
+from helpers import official_sdk_config
 
 from esa_scheduler.acs import AcsClient, ApiRequest, ClientSettings
 from esa_scheduler.client import EsaApiError, EsaClient
@@ -214,20 +215,11 @@ def test_sync_invocations_answer_the_functions_result_or_its_error() -> None:
 def test_official_fc_sdk_invokes_asynchronously_on_the_emulator(monkeypatch: pytest.MonkeyPatch) -> None:
     from alibabacloud_fc20230330 import models
     from alibabacloud_fc20230330.client import Client
-    from alibabacloud_tea_openapi import models as open_api_models
     from alibabacloud_tea_openapi.exceptions import ClientException
 
-    for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
-        monkeypatch.delenv(name, raising=False)
     body = Recorder()
     with Emulator(functions={"esa-scheduler": body}) as emu:
-        config = open_api_models.Config(
-            access_key_id=EMULATOR_ACCESS_KEY_ID,
-            access_key_secret=EMULATOR_ACCESS_KEY_SECRET,
-            endpoint=emu.url.removeprefix("http://"),
-            protocol="http",
-        )
-        sdk = Client(config)
+        sdk = Client(official_sdk_config(monkeypatch, emu.url))
 
         def submit(task_id: str) -> Any:
             headers = models.InvokeFunctionHeaders(x_fc_invocation_type="Async", x_fc_async_task_id=task_id)

@@ -8,7 +8,9 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
+from helpers import official_sdk_config
 
 from esa_scheduler import logs, sts
 from esa_scheduler.acs import AcsClient, ApiRequest, ClientSettings
@@ -335,19 +337,10 @@ def test_official_sts_sdk_assumes_a_role_on_the_emulator(
 ) -> None:
     from alibabacloud_sts20150401 import models
     from alibabacloud_sts20150401.client import Client
-    from alibabacloud_tea_openapi import models as open_api_models
     from alibabacloud_tea_openapi.exceptions import ClientException
 
-    for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
-        monkeypatch.delenv(name, raising=False)
     clock.now = datetime.now(START.tzinfo).replace(microsecond=0)  # the SDK signs with the real time
-    config = open_api_models.Config(
-        access_key_id=EMULATOR_ACCESS_KEY_ID,
-        access_key_secret=EMULATOR_ACCESS_KEY_SECRET,
-        endpoint=fleet.url.removeprefix("http://"),
-        protocol="http",
-    )
-    sdk = Client(config)
+    sdk = Client(official_sdk_config(monkeypatch, fleet.url))
     request = models.AssumeRoleRequest(role_arn=TARGET_ROLE, role_session_name="sdk-session", duration_seconds=1200)
     answer: Any = sdk.assume_role(request).body
     issued = answer.credentials
@@ -368,3 +361,34 @@ def test_official_sts_sdk_assumes_a_role_on_the_emulator(
     with pytest.raises(ClientException) as denied:
         sdk.assume_role(models.AssumeRoleRequest(role_arn=DENIED_ROLE, role_session_name="sdk-session"))
     assert (denied.value.code, denied.value.status_code) == ("NoPermission", 403)
+
+
+@pytest.mark.parametrize(
+    ("credentials", "what"),
+    [
+        ({"AccessKeySecret": "issued-secret-value", "SecurityToken": "issued-token-value"}, "missing Credentials"),
+        (
+            {
+                "AccessKeyId": "STS.x",
+                "AccessKeySecret": "issued-secret-value",
+                "SecurityToken": "issued-token-value",
+                "Expiration": "soon",
+            },
+            "Credentials.Expiration 'soon' is not an instant",
+        ),
+    ],
+)
+def test_a_malformed_answer_fails_closed_without_showing_what_it_issued(credentials: dict[str, str], what: str) -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"RequestId": "r-1", "Credentials": credentials})
+
+    async def go() -> None:
+        transport = httpx.MockTransport(answer)
+        async with StsClient("https://sts.aliyuncs.com", SCHEDULER, FAST, transport=transport) as client:
+            await client.assume_role(TARGET_ROLE, "esa-scheduler-run1")
+
+    with pytest.raises(EsaApiError) as info:
+        asyncio.run(go())
+    assert info.value.code == "MalformedResponse"
+    assert what in info.value.message
+    assert {"issued-secret-value", "issued-token-value"} <= logs._secrets
