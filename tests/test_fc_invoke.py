@@ -7,6 +7,7 @@ import asyncio
 import io
 import json
 import threading
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -24,7 +25,7 @@ from esa_scheduler.emulator import (
     Emulator,
     Invocation,
 )
-from esa_scheduler.fc_invoke import ALREADY_DISPATCHED, FcClient
+from esa_scheduler.fc_invoke import ALREADY_DISPATCHED, FC_NAME, FcClient, async_task_id
 
 OWN = Credentials(EMULATOR_ACCESS_KEY_ID, EMULATOR_ACCESS_KEY_SECRET)
 FAST = ClientSettings(max_rps=0, max_attempts=2, base_delay=0.01, max_delay=0.01)
@@ -245,3 +246,22 @@ def _runtime() -> Any:
     from darabonba.runtime import RuntimeOptions
 
     return RuntimeOptions()
+
+
+def test_async_task_ids_depend_only_on_what_is_dispatched() -> None:
+    at = datetime(2026, 12, 3, 9, 0, tzinfo=timezone.utc)
+    same_instant = at.astimezone(timezone(timedelta(hours=8)))
+    first = async_task_id("reconcile", at, "prod.cn")
+
+    assert first == async_task_id("reconcile", same_instant, "prod.cn")
+    assert first.startswith("esa-reconcile-20261203T090000000000Z-prod-cn-")
+    others = {
+        async_task_id("reconcile", at, "prod-cn"),
+        async_task_id("hold", at, "prod.cn"),
+        async_task_id("reconcile", at + timedelta(seconds=1), "prod.cn"),
+    }
+    assert first not in others and len(others) == 3
+    for task_id in (first, *others, async_task_id("reconcile", at, "任务" * 200)):
+        assert FC_NAME.fullmatch(task_id), task_id
+    with pytest.raises(ValueError, match="must be aware"):
+        async_task_id("reconcile", datetime(2026, 12, 3), "prod-cn")
