@@ -142,6 +142,7 @@ class AcsClient:
         s = self._settings
         register_secret(credentials.access_key_secret)
         register_secret(credentials.security_token)
+        self._access_key_id = credentials.access_key_id
         self._sleep = sleep
         self._clock = clock
         self._rng = rng if rng is not None else random.Random()
@@ -183,6 +184,11 @@ class AcsClient:
     def concurrency(self) -> int:
         """How many calls this client lets be in flight at once."""
         return self._settings.concurrency
+
+    @property
+    def access_key_id(self) -> str:
+        """The AccessKey id this client signs with (not a secret: it names the caller)."""
+        return self._access_key_id
 
     @property
     def api_calls(self) -> int:

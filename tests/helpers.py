@@ -221,3 +221,18 @@ class Receiver:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join()
+
+
+def official_sdk_config(monkeypatch: pytest.MonkeyPatch, url: str) -> Any:
+    """An official SDK ``Config`` for the emulator at ``url`` with its own key pair, and no proxy in the
+    way (the SDK's HTTP layer honours the proxy variables even for loopback)."""
+    from alibabacloud_tea_openapi import models as open_api_models
+
+    for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    return open_api_models.Config(
+        access_key_id=EMULATOR_ACCESS_KEY_ID,
+        access_key_secret=EMULATOR_ACCESS_KEY_SECRET,
+        endpoint=url.removeprefix("http://"),
+        protocol="http",
+    )

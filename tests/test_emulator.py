@@ -26,6 +26,7 @@ from esa_scheduler.credentials import Credentials
 from esa_scheduler.emulator import (
     EMULATOR_ACCESS_KEY_ID,
     EMULATOR_ACCESS_KEY_SECRET,
+    EMULATOR_ACCOUNT_ID,
     STATS_PATH,
     EmulatedTask,
     Emulator,
@@ -578,6 +579,7 @@ def test_stats_count_by_action_and_outcome(emulator: Emulator) -> None:
             "unknown": {"InvalidApi.NotFound": 1},
         },
     }
+    expected["by_account"] = {EMULATOR_ACCOUNT_ID: dict(expected)}
     assert emulator.stats == expected
     over_http = httpx.get(f"{emulator.url}{STATS_PATH}", trust_env=False)
     assert over_http.status_code == 200
@@ -585,7 +587,8 @@ def test_stats_count_by_action_and_outcome(emulator: Emulator) -> None:
     assert emulator.stats["total"] == 4
 
     emulator.reset_stats()
-    assert emulator.stats == {"total": 0, "by_action": {}, "by_outcome": {}, "by_action_outcome": {}}
+    empty = {"total": 0, "by_action": {}, "by_outcome": {}, "by_action_outcome": {}}
+    assert emulator.stats == {**empty, "by_account": {EMULATOR_ACCOUNT_ID: empty}}
 
 
 def test_stats_refused_to_non_loopback_peers(emulator: Emulator) -> None:

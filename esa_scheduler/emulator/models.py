@@ -7,6 +7,7 @@ snapshot handed to a test can never change under it, and a bad task file is repo
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -17,14 +18,21 @@ from esa_scheduler.errors import ConfigError
 
 EMULATOR_ACCESS_KEY_ID = "emulator-access-key-id"
 EMULATOR_ACCESS_KEY_SECRET = "emulator-access-key-secret"
+EMULATOR_ACCOUNT_ID = "1000000000000001"
+"""The account that ``tasks=`` and the emulator's own AccessKey pair belong to."""
 API_VERSION = "2024-09-10"
+STS_API_VERSION = "2015-04-01"
+FC_API_VERSION = "2023-03-30"
+ROLE_ARN = re.compile(r"acs:ram::(?P<account>[0-9]{16}):role/(?P<name>[A-Za-z0-9.-]{1,64})")
 
 TaskStatus = Literal["online", "offline"]
 TaskKey = tuple[int | None, str]
 """``(SiteId, TaskName)``; ``SiteId`` is ``None`` for account-level (user) tasks."""
 
 # HTTP status per error code. Alibaba Cloud's tables disagree between products; these follow ESA's
-# own page where it has one (InternalError is 400 there) and the API gateway's table otherwise.
+# own page where it has one (InternalError is 400 there) and the API gateway's table otherwise, then
+# STS's AssumeRole and FC 3.0's InvokeFunction codes. FC documents only the 409 for a repeated async
+# task id, not its code: AsyncTaskAlreadyExists is the emulator's name for it.
 STATUS_BY_CODE: dict[str, int] = {
     "IncompleteSignature": 400,
     "InvalidTimeStamp.Format": 400,
@@ -46,6 +54,15 @@ STATUS_BY_CODE: dict[str, int] = {
     "EsaService.NotOpen": 403,
     "Forbidden": 403,
     "Forbidden.RAM": 403,
+    "InvalidSecurityToken.Expired": 400,
+    "NoPermission": 403,
+    "EntityNotExist.Role": 404,
+    "InvalidParameter.RoleArn": 400,
+    "InvalidParameter.RoleSessionName": 400,
+    "InvalidParameter.DurationSeconds": 400,
+    "InvalidArgument": 400,
+    "FunctionNotFound": 404,
+    "AsyncTaskAlreadyExists": 409,
 }
 THROTTLING_CODES = frozenset({"Throttling", "Throttling.User", "Throttling.Api"})
 DROPPED = "dropped"
@@ -61,6 +78,10 @@ _MESSAGES = {
     "ServiceUnavailable": "The request has failed due to a temporary failure of the server.",
     "Throttling.User": "Request was denied due to user flow control.",
     "EsaService.NotOpen": "ESA service has not opend.",
+    "NoPermission": "You are not authorized to do this action. You should be authorized by RAM.",
+    "InvalidParameter.DurationSeconds": "The Min/Max value of DurationSeconds is 15min/1hr.",
+    "InvalidParameter.RoleSessionName": "The parameter RoleSessionName is wrongly formed.",
+    "InvalidSecurityToken.Expired": "Specified SecurityToken is expired.",
 }
 
 
@@ -139,6 +160,48 @@ class Faults(BaseModel):
                 "unavailable_rate + internal_error_rate + drop_rate + too_many_requests_rate must not exceed 1"
             )
         return self
+
+
+class EmulatedAccount(BaseModel):
+    """One Alibaba Cloud account the emulator serves: its id, its permanent AccessKey pair, its tasks.
+
+    ``error`` makes every ESA call on the account fail with that code (``EsaService.NotOpen``,
+    ``Throttling.User``...), so one target of a fleet can fail while the others work.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str = Field(pattern=r"^[0-9]{16}$")
+    access_key_id: str = Field(min_length=1)
+    access_key_secret: str = Field(min_length=1, repr=False)
+    tasks: list[EmulatedTask] = Field(default_factory=list)
+    error: str | None = None
+
+
+class EmulatedRole(BaseModel):
+    """A RAM role that ``AssumeRole`` can issue credentials for, in the account its ARN names.
+
+    ``trusted_accounts`` lists the accounts whose callers may assume it (``None``: any account of
+    the emulator). ``deny`` refuses every caller with ``NoPermission``; ``throttle`` answers every
+    call with ``Throttling.User``, as STS does past its quota.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    arn: str = Field(pattern=f"^{ROLE_ARN.pattern}$")
+    trusted_accounts: list[str] | None = None
+    deny: bool = False
+    throttle: bool = False
+
+    @property
+    def account(self) -> str:
+        """The id of the account that owns the role."""
+        return self.arn.split(":")[3]
+
+    @property
+    def name(self) -> str:
+        """The role's name, the last part of its ARN."""
+        return self.arn.rsplit("/", 1)[1]
 
 
 def _problem_lines(origin: str, index: int, exc: ValidationError) -> list[str]:

@@ -20,10 +20,13 @@ from typing import Any
 import h11
 from pydantic import ValidationError
 
+from esa_scheduler.emulator.functions import FunctionBody
 from esa_scheduler.emulator.models import (
     EMULATOR_ACCESS_KEY_ID,
     EMULATOR_ACCESS_KEY_SECRET,
     ApiError,
+    EmulatedAccount,
+    EmulatedRole,
     EmulatedTask,
     Faults,
     load_tasks,
@@ -58,7 +61,8 @@ class _BadRequest(Exception):
 
 
 class Emulator(EsaBackend):
-    """The emulated ESA API served on ``url`` while the context is open (port 0 picks a free port)."""
+    """The emulated ESA, STS and FC APIs served on ``url`` while the context is open (port 0 picks a
+    free port); see ``EsaBackend`` for accounts, roles and functions."""
 
     def __init__(
         self,
@@ -70,8 +74,22 @@ class Emulator(EsaBackend):
         host: str = "127.0.0.1",
         port: int = 0,
         clock: Callable[[], datetime] = now_utc,
+        *,
+        accounts: Iterable[EmulatedAccount] = (),
+        roles: Iterable[EmulatedRole] = (),
+        functions: Mapping[str, FunctionBody] | None = None,
     ) -> None:
-        super().__init__(tasks, faults, access_key_id, access_key_secret, sts_credentials, clock)
+        super().__init__(
+            tasks,
+            faults,
+            access_key_id,
+            access_key_secret,
+            sts_credentials,
+            clock,
+            accounts=accounts,
+            roles=roles,
+            functions=functions,
+        )
         self._bind = loopback_bind_address(host)
         self._requested_port = port
         self._port: int | None = None
@@ -103,9 +121,11 @@ class Emulator(EsaBackend):
         return self
 
     def stop(self) -> None:
-        """Close the listener and every open connection, then join the thread."""
+        """Wait for the function runs still going (they may call the emulator), then close the
+        listener and every open connection, and join the thread."""
         if self._thread is None:
             return
+        self.stop_functions()
         if self._loop is not None and self._stop is not None:
             self._loop.call_soon_threadsafe(self._stop.set)
         self._thread.join()
@@ -184,6 +204,8 @@ class Emulator(EsaBackend):
                 reply = self.handle(request)
                 if reply.delay > 0:
                     await asyncio.sleep(reply.delay)
+                if reply.defer is not None:
+                    reply = await asyncio.to_thread(reply.defer)
                 if reply.drop:
                     writer.transport.abort()
                     return

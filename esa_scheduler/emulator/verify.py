@@ -12,7 +12,7 @@ import heapq
 import hmac
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from esa_scheduler.emulator.models import ApiError
@@ -47,10 +47,15 @@ class HttpRequest:
 
 @dataclass(frozen=True)
 class KeyPair:
-    """A secret, and the STS token that must accompany it (``None`` for a permanent AccessKey)."""
+    """A secret, and the STS token that must accompany it (``None`` for a permanent AccessKey).
 
-    secret: str
-    token: str | None = None
+    ``account`` is the account the key acts for; ``expires`` ends an STS key's life.
+    """
+
+    secret: str = field(repr=False)
+    token: str | None = field(default=None, repr=False)
+    account: str = ""
+    expires: datetime | None = None
 
 
 class NonceCache:
@@ -90,8 +95,22 @@ class Verifier:
         self._clock = clock
         self._nonces = NonceCache()
 
-    def verify(self, request: HttpRequest) -> None:
-        """Return quietly if the request is authentic and fresh, else raise the gateway's ``ApiError``."""
+    def add(self, access_key_id: str, pair: KeyPair) -> None:
+        """Accept a key from now on (STS issues them while the emulator runs)."""
+        self._keys[access_key_id] = pair
+
+    @property
+    def pairs(self) -> list[KeyPair]:
+        """Every key pair known, issued ones included."""
+        return list(self._keys.values())
+
+    def claimed(self, headers: Mapping[str, str]) -> KeyPair | None:
+        """The known key a request claims to be signed with, before any check (to count its calls)."""
+        match = _AUTHORIZATION.fullmatch(headers.get("authorization", ""))
+        return self._keys.get(match.group(1)) if match else None
+
+    def verify(self, request: HttpRequest) -> KeyPair:
+        """The signing key if the request is authentic and fresh, else the gateway's ``ApiError``."""
         headers = request.headers
         match = _AUTHORIZATION.fullmatch(headers.get("authorization", ""))
         if match is None:
@@ -115,9 +134,12 @@ class Verifier:
                 f"ACS3-HMAC-SHA256 {hashlib.sha256(canonical.encode()).hexdigest()}",
             )
         self._check_token(pair, headers.get("x-acs-security-token"))
+        if pair.expires is not None and self._clock() >= pair.expires:
+            raise ApiError("InvalidSecurityToken.Expired")
         expires = (signed_at + SKEW).timestamp()
         if not self._nonces.claim(headers["x-acs-signature-nonce"], expires, self._clock().timestamp()):
             raise ApiError("SignatureNonceUsed", "Specified signature nonce was used already.")
+        return pair
 
     def _timestamp(self, value: str | None) -> datetime:
         if value is None:
