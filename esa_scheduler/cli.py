@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from esa_scheduler.emulator import Emulator
     from esa_scheduler.function import Target
     from esa_scheduler.holds import Hold
+    from esa_scheduler.planner import TaskRef
     from esa_scheduler.reconciler import RunSummary
     from esa_scheduler.schedule import Schedule
 
@@ -97,12 +98,40 @@ def _plan(args: argparse.Namespace) -> int:
     holds = HoldStore(state_dir(args.state_dir)).active(at, prune=False)
     if args.html or args.ics:
         return _write_views(args, schedule, at, holds)
+    inventory = [TaskRef(name) for name in args.task]
+    if schedule.targets:
+        return _plan_fleet(args, schedule, at, holds, inventory, horizon)
     planner = Planner(schedule, at, holds)
-    plan = planner.decide(managed_tasks(schedule, [TaskRef(name) for name in args.task]))
+    plan = planner.decide(managed_tasks(schedule, inventory))
     if args.json:
         print(json.dumps(plan.to_json()))
     else:
         print(plan_text(plan, planner, horizon))
+    return 0
+
+
+def _plan_fleet(
+    args: argparse.Namespace,
+    schedule: Schedule,
+    at: datetime,
+    holds: Sequence[Hold],
+    inventory: Sequence[TaskRef],
+    horizon: timedelta,
+) -> int:
+    """One plan per target (what that target's invocation would decide); rows carry the target."""
+    from esa_scheduler.planner import Planner, managed_tasks
+    from esa_scheduler.report import plan_text
+    from esa_scheduler.targets import holds_for, project
+
+    rows: list[dict[str, object]] = []
+    texts: list[str] = []
+    for target in schedule.targets:
+        scoped = project(schedule, target.name)
+        planner = Planner(scoped, at, holds_for(holds, target.name))
+        plan = planner.decide(managed_tasks(scoped, inventory))
+        rows.extend({"target": target.name, **d.to_json()} for d in plan.decisions)
+        texts.append(plan_text(plan, planner, horizon, target=target.name))
+    print(json.dumps({"at": utc_iso(at), "tasks": rows}) if args.json else "\n\n".join(texts))
     return 0
 
 

@@ -23,6 +23,7 @@ READ_TIMEOUT = "ESA_READ_TIMEOUT"
 STATE_DIR = "ESA_STATE_DIR"
 FAIL_ON_ERROR = "ESA_FAIL_ON_ERROR"
 LOG_LEVEL = "ESA_LOG_LEVEL"
+FANOUT = "ESA_FANOUT"
 # Slots the template fills for ``notify:`` entries (``url_env``/``secret_env`` may name any variable).
 NOTIFY_URL_1 = "ESA_NOTIFY_URL_1"
 NOTIFY_SECRET_1 = "ESA_NOTIFY_SECRET_1"

@@ -125,6 +125,3 @@ def resolve_fc_endpoint(environ: Mapping[str, str] | None = None, *, account_id:
     name = _region(env, region)
     host_region = f"{name}-internal" if _vpc(env) else name
     return config.DEFAULT_FC_ENDPOINT.format(account_id=account_id, region=host_region)
-
-
-# SET

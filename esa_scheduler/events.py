@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from esa_scheduler.errors import EventError, first_problem
 from esa_scheduler.holds import Hold, check_hold_id, new_hold_id
 from esa_scheduler.schedule import IncidentRule, MatchSpec, Schedule, Status, selector_matches
+from esa_scheduler.targets import check_target_selectors
 from esa_scheduler.timeutil import parse_duration, parse_instant
 
 MAX_EVENT_BYTES = 256 * 1024
@@ -66,6 +67,10 @@ class ReconcileCommand(_Model):
     at: str | None = None
     dry_run: bool = False
     force: bool = False
+    target: str | None = Field(default=None, min_length=1)
+    """One fleet target only (what an ``async`` fan-out dispatches); default: every target."""
+    touched: list[str] = Field(default_factory=list)
+    """Task selectors whose holds the dispatching event made or ended (transitions mode acts on them)."""
 
     @field_validator("at")
     @classmethod
@@ -86,6 +91,7 @@ class HoldCommand(_Model):
     until: str | None = None
     id: str | None = None
     by: str = ""
+    targets: list[str] | None = Field(default=None, min_length=1)
     dry_run: bool = False
     force: bool = False
 
@@ -175,6 +181,8 @@ class Intent:
     release_ids: tuple[str, ...] = ()
     release_tasks: tuple[str, ...] = ()
     sources: tuple[str, ...] = field(default=())
+    target: str | None = None
+    touched: tuple[str, ...] = ()
 
 
 def _too_deep(value: Any) -> bool:
@@ -266,6 +274,8 @@ class EventReader:
         release_ids: list[str] = []
         release_tasks: list[str] = []
         sources: list[str] = []
+        target: str | None = None
+        touched: list[str] = []
         for index, item in enumerate(decode_body(body)):
             where = f"event[{index}]"
             result = self._one(item, where)
@@ -285,8 +295,10 @@ class EventReader:
                 continue
             dry_run, force = dry_run or result.dry_run, force or result.force
             sources.append(f"command:{result.action}")
-            if isinstance(result, ReconcileCommand) and result.at:
-                at = parse_instant(result.at)
+            if isinstance(result, ReconcileCommand):
+                at = parse_instant(result.at) if result.at else at
+                target = self._target(result.target, f"{where}.target") or target
+                touched.extend(result.touched)
             elif isinstance(result, HoldCommand):
                 holds.append(self._hold(result, where))
             elif isinstance(result, ReleaseCommand):
@@ -294,7 +306,23 @@ class EventReader:
                     release_ids.append(result.id)
                 else:
                     release_tasks.extend(result.tasks or ())
-        return Intent(at, dry_run, force, tuple(holds), tuple(release_ids), tuple(release_tasks), tuple(sources))
+        return Intent(
+            at,
+            dry_run,
+            force,
+            tuple(holds),
+            tuple(release_ids),
+            tuple(release_tasks),
+            tuple(sources),
+            target,
+            tuple(touched),
+        )
+
+    def _target(self, name: str | None, where: str) -> str | None:
+        if name is not None and name not in {t.name for t in self.schedule.targets}:
+            known = ", ".join(t.name for t in self.schedule.targets) or "none are declared"
+            raise EventError(f"{where}: {name!r} is not a target of the schedule (targets: {known})")
+        return name
 
     def _one(self, item: dict[str, Any], where: str) -> TimerEvent | Command | Hold | IncidentRelease:
         try:
@@ -333,6 +361,7 @@ class EventReader:
                     by=event.source,
                     created_at=self.now,
                     expires_at=self.now + rule.ttl,
+                    targets=rule.targets,
                 )
             release = _release_spec(rule)
             if release is not None and _event_matches(release, event):
@@ -350,6 +379,10 @@ class EventReader:
         unmanaged = [s for s in command.tasks if not self.schedule.selector_may_match(s)]
         if unmanaged:
             raise EventError(f"{where}.tasks: {', '.join(map(repr, unmanaged))} select(s) no managed task")
+        problems: list[str] = []
+        targets = check_target_selectors(command.targets, where, self.schedule.targets, problems)
+        if problems:
+            raise EventError(problems[0])
         return Hold(
             id=command.id or new_hold_id(),
             tasks=tuple(command.tasks),
@@ -358,4 +391,5 @@ class EventReader:
             by=command.by,
             created_at=self.now,
             expires_at=expires,
+            targets=targets,
         )

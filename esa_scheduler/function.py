@@ -12,21 +12,25 @@ import asyncio
 import os
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import replace
 from datetime import datetime
+from pathlib import Path
 from typing import Any, NamedTuple, TextIO
 
 from esa_scheduler import config
-from esa_scheduler.client import ClientSettings, EsaApiError, EsaClient, check_endpoint, resolve_endpoint
-from esa_scheduler.credentials import Credentials, resolve_credentials
+from esa_scheduler.client import EsaClient
+from esa_scheduler.connection import Edge, Target, fc_field
 from esa_scheduler.errors import UserError
 from esa_scheduler.events import EventReader, Intent
 from esa_scheduler.holds import Hold, HoldStore, holds_touching, state_dir
 from esa_scheduler.logs import RunLog
 from esa_scheduler.reconciler import AfterReconcile, Reconciler, RunRequest, RunSummary
-from esa_scheduler.schedule import load_schedule
+from esa_scheduler.schedule import Schedule, load_schedule
 from esa_scheduler.statefile import last_completed_run, record_completed_run, transitions_since
+from esa_scheduler.targets import select_targets
 from esa_scheduler.timeutil import now_utc
+
+__all__ = ["RunFailed", "Target", "apply_hold_changes", "deadline_from", "execute", "fail_on_error", "handle"]
 
 DEADLINE_RESERVE_MIN = 5.0
 DEADLINE_RESERVE_MAX = 30.0
@@ -41,28 +45,9 @@ class RunFailed(Exception):
         self.summary = summary
 
 
-@dataclass(frozen=True)
-class Target:
-    """Where to send ESA calls and as whom; ``None`` fields are resolved from the environment.
-
-    ``ephemeral`` marks an ESA whose state dies with the run (the embedded emulator): nothing is
-    recorded about it, so a later run against the real ESA never inherits its last-run instant.
-    """
-
-    endpoint: str | None = None
-    credentials: Credentials | None = None
-    ephemeral: bool = False
-
-
-def _fc_field(context: Any, *path: str) -> Any:
-    for name in path:
-        context = getattr(context, name, None)
-    return context
-
-
 def deadline_from(context: Any, budget_s: float | None, started: float) -> float | None:
     """Stop starting calls before FC's timeout: keep 10% of it (5 s to 30 s) for in-flight calls."""
-    seconds = budget_s if budget_s is not None else _fc_field(context, "function", "timeout")
+    seconds = budget_s if budget_s is not None else fc_field(context, "function", "timeout")
     if not isinstance(seconds, (int, float)) or seconds <= 0:
         return None
     reserve = min(max(seconds * 0.1, DEADLINE_RESERVE_MIN), DEADLINE_RESERVE_MAX)
@@ -117,29 +102,6 @@ def apply_hold_changes(intent: Intent, store: HoldStore, log: RunLog, since: dat
     return HoldChanges(current, tuple(recent), touched, tuple(released))
 
 
-def _client_for(
-    target: Target, context: Any, environ: Mapping[str, str], log: RunLog, deadline: float | None
-) -> EsaClient:
-    region = _fc_field(context, "region")
-    env = dict(environ)
-    if isinstance(region, str) and region and not env.get(config.FC_REGION):
-        env[config.FC_REGION] = region
-    endpoint = check_endpoint(target.endpoint) if target.endpoint else resolve_endpoint(env)
-    credentials = target.credentials or resolve_credentials(fc_context=context, environ=env)
-
-    def retrying(error: EsaApiError, delay: float) -> None:
-        log.warning(
-            "api.retry",
-            action=error.action,
-            error_code=error.code,
-            error=str(error),
-            attempt=error.attempts,
-            delay_ms=round(delay * 1000),
-        )
-
-    return EsaClient(endpoint, credentials, ClientSettings.from_env(env), on_retry=retrying, deadline=deadline)
-
-
 def execute(
     body: bytes | str | Mapping[str, Any] | list[Any],
     context: Any = None,
@@ -155,41 +117,105 @@ def execute(
     started = time.monotonic()
     env = environ if environ is not None else os.environ
     log = RunLog(
-        fc_request_id=_fc_field(context, "request_id"),
+        fc_request_id=fc_field(context, "request_id"),
         stream=stream,
         level=env.get(config.LOG_LEVEL, "INFO") or "INFO",
     )
     deadline = deadline_from(context, budget_s, started)
-    target = target or Target()
     try:
         schedule = load_schedule(schedule_path)
         intent = EventReader(schedule, now_utc()).read(body)
-        client = _client_for(target, context, env, log, deadline)
+        edge = Edge.resolve(target or Target(), context, env, deadline)
+        fanout = fleet_fanout(schedule, intent, context, env)
     except UserError as exc:
         log.error("run.rejected", error=str(exc), problems=exc.problems)
         raise
     log.info("run.start", at=intent.at, sources=list(intent.sources), dry_run=intent.dry_run, force=intent.force)
     root = state_dir(state)
+    if schedule.targets:
+        return _run_fleet(schedule, intent, edge, log, root, fanout)
     since = transitions_since(last_completed_run(root), intent.at, schedule.tick)
-    holds, previous, touched, released = apply_hold_changes(intent, HoldStore(root), log, since)
-    request = RunRequest(
+    changes = apply_hold_changes(intent, HoldStore(root), log, since)
+    request = _request(intent, changes, since, deadline)
+    notifier = _notifier(schedule, intent, changes, root, env, deadline, log)
+    summary = asyncio.run(_reconcile(schedule, edge.esa_client(log), log, request, notifier))
+    if not (summary.failed or summary.dry_run or edge.override.ephemeral):
+        record_completed_run(root, intent.at)
+    return summary
+
+
+def fleet_fanout(schedule: Schedule, intent: Intent, context: Any, environ: Mapping[str, str]) -> str | None:
+    """How this invocation runs a fleet: ``inline``, ``async`` (a coordinator on FC), or ``None``
+    without targets. A dispatched invocation (its event names one target) always runs inline."""
+    if not schedule.targets:
+        return None
+    from esa_scheduler.fleet import fanout_mode
+
+    select_targets(schedule.targets, intent.target)
+    mode = fanout_mode(environ)
+    return "async" if mode == "async" and intent.target is None and context is not None else "inline"
+
+
+def _request(intent: Intent, changes: HoldChanges, since: datetime, deadline: float | None) -> RunRequest:
+    return RunRequest(
         at=intent.at,
-        holds=holds,
-        previous_holds=previous,
-        touched=touched,
+        holds=changes.current,
+        previous_holds=changes.previous,
+        touched=(*changes.touched, *intent.touched),
         since=since,
         dry_run=intent.dry_run,
         force=intent.force,
         deadline=deadline,
     )
-    notifier = None
-    if schedule.notify:
-        from esa_scheduler.notify.dispatch import Notifier
 
-        notifier = Notifier(schedule, holds, previous, intent.new_holds, released, root, env, request.deadline, log)
-    summary = asyncio.run(_reconcile(schedule, client, log, request, notifier))
-    if not (summary.failed or summary.dry_run or target.ephemeral):
-        record_completed_run(root, intent.at)
+
+def _notifier(
+    schedule: Schedule,
+    intent: Intent,
+    changes: HoldChanges,
+    root: Path,
+    environ: Mapping[str, str],
+    deadline: float | None,
+    log: RunLog,
+) -> AfterReconcile | None:
+    """Notifications after the reconcile, only for schedules with ``notify:`` (imported lazily)."""
+    if not schedule.notify:
+        return None
+    from esa_scheduler.notify.dispatch import Notifier
+
+    return Notifier(
+        schedule, changes.current, changes.previous, intent.new_holds, changes.released, root, environ, deadline, log
+    )
+
+
+def _run_fleet(
+    schedule: Schedule, intent: Intent, edge: Edge, log: RunLog, root: Path, fanout: str | None
+) -> RunSummary:
+    """Holds are written once, by this invocation; then every target is reconciled or dispatched."""
+    from esa_scheduler.fleet import FleetRun, dispatch
+    from esa_scheduler.targets import holds_for, project
+
+    targets = select_targets(schedule.targets, intent.target)
+    since = {t.name: transitions_since(last_completed_run(root, t.name), intent.at, schedule.tick) for t in targets}
+    changes = apply_hold_changes(intent, HoldStore(root), log, min(since.values()))
+
+    def notifier_for(target: str, target_log: RunLog) -> AfterReconcile | None:
+        """Each target notifies about its own tasks, and keeps its own reminder record."""
+        scoped = HoldChanges(
+            holds_for(changes.current, target),
+            holds_for(changes.previous, target),
+            changes.touched,
+            holds_for(changes.released, target),
+        )
+        scoped_intent = replace(intent, new_holds=holds_for(intent.new_holds, target))
+        folder = root / "targets" / target
+        return _notifier(project(schedule, target), scoped_intent, scoped, folder, edge.env, edge.deadline, target_log)
+
+    run = FleetRun(schedule, targets, edge, log, root, notifier_for)
+    if fanout == "async":
+        return asyncio.run(dispatch(run, intent, (*changes.touched, *intent.touched)))
+    summary = asyncio.run(run.reconcile(_request(intent, changes, min(since.values()), edge.deadline), since))
+    run.record(summary, intent.at)
     return summary
 
 

@@ -14,8 +14,17 @@ import secrets
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    field_serializer,
+    model_serializer,
+)
 
 from esa_scheduler import config
 from esa_scheduler.errors import UserError
@@ -39,10 +48,20 @@ class Hold(BaseModel):
     by: str = ""
     created_at: datetime
     expires_at: datetime
+    targets: tuple[str, ...] = ()
+    """Target selectors (schedules with ``targets:``); empty: every target."""
 
     @field_serializer("created_at", "expires_at")
     def _utc(self, value: datetime) -> str:
         return utc_iso(value)
+
+    @model_serializer(mode="wrap")
+    def _without_default_targets(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """A hold for every target is written (and logged) exactly as before targets existed."""
+        data: dict[str, Any] = handler(self)
+        if not self.targets:
+            data.pop("targets", None)
+        return data
 
     def active_at(self, instant: datetime) -> bool:
         """Holds are half-open like windows: [created_at, expires_at)."""

@@ -10,6 +10,7 @@ they end up in, and ``masked_stdio`` applies the same mask to everything else th
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import logging
@@ -211,6 +212,13 @@ class RunLog:
         self._threshold = logging.getLevelName(level.upper())
         if not isinstance(self._threshold, int):
             self._threshold = logging.INFO
+        self._context: dict[str, Any] = {}
+
+    def bound(self, **context: Any) -> RunLog:
+        """The same run's log with fields on every line (``target`` in a fleet run)."""
+        child = copy.copy(self)
+        child._context = {**self._context, **context}
+        return child
 
     def _emit(self, level: int, event: str, fields: dict[str, Any]) -> None:
         if level < self._threshold:
@@ -223,6 +231,7 @@ class RunLog:
         }
         if self.fc_request_id:
             line["fc_request_id"] = self.fc_request_id
+        line.update(self._context)
         line.update(fields)
         self._logger.log(level, event, extra={"fields": line})
 

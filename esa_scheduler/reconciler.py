@@ -57,6 +57,8 @@ class TaskResult:
     attempts: int = 0
     error_code: str | None = None
     error: str | None = None
+    target: str | None = None
+    """The fleet target (schedules with ``targets:``); the log line gets it from the run's bound log."""
 
     def to_log(self) -> dict[str, Any]:
         """The ``task.result`` fields."""
@@ -90,6 +92,8 @@ class RunSummary:
     error: str | None = None
     notified: int = 0
     notify_failed: int = 0
+    targets: dict[str, dict[str, Any]] | None = None
+    """Each target's outcome (schedules with ``targets:``); ``None`` keeps the summary as before."""
 
     @property
     def counts(self) -> dict[str, int]:
@@ -124,6 +128,19 @@ class RunSummary:
             "ok": not self.failed,
             "notified": self.notified,
             "notify_failed": self.notify_failed,
+            **({"targets": self.targets} if self.targets is not None else {}),
+        }
+
+    def outcome(self) -> dict[str, Any]:
+        """What a fleet's ``run.summary`` says of this target."""
+        return {
+            "ok": not self.failed,
+            "counts": self.counts,
+            "tasks": len(self.results),
+            "api_calls": self.api_calls,
+            "next_change": utc_iso(self.next_change) if self.next_change else None,
+            "blocked": self.blocked,
+            "error": self.error,
         }
 
 
@@ -153,12 +170,16 @@ class Reconciler:
         log: RunLog,
         clock: Callable[[], float] = time.monotonic,
         after: AfterReconcile | None = None,
+        *,
+        target: str | None = None,
     ) -> None:
         self.schedule = schedule
         self.client = client
         self.log = log
         self.clock = clock
         self.after = after
+        self.target = target
+        self.summary_event = "run.summary" if target is None else "target.summary"
 
     async def _inventory(self) -> dict[TaskRef, str]:
         sites = _site_ids(self.schedule)
@@ -192,6 +213,7 @@ class Reconciler:
         pending: list[TaskResult] = []
         for decision in plan.decisions:
             result = self._triage(decision, current.get(decision.task.ref), edges, request)
+            result.target = self.target
             if result.action == "would_update" and not request.dry_run:
                 pending.append(result)
             else:
@@ -304,7 +326,7 @@ class Reconciler:
             await self.after(summary)
         fields = summary.to_json()
         if summary.failed:
-            self.log.error("run.summary", **fields)
+            self.log.error(self.summary_event, **fields)
         else:
-            self.log.info("run.summary", **fields)
+            self.log.info(self.summary_event, **fields)
         return summary

@@ -31,12 +31,16 @@ def _display_zone(planner: Planner, decision: Decision) -> ZoneInfo:
     return zones[0] if zones else ZoneInfo("UTC")
 
 
-def plan_text(plan: Plan, planner: Planner, horizon: timedelta) -> str:
-    """The plan as a table, then one timeline per task: '#' offline, '.' online over the horizon."""
+def plan_text(plan: Plan, planner: Planner, horizon: timedelta, target: str | None = None) -> str:
+    """The plan as a table, then one timeline per task: '#' offline, '.' online over the horizon.
+
+    With a fleet ``target``, the heading names it and every row carries it."""
+    scope = f" for target {target}" if target else ""
     if not plan.decisions:
-        return f"plan at {utc_iso(plan.at)}: no managed tasks (patterns match nothing; try --task NAME)"
+        return f"plan at {utc_iso(plan.at)}{scope}: no managed tasks (patterns match nothing; try --task NAME)"
     rows = [
         [
+            *([target] if target else []),
             d.task.ref.name,
             "-" if d.task.ref.site_id is None else str(d.task.ref.site_id),
             d.desired,
@@ -45,11 +49,8 @@ def plan_text(plan: Plan, planner: Planner, horizon: timedelta) -> str:
         ]
         for d in plan.decisions
     ]
-    out = [
-        f"plan at {utc_iso(plan.at)}",
-        "",
-        table(["task", "site", "desired", "source", "next change"], rows),
-    ]
+    headers = [*(["target"] if target else []), "task", "site", "desired", "source", "next change"]
+    out = [f"plan at {utc_iso(plan.at)}{scope}", "", table(headers, rows)]
     until = plan.at + horizon
     out += ["", f"timeline {utc_iso(plan.at)} .. {utc_iso(until)} ('#' offline, '.' online)"]
     for decision in plan.decisions:
@@ -77,8 +78,10 @@ def _bar(start: datetime, until: datetime, desired: str, changes: Sequence[tuple
 
 def run_text(summary: RunSummary) -> str:
     """One row per managed task, then the summary line."""
+    fleet = summary.targets is not None
     rows = [
         [
+            *([r.target or "-"] if fleet else []),
             r.decision.task.ref.name,
             "-" if r.decision.task.ref.site_id is None else str(r.decision.task.ref.site_id),
             r.previous or "-",
@@ -87,11 +90,15 @@ def run_text(summary: RunSummary) -> str:
             r.decision.source,
             r.error or "",
         ]
-        for r in sorted(summary.results, key=lambda r: r.decision.task.ref.sort_key())
+        for r in sorted(summary.results, key=lambda r: (r.target or "", r.decision.task.ref.sort_key()))
     ]
     counts = ", ".join(f"{k} {v}" for k, v in summary.counts.items() if v)
     head = f"run at {utc_iso(summary.at)}" + (" (dry run)" if summary.dry_run else "")
-    lines = [head, "", table(["task", "site", "previous", "desired", "action", "source", "note"], rows), ""]
+    headers = [*(["target"] if fleet else []), "task", "site", "previous", "desired", "action", "source", "note"]
+    lines = [head, "", table(headers, rows), ""]
+    for name, outcome in (summary.targets or {}).items():
+        state = "ok" if outcome.get("ok") else f"FAILED: {outcome.get('error') or outcome.get('blocked')}"
+        lines.append(f"target {name}: {state}")
     if summary.blocked:
         lines.append(f"BLOCKED by safety limits: {summary.blocked} (use --force to override)")
     if summary.error:

@@ -25,6 +25,13 @@ from esa_scheduler import config
 from esa_scheduler.cron import CronExpr, wall_to_instant
 from esa_scheduler.errors import ScheduleError
 from esa_scheduler.notify.model import NotifySpec, NotifyTarget
+from esa_scheduler.targets import (
+    ScheduleTarget,
+    TargetSpec,
+    applies_to_target,
+    check_target_selectors,
+    resolve_target,
+)
 from esa_scheduler.timeutil import UTC, in_range, parse_datetime, parse_duration, parse_instant, zone
 
 Status = Literal["online", "offline"]
@@ -101,6 +108,7 @@ class TaskSpec(_Strict):
     site_id: int | None = None
     default_status: Status | None = None
     mode: Mode | None = None
+    targets: list[str] | None = None
 
 
 class WindowSpec(_Strict):
@@ -119,6 +127,7 @@ class WindowSpec(_Strict):
     active_until: date | None = None
     start: datetime | None = None
     end: datetime | None = None
+    targets: list[str] | None = None
 
     @field_validator("start", "end", mode="before")
     @classmethod
@@ -152,6 +161,7 @@ class IncidentSpec(_Strict):
     status: Status = "offline"
     ttl: str
     release_on: MatchSpec | None = None
+    targets: list[str] | None = None
 
 
 class SafetySpec(_Strict):
@@ -192,6 +202,7 @@ class ScheduleFileSpec(_Strict):
     incidents: list[IncidentSpec] = Field(default_factory=list)
     expect: list[ExpectSpec] = Field(default_factory=list)
     notify: list[NotifySpec] = Field(default_factory=list)
+    targets: list[TargetSpec] = Field(default_factory=list)
 
     @field_validator("version", mode="before")
     @classmethod
@@ -211,6 +222,7 @@ class TaskRule:
     default_status: Status
     mode: Mode
     origin: str
+    targets: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -231,6 +243,7 @@ class Window:
     active_until: date | None = None
     start: datetime | None = None
     end: datetime | None = None
+    targets: tuple[str, ...] = ()
 
     def selects(self, name: str) -> bool:
         """Whether this window applies to the task called ``name``."""
@@ -248,6 +261,7 @@ class IncidentRule:
     ttl: timedelta
     release_on: MatchSpec | None
     origin: str
+    targets: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -279,6 +293,7 @@ class Schedule:
     files: tuple[str, ...] = ()
     expectations: tuple[Expectation, ...] = ()
     notify: tuple[NotifyTarget, ...] = ()
+    targets: tuple[ScheduleTarget, ...] = ()
 
     @property
     def explicit_tasks(self) -> tuple[TaskRule, ...]:
@@ -343,6 +358,7 @@ class _ParsedFile:
     windows: list[tuple[int, WindowSpec]]
     incidents: list[tuple[int, IncidentSpec]]
     notify: list[tuple[int, NotifySpec]]
+    targets: list[tuple[int, TargetSpec]]
 
 
 _SECTIONS: dict[str, type[BaseModel]] = {
@@ -350,6 +366,7 @@ _SECTIONS: dict[str, type[BaseModel]] = {
     "windows": WindowSpec,
     "incidents": IncidentSpec,
     "notify": NotifySpec,
+    "targets": TargetSpec,
 }
 
 
@@ -395,7 +412,15 @@ def _parse_file(file: Path, problems: list[str]) -> _ParsedFile | None:
     except ValidationError as exc:
         problems.extend(f"{file}: {_describe(err, raw)}" for err in exc.errors())
         return None
-    return _ParsedFile(str(file), spec, entries["tasks"], entries["windows"], entries["incidents"], entries["notify"])
+    return _ParsedFile(
+        str(file),
+        spec,
+        entries["tasks"],
+        entries["windows"],
+        entries["incidents"],
+        entries["notify"],
+        entries["targets"],
+    )
 
 
 def _validate_entry(
@@ -439,6 +464,7 @@ _FIELD_NAMES: dict[str, tuple[str, ...]] = {
     "match": tuple(MatchSpec.model_fields),
     "release_on": tuple(MatchSpec.model_fields),
     "expect": tuple(ExpectSpec.model_fields),
+    "targets": tuple(TargetSpec.model_fields),
 }
 
 
@@ -478,17 +504,18 @@ def _location(loc: tuple[Any, ...], raw: dict[str, Any]) -> str:
 
 
 def _resolve(parsed: list[_ParsedFile], problems: list[str]) -> Schedule | None:
+    targets = _resolve_targets(parsed, problems)
     tasks: list[TaskRule] = []
-    seen_tasks: dict[tuple[str, int | None], str] = {}
+    seen_tasks: dict[tuple[str, int | None, str | None], str] = {}
     for pf in parsed:
-        tasks.extend(_resolve_tasks(pf, problems, seen_tasks))
+        tasks.extend(_resolve_tasks(pf, problems, seen_tasks, targets))
     probe = Schedule(tasks=tuple(tasks), windows=())
     windows: list[Window] = []
     incidents: list[IncidentRule] = []
     seen_windows: dict[str, str] = {}
     seen_incidents: dict[str, str] = {}
-    seen_targets: dict[str, str] = {}
-    targets: list[NotifyTarget] = []
+    seen_notify: dict[str, str] = {}
+    notify_targets: list[NotifyTarget] = []
     for pf in parsed:
         file = pf.file
         file_tz = _zone(pf.spec.timezone, f"{file}: timezone", problems)
@@ -496,26 +523,28 @@ def _resolve(parsed: list[_ParsedFile], problems: list[str]) -> Schedule | None:
             where = f"{file}: windows[{index}] ({window.name})"
             _check_unique(window.name, where, seen_windows, problems)
             _check_selectors(window.tasks, where, probe, problems)
+            on = check_target_selectors(window.targets, where, targets, problems)
             resolved = _resolve_window(window, file_tz, file, where, problems)
             if resolved is not None:
-                windows.append(resolved)
+                windows.append(replace(resolved, targets=on))
         for index, rule in pf.incidents:
             where = f"{file}: incidents[{index}] ({rule.name})"
             _check_unique(rule.name, where, seen_incidents, problems)
             _check_selectors(rule.tasks, where, probe, problems)
+            on = check_target_selectors(rule.targets, where, targets, problems)
             ttl = _duration(rule.ttl, f"{where}.ttl", problems)
             if ttl is not None:
                 incidents.append(
-                    IncidentRule(rule.name, rule.match, tuple(rule.tasks), rule.status, ttl, rule.release_on, file)
+                    IncidentRule(rule.name, rule.match, tuple(rule.tasks), rule.status, ttl, rule.release_on, file, on)
                 )
-        for index, target in pf.notify:
-            where = f"{file}: notify[{index}] ({target.name})"
-            _check_unique(target.name, where, seen_targets, problems)
-            _check_selectors(target.tasks, where, probe, problems)
-            for i, selector in enumerate(target.tasks):
+        for index, entry in pf.notify:
+            where = f"{file}: notify[{index}] ({entry.name})"
+            _check_unique(entry.name, where, seen_notify, problems)
+            _check_selectors(entry.tasks, where, probe, problems)
+            for i, selector in enumerate(entry.tasks):
                 if is_glob(selector) and not probe.selector_may_match(selector):
                     problems.append(f"{where}.tasks[{i}]: {selector!r} matches no managed task")
-            targets.append(NotifyTarget(target, file_tz, file))
+            notify_targets.append(NotifyTarget(entry, file_tz, file))
     tick_file, tick = _single_setting(parsed, "tick", problems)
     _, safety = _single_setting(parsed, "safety", problems)
     tick_delta = _duration(tick, f"{tick_file}: tick", problems) if isinstance(tick, str) else None
@@ -529,11 +558,31 @@ def _resolve(parsed: list[_ParsedFile], problems: list[str]) -> Schedule | None:
         safety=Safety(safety.max_changes, safety.max_change_ratio) if isinstance(safety, SafetySpec) else Safety(),
         files=tuple(pf.file for pf in parsed),
         expectations=tuple(Expectation(pf.file, i, e) for pf in parsed for i, e in enumerate(pf.spec.expect)),
-        notify=tuple(targets),
+        notify=tuple(notify_targets),
+        targets=targets,
     )
 
 
-def _resolve_tasks(pf: _ParsedFile, problems: list[str], seen: dict[tuple[str, int | None], str]) -> Iterator[TaskRule]:
+def _resolve_targets(parsed: list[_ParsedFile], problems: list[str]) -> tuple[ScheduleTarget, ...]:
+    """``targets:`` from every file; names are unique across files, like windows."""
+    targets: list[ScheduleTarget] = []
+    seen: dict[str, str] = {}
+    for pf in parsed:
+        for index, spec in pf.targets:
+            where = f"{pf.file}: targets[{index}] ({spec.name})"
+            _check_unique(spec.name, where, seen, problems)
+            target = resolve_target(spec, pf.file, where, problems)
+            if target is not None:
+                targets.append(target)
+    return tuple(targets)
+
+
+def _resolve_tasks(
+    pf: _ParsedFile,
+    problems: list[str],
+    seen: dict[tuple[str, int | None, str | None], str],
+    targets: tuple[ScheduleTarget, ...],
+) -> Iterator[TaskRule]:
     file, spec = pf.file, pf.spec
     for index, task in pf.tasks:
         label = task.name or task.pattern
@@ -544,11 +593,16 @@ def _resolve_tasks(pf: _ParsedFile, problems: list[str], seen: dict[tuple[str, i
         if task.name is not None and is_glob(task.name):
             problems.append(f"{where}.name: {task.name!r} has wildcards; use 'pattern' for globs")
             continue
-        identity = (task.name or task.pattern or "", task.site_id)
-        if identity in seen:
-            problems.append(f"{where}: duplicate task entry {identity[0]!r} (also {seen[identity]})")
+        on = check_target_selectors(task.targets, where, targets, problems)
+        label_key = task.name or task.pattern or ""
+        # the same task may have one entry per target: it is duplicated only where targets overlap
+        scope: list[str | None] = [t.name for t in targets if applies_to_target(on, t.name)] or [None]
+        identities = [(label_key, task.site_id, target) for target in scope]
+        clash = next((i for i in identities if i in seen), None)
+        if clash is not None:
+            problems.append(f"{where}: duplicate task entry {label_key!r} (also {seen[clash]})")
             continue
-        seen[identity] = where
+        seen.update(dict.fromkeys(identities, where))
         yield TaskRule(
             name=task.name,
             pattern=task.pattern,
@@ -556,6 +610,7 @@ def _resolve_tasks(pf: _ParsedFile, problems: list[str], seen: dict[tuple[str, i
             default_status=task.default_status or spec.default_status,
             mode=task.mode or spec.mode,
             origin=file,
+            targets=on,
         )
 
 

@@ -40,25 +40,30 @@ class _LastRun(BaseModel):
     at: datetime
 
 
-def last_completed_run(root: Path) -> datetime | None:
+def _last_run_file(root: Path, target: str | None) -> Path:
+    """One record per fleet target (their runs complete or fail independently), else one."""
+    return root / (LAST_RUN_FILE if target is None else f"last-run.{target}.state")
+
+
+def last_completed_run(root: Path, target: str | None = None) -> datetime | None:
     """The instant of the last run that completed, or ``None`` when none is recorded (or readable).
 
     An unreadable record must not stop the function: without it, edges are looked for over one
     tick, as before this record existed.
     """
     try:
-        record = _LastRun.model_validate_json((root / LAST_RUN_FILE).read_bytes())
+        record = _LastRun.model_validate_json(_last_run_file(root, target).read_bytes())
     except (OSError, ValidationError, ValueError):
         return None
     return record.at if record.at.tzinfo is not None else None
 
 
-def record_completed_run(root: Path, at: datetime) -> None:
+def record_completed_run(root: Path, at: datetime, target: str | None = None) -> None:
     """Remember ``at`` as the last completed run, never moving the record backwards."""
-    last = last_completed_run(root)
+    last = last_completed_run(root, target)
     if last is not None and last >= at:
         return
-    write_atomic(root / LAST_RUN_FILE, _LastRun(at=at).model_dump_json().encode())
+    write_atomic(_last_run_file(root, target), _LastRun(at=at).model_dump_json().encode())
 
 
 def transitions_since(last: datetime | None, at: datetime, tick: timedelta) -> datetime:

@@ -520,7 +520,11 @@ class Evaluation:
         if name in pseudo:
             return pseudo[name]
         if name in self.scenario.parameters:
-            return self.scenario.parameters[name]
+            value = self.scenario.parameters[name]
+            declared = self.template.get("Parameters", {}).get(name, {})
+            if declared.get("Type") == "CommaDelimitedList" and isinstance(value, str):
+                return [part.strip() for part in value.split(",")]
+            return value
         if name in self.template["Resources"]:
             return Unresolved(f"Ref {name}")
         raise TemplateError(f"Ref to unknown {name!r}")

@@ -100,6 +100,10 @@ def _simplest_value(parameter_json: str) -> Any:
     return find(_parameter_values(json.loads(parameter_json)), lambda _: True)
 
 
+ROLE_ARNS = ("acs:ram::1234567890123456:role/esa-scheduler-target", "acs:ram::6543210987654321:role/esa-target")
+"""Target roles in two member accounts, for TargetRoleArns."""
+
+
 def _scenario(template: dict[str, Any], region: str = REGIONS[0], **overrides: Any) -> Scenario:
     """The stack ROS would create with every default, and the simplest value where there is none."""
     values = {
@@ -335,6 +339,8 @@ def _parameter_values(parameter: dict[str, Any]) -> st.SearchStrategy[Any]:
         return st.sampled_from(parameter["AllowedValues"])
     if parameter["Type"] == "Number":
         return st.integers(min_value=parameter.get("MinValue"), max_value=parameter.get("MaxValue"))
+    if parameter["Type"] == "CommaDelimitedList":
+        return st.lists(st.sampled_from(ROLE_ARNS), max_size=3, unique=True).map(",".join)
     assert parameter["Type"] == "String", f"teach _parameter_values the {parameter['Type']} type"
     low, high = parameter.get("MinLength", 0), parameter.get("MaxLength")
     if "AllowedPattern" not in parameter:
@@ -717,6 +723,40 @@ def test_only_esa_is_granted_on_every_resource(template: dict[str, Any]) -> None
             # ESA's delivery-task actions take no resource ARN; everything else is scoped.
             assert action.startswith("esa:"), action
         assert all(isinstance(target, (str, Unresolved)) for target in targets)
+
+
+def _statements(evaluation: Evaluation, policy_suffix: str) -> list[dict[str, Any]]:
+    return [s for name, doc in _policies(evaluation).items() if name.endswith(policy_suffix) for s in doc["Statement"]]
+
+
+def test_target_roles_are_assumable_only_when_listed_and_exactly_those(template: dict[str, Any]) -> None:
+    assert not any(action == "sts:AssumeRole" for action, _ in _granted(_with_failure_queue(template)))
+    fleet = Evaluation(template, _scenario(template, TargetRoleArns=",".join(ROLE_ARNS)))
+    assumed = [targets for action, targets in _granted(fleet) if action == "sts:AssumeRole"]
+    assert assumed == [list(ROLE_ARNS)]
+    (statement,) = _statements(fleet, "-assume-targets")
+    assert statement["Action"] == ["sts:AssumeRole"]
+
+
+def test_the_function_may_invoke_itself_only_for_async_fanout(template: dict[str, Any]) -> None:
+    assert not any(action.startswith("fc:") for action, _ in _granted(_with_failure_queue(template)))
+    fanout = Evaluation(template, _scenario(template, Fanout="async"))
+    invoked = [targets for action, targets in _granted(fanout) if action == "fc:InvokeFunction"]
+    assert invoked == [["acs:fc:cn-hangzhou:1234567890123456:functions/esa-scheduler"]]
+    env = fanout.resources()["Function"]["EnvironmentVariables"]
+    assert env["ESA_FANOUT"] == "async"
+
+
+def test_the_target_role_template_trusts_only_the_scheduler_account() -> None:
+    template = _load(ROOT / "templates" / "target-role.yml")
+    evaluation = Evaluation(template, _scenario(template, SchedulerAccountId="1111222233334444"))
+    (role,) = evaluation.resources().values()
+    (statement,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert statement["Action"] == "sts:AssumeRole"
+    assert statement["Principal"] == {"RAM": ["acs:ram::1111222233334444:root"]}
+    esa = sorted(action for action, _ in _granted(evaluation))
+    assert esa == sorted(f"esa:{action}" for action in ACTIONS)
+    assert template["Outputs"]["RoleArn"]["Value"] == {"Fn::GetAtt": ["TargetRole", "Arn"]}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,0 +1,248 @@
+"""Fleets (issue 13): targets in the schedule, each reconciled on its own, over loopback emulators."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import clean_environment, parse_lines, run_cli, updates, write_schedule
+
+from esa_scheduler.credentials import Credentials
+from esa_scheduler.emulator import EMULATOR_ACCESS_KEY_ID, EMULATOR_ACCESS_KEY_SECRET, Emulator
+from esa_scheduler.errors import EventError, ScheduleError
+from esa_scheduler.function import Target, execute
+from esa_scheduler.reconciler import RunSummary
+from esa_scheduler.schedule import load_schedule
+
+NIGHT = "2026-11-28T02:30:00Z"
+DAY = "2026-11-28T12:00:00Z"
+CREDS = Credentials(EMULATOR_ACCESS_KEY_ID, EMULATOR_ACCESS_KEY_SECRET)
+SEED: list[dict[str, Any]] = [
+    {"TaskName": "access-a", "Status": "online"},
+    {"TaskName": "cn-only", "Status": "online"},
+    {"TaskName": "site-x", "Status": "online", "SiteId": 1001},
+]
+FLEET = """\
+version: 1
+timezone: UTC
+targets:
+  - name: cn
+    region: cn-hangzhou
+    endpoint: {cn}
+  - name: intl
+    region: ap-southeast-1
+    endpoint: {intl}
+tasks:
+  - name: access-a
+  - name: cn-only
+    targets: [cn]
+  - name: site-x
+    site_id: 1001
+windows:
+  - name: nightly
+    tasks: [access-a, cn-only]
+    cron: "0 2 * * *"
+    duration: 1h
+  - name: intl-sites
+    targets: ["int*"]
+    tasks: [site-x]
+    cron: "0 2 * * *"
+    duration: 1h
+"""
+
+
+@pytest.fixture
+def clean(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    return clean_environment(monkeypatch, tmp_path)
+
+
+@pytest.fixture
+def cn() -> Iterator[Emulator]:
+    with Emulator(tasks=SEED) as running:
+        yield running
+
+
+@pytest.fixture
+def intl() -> Iterator[Emulator]:
+    with Emulator(tasks=SEED) as running:
+        yield running
+
+
+def fleet_schedule(clean: Path, cn: Emulator, intl: Emulator, text: str = FLEET) -> Path:
+    return write_schedule(clean / "schedule", text.format(cn=cn.url, intl=intl.url))
+
+
+def run(schedule: Path, body: Any, **env: str) -> tuple[RunSummary, list[dict[str, Any]]]:
+    stream = io.StringIO()
+    summary = execute(
+        body,
+        target=Target(credentials=CREDS),
+        schedule_path=str(schedule),
+        state=str(schedule.parent.parent / "state"),
+        stream=stream,
+        environ={"ESA_MAX_RPS": "0", **env},
+    )
+    return summary, parse_lines(stream.getvalue())
+
+
+def reconcile(at: str, **extra: Any) -> dict[str, Any]:
+    return {"action": "reconcile", "at": at, **extra}
+
+
+def results(lines: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(line["target"], line["task"]): line for line in lines if line["event"] == "task.result"}
+
+
+def test_each_target_gets_only_what_applies_to_it(clean: Path, cn: Emulator, intl: Emulator) -> None:
+    summary, lines = run(fleet_schedule(clean, cn, intl), reconcile(NIGHT))
+    assert not summary.failed
+    by_task = results(lines)
+    assert set(by_task) == {
+        ("cn", "access-a"),
+        ("cn", "cn-only"),
+        ("cn", "site-x"),
+        ("intl", "access-a"),
+        ("intl", "site-x"),
+    }
+    # the nightly window is every target's; intl-sites only intl's; cn-only is managed on cn alone
+    assert {k: v["action"] for k, v in by_task.items()} == {
+        ("cn", "access-a"): "updated",
+        ("cn", "cn-only"): "updated",
+        ("cn", "site-x"): "unchanged",
+        ("intl", "access-a"): "updated",
+        ("intl", "site-x"): "updated",
+    }
+    assert (cn.status("access-a"), cn.status("cn-only"), cn.status("site-x", 1001)) == ("offline",) * 2 + ("online",)
+    assert (intl.status("access-a"), intl.status("cn-only"), intl.status("site-x", 1001)) == (
+        "offline",
+        "online",
+        "offline",
+    )
+    final = lines[-1]
+    assert final["event"] == "run.summary" and final["ok"] is True
+    assert set(final["targets"]) == {"cn", "intl"}
+    assert final["targets"]["cn"]["counts"]["updated"] == 2 and final["targets"]["intl"]["counts"]["updated"] == 2
+    assert [line["target"] for line in lines if line["event"] == "target.summary"] in (["cn", "intl"], ["intl", "cn"])
+    assert summary.api_calls == cn.stats["total"] + intl.stats["total"]
+
+
+def test_a_failing_target_fails_alone_and_is_named(clean: Path, cn: Emulator) -> None:
+    with Emulator(tasks=SEED, access_key_id="another-account-key", access_key_secret="another-secret-value") as other:
+        summary, lines = run(fleet_schedule(clean, cn, other), reconcile(NIGHT))
+    assert summary.failed and summary.error == "1 of 2 target(s) failed: intl"
+    assert summary.targets is not None
+    assert summary.targets["cn"]["ok"] is True and summary.targets["intl"]["ok"] is False
+    assert "InvalidAccessKeyId.NotFound" in summary.targets["intl"]["error"]
+    assert cn.status("access-a") == "offline" and updates(other) == 0
+    assert lines[-1]["event"] == "run.summary" and lines[-1]["ok"] is False
+
+
+def test_an_event_for_one_target_reconciles_only_that_target(clean: Path, cn: Emulator, intl: Emulator) -> None:
+    summary, _ = run(fleet_schedule(clean, cn, intl), reconcile(NIGHT, target="intl"))
+    assert summary.targets is not None and set(summary.targets) == {"intl"}
+    assert cn.stats["total"] == 0 and intl.status("access-a") == "offline"
+    with pytest.raises(EventError, match="'mars' is not a target of the schedule"):
+        run(fleet_schedule(clean, cn, intl), reconcile(NIGHT, target="mars"))
+
+
+def test_a_hold_for_one_target_leaves_the_others_alone(clean: Path, cn: Emulator, intl: Emulator) -> None:
+    schedule = fleet_schedule(clean, cn, intl)
+    hold = {"action": "hold", "tasks": ["access-a"], "ttl": "2h", "reason": "incident 7", "targets": ["cn"]}
+    summary, lines = run(schedule, hold)
+    assert not summary.failed
+    assert cn.status("access-a") == "offline" and intl.status("access-a") == "online"
+    created = next(line for line in lines if line["event"] == "hold.created")
+    assert created["targets"] == ["cn"]
+    # a hold without targets is written exactly as before targets existed
+    run(schedule, {"action": "hold", "tasks": ["access-a"], "ttl": "2h", "reason": "all", "id": "everywhere"})
+    stored = json.loads((schedule.parent.parent / "state" / "everywhere.json").read_text())
+    assert "targets" not in stored
+    assert intl.status("access-a") == "offline"
+
+
+def test_each_target_keeps_its_own_last_run(clean: Path, cn: Emulator) -> None:
+    with Emulator(tasks=SEED, access_key_id="another-account-key", access_key_secret="another-secret-value") as other:
+        run(fleet_schedule(clean, cn, other), reconcile(DAY))
+    state = clean / "state"
+    assert sorted(p.name for p in state.glob("last-run*")) == ["last-run.cn.state"]
+
+
+def test_the_cli_table_and_plan_carry_the_target(
+    clean: Path, cn: Emulator, intl: Emulator, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    schedule = fleet_schedule(clean, cn, intl)
+    monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", EMULATOR_ACCESS_KEY_ID)
+    monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", EMULATOR_ACCESS_KEY_SECRET)
+    code, out, _ = run_cli(capsys, "run", "--schedule", str(schedule), "--at", NIGHT, "--log-format", "json")
+    assert code == 0
+    header = out.splitlines()[2].split()
+    assert header[:2] == ["target", "task"]
+    assert "target cn: ok" in out and "target intl: ok" in out
+    code, out, _ = run_cli(capsys, "plan", "--schedule", str(schedule), "--at", NIGHT, "--json")
+    assert code == 0
+    rows = json.loads(out)["tasks"]
+    assert [(r["target"], r["name"], r["desired"]) for r in rows] == [
+        ("cn", "access-a", "offline"),
+        ("cn", "cn-only", "offline"),
+        ("cn", "site-x", "online"),
+        ("intl", "access-a", "offline"),
+        ("intl", "site-x", "offline"),
+    ]
+
+
+def test_without_targets_no_output_has_a_target_key(
+    clean: Path, cn: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    single = "\n".join(line for line in FLEET.splitlines() if "targets" not in line)
+    single = single.split("tasks:", 1)[1]
+    schedule = write_schedule(clean / "single", "version: 1\ntimezone: UTC\ntasks:" + single)
+    stream = io.StringIO()
+    summary = execute(
+        reconcile(NIGHT),
+        target=Target(cn.url, CREDS),
+        schedule_path=str(schedule),
+        state=str(clean / "state"),
+        stream=stream,
+        environ={"ESA_MAX_RPS": "0"},
+    )
+    assert "target" not in stream.getvalue() and "targets" not in summary.to_json()
+    code, out, _ = run_cli(capsys, "plan", "--schedule", str(schedule), "--at", NIGHT, "--json")
+    assert code == 0 and "target" not in out
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            ("  - name: cn-only\n    targets: [cn]", "  - name: cn-only\n    targets: [mars]"),
+            "'mars' is not a declared target",
+        ),
+        (('targets: ["int*"]', 'targets: ["eu-*"]'), "'eu-*' matches no target"),
+        (('targets: ["int*"]', "targets: []"), "empty list"),
+        (("  - name: intl\n", "  - name: cn\n"), "duplicate name 'cn'"),
+        (("region: ap-southeast-1", "region: Singapore"), "targets[1] (intl).region"),
+        (("endpoint: {intl}", "endpoint: http://10.0.0.1"), "plain http on a non-loopback host"),
+        (
+            ("endpoint: {intl}", "role_arn: 'acs:ram::12:role/x'"),
+            "targets[1] (intl).role_arn",
+        ),
+    ],
+)
+def test_bad_targets_are_named(
+    clean: Path, cn: Emulator, intl: Emulator, change: tuple[str, str], message: str
+) -> None:
+    text = FLEET.replace(*change)
+    path = write_schedule(clean / "schedule", text.format(cn=cn.url, intl=intl.url))
+    with pytest.raises(ScheduleError) as info:
+        load_schedule(str(path))
+    assert any(message in problem and str(path) in problem for problem in info.value.problems), info.value.problems
+
+
+def test_targets_on_an_entry_need_declared_targets(clean: Path) -> None:
+    path = write_schedule(clean / "schedule", "version: 1\ntasks:\n  - name: a\n    targets: [cn]\n")
+    with pytest.raises(ScheduleError, match=r"tasks\[0\] \(a\)\.targets: no targets are declared"):
+        load_schedule(str(path))

@@ -1,0 +1,239 @@
+"""Fleets across accounts (issue 13): STS roles and both fan-out modes, all on one loopback emulator
+that serves several accounts, STS ``AssumeRole`` and FC ``InvokeFunction``."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import clean_environment, endpoint_env, fc_context, parse_lines, set_env, write_schedule
+
+import handler as fc_handler
+from esa_scheduler import fleet
+from esa_scheduler.emulator import (
+    EMULATOR_ACCESS_KEY_ID,
+    EMULATOR_ACCESS_KEY_SECRET,
+    EMULATOR_ACCOUNT_ID,
+    EmulatedAccount,
+    EmulatedRole,
+    Emulator,
+)
+from esa_scheduler.function import RunFailed
+from esa_scheduler.sts import RoleSessionCache
+
+NIGHT = "2026-11-28T02:30:00Z"
+ACCOUNT_A, ACCOUNT_B = "1111222233334444", "5555666677778888"
+ROLE_A = f"acs:ram::{ACCOUNT_A}:role/esa-scheduler-target"
+ROLE_B = f"acs:ram::{ACCOUNT_B}:role/esa-scheduler-target"
+TASKS = [{"TaskName": f"access-{i}", "Status": "online"} for i in range(3)]
+SCHEDULE = f"""\
+version: 1
+timezone: UTC
+targets:
+  - name: prod-a
+    role_arn: "{ROLE_A}"
+    region: cn-hangzhou
+  - name: prod-b
+    role_arn: "{ROLE_B}"
+    region: ap-southeast-1
+  - name: self
+    region: cn-hangzhou
+tasks:
+  - pattern: "access-*"
+windows:
+  - name: nightly
+    tasks: ["access-*"]
+    cron: "0 2 * * *"
+    duration: 1h
+"""
+FUNCTION = "esa-scheduler"
+
+
+def accounts(b_error: str | None = None) -> list[EmulatedAccount]:
+    return [
+        EmulatedAccount(
+            id=ACCOUNT_A, access_key_id="ak-account-a", access_key_secret="secret-of-account-a", tasks=TASKS
+        ),
+        EmulatedAccount(
+            id=ACCOUNT_B,
+            access_key_id="ak-account-b",
+            access_key_secret="secret-of-account-b",
+            tasks=TASKS,
+            error=b_error,
+        ),
+    ]
+
+
+@pytest.fixture(autouse=True)
+def fresh_sessions(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts with a cold instance: no STS credentials cached by an earlier test."""
+    monkeypatch.setattr(fleet, "_sessions", None)
+
+
+@pytest.fixture
+def schedule(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    clean_environment(monkeypatch, tmp_path)
+    return write_schedule(tmp_path / "schedule", SCHEDULE)
+
+
+def use_env(monkeypatch: pytest.MonkeyPatch, emulator: Emulator, schedule: Path, **extra: str) -> None:
+    """The scheduler's own account (the emulator's default) calls ESA, STS and FC on the emulator."""
+    set_env(
+        monkeypatch,
+        {
+            **endpoint_env(emulator.url, EMULATOR_ACCESS_KEY_ID, EMULATOR_ACCESS_KEY_SECRET),
+            "ESA_STS_ENDPOINT": emulator.url,
+            "ESA_FC_ENDPOINT": emulator.url,
+            "ESA_SCHEDULE": str(schedule),
+            "ESA_STATE_DIR": str(schedule.parent.parent / "state"),
+            **extra,
+        },
+    )
+
+
+def context(request_id: str = "fc-req-coordinator") -> Any:
+    ctx = fc_context(request_id=request_id, timeout=120)
+    ctx.account_id = EMULATOR_ACCOUNT_ID
+    return ctx
+
+
+def timer(at: str = NIGHT) -> bytes:
+    return json.dumps({"triggerTime": at, "triggerName": "schedule-tick", "payload": ""}).encode()
+
+
+def statuses(emulator: Emulator, account: str | None) -> set[str]:
+    return {emulator.status(t["TaskName"], account=account) for t in TASKS}
+
+
+def assume_calls(emulator: Emulator) -> int:
+    return int(emulator.stats["by_action"].get("AssumeRole", 0))
+
+
+def test_inline_fleet_converges_every_account(
+    schedule: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    roles = [EmulatedRole(arn=ROLE_A), EmulatedRole(arn=ROLE_B)]
+    with Emulator(tasks=TASKS, accounts=accounts(), roles=roles) as emulator:
+        use_env(monkeypatch, emulator, schedule)
+        result = fc_handler.handler(timer(), context())
+        assert result["ok"] is True
+        assert {name: t["counts"]["updated"] for name, t in result["targets"].items()} == {
+            "prod-a": 3,
+            "prod-b": 3,
+            "self": 3,
+        }
+        for account in (ACCOUNT_A, ACCOUNT_B, None):
+            assert statuses(emulator, account) == {"offline"}
+        # the minimum: one list page and three updates per target, plus one AssumeRole per role
+        assert assume_calls(emulator) == 2
+        assert result["api_calls"] == emulator.stats["total"] == 3 * (1 + 3) + 2
+        # a second run within the credentials' lifetime assumes nothing again
+        emulator.reset_stats()
+        fc_handler.handler(timer("2026-11-28T02:31:00Z"), context())
+        assert assume_calls(emulator) == 0
+    lines = parse_lines(capsys.readouterr().out)
+    assert {line["target"] for line in lines if line["event"] == "task.result"} == {"prod-a", "prod-b", "self"}
+
+
+def test_sts_credentials_are_refreshed_shortly_before_they_expire(
+    schedule: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = [datetime.now(timezone.utc)]
+    monkeypatch.setattr(fleet, "_sessions", RoleSessionCache(clock=lambda: now[0]))
+    roles = [EmulatedRole(arn=ROLE_A), EmulatedRole(arn=ROLE_B)]
+    with Emulator(tasks=TASKS, accounts=accounts(), roles=roles) as emulator:
+        use_env(monkeypatch, emulator, schedule)
+        fc_handler.handler(timer(), context())
+        assert assume_calls(emulator) == 2
+        now[0] += timedelta(minutes=54)  # an hour's credentials, refreshed 5 minutes early: not yet
+        fc_handler.handler(timer("2026-11-28T02:31:00Z"), context())
+        assert assume_calls(emulator) == 2
+        now[0] += timedelta(minutes=2)
+        fc_handler.handler(timer("2026-11-28T02:32:00Z"), context())
+        assert assume_calls(emulator) == 4
+
+
+@pytest.mark.parametrize(
+    ("roles", "b_error", "code"),
+    [
+        ([EmulatedRole(arn=ROLE_A), EmulatedRole(arn=ROLE_B, deny=True)], None, "NoPermission"),
+        ([EmulatedRole(arn=ROLE_A)], None, "EntityNotExist.Role"),
+        ([EmulatedRole(arn=ROLE_A), EmulatedRole(arn=ROLE_B)], "EsaService.NotOpen", "EsaService.NotOpen"),
+    ],
+    ids=["denied", "no-such-role", "esa-not-open"],
+)
+def test_one_failing_target_leaves_the_others_untouched(
+    schedule: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    roles: list[EmulatedRole],
+    b_error: str | None,
+    code: str,
+) -> None:
+    with Emulator(tasks=TASKS, accounts=accounts(b_error), roles=roles) as emulator:
+        use_env(monkeypatch, emulator, schedule)
+        with pytest.raises(RunFailed, match="1 of 3 target"):
+            fc_handler.handler(timer(), context())
+        assert statuses(emulator, ACCOUNT_A) == {"offline"} and statuses(emulator, None) == {"offline"}
+        assert statuses(emulator, ACCOUNT_B) == {"online"}
+    lines = parse_lines(capsys.readouterr().out)
+    failed = [line for line in lines if line["event"] == "target.summary" and line["ok"] is False]
+    assert [line["target"] for line in failed] == ["prod-b"]
+    assert code in json.dumps(failed[0])
+    summary = lines[-1]
+    assert summary["event"] == "run.summary" and summary["error"] == "1 of 3 target(s) failed: prod-b"
+
+
+def test_async_fanout_dispatches_once_per_target_and_never_twice(
+    schedule: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    roles = [EmulatedRole(arn=ROLE_A), EmulatedRole(arn=ROLE_B)]
+    runs: list[dict[str, Any]] = []
+
+    def function(event: bytes) -> object:
+        result = fc_handler.handler(event, context(f"fc-req-{len(runs)}"))
+        runs.append(result)
+        return result
+
+    with Emulator(tasks=TASKS, accounts=accounts(), roles=roles, functions={FUNCTION: function}) as emulator:
+        use_env(monkeypatch, emulator, schedule, ESA_FANOUT="async")
+        coordinator = fc_handler.handler(timer(), context())
+        assert coordinator["ok"] is True and coordinator["tasks"] == 0
+        assert set(coordinator["targets"]) == {"prod-a", "prod-b", "self"}
+        invocations = emulator.wait_for_invocations(3)
+        events = sorted((json.loads(i.event) for i in invocations), key=lambda event: event["target"])
+        assert events == [{"action": "reconcile", "at": NIGHT, "target": name} for name in ("prod-a", "prod-b", "self")]
+        assert all(i.outcome == "ok" for i in emulator.wait_for_invocations(3))
+        for account in (ACCOUNT_A, ACCOUNT_B, None):
+            assert statuses(emulator, account) == {"offline"}
+        # FC retries the coordinator (same trigger): FC refuses every duplicate, nothing runs twice
+        again = fc_handler.handler(timer(), context())
+        assert again["ok"] is True
+        assert len(emulator.invocations) == 3
+    out = capsys.readouterr().out
+    lines = parse_lines(out)
+    dispatched = [line for line in lines if line["event"] == "fanout.dispatched"]
+    assert len(dispatched) == 6 and sum(1 for line in dispatched if line.get("duplicate")) == 3
+    assert sorted(r["targets"].popitem()[0] for r in runs) == ["prod-a", "prod-b", "self"]
+
+
+def test_async_fanout_carries_hold_events_to_the_targets_they_touch(
+    schedule: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    roles = [EmulatedRole(arn=ROLE_A), EmulatedRole(arn=ROLE_B)]
+    with Emulator(
+        tasks=TASKS,
+        accounts=accounts(),
+        roles=roles,
+        functions={FUNCTION: lambda event: fc_handler.handler(event, context("fc-req-target"))},
+    ) as emulator:
+        use_env(monkeypatch, emulator, schedule, ESA_FANOUT="async")
+        hold = {"action": "hold", "tasks": ["access-1"], "ttl": "1h", "reason": "incident", "targets": ["prod-a"]}
+        fc_handler.handler(json.dumps(hold).encode(), context())
+        emulator.wait_for_invocations(3)
+        assert emulator.status("access-1", account=ACCOUNT_A) == "offline"
+        assert emulator.status("access-1", account=ACCOUNT_B) == "online"
+        assert emulator.status("access-0", account=ACCOUNT_A) == "online"
