@@ -105,7 +105,8 @@ def one_run(targets: int, tasks: int, latency_ms: float) -> tuple[float, RunSumm
         )
         elapsed = time.perf_counter() - started
     if summary.counts["updated"] != targets * tasks:
-        raise SystemExit(f"expected {targets * tasks} updates, got {summary.counts} ({summary.error})")
+        why = {name: t["error"] for name, t in (summary.targets or {}).items() if not t["ok"]}
+        raise SystemExit(f"expected {targets * tasks} updates, got {summary.counts}: {why}")
     return elapsed, summary
 
 

@@ -161,9 +161,19 @@ def _write_views(args: argparse.Namespace, schedule: Schedule, at: datetime, hol
 
 
 def _embedded_target(schedule_path: str | None, forced: bool) -> tuple[Target, Emulator | None]:
-    """With ``--emulator``, or no endpoint and no credentials anywhere, run against a seeded local emulator."""
+    """With ``--emulator``, or no endpoint and no credentials anywhere, run against a seeded local emulator.
+
+    A fleet schedule gets one emulated account per target role (each seeded like the function's own),
+    and STS on the same emulator, so not one call of the run leaves loopback.
+    """
     from esa_scheduler.credentials import Credentials, has_configured_credentials
-    from esa_scheduler.emulator import EMULATOR_ACCESS_KEY_ID, EMULATOR_ACCESS_KEY_SECRET, Emulator
+    from esa_scheduler.emulator import (
+        EMULATOR_ACCESS_KEY_ID,
+        EMULATOR_ACCESS_KEY_SECRET,
+        EmulatedAccount,
+        EmulatedRole,
+        Emulator,
+    )
     from esa_scheduler.function import Target
     from esa_scheduler.schedule import load_schedule
 
@@ -171,7 +181,12 @@ def _embedded_target(schedule_path: str | None, forced: bool) -> tuple[Target, E
         return Target(), None
     schedule = load_schedule(schedule_path)
     seed = [{"TaskName": t.name, "Status": "online", "SiteId": t.site_id} for t in schedule.explicit_tasks if t.name]
-    emulator = Emulator(tasks=seed).start()
+    members = sorted({(t.account_id, t.role_arn) for t in schedule.targets if t.role_arn and t.account_id})
+    accounts = [
+        EmulatedAccount(id=account, access_key_id=f"embedded-{account}", access_key_secret=f"{account}-key", tasks=seed)
+        for account in sorted({account for account, _ in members})
+    ]
+    emulator = Emulator(tasks=seed, accounts=accounts, roles=[EmulatedRole(arn=arn) for _, arn in members]).start()
     why = "--emulator" if forced else "no ESA endpoint or credentials configured"
     print(
         f"{why}: using the embedded ESA emulator at {emulator.url} "
@@ -179,7 +194,7 @@ def _embedded_target(schedule_path: str | None, forced: bool) -> tuple[Target, E
         file=sys.stderr,
     )
     creds = Credentials(EMULATOR_ACCESS_KEY_ID, EMULATOR_ACCESS_KEY_SECRET, source="embedded-emulator")
-    return Target(emulator.url, creds, ephemeral=True), emulator
+    return Target(emulator.url, creds, ephemeral=True, sts_endpoint=emulator.url), emulator
 
 
 def _print_run(summary: RunSummary, as_json: bool) -> None:

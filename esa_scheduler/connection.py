@@ -66,7 +66,11 @@ class Edge:
         return cls(override, credentials, env, ClientSettings.from_env(env), context, deadline)
 
     def esa_endpoint(self, region: str | None = None, explicit: str | None = None) -> str:
-        """A target's own endpoint, else the override (or ``ESA_ENDPOINT``), else the region's."""
+        """A target's own endpoint, else the override (or ``ESA_ENDPOINT``), else the region's.
+
+        An ephemeral override (the embedded emulator) wins over everything: a demo stays on loopback."""
+        if self.override.ephemeral and self.override.endpoint:
+            return resolve_endpoint(self.env, explicit=self.override.endpoint)
         return resolve_endpoint(self.env, region=region, explicit=explicit or self.override.endpoint)
 
     def esa_client(

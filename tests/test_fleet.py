@@ -246,3 +246,35 @@ def test_targets_on_an_entry_need_declared_targets(clean: Path) -> None:
     path = write_schedule(clean / "schedule", "version: 1\ntasks:\n  - name: a\n    targets: [cn]\n")
     with pytest.raises(ScheduleError, match=r"tasks\[0\] \(a\)\.targets: no targets are declared"):
         load_schedule(str(path))
+
+
+def test_the_embedded_emulator_serves_a_fleet_on_loopback_only(clean: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # role targets and an endpoint far away: with nothing configured, every call goes to the
+    # embedded emulator (one account per role, STS included), never to a real host
+    fleet = """\
+version: 1
+timezone: UTC
+targets:
+  - name: member
+    role_arn: "acs:ram::1111222233334444:role/esa-scheduler-target"
+    region: cn-hangzhou
+    endpoint: https://esa.cn-hangzhou.aliyuncs.com
+  - name: self
+    region: ap-southeast-1
+tasks:
+  - name: access-a
+windows:
+  - name: nightly
+    tasks: [access-a]
+    cron: "0 2 * * *"
+    duration: 1h
+"""
+    schedule = write_schedule(clean / "schedule", fleet)
+    code, out, err = run_cli(
+        capsys, "run", "--schedule", str(schedule), "--at", NIGHT, "--json", "--log-format", "json"
+    )
+    assert code == 0, err
+    summary = json.loads(out)
+    assert {name: t["counts"]["updated"] for name, t in summary["targets"].items()} == {"member": 1, "self": 1}
+    assert "embedded ESA emulator at http://127.0.0.1:" in err
+    assert not list((clean / ".esa-scheduler").glob("last-run*")), "nothing is recorded about an embedded run"
