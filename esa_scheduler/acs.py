@@ -186,6 +186,11 @@ class AcsClient:
         return self._settings.concurrency
 
     @property
+    def endpoint(self) -> str:
+        """``scheme://host[:port]`` this client calls."""
+        return self._base
+
+    @property
     def access_key_id(self) -> str:
         """The AccessKey id this client signs with (not a secret: it names the caller)."""
         return self._access_key_id

@@ -35,6 +35,10 @@ if TYPE_CHECKING:
     from esa_scheduler.sts import RoleSessionCache, StsClient
 
 FANOUT_MODES = ("inline", "async")
+STALE_CREDENTIALS = frozenset(
+    {"InvalidAccessKeyId.NotFound", "InvalidSecurityToken.Expired", "InvalidSecurityToken.Mismatch"}
+)
+"""ESA's answers to STS credentials it no longer accepts: worth one fresh ``AssumeRole``."""
 STS_DURATION_S = 3600
 _sessions: RoleSessionCache | None = None
 """AssumeRole results survive between invocations of a warm FC instance, until shortly before expiry."""
@@ -116,6 +120,18 @@ class FleetRun:
             holds=holds_for(request.holds, target.name),
             previous_holds=holds_for(request.previous_holds, target.name),
         )
+        summary = await self._attempt(target, scoped, sts, log)
+        stale = summary.error_code in STALE_CREDENTIALS
+        # Cached STS credentials ESA no longer knows (revoked, or issued by another STS): the listing
+        # failed, so nothing changed; assume the role afresh and try once more.
+        if stale and sts is not None and target.role_arn and _role_sessions().forget(sts, target.role_arn):
+            log.warning("target.credentials_refreshed", role_arn=target.role_arn, error_code=summary.error_code)
+            summary = await self._attempt(target, scoped, sts, log)
+        return summary
+
+    async def _attempt(
+        self, target: ScheduleTarget, request: RunRequest, sts: StsClient | None, log: RunLog
+    ) -> RunSummary:
         try:
             credentials = await self._credentials(target, sts)
         except EsaApiError as exc:
@@ -127,7 +143,7 @@ class FleetRun:
         async with client:
             after = self.notifier_for(target.name, log)
             reconciler = Reconciler(project(self.schedule, target.name), client, log, after=after, target=target.name)
-            return await reconciler.run(scoped)
+            return await reconciler.run(request)
 
 
 def _combined(request: RunRequest, outcomes: dict[str, RunSummary]) -> RunSummary:

@@ -94,6 +94,8 @@ class RunSummary:
     notify_failed: int = 0
     targets: dict[str, dict[str, Any]] | None = None
     """Each target's outcome (schedules with ``targets:``); ``None`` keeps the summary as before."""
+    error_code: str | None = None
+    """ESA's code when the inventory could not be read (not logged here: ``run.inventory_failed`` has it)."""
 
     @property
     def counts(self) -> dict[str, int]:
@@ -201,7 +203,7 @@ class Reconciler:
         try:
             current = await self._inventory()
         except EsaApiError as exc:
-            summary.error = str(exc)
+            summary.error, summary.error_code = str(exc), exc.code
             self.log.error("run.inventory_failed", error_code=exc.code, error=str(exc))
             return await self._finish(summary, started)
         tasks = managed_tasks(self.schedule, current)

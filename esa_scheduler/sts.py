@@ -124,7 +124,7 @@ class StsClient(AcsClient):
 
 
 class RoleSessionCache:
-    """AssumeRole results per (caller AccessKeyId, role ARN), reused until shortly before expiry.
+    """AssumeRole results per (STS endpoint, caller AccessKeyId, role ARN), reused until shortly before expiry.
 
     One ``AssumeRole`` is in flight per key however many coroutines ask at once: targets sharing a
     role share its session instead of each spending STS quota on an identical token. Use it from
@@ -136,8 +136,8 @@ class RoleSessionCache:
     ) -> None:
         self._clock = clock
         self._refresh_before = refresh_before
-        self._sessions: dict[tuple[str, str], AssumedRole] = {}
-        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._sessions: dict[tuple[str, str, str], AssumedRole] = {}
+        self._locks: dict[tuple[str, str, str], asyncio.Lock] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._assume_calls = 0
 
@@ -154,7 +154,7 @@ class RoleSessionCache:
         if loop is not self._loop:
             # A warm FC instance runs each invocation in a new event loop; a lock is bound to one.
             self._loop, self._locks = loop, {}
-        key = (sts.access_key_id, role_arn)
+        key = (sts.endpoint, sts.access_key_id, role_arn)
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
             cached = self._sessions.get(key)
@@ -164,3 +164,7 @@ class RoleSessionCache:
             assumed = await sts.assume_role(role_arn, session_name, duration_s)
             self._sessions[key] = assumed
             return assumed.credentials
+
+    def forget(self, sts: StsClient, role_arn: str) -> bool:
+        """Drop the role's cached credentials (ESA refused them: revoked, or from another STS)."""
+        return self._sessions.pop((sts.endpoint, sts.access_key_id, role_arn), None) is not None

@@ -237,3 +237,27 @@ def test_async_fanout_carries_hold_events_to_the_targets_they_touch(
         assert emulator.status("access-1", account=ACCOUNT_A) == "offline"
         assert emulator.status("access-1", account=ACCOUNT_B) == "online"
         assert emulator.status("access-0", account=ACCOUNT_A) == "online"
+
+
+def test_credentials_esa_no_longer_accepts_are_replaced_once(
+    schedule: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from esa_scheduler.credentials import Credentials
+    from esa_scheduler.sts import AssumedRole
+
+    cache = RoleSessionCache()
+    monkeypatch.setattr(fleet, "_sessions", cache)
+    roles = [EmulatedRole(arn=ROLE_A), EmulatedRole(arn=ROLE_B)]
+    with Emulator(tasks=TASKS, accounts=accounts(), roles=roles) as emulator:
+        use_env(monkeypatch, emulator, schedule)
+        # a warm instance holds credentials for ROLE_A that this STS never issued (or has revoked)
+        revoked = Credentials("STS.revoked-key-id", "revoked-secret-value", "revoked-security-token")
+        far = datetime.now(timezone.utc) + timedelta(hours=1)
+        cache._sessions[(emulator.url, EMULATOR_ACCESS_KEY_ID, ROLE_A)] = AssumedRole(revoked, far)
+        result = fc_handler.handler(timer(), context())
+        assert result["ok"] is True
+        assert statuses(emulator, ACCOUNT_A) == {"offline"}
+        assert assume_calls(emulator) == 2  # ROLE_B, and ROLE_A once more after the refusal
+    lines = parse_lines(capsys.readouterr().out)
+    refreshed = [line for line in lines if line["event"] == "target.credentials_refreshed"]
+    assert [(line["target"], line["error_code"]) for line in refreshed] == [("prod-a", "InvalidAccessKeyId.NotFound")]
