@@ -1,7 +1,11 @@
 """The window engine: when is a window active, and where are the edges of its activity.
 
 A window's occurrences form one stream: it is active at T when its latest start at or before T
-has not ended yet. A ``Timeline`` turns that stream into sorted, disjoint active intervals,
+has not ended yet (a ``calendar:`` window's events instead simply unite: a short event inside a long
+one does not cut it short). Occurrences are kept or dropped by the local date they start on
+(``skip_dates``, ``active_from``/``active_until``, ``skip``/``only_on`` calendars); a rejected date
+moves the cron scan on to the next local day, so that ``only_on`` a sparse calendar stays cheap.
+A ``Timeline`` turns that stream into sorted, disjoint active intervals,
 computed lazily from the evaluation instant and cached, so that every task selected by the same
 window shares one computation (the planner depends on this for speed).
 """
@@ -12,6 +16,8 @@ import bisect
 from collections.abc import Iterator
 from datetime import datetime, time, timedelta
 
+from esa_scheduler.calendars import IcsEvent, summary_matches
+from esa_scheduler.cron import wall_to_instant
 from esa_scheduler.schedule import Window
 from esa_scheduler.timeutil import UTC
 
@@ -30,6 +36,7 @@ class Timeline:
         self._ends: list[datetime] = []
         self._source = self._intervals()
         self._done = False
+        self._events: list[tuple[datetime, datetime, IcsEvent]] = []
 
     def _happens(self, start: datetime) -> bool:
         local_day = start.astimezone(self.window.tz).date()
@@ -38,7 +45,22 @@ class Timeline:
             return False
         if w.active_until is not None and local_day > w.active_until:
             return False
-        return local_day not in w.skip_dates
+        if local_day in w.skip_dates or any(c.contains(local_day, w.tz) for c in w.skip):
+            return False
+        return all(c.contains(local_day, w.tz) for c in w.only_on)
+
+    def _next_day(self, start: datetime) -> datetime:
+        """The first instant of the local day after the one ``start`` falls on."""
+        following = start.astimezone(self.window.tz).date() + timedelta(days=1)
+        return wall_to_instant(datetime.combine(following, time()), self.window.tz)[0]
+
+    def _floor(self) -> datetime | None:
+        """Starts before this instant ended before ``origin``: the backward scan can stop there."""
+        w = self.window
+        if w.duration is not None:
+            return self.origin - w.duration
+        assert w.end_cron is not None
+        return next(w.end_cron.at_or_before(self.origin, w.tz), None)
 
     def _end_of(self, start: datetime) -> datetime:
         w = self.window
@@ -54,9 +76,10 @@ class Timeline:
         if w.active_until is not None:
             day_after = datetime.combine(w.active_until + timedelta(days=2), time(), tzinfo=w.tz)
             probe = min(probe, day_after.astimezone(UTC))
+        floor = self._floor()
         for start in w.cron.at_or_before(probe, w.tz):
             local_day = start.astimezone(w.tz).date()
-            if w.active_from is not None and local_day < w.active_from:
+            if (w.active_from is not None and local_day < w.active_from) or (floor is not None and start < floor):
                 return None
             if self._happens(start):
                 return start
@@ -72,16 +95,43 @@ class Timeline:
         if w.active_from is not None:
             opening = datetime.combine(w.active_from, time(), tzinfo=w.tz).astimezone(UTC)
             origin = max(origin, opening - timedelta(seconds=1))
-        for start in w.cron.after(origin, w.tz):
+        starts = w.cron.after(origin, w.tz)
+        while (start := next(starts, None)) is not None:
             if start > self.horizon or (w.active_until is not None and start.astimezone(w.tz).date() > w.active_until):
                 return
             if self._happens(start):
                 yield start
+            else:
+                starts = w.cron.after(self._next_day(start) - timedelta(microseconds=1), w.tz)
+
+    def _event_intervals(self) -> Iterator[Interval]:
+        """A ``calendar:`` window: the union of its events' [start, end) that end after ``origin``."""
+        w = self.window
+        assert w.events is not None
+        for event in w.events.events(self.origin, self.horizon):
+            start, end = event.interval(w.tz)
+            relevant = start < end and end > self.origin and start <= self.horizon
+            if relevant and summary_matches(w.summary, event) and self._happens(start):
+                self._events.append((start, end, event))
+        self._events.sort(key=lambda item: (item[0], item[1]))
+        current: Interval | None = None
+        for start, end, _ in self._events:
+            if current is not None and start <= current[1]:
+                current = (current[0], max(current[1], end))
+                continue
+            if current is not None:
+                yield current
+            current = (start, end)
+        if current is not None:
+            yield current
 
     def _intervals(self) -> Iterator[Interval]:
         w = self.window
         if w.start is not None and w.end is not None:
             yield (w.start, w.end)
+            return
+        if w.events is not None:
+            yield from self._event_intervals()
             return
         current: Interval | None = None
         for start in self._starts_from():
@@ -110,6 +160,12 @@ class Timeline:
         self._extend(instant)
         i = bisect.bisect_right(self._starts, instant) - 1
         return i >= 0 and instant < self._ends[i]
+
+    def label(self, instant: datetime) -> str:
+        """How ``plan`` names this window among the matches at ``instant`` (while it is active there):
+        ``window:<name>``, and for a ``calendar:`` window the SUMMARY and UID of the events in force."""
+        events = [event.label() for start, end, event in self._events if start <= instant < end]
+        return f"window:{self.window.name}" + (f" {', '.join(events)}" if events else "")
 
     def next_edge(self, instant: datetime) -> datetime | None:
         """The first instant after ``instant`` at which this window starts or stops being active."""
