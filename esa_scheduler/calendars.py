@@ -173,7 +173,7 @@ class IcsEvent:
 
     def label(self) -> str:
         """How ``plan`` names the event that makes a window active."""
-        return f"{self.summary!r} (uid {self.uid})"
+        return f'"{self.summary}" (uid {self.uid})'
 
 
 def _instant(value: date, tz: ZoneInfo) -> datetime:

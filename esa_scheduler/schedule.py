@@ -424,6 +424,8 @@ def _describe(err: Any, raw: dict[str, Any]) -> str:
     if kind == "extra_forbidden":
         key = str(loc[-1])
         parent = next((str(p) for p in reversed(loc[:-1]) if isinstance(p, str)), "")
+        if loc[-3:-2] == ("calendars",):  # a map: the parent key is the calendar's name
+            parent = "calendars"
         hint = difflib.get_close_matches(key, _FIELD_NAMES.get(parent, ()), n=1)
         suggestion = f" (did you mean '{hint[0]}'?)" if hint else ""
         return f"{where}: unknown key {key!r}{suggestion}"

@@ -165,7 +165,7 @@ class Timeline:
         """How ``plan`` names this window among the matches at ``instant`` (while it is active there):
         ``window:<name>``, and for a ``calendar:`` window the SUMMARY and UID of the events in force."""
         events = [event.label() for start, end, event in self._events if start <= instant < end]
-        return f"window:{self.window.name}" + (f" {', '.join(events)}" if events else "")
+        return f"window:{self.window.name}" + (f": {'; '.join(events)}" if events else "")
 
     def next_edge(self, instant: datetime) -> datetime | None:
         """The first instant after ``instant`` at which this window starts or stops being active."""
