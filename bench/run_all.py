@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 BENCH = Path(__file__).resolve().parent
-SCRIPTS = ["plan_bench.py", "reconcile_bench.py", "emulator_bench.py", "coldstart_bench.py"]
+SCRIPTS = ["plan_bench.py", "calendar_bench.py", "reconcile_bench.py", "emulator_bench.py", "coldstart_bench.py"]
 COLUMNS = ["figure", "ours", "baseline", "ratio", "target", "pass"]
 
 

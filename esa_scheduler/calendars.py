@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from holidays import HolidayBase
     from icalendar import Calendar as ICalendar
     from icalendar import Component
+    from recurring_ical_events import CalendarQuery
 
 CalendarKind = Literal["holidays", "workdays"]
 DateItem = date | str
@@ -152,16 +153,19 @@ class CountryCalendar(Calendar):
 
 @dataclass(frozen=True)
 class IcsEvent:
-    """One occurrence of an ICS event as the library expands it: date, floating or aware bounds."""
+    """One occurrence of an ICS event as the library expands it: date, floating or aware bounds.
+
+    ``fixed`` is the UTC interval when both bounds are aware (the same in every window's zone)."""
 
     start: date
     end: date
     summary: str
     uid: str
+    fixed: tuple[datetime, datetime] | None = None
 
     def interval(self, tz: ZoneInfo) -> tuple[datetime, datetime]:
         """[start, end) in UTC; floating and all-day values are wall clock in ``tz`` (the window's zone)."""
-        return _instant(self.start, tz), _instant(self.end, tz)
+        return self.fixed or (_instant(self.start, tz), _instant(self.end, tz))
 
     def local_dates(self, tz: ZoneInfo) -> Iterator[date]:
         """The local dates the event touches; an all-day event's end date is exclusive (RFC 5545)."""
@@ -176,6 +180,10 @@ class IcsEvent:
         return f'"{self.summary}" (uid {self.uid})'
 
 
+def _aware(value: date) -> bool:
+    return isinstance(value, datetime) and value.tzinfo is not None
+
+
 def _instant(value: date, tz: ZoneInfo) -> datetime:
     if not isinstance(value, datetime):
         return wall_to_instant(datetime.combine(value, time()), tz)[0]
@@ -187,10 +195,10 @@ def _instant(value: date, tz: ZoneInfo) -> datetime:
 class IcsCalendar(Calendar):
     """An RFC 5545 file: its events drive ``calendar:`` windows, its dates filter ``skip``/``only_on``."""
 
-    def __init__(self, name: str, origin: str, path: Path, parsed: ICalendar) -> None:
+    def __init__(self, name: str, origin: str, path: Path, query: CalendarQuery) -> None:
         super().__init__(name, origin)
         self.path = path
-        self.parsed = parsed
+        self.query = query
         self._spans: dict[tuple[datetime, datetime], list[IcsEvent]] = {}
         self._dates: dict[tuple[str, int], frozenset[date]] = {}
 
@@ -202,10 +210,7 @@ class IcsCalendar(Calendar):
         key = (begin, end)
         found = self._spans.get(key)
         if found is None:
-            import recurring_ical_events
-
-            query = recurring_ical_events.of(self.parsed)
-            components = query.between(begin - _QUERY_MARGIN, end + _QUERY_MARGIN)
+            components = self.query.between(begin - _QUERY_MARGIN, end + _QUERY_MARGIN)
             kept = [c for c in components if str(c.get("STATUS", "")).upper() != "CANCELLED"]
             found = self._spans[key] = [_event(c) for c in kept]
         return found
@@ -225,7 +230,8 @@ class IcsCalendar(Calendar):
 def _event(component: Component) -> IcsEvent:
     start = component.decoded("DTSTART")
     end = component.decoded("DTEND") if "DTEND" in component else start
-    return IcsEvent(start, end, str(component.get("SUMMARY", "")), str(component.get("UID", "")))
+    fixed = (start.astimezone(UTC), end.astimezone(UTC)) if _aware(start) and _aware(end) else None
+    return IcsEvent(start, end, str(component.get("SUMMARY", "")), str(component.get("UID", "")), fixed)
 
 
 def summary_matches(pattern: str | None, event: IcsEvent) -> bool:
@@ -369,28 +375,28 @@ def _ics_calendar(name: str, ics: str, file: str, where: str, problems: list[str
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         problems.append(f"{where}.ics: cannot read {path}: {reason}")
         return None
-    problem, parsed = _parse_ics(text)
-    if problem is not None or parsed is None:
-        problems.append(f"{where}.ics: {path}: {problem}")
+    query = _parse_ics(text)
+    if isinstance(query, str):
+        problems.append(f"{where}.ics: {path}: {query}")
         return None
-    return IcsCalendar(name, file, path, parsed)
+    return IcsCalendar(name, file, path, query)
 
 
-def _parse_ics(text: str) -> tuple[str | None, ICalendar | None]:
-    """The parsed calendar, or the first problem found, naming its line or its event's UID."""
+def _parse_ics(text: str) -> CalendarQuery | str:
+    """The calendar ready to expand, or the first problem found, naming its line or its event's UID."""
     import icalendar
 
     try:
         parsed = icalendar.Calendar.from_ical(text)
     except ValueError as exc:
-        return _locate_syntax_error(text) or f"malformed calendar: {_first_line(exc)}", None
+        return _locate_syntax_error(text) or f"malformed calendar: {_first_line(exc)}"
     if not isinstance(parsed, icalendar.Calendar) or parsed.name != "VCALENDAR":
-        return "not an iCalendar file (expected BEGIN:VCALENDAR at the top)", None
+        return "not an iCalendar file (expected BEGIN:VCALENDAR at the top)"
     for event in parsed.walk("VEVENT"):
         problem = _event_problem(event)
         if problem is not None:
-            return f"event UID {str(event.get('UID', '?'))!r}: {problem}", None
-    return _expansion_problem(parsed), parsed
+            return f"event UID {str(event.get('UID', '?'))!r}: {problem}"
+    return _expansion(parsed)
 
 
 def _event_problem(event: Component) -> str | None:
@@ -408,13 +414,14 @@ def _event_problem(event: Component) -> str | None:
     return None
 
 
-def _expansion_problem(parsed: ICalendar) -> str | None:
-    """What ``recurring-ical-events`` refuses (a recurrence rule it cannot expand), by event UID."""
+def _expansion(parsed: ICalendar) -> CalendarQuery | str:
+    """The expansion ``recurring-ical-events`` prepares, or what it refuses (a recurrence rule it
+    cannot expand) by event UID."""
     import icalendar
     import recurring_ical_events
 
     try:
-        recurring_ical_events.of(parsed)
+        return recurring_ical_events.of(parsed)
     except ValueError as whole:
         for event in parsed.walk("VEVENT"):
             single = icalendar.Calendar()
@@ -424,7 +431,6 @@ def _expansion_problem(parsed: ICalendar) -> str | None:
             except ValueError as exc:
                 return f"event UID {str(event.get('UID', '?'))!r}: RRULE refused: {_first_line(exc)}"
         return f"cannot expand the events: {_first_line(whole)}"
-    return None
 
 
 def _locate_syntax_error(text: str) -> str | None:

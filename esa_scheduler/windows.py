@@ -22,6 +22,7 @@ from esa_scheduler.schedule import Window
 from esa_scheduler.timeutil import UTC
 
 FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
+EVENT_CHUNK = timedelta(days=31)
 Interval = tuple[datetime, datetime]
 
 
@@ -104,18 +105,29 @@ class Timeline:
             else:
                 starts = w.cron.after(self._next_day(start) - timedelta(microseconds=1), w.tz)
 
-    def _event_intervals(self) -> Iterator[Interval]:
-        """A ``calendar:`` window: the union of its events' [start, end) that end after ``origin``."""
+    def _events_from(self) -> Iterator[tuple[datetime, datetime, IcsEvent]]:
+        """A ``calendar:`` window's events that end after ``origin``, in start order, expanded a month
+        at a time: the planner rarely needs more than the first month to find the next edge."""
         w = self.window
         assert w.events is not None
-        for event in w.events.events(self.origin, self.horizon):
-            start, end = event.interval(w.tz)
-            relevant = start < end and end > self.origin and start <= self.horizon
-            if relevant and summary_matches(w.summary, event) and self._happens(start):
-                self._events.append((start, end, event))
-        self._events.sort(key=lambda item: (item[0], item[1]))
+        done: datetime | None = None
+        while done is None or done < self.horizon:
+            begin = done or self.origin
+            end = min(begin + EVENT_CHUNK, self.horizon)
+            found = []
+            for event in w.events.events(begin, end):
+                start, finish = event.interval(w.tz)
+                ours = start <= end and (done is None or start > done) and self.origin < finish and start < finish
+                if ours and summary_matches(w.summary, event) and self._happens(start):
+                    found.append((start, finish, event))
+            yield from sorted(found, key=lambda item: (item[0], item[1]))
+            done = end
+
+    def _event_intervals(self) -> Iterator[Interval]:
+        """The union of the events' [start, end): an event inside a longer one does not cut it short."""
         current: Interval | None = None
-        for start, end, _ in self._events:
+        for start, end, event in self._events_from():
+            self._events.append((start, end, event))
             if current is not None and start <= current[1]:
                 current = (current[0], max(current[1], end))
                 continue
