@@ -536,3 +536,15 @@ def test_calendar_libraries_are_imported_only_when_used(tmp_path: Path, calendar
         [sys.executable, "-c", IMPORTS, str(schedule)], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == repr(imported)
+
+
+def test_readme_calendars_example_is_valid(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### Calendars", 1)[1]
+    example = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    write_ics(tmp_path)
+    tasks = "version: 1\ntasks:\n  - name: access-logs-prod\n  - pattern: 'waf-*'\n"
+    schedule = write_schedule(tmp_path, tasks + example)
+    code, lines = validate(capsys, schedule)
+    assert code == 0, lines
+    assert only_line(lines, "valid: 1 file(s), 2 task entries (1 pattern(s)), 3 window(s)")
