@@ -40,6 +40,7 @@ MAX_ICS_BYTES = 16 * 1024 * 1024
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _RANGE = ".."
 _QUERY_MARGIN = timedelta(days=2)
+_TOO_FREQUENT = frozenset({"SECONDLY", "MINUTELY"})
 
 
 class CalendarSpec(BaseModel):
@@ -375,11 +376,11 @@ def _ics_calendar(name: str, ics: str, file: str, where: str, problems: list[str
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         problems.append(f"{where}.ics: cannot read {path}: {reason}")
         return None
-    query = _parse_ics(text)
-    if isinstance(query, str):
-        problems.append(f"{where}.ics: {path}: {query}")
+    parsed = _parse_ics(text)
+    if isinstance(parsed, str):
+        problems.append(f"{where}.ics: {path}: {parsed}")
         return None
-    return IcsCalendar(name, file, path, query)
+    return IcsCalendar(name, file, path, parsed)
 
 
 def _parse_ics(text: str) -> CalendarQuery | str:
@@ -396,7 +397,12 @@ def _parse_ics(text: str) -> CalendarQuery | str:
         problem = _event_problem(event)
         if problem is not None:
             return f"event UID {str(event.get('UID', '?'))!r}: {problem}"
-    return _expansion(parsed)
+    import recurring_ical_events
+
+    try:
+        return recurring_ical_events.of(parsed)
+    except ValueError as exc:
+        return _refused(parsed) or f"cannot expand the events: {_first_line(exc)}"
 
 
 def _event_problem(event: Component) -> str | None:
@@ -406,6 +412,15 @@ def _event_problem(event: Component) -> str | None:
         return f"RRULE refused: {message}" if prop == "RRULE" else f"{prop}: {message}"
     if "DTSTART" not in event:
         return "DTSTART is missing"
+    rules = event.get("RRULE", [])
+    for rule in rules if isinstance(rules, list) else [rules]:
+        text = rule.to_ical().decode()
+        # RFC 5545 wants a positive INTERVAL (the expansion loops forever on 0), and a maintenance
+        # calendar has no use for a rule that makes hundreds of thousands of occurrences a year
+        if any(not isinstance(n, int) or n < 1 for n in rule.get("INTERVAL", [1])):
+            return f"RRULE refused: INTERVAL must be a positive integer ({text})"
+        if {str(f).upper() for f in rule.get("FREQ", [])} & _TOO_FREQUENT:
+            return f"RRULE refused: FREQ=SECONDLY and FREQ=MINUTELY are not supported ({text})"
     for prop in ("DTSTART", "DTEND"):
         value = event.get(prop)
         tzid = value.params.get("TZID") if value is not None else None
@@ -414,23 +429,19 @@ def _event_problem(event: Component) -> str | None:
     return None
 
 
-def _expansion(parsed: ICalendar) -> CalendarQuery | str:
-    """The expansion ``recurring-ical-events`` prepares, or what it refuses (a recurrence rule it
-    cannot expand) by event UID."""
+def _refused(parsed: ICalendar) -> str | None:
+    """Which event ``recurring-ical-events`` refuses to prepare for expansion, by UID."""
     import icalendar
     import recurring_ical_events
 
-    try:
-        return recurring_ical_events.of(parsed)
-    except ValueError as whole:
-        for event in parsed.walk("VEVENT"):
-            single = icalendar.Calendar()
-            single.add_component(event)
-            try:
-                recurring_ical_events.of(single)
-            except ValueError as exc:
-                return f"event UID {str(event.get('UID', '?'))!r}: RRULE refused: {_first_line(exc)}"
-        return f"cannot expand the events: {_first_line(whole)}"
+    for event in parsed.walk("VEVENT"):
+        single = icalendar.Calendar()
+        single.add_component(event)
+        try:
+            recurring_ical_events.of(single)
+        except ValueError as exc:
+            return f"event UID {str(event.get('UID', '?'))!r}: RRULE refused: {_first_line(exc)}"
+    return None
 
 
 def _locate_syntax_error(text: str) -> str | None:

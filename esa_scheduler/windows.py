@@ -38,6 +38,7 @@ class Timeline:
         self._source = self._intervals()
         self._done = False
         self._events: list[tuple[datetime, datetime, IcsEvent]] = []
+        self._slices: list[tuple[int, int]] = []
 
     def _happens(self, start: datetime) -> bool:
         local_day = start.astimezone(self.window.tz).date()
@@ -126,15 +127,19 @@ class Timeline:
     def _event_intervals(self) -> Iterator[Interval]:
         """The union of the events' [start, end): an event inside a longer one does not cut it short."""
         current: Interval | None = None
+        first = 0
         for start, end, event in self._events_from():
             self._events.append((start, end, event))
             if current is not None and start <= current[1]:
                 current = (current[0], max(current[1], end))
                 continue
             if current is not None:
+                self._slices.append((first, len(self._events) - 1))
                 yield current
+            first = len(self._events) - 1
             current = (start, end)
         if current is not None:
+            self._slices.append((first, len(self._events)))
             yield current
 
     def _intervals(self) -> Iterator[Interval]:
@@ -175,8 +180,11 @@ class Timeline:
 
     def label(self, instant: datetime) -> str:
         """How ``plan`` names this window among the matches at ``instant`` (while it is active there):
-        ``window:<name>``, and for a ``calendar:`` window the SUMMARY and UID of the events in force."""
-        events = [event.label() for start, end, event in self._events if start <= instant < end]
+        ``window:<name>``, and for a ``calendar:`` window the SUMMARY and UID of the events in force
+        (only the events of the active interval are looked at: ``_slices`` lines them up)."""
+        i = bisect.bisect_right(self._starts, instant) - 1
+        first, last = self._slices[i] if 0 <= i < len(self._slices) else (0, 0)
+        events = [event.label() for start, end, event in self._events[first:last] if start <= instant < end]
         return f"window:{self.window.name}" + (f": {'; '.join(events)}" if events else "")
 
     def next_edge(self, instant: datetime) -> datetime | None:

@@ -453,6 +453,21 @@ BROKEN_ICS = {
         "RRULE:FREQ=SOMETIMES\nEND:VEVENT\nEND:VCALENDAR\n",
         "event UID 'bad-rule@ops': RRULE refused: ",
     ),
+    "rrule refused by the expansion": (
+        "BEGIN:VCALENDAR\nBEGIN:VEVENT\nUID:ok@ops\nDTSTART:20270101T000000Z\nEND:VEVENT\nBEGIN:VEVENT\n"
+        "UID:setpos@ops\nDTSTART:20270101T000000Z\nRRULE:FREQ=WEEKLY;BYSETPOS=0\nEND:VEVENT\nEND:VCALENDAR\n",
+        "event UID 'setpos@ops': RRULE refused: ",
+    ),
+    "rrule interval 0": (
+        "BEGIN:VCALENDAR\nBEGIN:VEVENT\nUID:zero@ops\nDTSTART:20270101T000000Z\nRRULE:FREQ=WEEKLY;INTERVAL=0\n"
+        "END:VEVENT\nEND:VCALENDAR\n",
+        "event UID 'zero@ops': RRULE refused: INTERVAL must be a positive integer (FREQ=WEEKLY;INTERVAL=0)",
+    ),
+    "rrule every minute": (
+        "BEGIN:VCALENDAR\nBEGIN:VEVENT\nUID:minutely@ops\nDTSTART:20270101T000000Z\nRRULE:FREQ=MINUTELY\n"
+        "END:VEVENT\nEND:VCALENDAR\n",
+        "event UID 'minutely@ops': RRULE refused: FREQ=SECONDLY and FREQ=MINUTELY are not supported",
+    ),
     "unknown zone": (
         "BEGIN:VCALENDAR\nBEGIN:VEVENT\nUID:mars@ops\nDTSTART;TZID=Mars/Olympus:20270101T000000\nEND:VEVENT\n"
         "END:VCALENDAR\n",
@@ -548,3 +563,20 @@ def test_readme_calendars_example_is_valid(tmp_path: Path, capsys: pytest.Captur
     code, lines = validate(capsys, schedule)
     assert code == 0, lines
     assert only_line(lines, "valid: 1 file(s), 2 task entries (1 pattern(s)), 3 window(s)")
+
+
+def test_overlapping_events_unite_and_are_all_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_ics(
+        tmp_path,
+        "BEGIN:VCALENDAR\nVERSION:2.0\nPRODID:-//t//EN\n"
+        "BEGIN:VEVENT\nUID:long@ops\nSUMMARY:ESA long\nDTSTART:20270602T100000Z\nDTEND:20270602T140000Z\nEND:VEVENT\n"
+        "BEGIN:VEVENT\nUID:short@ops\nSUMMARY:ESA short\nDTSTART:20270602T110000Z\nDTEND:20270602T120000Z\nEND:VEVENT\n"
+        "END:VCALENDAR\n",
+    )
+    schedule = write_schedule(tmp_path, ICS_WINDOW)
+    inside = plan_entry(capsys, schedule, "a", utc("2027-06-02T11:30"))
+    assert inside["matches"] == ['window:maint: "ESA long" (uid long@ops); "ESA short" (uid short@ops)']
+    assert inside["next_change"] == "2027-06-02T14:00:00Z"
+    assert plan_entry(capsys, schedule, "a", utc("2027-06-02T12:30"))["matches"] == [
+        'window:maint: "ESA long" (uid long@ops)'
+    ]
