@@ -186,7 +186,7 @@ def test_next_change_lands_on_calendar_edges(tmp_path: Path, capsys: pytest.Capt
     assert desired(capsys, schedule, "daily", utc("2026-09-30T02:00")) == ("online", utc("2026-10-04T01:00"))
 
 
-def test_skip_cn_holidays_removes_national_day(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_skip_cn_holidays_removes_national_day(tmp_path: Path) -> None:
     schedule = write_schedule(tmp_path, CN_OFFICE)
     spans = intervals(schedule, utc("2026-09-29T00:00"), utc("2026-10-05T00:00"), window=1)
     assert spans == [
@@ -210,7 +210,7 @@ def test_operator_patches_a_country_calendar(tmp_path: Path, capsys: pytest.Capt
     assert desired(capsys, schedule, "daily", utc("2026-10-02T01:30"))[0] == "online"
 
 
-def test_subdivision_holidays(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_subdivision_holidays(tmp_path: Path) -> None:
     schedule = write_schedule(
         tmp_path,
         """
@@ -241,7 +241,7 @@ def test_subdivision_holidays(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     ]
 
 
-def test_date_set_calendar(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_date_set_calendar(tmp_path: Path) -> None:
     schedule = write_schedule(
         tmp_path,
         """
