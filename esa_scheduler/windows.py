@@ -47,9 +47,9 @@ class Timeline:
             return False
         if w.active_until is not None and local_day > w.active_until:
             return False
-        if local_day in w.skip_dates or any(c.contains(local_day, w.tz) for c in w.skip):
+        if local_day in w.skip_dates or (w.skip and any(c.contains(local_day, w.tz) for c in w.skip)):
             return False
-        return all(c.contains(local_day, w.tz) for c in w.only_on)
+        return not w.only_on or all(c.contains(local_day, w.tz) for c in w.only_on)
 
     def _next_day(self, start: datetime) -> datetime:
         """The first instant of the local day after the one ``start`` falls on."""
@@ -182,10 +182,13 @@ class Timeline:
         """How ``plan`` names this window among the matches at ``instant`` (while it is active there):
         ``window:<name>``, and for a ``calendar:`` window the SUMMARY and UID of the events in force
         (only the events of the active interval are looked at: ``_slices`` lines them up)."""
+        name = f"window:{self.window.name}"
+        if not self._slices:
+            return name
         i = bisect.bisect_right(self._starts, instant) - 1
         first, last = self._slices[i] if 0 <= i < len(self._slices) else (0, 0)
         events = [event.label() for start, end, event in self._events[first:last] if start <= instant < end]
-        return f"window:{self.window.name}" + (f": {'; '.join(events)}" if events else "")
+        return name + (f": {'; '.join(events)}" if events else "")
 
     def next_edge(self, instant: datetime) -> datetime | None:
         """The first instant after ``instant`` at which this window starts or stops being active."""
