@@ -98,13 +98,20 @@ class Timeline:
             opening = datetime.combine(w.active_from, time(), tzinfo=w.tz).astimezone(UTC)
             origin = max(origin, opening - timedelta(seconds=1))
         starts = w.cron.after(origin, w.tz)
-        while (start := next(starts, None)) is not None:
+        start = next(starts, None)
+        while start is not None:
             if start > self.horizon or (w.active_until is not None and start.astimezone(w.tz).date() > w.active_until):
                 return
             if self._happens(start):
                 yield start
-            else:
-                starts = w.cron.after(self._next_day(start) - timedelta(microseconds=1), w.tz)
+                start = next(starts, None)
+                continue
+            following = next(starts, None)
+            day_end = self._next_day(start)
+            if following is not None and following < day_end:  # more starts that day: jump past them
+                starts = w.cron.after(day_end - timedelta(microseconds=1), w.tz)
+                following = next(starts, None)
+            start = following
 
     def _events_from(self) -> Iterator[tuple[datetime, datetime, IcsEvent]]:
         """A ``calendar:`` window's events that end after ``origin``, in start order, expanded a month
