@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from esa_scheduler.cron import wall_to_instant
-from esa_scheduler.timeutil import MAX_YEAR, MIN_YEAR, UTC, reject_date_times
+from esa_scheduler.timeutil import MAX_YEAR, MIN_YEAR, UTC
 
 if TYPE_CHECKING:
     from holidays import HolidayBase
@@ -41,6 +41,15 @@ _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _RANGE = ".."
 _QUERY_MARGIN = timedelta(days=2)
 _TOO_FREQUENT = frozenset({"SECONDLY", "MINUTELY"})
+
+
+def reject_date_times(value: object) -> object:
+    """A pydantic ``before`` check for date fields: YAML reads ``2026-12-25 10:00`` as a date-time,
+    which pydantic would quietly truncate to its date; refuse it instead."""
+    values = value if isinstance(value, list) else [value]
+    if any(isinstance(v, datetime) for v in values):
+        raise ValueError("expected a date like 2026-12-25, not a date-time")
+    return value
 
 
 class CalendarSpec(BaseModel):

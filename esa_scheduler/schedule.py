@@ -22,10 +22,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from esa_scheduler import config
-from esa_scheduler.calendars import Calendar, CalendarSpec, IcsCalendar, resolve_calendars
+from esa_scheduler.calendars import Calendar, CalendarSpec, IcsCalendar, reject_date_times, resolve_calendars
 from esa_scheduler.cron import CronExpr, wall_to_instant
 from esa_scheduler.errors import ScheduleError
-from esa_scheduler.timeutil import UTC, in_range, parse_datetime, parse_duration, reject_date_times, zone
+from esa_scheduler.timeutil import UTC, in_range, parse_datetime, parse_duration, zone
 
 Status = Literal["online", "offline"]
 Mode = Literal["enforce", "transitions"]
@@ -172,10 +172,10 @@ class ScheduleFileSpec(_Strict):
     mode: Mode = "enforce"
     tick: str | None = None
     safety: SafetySpec | None = None
+    calendars: dict[str, CalendarSpec] = Field(default_factory=dict)
     tasks: list[TaskSpec] = Field(default_factory=list)
     windows: list[WindowSpec] = Field(default_factory=list)
     incidents: list[IncidentSpec] = Field(default_factory=list)
-    calendars: dict[str, CalendarSpec] = Field(default_factory=dict)
 
     @field_validator("version", mode="before")
     @classmethod
@@ -406,13 +406,13 @@ def _yaml_error(exc: yaml.YAMLError) -> str:
 
 _FIELD_NAMES: dict[str, tuple[str, ...]] = {
     "": tuple(ScheduleFileSpec.model_fields),
+    "calendars": tuple(CalendarSpec.model_fields),
     "tasks": tuple(TaskSpec.model_fields),
     "windows": tuple(WindowSpec.model_fields),
     "incidents": tuple(IncidentSpec.model_fields),
     "safety": tuple(SafetySpec.model_fields),
     "match": tuple(MatchSpec.model_fields),
     "release_on": tuple(MatchSpec.model_fields),
-    "calendars": tuple(CalendarSpec.model_fields),
 }
 
 
@@ -458,12 +458,12 @@ def _resolve(parsed: list[_ParsedFile], problems: list[str]) -> Schedule | None:
     seen_tasks: dict[tuple[str, int | None], str] = {}
     for pf in parsed:
         tasks.extend(_resolve_tasks(pf, problems, seen_tasks))
+    calendars = resolve_calendars(((pf.file, pf.spec.calendars) for pf in parsed), problems)
     probe = Schedule(tasks=tuple(tasks), windows=())
     windows: list[Window] = []
     incidents: list[IncidentRule] = []
     seen_windows: dict[str, str] = {}
     seen_incidents: dict[str, str] = {}
-    calendars = resolve_calendars(((pf.file, pf.spec.calendars) for pf in parsed), problems)
     for pf in parsed:
         file = pf.file
         file_tz = _zone(pf.spec.timezone, f"{file}: timezone", problems)

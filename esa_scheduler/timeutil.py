@@ -90,12 +90,3 @@ def parse_duration(text: str) -> timedelta:
     if seconds > MAX_DURATION.total_seconds():
         raise ValueError(f"duration {raw!r} is longer than {MAX_DURATION.days} days")
     return timedelta(seconds=seconds)
-
-
-def reject_date_times(value: object) -> object:
-    """A pydantic ``before`` check for date fields: YAML reads ``2026-12-25 10:00`` as a date-time,
-    which pydantic would quietly truncate to its date; refuse it instead."""
-    values = value if isinstance(value, list) else [value]
-    if any(isinstance(v, datetime) for v in values):
-        raise ValueError("expected a date like 2026-12-25, not a date-time")
-    return value
