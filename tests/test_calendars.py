@@ -7,9 +7,11 @@ Schedules and ICS files are written to disk and read by the real loader; states 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
+import zipfile
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -580,3 +582,61 @@ def test_overlapping_events_unite_and_are_all_named(tmp_path: Path, capsys: pyte
     assert plan_entry(capsys, schedule, "a", utc("2027-06-02T12:30"))["matches"] == [
         'window:maint: "ESA long" (uid long@ops)'
     ]
+
+
+PACKAGED_RUN = """
+import sys
+import esa_scheduler, holidays, icalendar
+assert all(m.__file__.startswith(sys.argv[2]) for m in (esa_scheduler, holidays, icalendar)), sys.path
+from datetime import datetime, timezone
+from esa_scheduler.planner import TaskRef, plan
+from esa_scheduler.schedule import load_schedule
+schedule = load_schedule(sys.argv[1])
+for at in (datetime(2027, 4, 12, 21, tzinfo=timezone.utc), datetime(2027, 4, 13, 2, tzinfo=timezone.utc)):
+    print([d.desired for d in plan(schedule, at, [TaskRef("office"), TaskRef("maint")]).decisions])
+"""
+
+
+@pytest.mark.slow
+def test_the_function_package_carries_the_calendar_libraries(tmp_path: Path) -> None:
+    """The zip alone (no site-packages) loads and plans a schedule with a country and an ICS calendar."""
+    zip_path = tmp_path / "esa-scheduler.zip"
+    command = [sys.executable, "scripts/package.py", "--deps-from-env", "--output", str(zip_path)]
+    subprocess.run([*command, "--build-dir", str(tmp_path / "build")], cwd=ROOT, check=True, capture_output=True)
+    code = tmp_path / "code"
+    with zipfile.ZipFile(zip_path) as archive:
+        archive.extractall(code)
+    write_ics(tmp_path)
+    schedule = write_schedule(
+        tmp_path,
+        """
+        version: 1
+        timezone: Asia/Shanghai
+        calendars:
+          cn-workdays: {country: CN, kind: workdays}
+          ops: {ics: calendars/ops.ics}
+        tasks:
+          - name: office
+          - name: maint
+        windows:
+          - name: office-hours
+            tasks: [office]
+            cron: "0 9 * * *"
+            duration: 9h
+            only_on: [cn-workdays]
+          - name: maintenance
+            tasks: [maint]
+            calendar: ops
+        """,
+    )
+    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(code)}
+    out = subprocess.run(
+        [sys.executable, "-S", "-c", PACKAGED_RUN, str(schedule), str(code)],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    # 21:00Z: the moved ICS event runs, the office is closed; 02:00Z (10:00 in Shanghai on a workday): the reverse
+    assert out.stdout.split("\n")[:2] == ["['offline', 'online']", "['online', 'offline']"]
