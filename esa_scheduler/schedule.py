@@ -116,14 +116,14 @@ class WindowSpec(_Strict):
     end_cron: str | None = None
     timezone: str | None = None
     skip_dates: list[date] = Field(default_factory=list)
-    active_from: date | None = None
-    active_until: date | None = None
-    start: datetime | None = None
-    end: datetime | None = None
     skip: list[str] = Field(default_factory=list)
     only_on: list[str] = Field(default_factory=list)
     calendar: str | None = Field(default=None, min_length=1)
     summary: str | None = Field(default=None, min_length=1)
+    active_from: date | None = None
+    active_until: date | None = None
+    start: datetime | None = None
+    end: datetime | None = None
 
     @field_validator("start", "end", mode="before")
     @classmethod
@@ -211,14 +211,14 @@ class Window:
     duration: timedelta | None = None
     end_cron: CronExpr | None = None
     skip_dates: frozenset[date] = frozenset()
-    active_from: date | None = None
-    active_until: date | None = None
-    start: datetime | None = None
-    end: datetime | None = None
     skip: tuple[Calendar, ...] = ()
     only_on: tuple[Calendar, ...] = ()
     events: IcsCalendar | None = None
     summary: str | None = None
+    active_from: date | None = None
+    active_until: date | None = None
+    start: datetime | None = None
+    end: datetime | None = None
 
     def selects(self, name: str) -> bool:
         """Whether this window applies to the task called ``name``."""
@@ -458,9 +458,9 @@ def _resolve(parsed: list[_ParsedFile], problems: list[str]) -> Schedule | None:
     seen_tasks: dict[tuple[str, int | None], str] = {}
     for pf in parsed:
         tasks.extend(_resolve_tasks(pf, problems, seen_tasks))
-    calendars = resolve_calendars(((pf.file, pf.spec.calendars) for pf in parsed), problems)
     probe = Schedule(tasks=tuple(tasks), windows=())
     windows: list[Window] = []
+    calendars = resolve_calendars(((pf.file, pf.spec.calendars) for pf in parsed), problems)
     incidents: list[IncidentRule] = []
     seen_windows: dict[str, str] = {}
     seen_incidents: dict[str, str] = {}
