@@ -15,6 +15,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -28,26 +29,31 @@ ZONES = ["Europe/Berlin", "UTC", "Asia/Shanghai", "America/New_York", "Australia
 AT = datetime(2027, 3, 27, 23, 45, tzinfo=timezone.utc)
 
 
-def write_schedule(folder: Path) -> None:
+def window_lines(i: int) -> list[str]:
+    """Window ``i``: one of four cron shapes over a name bucket, in one of five zones."""
+    bucket = i % BUCKETS
+    family = "app" if i % 2 else "svc"
+    minute, hour = (i * 7) % 60, (i // 7) % 24
+    cron = [f"{minute} {hour} * * *", f"{minute} * * * 1-5", f"{minute} {hour} * * sat", f"0 {hour} L * *"][i % 4]
+    return [
+        f"  - name: w{i:03d}",
+        f'    tasks: ["{family}-{bucket:02d}-*"]',
+        f"    status: {'offline' if i % 3 else 'online'}",
+        f"    priority: {i % 5}",
+        f'    cron: "{cron}"',
+        f"    duration: {15 + (i % 8) * 15}m",
+        f"    timezone: {ZONES[i % len(ZONES)]}",
+    ]
+
+
+def write_schedule(folder: Path, windows: Callable[[int], list[str]] = window_lines, head: Sequence[str] = ()) -> None:
     """5,000 exact tasks, patterns over the rest, and 500 windows over name buckets."""
-    lines = ["version: 1", "timezone: Europe/Berlin", "tasks:"]
+    lines = ["version: 1", "timezone: Europe/Berlin", *head, "tasks:"]
     lines += [f"  - name: app-{b:02d}-{k:04d}" for b in range(BUCKETS) for k in range(TASKS // 2 // BUCKETS)]
     lines += [f'  - pattern: "svc-{b:02d}-*"' for b in range(BUCKETS)]
     lines.append("windows:")
     for i in range(WINDOWS):
-        bucket = i % BUCKETS
-        family = "app" if i % 2 else "svc"
-        minute, hour = (i * 7) % 60, (i // 7) % 24
-        cron = [f"{minute} {hour} * * *", f"{minute} * * * 1-5", f"{minute} {hour} * * sat", f"0 {hour} L * *"][i % 4]
-        lines += [
-            f"  - name: w{i:03d}",
-            f'    tasks: ["{family}-{bucket:02d}-*"]',
-            f"    status: {'offline' if i % 3 else 'online'}",
-            f"    priority: {i % 5}",
-            f'    cron: "{cron}"',
-            f"    duration: {15 + (i % 8) * 15}m",
-            f"    timezone: {ZONES[i % len(ZONES)]}",
-        ]
+        lines += windows(i)
     (folder / "bench.yaml").write_text("\n".join(lines) + "\n")
 
 

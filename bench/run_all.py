@@ -22,6 +22,7 @@ from typing import Any
 BENCH = Path(__file__).resolve().parent
 SCRIPTS = [
     "plan_bench.py",
+    "calendar_bench.py",
     "html_bench.py",
     "reconcile_bench.py",
     "emulator_bench.py",

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from itertools import combinations
 
+from esa_scheduler.calendars import CountryCalendar
 from esa_scheduler.planner import SEARCH_HORIZON
 from esa_scheduler.schedule import Schedule, Window, selector_matches
 from esa_scheduler.windows import Interval, Timeline
@@ -41,6 +42,7 @@ def schedule_warnings(schedule: Schedule, now: datetime) -> list[str]:
         for w in schedule.windows
         if not spans[w.name]
     ]
+    lines.extend(_unannounced_workdays(schedule, now, limit))
     for a, b in combinations(schedule.windows, 2):
         if a.status == b.status or a.priority != b.priority or not _may_share_tasks(a, b):
             continue
@@ -52,3 +54,16 @@ def schedule_warnings(schedule: Schedule, now: datetime) -> list[str]:
                 "offline wins the tie"
             )
     return lines
+
+
+def _unannounced_workdays(schedule: Schedule, now: datetime, limit: datetime) -> list[str]:
+    """A ``kind: workdays`` calendar in use for a year whose make-up workdays the library lacks."""
+    used = {id(c): c for w in schedule.windows for c in (*w.skip, *w.only_on) if isinstance(c, CountryCalendar)}
+    years = range(now.year, limit.year + 1)
+    return [
+        f"{c.origin}: calendars.{c.name}: warning: the holidays library ({c.library_version}) does not know "
+        f"{c.country}'s official make-up workdays for {year} yet; once they are announced, add them with "
+        "add_workdays (and the days off with add_holidays)"
+        for c in used.values()
+        for year in c.unannounced_years(years)
+    ]

@@ -164,8 +164,9 @@ class Planner:
         return group
 
     def _state(self, group: _Group, instant: datetime) -> State:
-        active: list[Window] = [self.schedule.windows[i] for i in group.windows if self._timeline(i).active_at(instant)]
-        matches = tuple(f"window:{w.name}" for w in active)
+        indexes = [i for i in group.windows if self._timeline(i).active_at(instant)]
+        active: list[Window] = [self.schedule.windows[i] for i in indexes]
+        matches = tuple(self._timeline(i).label(instant) for i in indexes)
         holds = [self.holds[i] for i in group.holds if self.holds[i].active_at(instant)]
         if holds:
             newest = max(holds, key=lambda h: (h.created_at, h.id))

@@ -22,6 +22,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from esa_scheduler import config
+from esa_scheduler.calendars import Calendar, CalendarSpec, IcsCalendar, reject_date_times, resolve_calendars
 from esa_scheduler.cron import CronExpr, wall_to_instant
 from esa_scheduler.errors import ScheduleError
 from esa_scheduler.notify.model import NotifySpec, NotifyTarget
@@ -112,7 +113,8 @@ class TaskSpec(_Strict):
 
 
 class WindowSpec(_Strict):
-    """A recurring (``cron`` + ``duration``/``end_cron``) or one-off (``start`` + ``end``) window."""
+    """A recurring (``cron`` + ``duration``/``end_cron``), one-off (``start`` + ``end``) or ICS
+    (``calendar``: every event is an occurrence) window; ``skip``/``only_on`` name calendars."""
 
     name: str = Field(min_length=1)
     tasks: list[str] = Field(min_length=1)
@@ -123,6 +125,10 @@ class WindowSpec(_Strict):
     end_cron: str | None = None
     timezone: str | None = None
     skip_dates: list[date] = Field(default_factory=list)
+    skip: list[str] = Field(default_factory=list)
+    only_on: list[str] = Field(default_factory=list)
+    calendar: str | None = Field(default=None, min_length=1)
+    summary: str | None = Field(default=None, min_length=1)
     active_from: date | None = None
     active_until: date | None = None
     start: datetime | None = None
@@ -137,10 +143,7 @@ class WindowSpec(_Strict):
     @field_validator("skip_dates", "active_from", "active_until", mode="before")
     @classmethod
     def _dates_not_datetimes(cls, value: Any) -> Any:
-        values = value if isinstance(value, list) else [value]
-        if any(isinstance(v, datetime) for v in values):
-            raise ValueError("expected a date like 2026-12-25, not a date-time")
-        return value
+        return reject_date_times(value)
 
 
 class MatchSpec(_Strict):
@@ -197,6 +200,7 @@ class ScheduleFileSpec(_Strict):
     mode: Mode = "enforce"
     tick: str | None = None
     safety: SafetySpec | None = None
+    calendars: dict[str, CalendarSpec] = Field(default_factory=dict)
     tasks: list[TaskSpec] = Field(default_factory=list)
     windows: list[WindowSpec] = Field(default_factory=list)
     incidents: list[IncidentSpec] = Field(default_factory=list)
@@ -239,6 +243,10 @@ class Window:
     duration: timedelta | None = None
     end_cron: CronExpr | None = None
     skip_dates: frozenset[date] = frozenset()
+    skip: tuple[Calendar, ...] = ()
+    only_on: tuple[Calendar, ...] = ()
+    events: IcsCalendar | None = None
+    summary: str | None = None
     active_from: date | None = None
     active_until: date | None = None
     start: datetime | None = None
@@ -456,6 +464,7 @@ def _yaml_error(exc: yaml.YAMLError) -> str:
 
 _FIELD_NAMES: dict[str, tuple[str, ...]] = {
     "": tuple(ScheduleFileSpec.model_fields),
+    "calendars": tuple(CalendarSpec.model_fields),
     "tasks": tuple(TaskSpec.model_fields),
     "windows": tuple(WindowSpec.model_fields),
     "incidents": tuple(IncidentSpec.model_fields),
@@ -476,6 +485,8 @@ def _describe(err: Any, raw: dict[str, Any]) -> str:
     if kind == "extra_forbidden":
         key = str(loc[-1])
         parent = next((str(p) for p in reversed(loc[:-1]) if isinstance(p, str)), "")
+        if loc[-3:-2] == ("calendars",):  # a map: the parent key is the calendar's name
+            parent = "calendars"
         hint = difflib.get_close_matches(key, _FIELD_NAMES.get(parent, ()), n=1)
         suggestion = f" (did you mean '{hint[0]}'?)" if hint else ""
         return f"{where}: unknown key {key!r}{suggestion}"
@@ -511,6 +522,7 @@ def _resolve(parsed: list[_ParsedFile], problems: list[str]) -> Schedule | None:
         tasks.extend(_resolve_tasks(pf, problems, seen_tasks, targets))
     probe = Schedule(tasks=tuple(tasks), windows=())
     windows: list[Window] = []
+    calendars = resolve_calendars(((pf.file, pf.spec.calendars) for pf in parsed), problems)
     incidents: list[IncidentRule] = []
     seen_windows: dict[str, str] = {}
     seen_incidents: dict[str, str] = {}
@@ -524,7 +536,7 @@ def _resolve(parsed: list[_ParsedFile], problems: list[str]) -> Schedule | None:
             _check_unique(window.name, where, seen_windows, problems)
             _check_selectors(window.tasks, where, probe, problems)
             on = check_target_selectors(window.targets, where, targets, problems)
-            resolved = _resolve_window(window, file_tz, file, where, problems)
+            resolved = _resolve_window(window, file_tz, file, calendars, where, problems)
             if resolved is not None:
                 windows.append(replace(resolved, targets=on))
         for index, rule in pf.incidents:
@@ -667,24 +679,90 @@ def _zone(name: str, where: str, problems: list[str]) -> ZoneInfo:
         return zone("UTC")
 
 
-def _resolve_window(window: WindowSpec, file_tz: ZoneInfo, file: str, where: str, problems: list[str]) -> Window | None:
+def _resolve_window(
+    window: WindowSpec,
+    file_tz: ZoneInfo,
+    file: str,
+    calendars: dict[str, Calendar],
+    where: str,
+    problems: list[str],
+) -> Window | None:
     before = len(problems)
     tz = _zone(window.timezone, f"{where}.timezone", problems) if window.timezone else file_tz
-    base = Window(window.name, tuple(window.tasks), window.status, window.priority, tz, file)
-    recurring = window.cron is not None
-    one_off = window.start is not None or window.end is not None
-    if recurring and one_off:
-        problems.append(f"{where}: give either 'cron' (recurring) or 'start'/'end' (one-off), not both")
-        return None
-    if not recurring and not one_off:
-        problems.append(f"{where}: needs 'cron' with 'duration' or 'end_cron', or 'start' and 'end'")
-        return None
-    resolved = (
-        _resolve_recurring(window, base, where, problems)
-        if recurring
-        else _resolve_one_off(window, base, where, problems)
+    base = Window(
+        window.name,
+        tuple(window.tasks),
+        window.status,
+        window.priority,
+        tz,
+        file,
+        skip=_calendar_refs(window.skip, calendars, f"{where}.skip", problems),
+        only_on=_calendar_refs(window.only_on, calendars, f"{where}.only_on", problems),
     )
+    kinds = {
+        "'cron' (recurring)": window.cron is not None,
+        "'start'/'end' (one-off)": window.start is not None or window.end is not None,
+        "'calendar' (ICS events)": window.calendar is not None,
+    }
+    chosen = [kind for kind, present in kinds.items() if present]
+    if len(chosen) > 1:
+        problems.append(f"{where}: give only one of {', '.join(chosen)}")
+        return None
+    if not chosen:
+        problems.append(f"{where}: needs 'cron' with 'duration' or 'end_cron', 'start' and 'end', or 'calendar'")
+        return None
+    if window.summary is not None and window.calendar is None:
+        problems.append(f"{where}.summary: only applies to 'calendar' (ICS) windows")
+    if window.cron is not None:
+        resolved = _resolve_recurring(window, base, where, problems)
+    elif window.calendar is not None:
+        resolved = _resolve_events(window, base, calendars, where, problems)
+    else:
+        resolved = _resolve_one_off(window, base, where, problems)
     return resolved if len(problems) == before else None
+
+
+def _calendar_refs(
+    names: list[str], calendars: dict[str, Calendar], where: str, problems: list[str]
+) -> tuple[Calendar, ...]:
+    found = [_calendar_ref(name, calendars, f"{where}[{i}]", problems) for i, name in enumerate(names)]
+    return tuple(c for c in found if c is not None)
+
+
+def _calendar_ref(name: str, calendars: dict[str, Calendar], where: str, problems: list[str]) -> Calendar | None:
+    calendar = calendars.get(name)
+    if calendar is None:
+        hint = difflib.get_close_matches(name, list(calendars), n=1)
+        suggestion = f" (did you mean {hint[0]!r}?)" if hint else " (define it under 'calendars:')"
+        problems.append(f"{where}: unknown calendar {name!r}{suggestion}")
+    return calendar
+
+
+def _resolve_events(
+    window: WindowSpec, base: Window, calendars: dict[str, Calendar], where: str, problems: list[str]
+) -> Window | None:
+    assert window.calendar is not None
+    extras = [k for k in ("duration", "end_cron") if getattr(window, k)]
+    if extras:
+        problems.append(f"{where}: {', '.join(extras)} do not apply to 'calendar' windows (events have their own ends)")
+    _check_active_bounds(window, where, problems)
+    calendar = _calendar_ref(window.calendar, calendars, f"{where}.calendar", problems)
+    if calendar is not None and not isinstance(calendar, IcsCalendar):
+        problems.append(f"{where}.calendar: {window.calendar!r} is not an ICS calendar (only 'ics:' ones have events)")
+        return None
+    return replace(
+        base,
+        events=calendar,
+        summary=window.summary,
+        skip_dates=frozenset(window.skip_dates),
+        active_from=window.active_from,
+        active_until=window.active_until,
+    )
+
+
+def _check_active_bounds(window: WindowSpec, where: str, problems: list[str]) -> None:
+    if window.active_from and window.active_until and window.active_until < window.active_from:
+        problems.append(f"{where}.active_until: {window.active_until} is before active_from {window.active_from}")
 
 
 def _resolve_recurring(window: WindowSpec, base: Window, where: str, problems: list[str]) -> Window | None:
@@ -694,8 +772,7 @@ def _resolve_recurring(window: WindowSpec, base: Window, where: str, problems: l
     cron = _cron(window.cron, f"{where}.cron", problems)
     duration = _duration(window.duration, f"{where}.duration", problems) if window.duration else None
     end_cron = _cron(window.end_cron, f"{where}.end_cron", problems) if window.end_cron else None
-    if window.active_from and window.active_until and window.active_until < window.active_from:
-        problems.append(f"{where}.active_until: {window.active_until} is before active_from {window.active_from}")
+    _check_active_bounds(window, where, problems)
     return replace(
         base,
         cron=cron,
@@ -708,9 +785,13 @@ def _resolve_recurring(window: WindowSpec, base: Window, where: str, problems: l
 
 
 def _resolve_one_off(window: WindowSpec, base: Window, where: str, problems: list[str]) -> Window | None:
-    extras = [k for k in ("duration", "end_cron", "skip_dates", "active_from", "active_until") if getattr(window, k)]
+    extras = [
+        k
+        for k in ("duration", "end_cron", "skip_dates", "active_from", "active_until", "skip", "only_on")
+        if getattr(window, k)
+    ]
     if extras:
-        problems.append(f"{where}: {', '.join(extras)} only apply to recurring (cron) windows")
+        problems.append(f"{where}: {', '.join(extras)} only apply to recurring (cron or calendar) windows")
     if window.start is None or window.end is None:
         missing = "start" if window.start is None else "end"
         problems.append(f"{where}.{missing}: a one-off window needs both 'start' and 'end'")

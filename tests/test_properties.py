@@ -179,6 +179,7 @@ class WindowSpec:
     skip_dates: list[date] = field(default_factory=list)
     active_from: date | None = None
     active_until: date | None = None
+    only_on_dates: list[date] | None = None  # a ``dates:`` calendar named after the window
 
     def to_yaml(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name, "tasks": self.tasks, "status": self.status}
@@ -202,6 +203,8 @@ class WindowSpec:
             out["active_from"] = self.active_from
         if self.active_until is not None:
             out["active_until"] = self.active_until
+        if self.only_on_dates is not None:
+            out["only_on"] = [f"{self.name}-days"]
         return out
 
 
@@ -226,6 +229,9 @@ class ScheduleSpec:
             "default_status": self.default_status,
             "tasks": tasks,
             "windows": [w.to_yaml() for w in self.windows],
+            "calendars": {
+                f"{w.name}-days": {"dates": w.only_on_dates} for w in self.windows if w.only_on_dates is not None
+            },
         }
         return yaml.safe_dump(document, sort_keys=False)
 
@@ -283,6 +289,9 @@ def schedules(draw: st.DrawFn, *, oracle: bool) -> ScheduleSpec:
             if draw(st.booleans()):
                 offsets = draw(st.lists(st.integers(-2, 2), min_size=1, max_size=2))
                 window.skip_dates = sorted({local_day + timedelta(days=n) for n in offsets})
+            if draw(st.integers(0, 3)) == 0:
+                offsets = draw(st.lists(st.integers(-3, 3), max_size=4))
+                window.only_on_dates = sorted({local_day + timedelta(days=n) for n in offsets})
             if draw(st.integers(0, 3)) == 0:
                 window.active_from = local_day + timedelta(days=draw(st.integers(-3, 3)))
             if draw(st.integers(0, 3)) == 0:
@@ -382,7 +391,7 @@ def oracle_is_start(spec: ScheduleSpec, window: WindowSpec, instant: datetime, w
     if not starts:
         return False
     day = local.date()
-    if day in window.skip_dates:
+    if day in window.skip_dates or (window.only_on_dates is not None and day not in window.only_on_dates):
         return False
     if window.active_from is not None and day < window.active_from:
         return False
