@@ -738,7 +738,7 @@ def test_transitions_catch_up_is_bounded_to_a_day(make_rig: RigFactory) -> None:
 def test_a_failed_run_does_not_move_the_transitions_record(make_rig: RigFactory) -> None:
     rig = make_rig(TRANSITIONS.format(mode="transitions"), TRANSITIONS_SEED)
     rig.execute(timer("2026-11-28T01:58:00Z"))
-    rig.emulator.script_fault("tr-a", "InternalError", count=10)
+    rig.emulator.script_fault("tr-a", "InvalidParameter", count=1)
     summary, _ = rig.execute(timer("2026-11-28T02:00:00Z"))
     assert summary.failed and rig.emulator.status("tr-a") == "online"
     # the next tick retries the 02:00 edge, because the failed run was not recorded as completed
