@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from esa_scheduler.function import handle
+from esa_scheduler.invocation.function import handle
 
 
 def handler(event: bytes, context: Any) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from plan_bench import inventory, shared, window_lines, write_schedule
 
-from esa_scheduler.schedule import Schedule, load_schedule
+from esa_scheduler.engine.schedule import Schedule, load_schedule
 
 WORKDAY_WINDOWS = 100
 ICS_WINDOWS = 10

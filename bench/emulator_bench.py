@@ -7,7 +7,7 @@ that the emulator verifies in full.
 
 Clients: ``esa`` (default) is the scheduler's own ``EsaClient`` (signing, keep-alive transport,
 retries, response models), with no rate limit; ``raw`` is a minimal keep-alive HTTP/1.1 client that
-signs with the same ``esa_scheduler.signer`` functions: it shows the emulator's own ceiling once
+signs with the same ``esa_scheduler.edge.signer`` functions: it shows the emulator's own ceiling once
 the client stops being the bottleneck.
 
     .venv/bin/python bench/emulator_bench.py [--client esa|raw] [--requests 3000]
@@ -31,10 +31,9 @@ from urllib.parse import urlsplit
 
 from common import emulator_process
 
-from esa_scheduler.client import ClientSettings, EsaClient
-from esa_scheduler.credentials import Credentials
-from esa_scheduler.emulator import EMULATOR_ACCESS_KEY_ID, EMULATOR_ACCESS_KEY_SECRET, EmulatedTask, Emulator
-from esa_scheduler.signer import (
+from esa_scheduler.edge.client import ClientSettings, EsaClient
+from esa_scheduler.edge.credentials import Credentials
+from esa_scheduler.edge.signer import (
     DATE_FORMAT,
     EMPTY_SHA256,
     authorization,
@@ -43,6 +42,7 @@ from esa_scheduler.signer import (
     new_nonce,
     signature,
 )
+from esa_scheduler.emulator import EMULATOR_ACCESS_KEY_ID, EMULATOR_ACCESS_KEY_SECRET, EmulatedTask, Emulator
 from esa_scheduler.timeutil import now_utc
 
 TASKS = [EmulatedTask(TaskName=f"bench-{i}", Status="online") for i in range(16)]
@@ -171,7 +171,7 @@ def main() -> int:
         print(json.dumps([{**figure, "ours": f"{rate:.0f} req/s", "target": ">= 1000 req/s", "pass": rate >= 1000}]))
         return 0
     where = "thread of the client process" if args.in_process else "subprocess"
-    client = "EsaClient (esa_scheduler.client)" if args.client == "esa" else "raw signed HTTP/1.1"
+    client = "EsaClient (esa_scheduler.edge.client)" if args.client == "esa" else "raw signed HTTP/1.1"
     print(f"emulator in a {where}; client: {client}; {args.concurrency} concurrent; {args.requests} signed {ACTION}")
     print("runs (requests/s): " + ", ".join(f"{rate:.0f}" for rate in rates))
     server = statistics.median(server_us)

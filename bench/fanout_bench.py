@@ -24,8 +24,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from esa_scheduler.emulator import EmulatedAccount, EmulatedRole, Emulator, Faults
-from esa_scheduler.function import execute
-from esa_scheduler.reconciler import RunSummary
+from esa_scheduler.invocation.function import execute
+from esa_scheduler.invocation.reconciler import RunSummary
 
 AT = "2027-01-04T03:00:00Z"
 TARGETS, TASKS, LATENCY_MS, MAX_RPS = 20, 500, 50.0, 20.0

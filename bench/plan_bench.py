@@ -19,8 +19,8 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
-from esa_scheduler.planner import Planner, TaskRef, managed_tasks
-from esa_scheduler.schedule import Schedule, load_schedule
+from esa_scheduler.engine.planner import Planner, TaskRef, managed_tasks
+from esa_scheduler.engine.schedule import Schedule, load_schedule
 
 TASKS = 10_000
 WINDOWS = 500

@@ -30,10 +30,10 @@ from typing import Any
 
 from common import emulator_process
 
-from esa_scheduler.credentials import Credentials
+from esa_scheduler.edge.credentials import Credentials
 from esa_scheduler.emulator import EMULATOR_ACCESS_KEY_ID, EMULATOR_ACCESS_KEY_SECRET
-from esa_scheduler.function import Target, execute
-from esa_scheduler.reconciler import RunSummary
+from esa_scheduler.invocation.function import Target, execute
+from esa_scheduler.invocation.reconciler import RunSummary
 
 AT = "2027-01-04T03:00:00Z"
 PAGE_SIZE = 100
@@ -108,7 +108,7 @@ def peak_memory(folder: Path, count: int) -> float:
     with emulator(count, 0) as url:
         code = (
             "import os, sys\n"
-            "from esa_scheduler.function import execute\n"
+            "from esa_scheduler.invocation.function import execute\n"
             f"s = execute({{'action': 'reconcile', 'at': '{AT}'}}, schedule_path=sys.argv[1], state=sys.argv[2],"
             " stream=open(os.devnull, 'w'))  # logs leave the process, as on FC\n"
             f"assert s.counts['updated'] == {count}, s.counts\n"

@@ -24,11 +24,11 @@ from esa_scheduler.timeutil import now_utc, parse_duration, parse_instant, utc_i
 
 if TYPE_CHECKING:
     from esa_scheduler.emulator import Emulator
-    from esa_scheduler.function import Target
-    from esa_scheduler.holds import Hold
-    from esa_scheduler.planner import TaskRef
-    from esa_scheduler.reconciler import RunSummary
-    from esa_scheduler.schedule import Schedule
+    from esa_scheduler.engine.planner import TaskRef
+    from esa_scheduler.engine.schedule import Schedule
+    from esa_scheduler.invocation.function import Target
+    from esa_scheduler.invocation.holds import Hold
+    from esa_scheduler.invocation.reconciler import RunSummary
 
     Subcommands = argparse._SubParsersAction[argparse.ArgumentParser]
 
@@ -66,9 +66,9 @@ def _duration_arg(value: str, flag: str) -> timedelta:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from esa_scheduler.diagnostics import schedule_warnings
-    from esa_scheduler.expectations import failed_expectations
-    from esa_scheduler.schedule import default_schedule_path, load_schedule
+    from esa_scheduler.engine.diagnostics import schedule_warnings
+    from esa_scheduler.engine.expectations import failed_expectations
+    from esa_scheduler.engine.schedule import default_schedule_path, load_schedule
 
     path = args.schedule or default_schedule_path()
     schedule = load_schedule(path)
@@ -87,10 +87,10 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _plan(args: argparse.Namespace) -> int:
-    from esa_scheduler.holds import HoldStore, state_dir
-    from esa_scheduler.planner import Planner, TaskRef, managed_tasks
-    from esa_scheduler.report import plan_text
-    from esa_scheduler.schedule import load_schedule
+    from esa_scheduler.engine.planner import Planner, TaskRef, managed_tasks
+    from esa_scheduler.engine.schedule import load_schedule
+    from esa_scheduler.invocation.holds import HoldStore, state_dir
+    from esa_scheduler.views.tables import plan_text
 
     at = _instant_arg(args.at, "--at")
     horizon = _duration_arg(args.horizon, "--horizon")
@@ -119,9 +119,9 @@ def _plan_fleet(
     horizon: timedelta,
 ) -> int:
     """One plan per target (what that target's invocation would decide); rows carry the target."""
-    from esa_scheduler.planner import Planner, managed_tasks
-    from esa_scheduler.report import plan_text
-    from esa_scheduler.targets import holds_for, project
+    from esa_scheduler.engine.planner import Planner, managed_tasks
+    from esa_scheduler.engine.targets import holds_for, project
+    from esa_scheduler.views.tables import plan_text
 
     rows: list[dict[str, object]] = []
     texts: list[str] = []
@@ -139,7 +139,7 @@ def _write_views(args: argparse.Namespace, schedule: Schedule, at: datetime, hol
     """``plan --html`` / ``--ics``: write the files (the CLI only: these modules never load on the timer path)."""
     if not 1 <= args.days <= MAX_VIEW_DAYS:
         raise UserError(f"--days: {args.days} must be a whole number of days from 1 to {MAX_VIEW_DAYS}")
-    from esa_scheduler.schedule import default_schedule_path
+    from esa_scheduler.engine.schedule import default_schedule_path
 
     path = args.schedule or default_schedule_path()
     views: list[tuple[str, str]] = []
@@ -166,7 +166,7 @@ def _embedded_target(schedule_path: str | None, forced: bool) -> tuple[Target, E
     A fleet schedule gets one emulated account per target role (each seeded like the function's own),
     and STS on the same emulator, so not one call of the run leaves loopback.
     """
-    from esa_scheduler.credentials import Credentials, has_configured_credentials
+    from esa_scheduler.edge.credentials import Credentials, has_configured_credentials
     from esa_scheduler.emulator import (
         EMULATOR_ACCESS_KEY_ID,
         EMULATOR_ACCESS_KEY_SECRET,
@@ -174,8 +174,8 @@ def _embedded_target(schedule_path: str | None, forced: bool) -> tuple[Target, E
         EmulatedRole,
         Emulator,
     )
-    from esa_scheduler.function import Target
-    from esa_scheduler.schedule import load_schedule
+    from esa_scheduler.engine.schedule import load_schedule
+    from esa_scheduler.invocation.function import Target
 
     if not forced and (config.env(config.ENDPOINT) or has_configured_credentials()):
         return Target(), None
@@ -198,13 +198,13 @@ def _embedded_target(schedule_path: str | None, forced: bool) -> tuple[Target, E
 
 
 def _print_run(summary: RunSummary, as_json: bool) -> None:
-    from esa_scheduler.report import run_text
+    from esa_scheduler.views.tables import run_text
 
     print(json.dumps(summary.to_json()) if as_json else run_text(summary))
 
 
 def _run(args: argparse.Namespace) -> int:
-    from esa_scheduler.function import execute
+    from esa_scheduler.invocation.function import execute
 
     if args.deadline is not None and not (math.isfinite(args.deadline) and args.deadline > 0):
         raise UserError(f"--deadline: {args.deadline} must be a positive number of seconds")
@@ -231,7 +231,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def _invoke(args: argparse.Namespace) -> int:
     from esa_scheduler.fc_context import load_context
-    from esa_scheduler.function import RunFailed, execute, fail_on_error
+    from esa_scheduler.invocation.function import RunFailed, execute, fail_on_error
 
     try:
         body = Path(args.event_file).read_bytes()
@@ -256,8 +256,8 @@ def _hold(args: argparse.Namespace) -> int:
 def _notify(args: argparse.Namespace) -> int:
     import os
 
+    from esa_scheduler.invocation.notify.dispatch import send_test
     from esa_scheduler.logs import RunLog
-    from esa_scheduler.notify.dispatch import send_test
 
     delivery, line = send_test(args.name, args.schedule, os.environ, RunLog(stream=sys.stderr))
     print(line)
@@ -265,7 +265,7 @@ def _notify(args: argparse.Namespace) -> int:
 
 
 def _schema(args: argparse.Namespace) -> int:
-    from esa_scheduler.schema import schedule_json_schema
+    from esa_scheduler.engine.schema import schedule_json_schema
 
     print(json.dumps(schedule_json_schema(), indent=2))
     return 0

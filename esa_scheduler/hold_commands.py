@@ -11,14 +11,14 @@ import json
 import sys
 from typing import Any
 
+from esa_scheduler.engine.schedule import load_schedule
 from esa_scheduler.errors import UserError
-from esa_scheduler.events import EventReader
-from esa_scheduler.function import HoldChanges, apply_hold_changes
-from esa_scheduler.holds import HoldStore, state_dir
+from esa_scheduler.invocation.events import EventReader
+from esa_scheduler.invocation.function import HoldChanges, apply_hold_changes
+from esa_scheduler.invocation.holds import HoldStore, state_dir
 from esa_scheduler.logs import RunLog
-from esa_scheduler.report import table
-from esa_scheduler.schedule import load_schedule
 from esa_scheduler.timeutil import now_utc, utc_iso
+from esa_scheduler.views.tables import table
 
 
 def _store(args: argparse.Namespace) -> HoldStore:

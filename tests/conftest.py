@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 
 from esa_scheduler import logs
-from esa_scheduler.client import EsaApiError
-from esa_scheduler.credentials import Credentials
+from esa_scheduler.edge.client import EsaApiError
+from esa_scheduler.edge.credentials import Credentials
 from esa_scheduler.emulator import EmulatedTask, Emulator
 from esa_scheduler.errors import UserError
-from esa_scheduler.function import RunFailed
+from esa_scheduler.invocation.function import RunFailed
 
 SEED_TASKS = (
     EmulatedTask(TaskName="access-cn", Status="online"),

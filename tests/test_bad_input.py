@@ -26,11 +26,11 @@ import pytest
 from helpers import clean_environment, endpoint_env, fc_context, set_env
 
 from esa_scheduler import cli
-from esa_scheduler.client import ClientSettings, EsaApiError, EsaClient
-from esa_scheduler.credentials import Credentials
+from esa_scheduler.edge.client import ClientSettings, EsaApiError, EsaClient
+from esa_scheduler.edge.credentials import Credentials
 from esa_scheduler.emulator import EMULATOR_ACCESS_KEY_ID, EMULATOR_ACCESS_KEY_SECRET, Emulator
 from esa_scheduler.errors import EventError, ScheduleError, UserError
-from esa_scheduler.function import handle
+from esa_scheduler.invocation.function import handle
 
 SCHEDULE = """\
 version: 1

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
-from esa_scheduler.client import (
+from esa_scheduler.edge.client import (
     ACTIONS,
     API_VERSION,
     ClientSettings,
@@ -30,9 +30,9 @@ from esa_scheduler.client import (
     check_endpoint,
     resolve_endpoint,
 )
-from esa_scheduler.credentials import Credentials
+from esa_scheduler.edge.credentials import Credentials
+from esa_scheduler.edge.signer import canonical_query, canonical_request, parse_query, signature
 from esa_scheduler.errors import ConfigError
-from esa_scheduler.signer import canonical_query, canonical_request, parse_query, signature
 
 T = TypeVar("T")
 CREDS = Credentials("testAccessKeyId", "testAccessKeySecret", "testSecurityToken")

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from esa_scheduler.credentials import Credentials, has_configured_credentials, resolve_credentials
+from esa_scheduler.edge.credentials import Credentials, has_configured_credentials, resolve_credentials
 from esa_scheduler.errors import ConfigError
 
 SECRET = "s3cr3t-VALUE-never-shown"

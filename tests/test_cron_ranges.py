@@ -17,9 +17,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from helpers import iso, run_cli, utc, write_schedule
 
-from esa_scheduler.cron import CronExpr
+from esa_scheduler.engine.cron import CronExpr
+from esa_scheduler.engine.schedule import load_schedule
 from esa_scheduler.errors import ScheduleError
-from esa_scheduler.schedule import load_schedule
 
 Wall = Callable[[datetime], bool]
 ZONE = ZoneInfo("America/New_York")

@@ -47,9 +47,9 @@ from ros_spec import (
 )
 
 from esa_scheduler import config
-from esa_scheduler.client import ACTIONS
+from esa_scheduler.edge.client import ACTIONS
 from esa_scheduler.emulator import EMULATOR_ACCESS_KEY_ID, EMULATOR_ACCESS_KEY_SECRET, EmulatedTask, Emulator
-from esa_scheduler.events import TimerEvent
+from esa_scheduler.invocation.events import TimerEvent
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "template.yml"
@@ -889,7 +889,12 @@ def test_zip_runs_the_handler_from_its_unzipped_tree(tmp_path: Path) -> None:
             parts = name.split("/")
             assert not {"tests", "bench", "__pycache__"} & set(parts), name
             assert not name.endswith(".pyc"), name
-        required = {"handler.py", "esa_scheduler/__init__.py", "esa_scheduler/function.py", "schedule/sample.yaml"}
+        required = {
+            "handler.py",
+            "esa_scheduler/__init__.py",
+            "esa_scheduler/invocation/function.py",
+            "schedule/sample.yaml",
+        }
         assert required <= set(names)
         assert any(name.startswith("pydantic_core/") for name in names), "runtime dependencies are vendored"
         unzipped = tmp_path / "code"

@@ -22,7 +22,8 @@ import httpx
 import pytest
 
 from esa_scheduler import cli
-from esa_scheduler.credentials import Credentials
+from esa_scheduler.edge.credentials import Credentials
+from esa_scheduler.edge.signer import AcsV3Auth, authorization, canonical_request, new_nonce, signature
 from esa_scheduler.emulator import (
     EMULATOR_ACCESS_KEY_ID,
     EMULATOR_ACCESS_KEY_SECRET,
@@ -35,7 +36,6 @@ from esa_scheduler.emulator import (
 )
 from esa_scheduler.emulator.verify import HttpRequest, NonceCache
 from esa_scheduler.errors import ConfigError
-from esa_scheduler.signer import AcsV3Auth, authorization, canonical_request, new_nonce, signature
 from esa_scheduler.timeutil import now_utc
 
 VERSION = "2024-09-10"

@@ -9,9 +9,11 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from esa_scheduler.acs import ClientSettings
-from esa_scheduler.client import EsaApiError, EsaClient
-from esa_scheduler.credentials import Credentials
+from esa_scheduler.edge.acs import ClientSettings
+from esa_scheduler.edge.client import EsaApiError, EsaClient
+from esa_scheduler.edge.credentials import Credentials
+from esa_scheduler.edge.fc_invoke import FC_API_VERSION as CLIENT_FC_VERSION
+from esa_scheduler.edge.sts import STS_API_VERSION as CLIENT_STS_VERSION
 from esa_scheduler.emulator import (
     EMULATOR_ACCESS_KEY_ID,
     EMULATOR_ACCESS_KEY_SECRET,
@@ -24,8 +26,6 @@ from esa_scheduler.emulator import (
     Emulator,
 )
 from esa_scheduler.errors import ConfigError
-from esa_scheduler.fc_invoke import FC_API_VERSION as CLIENT_FC_VERSION
-from esa_scheduler.sts import STS_API_VERSION as CLIENT_STS_VERSION
 
 A = "2000000000000002"
 B = "3000000000000003"

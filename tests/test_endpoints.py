@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from esa_scheduler.endpoints import resolve_endpoint, resolve_fc_endpoint, resolve_sts_endpoint
+from esa_scheduler.edge.endpoints import resolve_endpoint, resolve_fc_endpoint, resolve_sts_endpoint
 from esa_scheduler.errors import ConfigError
 
 ACCOUNT = "1234567890123456"

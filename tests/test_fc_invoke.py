@@ -13,9 +13,10 @@ from typing import Any
 import pytest
 from helpers import official_sdk_config
 
-from esa_scheduler.acs import AcsClient, ApiRequest, ClientSettings
-from esa_scheduler.client import EsaApiError, EsaClient
-from esa_scheduler.credentials import Credentials
+from esa_scheduler.edge.acs import AcsClient, ApiRequest, ClientSettings
+from esa_scheduler.edge.client import EsaApiError, EsaClient
+from esa_scheduler.edge.credentials import Credentials
+from esa_scheduler.edge.fc_invoke import ALREADY_DISPATCHED, FC_NAME, FcClient, async_task_id
 from esa_scheduler.emulator import (
     EMULATOR_ACCESS_KEY_ID,
     EMULATOR_ACCESS_KEY_SECRET,
@@ -25,7 +26,6 @@ from esa_scheduler.emulator import (
     Emulator,
     Invocation,
 )
-from esa_scheduler.fc_invoke import ALREADY_DISPATCHED, FC_NAME, FcClient, async_task_id
 
 OWN = Credentials(EMULATOR_ACCESS_KEY_ID, EMULATOR_ACCESS_KEY_SECRET)
 FAST = ClientSettings(max_rps=0, max_attempts=2, base_delay=0.01, max_delay=0.01)

@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 from helpers import clean_environment, parse_lines, run_cli, updates, write_schedule
 
-from esa_scheduler.credentials import Credentials
+from esa_scheduler.edge.credentials import Credentials
 from esa_scheduler.emulator import EMULATOR_ACCESS_KEY_ID, EMULATOR_ACCESS_KEY_SECRET, Emulator
+from esa_scheduler.engine.schedule import load_schedule
 from esa_scheduler.errors import EventError, ScheduleError
-from esa_scheduler.function import Target, execute
-from esa_scheduler.reconciler import RunSummary
-from esa_scheduler.schedule import load_schedule
+from esa_scheduler.invocation.function import Target, execute
+from esa_scheduler.invocation.reconciler import RunSummary
 
 NIGHT = "2026-11-28T02:30:00Z"
 DAY = "2026-11-28T12:00:00Z"

@@ -12,7 +12,7 @@ import pytest
 from helpers import clean_environment, endpoint_env, fc_context, parse_lines, set_env, write_schedule
 
 import handler as fc_handler
-from esa_scheduler import fleet
+from esa_scheduler.edge.sts import RoleSessionCache
 from esa_scheduler.emulator import (
     EMULATOR_ACCESS_KEY_ID,
     EMULATOR_ACCESS_KEY_SECRET,
@@ -21,8 +21,8 @@ from esa_scheduler.emulator import (
     EmulatedRole,
     Emulator,
 )
-from esa_scheduler.function import RunFailed
-from esa_scheduler.sts import RoleSessionCache
+from esa_scheduler.invocation import fleet
+from esa_scheduler.invocation.function import RunFailed
 
 NIGHT = "2026-11-28T02:30:00Z"
 ACCOUNT_A, ACCOUNT_B = "1111222233334444", "5555666677778888"
@@ -242,8 +242,8 @@ def test_async_fanout_carries_hold_events_to_the_targets_they_touch(
 def test_credentials_esa_no_longer_accepts_are_replaced_once(
     schedule: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from esa_scheduler.credentials import Credentials
-    from esa_scheduler.sts import AssumedRole
+    from esa_scheduler.edge.credentials import Credentials
+    from esa_scheduler.edge.sts import AssumedRole
 
     cache = RoleSessionCache()
     monkeypatch.setattr(fleet, "_sessions", cache)

@@ -23,13 +23,13 @@ from typing import Any
 import pytest
 from helpers import clean_environment, endpoint_env, fc_context, parse_lines, set_env, updates
 
-from esa_scheduler.credentials import Credentials
+from esa_scheduler.edge.credentials import Credentials
 from esa_scheduler.emulator import EMULATOR_ACCESS_KEY_ID, EMULATOR_ACCESS_KEY_SECRET, Emulator, Faults
+from esa_scheduler.engine.schedule import load_schedule
 from esa_scheduler.errors import ConfigError, EventError, ScheduleError, UserError
-from esa_scheduler.events import EventReader
-from esa_scheduler.function import RunFailed, Target, execute, handle
-from esa_scheduler.reconciler import ACTIONS, RunSummary
-from esa_scheduler.schedule import load_schedule
+from esa_scheduler.invocation.events import EventReader
+from esa_scheduler.invocation.function import RunFailed, Target, execute, handle
+from esa_scheduler.invocation.reconciler import ACTIONS, RunSummary
 from esa_scheduler.timeutil import now_utc, parse_instant, utc_iso
 
 REPO = Path(__file__).resolve().parents[1]

@@ -14,10 +14,10 @@ import pytest
 from helpers import clean_environment, endpoint_env, fc_context, parse_lines, set_env, updates, write_schedule
 
 import handler as fc_handler
-from esa_scheduler.credentials import Credentials
+from esa_scheduler.edge.credentials import Credentials
 from esa_scheduler.emulator import Emulator, Faults
-from esa_scheduler.function import RunFailed, Target, execute
-from esa_scheduler.reconciler import RunSummary
+from esa_scheduler.invocation.function import RunFailed, Target, execute
+from esa_scheduler.invocation.reconciler import RunSummary
 
 AT = "2026-11-28T02:30:00Z"
 """Inside the ``nightly`` window of ``SCHEDULE``: every managed task should go offline."""
@@ -236,8 +236,13 @@ def test_echoed_credentials_never_reach_the_logs(esa: Emulator, schedule: Path) 
 def test_the_last_run_record_never_moves_back_and_survives_garbage(tmp_path: Path) -> None:
     from datetime import datetime, timedelta, timezone
 
-    from esa_scheduler.holds import HoldStore
-    from esa_scheduler.statefile import LAST_RUN_FILE, last_completed_run, record_completed_run, transitions_since
+    from esa_scheduler.invocation.holds import HoldStore
+    from esa_scheduler.invocation.statefile import (
+        LAST_RUN_FILE,
+        last_completed_run,
+        record_completed_run,
+        transitions_since,
+    )
 
     later = datetime(2026, 11, 28, 2, 0, tzinfo=timezone.utc)
     record_completed_run(tmp_path, later)

@@ -12,8 +12,8 @@ import icalendar
 import pytest
 from helpers import UTC, add_hold, iso, run_cli, utc, write_schedule
 
-from esa_scheduler.planner import TaskRef, plan
-from esa_scheduler.schedule import load_schedule
+from esa_scheduler.engine.planner import TaskRef, plan
+from esa_scheduler.engine.schedule import load_schedule
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "schedule" / "sample.yaml"

@@ -1,7 +1,7 @@
 """Notifications end to end: real reconciles against the emulator, real HTTP to loopback receivers.
 
 Each receiver plays one service and checks requests the way that service documents it, with an
-implementation written here, independently of ``esa_scheduler.notify``: DingTalk's ``sign`` query
+implementation written here, independently of ``esa_scheduler.invocation.notify``: DingTalk's ``sign`` query
 parameter, Feishu's ``sign`` body field, WeCom's URL key, and the webhook's CloudEvents envelope and
 ``X-Esa-Scheduler-Signature``. A request that fails a check gets the service's own error answer, so
 a wrong signature shows up as ``notify.failed`` with the service's code.
@@ -29,11 +29,11 @@ from typing import Any
 import pytest
 from helpers import Answer, Received, Receiver, parse_lines, run_cli, write_schedule
 
-from esa_scheduler.credentials import Credentials
+from esa_scheduler.edge.credentials import Credentials
 from esa_scheduler.emulator import EMULATOR_ACCESS_KEY_ID, EMULATOR_ACCESS_KEY_SECRET, Emulator
-from esa_scheduler.function import Target, execute
-from esa_scheduler.holds import Hold, HoldStore
-from esa_scheduler.reconciler import RunSummary
+from esa_scheduler.invocation.function import Target, execute
+from esa_scheduler.invocation.holds import Hold, HoldStore
+from esa_scheduler.invocation.reconciler import RunSummary
 from esa_scheduler.timeutil import now_utc, utc_iso
 
 CREDS = Credentials(EMULATOR_ACCESS_KEY_ID, EMULATOR_ACCESS_KEY_SECRET)
@@ -618,22 +618,25 @@ def test_a_valid_notify_section_validates_without_its_variables(
 
 LOADED_NOTIFY_MODULES = """\
 import io, json, sys
-from esa_scheduler.credentials import Credentials
+from esa_scheduler.edge.credentials import Credentials
 from esa_scheduler.emulator import EMULATOR_ACCESS_KEY_ID, EMULATOR_ACCESS_KEY_SECRET, Emulator
-from esa_scheduler.function import Target, execute
+from esa_scheduler.invocation.function import Target, execute
 with Emulator(tasks=[{"TaskName": "access-a", "Status": "online"}]) as emulator:
     target = Target(emulator.url, Credentials(EMULATOR_ACCESS_KEY_ID, EMULATOR_ACCESS_KEY_SECRET))
     execute({"action": "reconcile"}, target=target, schedule_path=sys.argv[1], state=sys.argv[2],
             environ={"ESA_MAX_RPS": "0"}, stream=io.StringIO())
-print(json.dumps(sorted(name for name in sys.modules if name.startswith("esa_scheduler.notify"))))
+print(json.dumps(sorted(name for name in sys.modules if name.startswith("esa_scheduler.invocation.notify"))))
 """
 
 
 @pytest.mark.parametrize(
     ("notify", "loaded"),
     [
-        ("", ["esa_scheduler.notify", "esa_scheduler.notify.model"]),
-        ("notify:\n  - {name: ops, kind: webhook, url_env: UNSET_HOOK_URL}\n", ["esa_scheduler.notify.dispatch"]),
+        ("", ["esa_scheduler.invocation.notify", "esa_scheduler.invocation.notify.model"]),
+        (
+            "notify:\n  - {name: ops, kind: webhook, url_env: UNSET_HOOK_URL}\n",
+            ["esa_scheduler.invocation.notify.dispatch"],
+        ),
     ],
     ids=["without-notify", "with-notify"],
 )

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from esa_scheduler.schedule import ScheduleFileSpec
-from esa_scheduler.schema import JSON_SCHEMA_DIALECT, schedule_json_schema
+from esa_scheduler.engine.schedule import ScheduleFileSpec
+from esa_scheduler.engine.schema import JSON_SCHEMA_DIALECT, schedule_json_schema
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMITTED = ROOT / "schedule.schema.json"

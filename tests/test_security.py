@@ -31,14 +31,14 @@ import pytest
 from helpers import Received, Receiver, clean_environment, endpoint_env, fc_context, set_env
 
 from esa_scheduler import cli
-from esa_scheduler.client import check_endpoint
-from esa_scheduler.credentials import Credentials, resolve_credentials
+from esa_scheduler.edge.client import check_endpoint
+from esa_scheduler.edge.credentials import Credentials, resolve_credentials
+from esa_scheduler.edge.transport import KeepAliveTransport
 from esa_scheduler.emulator import Emulator
 from esa_scheduler.errors import ConfigError, UserError
 from esa_scheduler.fc_context import load_context
-from esa_scheduler.function import RunFailed, Target, execute, handle
+from esa_scheduler.invocation.function import RunFailed, Target, execute, handle
 from esa_scheduler.logs import MASK
-from esa_scheduler.transport import KeepAliveTransport
 
 SCHEDULE = """\
 version: 1

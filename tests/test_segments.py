@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from helpers import utc
 
-from esa_scheduler.planner import Planner, TaskRef, managed_tasks, plan
-from esa_scheduler.schedule import load_schedule
+from esa_scheduler.engine.planner import Planner, TaskRef, managed_tasks, plan
+from esa_scheduler.engine.schedule import load_schedule
 
 SAMPLE = Path(__file__).resolve().parent.parent / "schedule" / "sample.yaml"
 

@@ -12,8 +12,8 @@ from alibabacloud_tea_openapi.utils import Utils as SdkUtils
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from esa_scheduler.credentials import Credentials
-from esa_scheduler.signer import (
+from esa_scheduler.edge.credentials import Credentials
+from esa_scheduler.edge.signer import (
     ALGORITHM,
     EMPTY_SHA256,
     AcsV3Auth,

@@ -34,12 +34,12 @@ from typing import Any
 import pytest
 from helpers import endpoint_env
 
-from esa_scheduler.credentials import Credentials
+from esa_scheduler.edge.credentials import Credentials
+from esa_scheduler.edge.signer import parse_query
 from esa_scheduler.emulator import EMULATOR_ACCESS_KEY_ID, EMULATOR_ACCESS_KEY_SECRET, Emulator, Faults
 from esa_scheduler.emulator.service import Reply
 from esa_scheduler.emulator.verify import HttpRequest
-from esa_scheduler.function import Target, execute
-from esa_scheduler.signer import parse_query
+from esa_scheduler.invocation.function import Target, execute
 
 pytestmark = pytest.mark.slow
 

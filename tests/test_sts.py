@@ -12,10 +12,12 @@ import httpx
 import pytest
 from helpers import official_sdk_config
 
-from esa_scheduler import logs, sts
-from esa_scheduler.acs import AcsClient, ApiRequest, ClientSettings
-from esa_scheduler.client import EsaApiError, EsaClient
-from esa_scheduler.credentials import Credentials
+from esa_scheduler import logs
+from esa_scheduler.edge import sts
+from esa_scheduler.edge.acs import AcsClient, ApiRequest, ClientSettings
+from esa_scheduler.edge.client import EsaApiError, EsaClient
+from esa_scheduler.edge.credentials import Credentials
+from esa_scheduler.edge.sts import RoleSessionCache, StsClient, sanitize_session_name
 from esa_scheduler.emulator import (
     EMULATOR_ACCESS_KEY_ID,
     EMULATOR_ACCESS_KEY_SECRET,
@@ -27,7 +29,6 @@ from esa_scheduler.emulator import (
     Emulator,
     Faults,
 )
-from esa_scheduler.sts import RoleSessionCache, StsClient, sanitize_session_name
 from esa_scheduler.timeutil import parse_instant
 
 MEMBER = "2000000000000002"

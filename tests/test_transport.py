@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 import httpx
 import pytest
 
-from esa_scheduler.transport import KeepAliveTransport
+from esa_scheduler.edge.transport import KeepAliveTransport
 
 Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter, int], Awaitable[None]]
 

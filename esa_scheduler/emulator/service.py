@@ -23,6 +23,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
+from esa_scheduler.edge.endpoints import is_loopback
+from esa_scheduler.edge.signer import DATE_FORMAT, parse_query
 from esa_scheduler.emulator.functions import FunctionBody, FunctionRunner, Invocation
 from esa_scheduler.emulator.models import (
     API_VERSION,
@@ -46,9 +48,7 @@ from esa_scheduler.emulator.models import (
     coerce_tasks,
 )
 from esa_scheduler.emulator.verify import HttpRequest, KeyPair, Verifier
-from esa_scheduler.endpoints import is_loopback
 from esa_scheduler.errors import ConfigError
-from esa_scheduler.signer import DATE_FORMAT, parse_query
 from esa_scheduler.timeutil import now_utc
 
 STATS_PATH = "/_emulator/stats"

@@ -1,6 +1,6 @@
 """Strict ACS3-HMAC-SHA256 verification, as ESA's gateway does it, over the signer's own definitions.
 
-Verification reuses ``esa_scheduler.signer``'s canonicalisation so that the emulator and our client
+Verification reuses ``esa_scheduler.edge.signer``'s canonicalisation so that the emulator and our client
 can only agree by both matching the published algorithm, which the official-SDK interoperability
 tests then pin down from the other side.
 """
@@ -15,8 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from esa_scheduler.emulator.models import ApiError
-from esa_scheduler.signer import (
+from esa_scheduler.edge.signer import (
     DATE_FORMAT,
     EMPTY_SHA256,
     canonical_query,
@@ -24,6 +23,7 @@ from esa_scheduler.signer import (
     parse_query,
     signature,
 )
+from esa_scheduler.emulator.models import ApiError
 from esa_scheduler.timeutil import parse_instant
 
 SKEW = timedelta(minutes=15)

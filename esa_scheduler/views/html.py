@@ -14,10 +14,10 @@ from datetime import datetime, time, timedelta
 from html import escape
 from zoneinfo import ZoneInfo
 
-from esa_scheduler.cron import wall_to_instant
-from esa_scheduler.holds import Hold
-from esa_scheduler.planner import Planner, Segment
-from esa_scheduler.schedule import Schedule
+from esa_scheduler.engine.cron import wall_to_instant
+from esa_scheduler.engine.planner import Planner, Segment
+from esa_scheduler.engine.schedule import Schedule
+from esa_scheduler.invocation.holds import Hold
 from esa_scheduler.timeutil import utc_iso
 from esa_scheduler.views.rows import Row, build_rows, display_zone, source_words, view_tasks
 

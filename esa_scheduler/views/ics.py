@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from esa_scheduler.holds import Hold
-from esa_scheduler.planner import Planner
-from esa_scheduler.schedule import Schedule
+from esa_scheduler.engine.planner import Planner
+from esa_scheduler.engine.schedule import Schedule
+from esa_scheduler.invocation.holds import Hold
 from esa_scheduler.timeutil import UTC
 from esa_scheduler.views.rows import Row, build_rows, display_zone, source_words, view_tasks
 

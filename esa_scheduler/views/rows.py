@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from esa_scheduler.planner import ManagedTask, Planner, Segment, TaskRef, managed_tasks
-from esa_scheduler.schedule import Schedule, selector_matches
+from esa_scheduler.engine.planner import ManagedTask, Planner, Segment, TaskRef, managed_tasks
+from esa_scheduler.engine.schedule import Schedule, selector_matches
 from esa_scheduler.timeutil import zone
 
 

@@ -1,0 +1,486 @@
+"""Calendars: named sets of local dates (public holidays, workdays, listed dates) and ICS event files.
+
+Windows refer to calendars by name: ``skip``/``only_on`` keep or drop an occurrence by the local date
+it starts on, and ``calendar:`` makes every event of an ICS file an occurrence. Country data comes
+from the ``holidays`` package (China's substituted days off and weekend make-up workdays included)
+and ICS expansion from ``icalendar`` + ``recurring-ical-events``: calendars change every year, and
+hand-kept tables or a home-grown RRULE expansion would be wrong sooner or later. Those libraries are
+imported only when a schedule defines such a calendar, so a schedule without one pays nothing.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from esa_scheduler.engine.cron import wall_to_instant
+from esa_scheduler.timeutil import MAX_YEAR, MIN_YEAR, UTC
+
+if TYPE_CHECKING:
+    from holidays import HolidayBase
+    from icalendar import Calendar as ICalendar
+    from icalendar import Component
+    from recurring_ical_events import CalendarQuery
+
+CalendarKind = Literal["holidays", "workdays"]
+DateItem = date | str
+MAX_RANGE_DAYS = 3660
+MAX_ICS_BYTES = 16 * 1024 * 1024
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_RANGE = ".."
+_QUERY_MARGIN = timedelta(days=2)
+_TOO_FREQUENT = frozenset({"SECONDLY", "MINUTELY"})
+
+
+def reject_date_times(value: object) -> object:
+    """A pydantic ``before`` check for date fields: YAML reads ``2026-12-25 10:00`` as a date-time,
+    which pydantic would quietly truncate to its date; refuse it instead."""
+    values = value if isinstance(value, list) else [value]
+    if any(isinstance(v, datetime) for v in values):
+        raise ValueError("expected a date like 2026-12-25, not a date-time")
+    return value
+
+
+class CalendarSpec(BaseModel):
+    """One entry of the top-level ``calendars:`` map: a country, a list of dates, or an ICS file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    country: str | None = Field(default=None, min_length=1, description="ISO 3166-1 country code, e.g. CN or DE")
+    subdiv: str | None = Field(default=None, min_length=1, description="subdivision code of the country, e.g. BE")
+    kind: CalendarKind | None = Field(
+        default=None,
+        description="holidays (default): the country's public holidays, substituted days off included; "
+        "workdays: Monday to Friday minus those holidays, plus official make-up workdays",
+    )
+    dates: list[DateItem] | None = Field(default=None, description="dates and inclusive ranges: 2026-12-28..2027-01-03")
+    ics: str | None = Field(default=None, min_length=1, description="RFC 5545 file, relative to the schedule file")
+    add_holidays: list[DateItem] = Field(default_factory=list, description="dates to treat as days off")
+    add_workdays: list[DateItem] = Field(default_factory=list, description="dates to treat as working days")
+    remove: list[DateItem] = Field(default_factory=list, description="dates taken out of the library's own set")
+
+    @field_validator("dates", "add_holidays", "add_workdays", "remove", mode="before")
+    @classmethod
+    def _dates_not_datetimes(cls, value: Any) -> Any:
+        return reject_date_times(value)
+
+
+class Calendar(ABC):
+    """A named calendar as windows use it: which local dates it holds."""
+
+    def __init__(self, name: str, origin: str) -> None:
+        self.name = name
+        self.origin = origin
+
+    @abstractmethod
+    def contains(self, day: date, tz: ZoneInfo) -> bool:
+        """Whether ``day`` (a local date in ``tz``, the window's zone) is in this calendar."""
+
+
+class DateCalendar(Calendar):
+    """Listed dates and inclusive ranges (``dates:``)."""
+
+    def __init__(self, name: str, origin: str, dates: frozenset[date]) -> None:
+        super().__init__(name, origin)
+        self.dates = dates
+
+    def contains(self, day: date, tz: ZoneInfo) -> bool:
+        """Listed dates are local dates in whatever zone the window has."""
+        return day in self.dates
+
+
+class CountryCalendar(Calendar):
+    """A country's public holidays or workdays, from the ``holidays`` package, with operator patches."""
+
+    def __init__(
+        self,
+        name: str,
+        origin: str,
+        library: HolidayBase,
+        kind: CalendarKind,
+        patches: tuple[frozenset[date], frozenset[date], frozenset[date]],
+    ) -> None:
+        super().__init__(name, origin)
+        self.library = library
+        self.kind = kind
+        self.add_holidays, self.add_workdays, self.remove = patches
+        self._years: dict[int, frozenset[date]] = {}
+
+    @property
+    def country(self) -> str:
+        """The ISO code the library resolved."""
+        return str(self.library.country)
+
+    @property
+    def library_version(self) -> str:
+        """Which ``holidays`` release the dates come from (a newer one may know more years)."""
+        return metadata.version("holidays")
+
+    def contains(self, day: date, tz: ZoneInfo) -> bool:
+        """Country dates are local dates in whatever zone the window has."""
+        members = self._years.get(day.year)
+        if members is None:
+            members = self._years[day.year] = self._year(day.year)
+        return day in members
+
+    def _year(self, year: int) -> frozenset[date]:
+        first = date(year, 1, 1)
+        days = [first + timedelta(days=n) for n in range((date(year + 1, 1, 1) - first).days)]
+        if self.kind == "workdays":
+            own = {d for d in days if self.library.is_working_day(d)}
+            added, taken = self.add_workdays, self.add_holidays
+        else:
+            own = {d for d in days if d in self.library}
+            added, taken = self.add_holidays, self.add_workdays
+        return frozenset(((own - self.remove) | {d for d in added if d.year == year}) - taken)
+
+    def unannounced_years(self, years: Iterable[int]) -> list[int]:
+        """Years a workdays calendar is used for whose official make-up workdays the library lacks.
+
+        Only countries that have make-up workdays at all (the library's ``weekend_workdays``, such as
+        China's) can be missing them; a year the operator patched is taken as known."""
+        wanted = sorted(set(years))
+        if self.kind != "workdays" or not getattr(self.library, "has_substituted_holidays", False):
+            return []
+        for year in wanted:
+            self.contains(date(year, 1, 1), ZoneInfo("UTC"))
+        known = {d.year for d in self.library.weekend_workdays}
+        patched = {d.year for d in self.add_holidays | self.add_workdays}
+        latest = max(known, default=0)
+        return [y for y in wanted if y > latest and y not in patched]
+
+
+@dataclass(frozen=True)
+class IcsEvent:
+    """One occurrence of an ICS event as the library expands it: date, floating or aware bounds.
+
+    ``fixed`` is the UTC interval when both bounds are aware (the same in every window's zone)."""
+
+    start: date
+    end: date
+    summary: str
+    uid: str
+    fixed: tuple[datetime, datetime] | None = None
+
+    def interval(self, tz: ZoneInfo) -> tuple[datetime, datetime]:
+        """[start, end) in UTC; floating and all-day values are wall clock in ``tz`` (the window's zone)."""
+        return self.fixed or (_instant(self.start, tz), _instant(self.end, tz))
+
+    def local_dates(self, tz: ZoneInfo) -> Iterator[date]:
+        """The local dates the event touches; an all-day event's end date is exclusive (RFC 5545)."""
+        begin, finish = self.interval(tz)
+        first = begin.astimezone(tz).date()
+        last = (finish - timedelta(microseconds=1)).astimezone(tz).date() if finish > begin else first
+        for n in range((last - first).days + 1):
+            yield first + timedelta(days=n)
+
+    def label(self) -> str:
+        """How ``plan`` names the event that makes a window active."""
+        return f'"{self.summary}" (uid {self.uid})'
+
+
+def _aware(value: date) -> bool:
+    return isinstance(value, datetime) and value.tzinfo is not None
+
+
+def _instant(value: date, tz: ZoneInfo) -> datetime:
+    if not isinstance(value, datetime):
+        return wall_to_instant(datetime.combine(value, time()), tz)[0]
+    if value.tzinfo is None:
+        return wall_to_instant(value, tz)[0]
+    return value.astimezone(UTC)
+
+
+class IcsCalendar(Calendar):
+    """An RFC 5545 file: its events drive ``calendar:`` windows, its dates filter ``skip``/``only_on``."""
+
+    def __init__(self, name: str, origin: str, path: Path, query: CalendarQuery) -> None:
+        super().__init__(name, origin)
+        self.path = path
+        self.query = query
+        self._spans: dict[tuple[datetime, datetime], list[IcsEvent]] = {}
+        self._dates: dict[tuple[str, int], frozenset[date]] = {}
+
+    def events(self, begin: datetime, end: datetime) -> list[IcsEvent]:
+        """Occurrences that may overlap [begin, end] in any zone (cached: windows share one expansion).
+
+        ``STATUS:CANCELLED`` occurrences are left out; EXDATE, RDATE and RECURRENCE-ID overrides are
+        the library's work."""
+        key = (begin, end)
+        found = self._spans.get(key)
+        if found is None:
+            components = self.query.between(begin - _QUERY_MARGIN, end + _QUERY_MARGIN)
+            kept = [c for c in components if str(c.get("STATUS", "")).upper() != "CANCELLED"]
+            found = self._spans[key] = [_event(c) for c in kept]
+        return found
+
+    def contains(self, day: date, tz: ZoneInfo) -> bool:
+        """Whether an event touches local date ``day`` in ``tz``."""
+        key = (tz.key, day.year)
+        members = self._dates.get(key)
+        if members is None:
+            begin = datetime(day.year, 1, 1, tzinfo=UTC)
+            events = self.events(begin, begin.replace(year=day.year + 1))
+            members = frozenset(d for e in events for d in e.local_dates(tz) if d.year == day.year)
+            self._dates[key] = members
+        return day in members
+
+
+def _event(component: Component) -> IcsEvent:
+    start = component.decoded("DTSTART")
+    end = component.decoded("DTEND") if "DTEND" in component else start
+    fixed = (start.astimezone(UTC), end.astimezone(UTC)) if _aware(start) and _aware(end) else None
+    return IcsEvent(start, end, str(component.get("SUMMARY", "")), str(component.get("UID", "")), fixed)
+
+
+def summary_matches(pattern: str | None, event: IcsEvent) -> bool:
+    """A window's ``summary`` glob (case-sensitive, like task selectors); no glob keeps every event."""
+    return pattern is None or fnmatch.fnmatchcase(event.summary, pattern)
+
+
+def resolve_calendars(
+    entries: Iterable[tuple[str, Mapping[str, CalendarSpec]]], problems: list[str]
+) -> dict[str, Calendar]:
+    """Every file's ``calendars:`` map, checked and merged; names are unique across files."""
+    calendars: dict[str, Calendar] = {}
+    seen: dict[str, str] = {}
+    for file, specs in entries:
+        for name, spec in specs.items():
+            where = f"{file}: calendars.{name}"
+            if name in seen:
+                problems.append(f"{where}: duplicate calendar name {name!r} (also in {seen[name]})")
+                continue
+            seen[name] = file
+            resolved = _resolve(name, spec, file, where, problems)
+            if resolved is not None:
+                calendars[name] = resolved
+    return calendars
+
+
+def _resolve(name: str, spec: CalendarSpec, file: str, where: str, problems: list[str]) -> Calendar | None:
+    sources = [key for key in ("country", "dates", "ics") if getattr(spec, key) is not None]
+    if len(sources) != 1:
+        problems.append(f"{where}: give exactly one of 'country', 'dates' or 'ics'")
+        return None
+    if spec.country is None:
+        extras = [k for k in ("subdiv", "kind", "add_holidays", "add_workdays", "remove") if getattr(spec, k)]
+        if extras:
+            problems.append(f"{where}: {', '.join(extras)} only apply to country calendars")
+            return None
+    if spec.dates is not None:
+        dates = parse_dates(spec.dates, f"{where}.dates", problems)
+        return DateCalendar(name, file, dates) if dates is not None else None
+    if spec.ics is not None:
+        return _ics_calendar(name, spec.ics, file, where, problems)
+    return _country_calendar(name, spec, file, where, problems)
+
+
+def parse_dates(items: Iterable[DateItem], where: str, problems: list[str]) -> frozenset[date] | None:
+    """Dates and inclusive ``A..B`` ranges as one set; ``None`` (and a problem per bad item) on errors."""
+    found: set[date] = set()
+    ok = True
+    for index, item in enumerate(items):
+        try:
+            found.update(_expand(item))
+        except ValueError as exc:
+            problems.append(f"{where}[{index}]: {exc}")
+            ok = False
+    return frozenset(found) if ok else None
+
+
+def _expand(item: DateItem) -> Iterator[date]:
+    if isinstance(item, date):
+        yield _in_years(item, item)
+        return
+    first, separator, last = item.partition(_RANGE)
+    begin = _date(first, item)
+    end = _date(last, item) if separator else begin
+    if end < begin:
+        raise ValueError(f"range {item!r} ends before it starts")
+    if (end - begin).days > MAX_RANGE_DAYS:
+        raise ValueError(f"range {item!r} is longer than {MAX_RANGE_DAYS} days")
+    for n in range((end - begin).days + 1):
+        yield begin + timedelta(days=n)
+
+
+def _date(text: str, item: str) -> date:
+    cleaned = text.strip()
+    try:
+        if not _ISO_DATE.fullmatch(cleaned):
+            raise ValueError(cleaned)
+        return _in_years(date.fromisoformat(cleaned), item)
+    except ValueError as exc:
+        if "supported years" in str(exc):
+            raise
+        raise ValueError(f"invalid date or range {item!r} (use 2026-12-24 or 2026-12-28..2027-01-03)") from exc
+
+
+def _in_years(day: date, item: object) -> date:
+    if not MIN_YEAR <= day.year <= MAX_YEAR:
+        raise ValueError(f"date {item!r} is outside the supported years {MIN_YEAR}-{MAX_YEAR}")
+    return day
+
+
+def _country_calendar(name: str, spec: CalendarSpec, file: str, where: str, problems: list[str]) -> Calendar | None:
+    import holidays
+
+    assert spec.country is not None
+    supported: dict[str, list[str]] = holidays.list_supported_countries()
+    country = _pick(spec.country, supported, f"{where}.country", "country", problems)
+    if country is None:
+        return None
+    subdiv = None
+    if spec.subdiv is not None:
+        aliases = getattr(holidays, country).get_subdivision_aliases()
+        known = [*supported[country], *(alias for names in aliases.values() for alias in names)]
+        subdiv = _pick(spec.subdiv, known, f"{where}.subdiv", f"{country} subdivision", problems)
+        if subdiv is None:
+            return None
+    keys = ("add_holidays", "add_workdays", "remove")
+    patches = [parse_dates(getattr(spec, key), f"{where}.{key}", problems) for key in keys]
+    add_holidays, add_workdays, remove = (p if p is not None else frozenset() for p in patches)
+    both = sorted(add_holidays & add_workdays)
+    if both:
+        problems.append(f"{where}.add_workdays: {both[0].isoformat()} is also in add_holidays")
+    if any(p is None for p in patches) or both:
+        return None
+    library = holidays.country_holidays(country, subdiv=subdiv)
+    return CountryCalendar(name, file, library, spec.kind or "holidays", (add_holidays, add_workdays, remove))
+
+
+def _pick(value: str, known: Iterable[str], where: str, what: str, problems: list[str]) -> str | None:
+    """An exact code, else the one that differs only in case; else a problem listing close matches."""
+    by_case = {k.upper(): k for k in known}
+    if value in by_case.values():
+        return value
+    if value.upper() in by_case:
+        return by_case[value.upper()]
+    close = difflib.get_close_matches(value.upper(), list(by_case), n=5, cutoff=0.5)
+    hint = f" (close matches: {', '.join(by_case[c] for c in close)})" if close else ""
+    problems.append(f"{where}: unknown {what} {value!r}{hint}")
+    return None
+
+
+def _ics_calendar(name: str, ics: str, file: str, where: str, problems: list[str]) -> Calendar | None:
+    """Read and check an ICS file now, so that ``validate`` (not a later run) reports what is wrong."""
+    path = Path(file).parent / ics
+    try:
+        size = path.stat().st_size
+        if size > MAX_ICS_BYTES:
+            problems.append(f"{where}.ics: {path}: file too large ({size} bytes; the limit is {MAX_ICS_BYTES})")
+            return None
+        text = path.read_bytes().decode("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        problems.append(f"{where}.ics: cannot read {path}: {reason}")
+        return None
+    parsed = _parse_ics(text)
+    if isinstance(parsed, str):
+        problems.append(f"{where}.ics: {path}: {parsed}")
+        return None
+    return IcsCalendar(name, file, path, parsed)
+
+
+def _parse_ics(text: str) -> CalendarQuery | str:
+    """The calendar ready to expand, or the first problem found, naming its line or its event's UID."""
+    import icalendar
+
+    try:
+        parsed = icalendar.Calendar.from_ical(text)
+    except ValueError as exc:
+        return _locate_syntax_error(text) or f"malformed calendar: {_first_line(exc)}"
+    if not isinstance(parsed, icalendar.Calendar) or parsed.name != "VCALENDAR":
+        return "not an iCalendar file (expected BEGIN:VCALENDAR at the top)"
+    for event in parsed.walk("VEVENT"):
+        problem = _event_problem(event)
+        if problem is not None:
+            return f"event UID {str(event.get('UID', '?'))!r}: {problem}"
+    import recurring_ical_events
+
+    try:
+        return recurring_ical_events.of(parsed)
+    except ValueError as exc:
+        return _refused(parsed) or f"cannot expand the events: {_first_line(exc)}"
+
+
+def _event_problem(event: Component) -> str | None:
+    errors: list[tuple[str | None, str]] = list(getattr(event, "errors", []))
+    if errors:
+        prop, message = errors[0]
+        return f"RRULE refused: {message}" if prop == "RRULE" else f"{prop}: {message}"
+    if "DTSTART" not in event:
+        return "DTSTART is missing"
+    rules = event.get("RRULE", [])
+    for rule in rules if isinstance(rules, list) else [rules]:
+        text = rule.to_ical().decode()
+        # RFC 5545 wants a positive INTERVAL (the expansion loops forever on 0), and a maintenance
+        # calendar has no use for a rule that makes hundreds of thousands of occurrences a year
+        if any(not isinstance(n, int) or n < 1 for n in rule.get("INTERVAL", [1])):
+            return f"RRULE refused: INTERVAL must be a positive integer ({text})"
+        if {str(f).upper() for f in rule.get("FREQ", [])} & _TOO_FREQUENT:
+            return f"RRULE refused: FREQ=SECONDLY and FREQ=MINUTELY are not supported ({text})"
+    for prop in ("DTSTART", "DTEND"):
+        value = event.get(prop)
+        tzid = value.params.get("TZID") if value is not None else None
+        if tzid and getattr(event.decoded(prop), "tzinfo", None) is None:
+            return f"{prop}: unknown TZID {tzid!r}"
+    return None
+
+
+def _refused(parsed: ICalendar) -> str | None:
+    """Which event ``recurring-ical-events`` refuses to prepare for expansion, by UID."""
+    import icalendar
+    import recurring_ical_events
+
+    for event in parsed.walk("VEVENT"):
+        single = icalendar.Calendar()
+        single.add_component(event)
+        try:
+            recurring_ical_events.of(single)
+        except ValueError as exc:
+            return f"event UID {str(event.get('UID', '?'))!r}: RRULE refused: {_first_line(exc)}"
+    return None
+
+
+def _locate_syntax_error(text: str) -> str | None:
+    """The first line icalendar cannot read, or an unbalanced BEGIN/END, as ``line N: ...``."""
+    from icalendar.parser import Contentline
+
+    logical: list[tuple[int, str]] = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if line[:1] in (" ", "\t") and logical:
+            logical[-1] = (logical[-1][0], logical[-1][1] + line[1:])
+        elif line.strip():
+            logical.append((number, line))
+    open_blocks: list[tuple[str, int]] = []
+    for number, line in logical:
+        try:
+            key, _, value = Contentline(line).parts()  # type: ignore[no-untyped-call]
+        except ValueError as exc:
+            return f"line {number}: {_first_line(exc)}"
+        if key.upper() == "BEGIN":
+            open_blocks.append((value.upper(), number))
+        elif key.upper() == "END":
+            if not open_blocks or open_blocks[-1][0] != value.upper():
+                return f"line {number}: END:{value} has no matching BEGIN"
+            open_blocks.pop()
+    if open_blocks:
+        block, number = open_blocks[-1]
+        return f"line {number}: BEGIN:{block} is never closed"
+    return None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:200]

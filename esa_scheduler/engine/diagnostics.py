@@ -1,0 +1,69 @@
+"""Warnings about a valid schedule that probably does not do what its author meant.
+
+They never fail validation: a window that will not occur for a year may be deliberate, but an
+operator should hear about it before relying on it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from itertools import combinations
+
+from esa_scheduler.engine.calendars import CountryCalendar
+from esa_scheduler.engine.planner import SEARCH_HORIZON
+from esa_scheduler.engine.schedule import Schedule, Window, selector_matches
+from esa_scheduler.engine.windows import Interval, Timeline
+
+
+def _may_share_tasks(a: Window, b: Window) -> bool:
+    return any(selector_matches(x, y) or selector_matches(y, x) for x in a.selectors for y in b.selectors)
+
+
+def _overlap(left: list[Interval], right: list[Interval]) -> Interval | None:
+    i = j = 0
+    while i < len(left) and j < len(right):
+        start = max(left[i][0], right[j][0])
+        end = min(left[i][1], right[j][1])
+        if start < end:
+            return (start, end)
+        if left[i][1] <= right[j][1]:
+            i += 1
+        else:
+            j += 1
+    return None
+
+
+def schedule_warnings(schedule: Schedule, now: datetime) -> list[str]:
+    """One line per suspicious window, naming its file and name."""
+    limit = now + SEARCH_HORIZON
+    spans = {w.name: Timeline(w, now, limit).intervals_between(now, limit) for w in schedule.windows}
+    lines = [
+        f"{w.origin}: window {w.name!r}: warning: never active in the next {SEARCH_HORIZON.days} days"
+        for w in schedule.windows
+        if not spans[w.name]
+    ]
+    lines.extend(_unannounced_workdays(schedule, now, limit))
+    for a, b in combinations(schedule.windows, 2):
+        if a.status == b.status or a.priority != b.priority or not _may_share_tasks(a, b):
+            continue
+        both = _overlap(spans[a.name], spans[b.name])
+        if both is not None:
+            lines.append(
+                f"{a.origin}: window {a.name!r}: warning: overlaps window {b.name!r} ({b.origin}) "
+                f"at equal priority {a.priority} with a different status (from {both[0].isoformat()}); "
+                "offline wins the tie"
+            )
+    return lines
+
+
+def _unannounced_workdays(schedule: Schedule, now: datetime, limit: datetime) -> list[str]:
+    """A ``kind: workdays`` calendar in use for a year whose make-up workdays the library lacks."""
+    used = {id(c): c for w in schedule.windows for c in (*w.skip, *w.only_on) if isinstance(c, CountryCalendar)}
+    years = range(now.year, limit.year + 1)
+    return [
+        f"{c.origin}: calendars.{c.name}: warning: the holidays library ({c.library_version}) does not know "
+        f"{c.country}'s official make-up workdays for {year} yet; once they are announced, add them with "
+        "add_workdays (and the days off with add_holidays)"
+        for c in used.values()
+        for year in c.unannounced_years(years)
+    ]

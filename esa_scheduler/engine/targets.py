@@ -1,0 +1,131 @@
+"""Targets: the ESA accounts and regions one deployment manages, declared in the schedule.
+
+A schedule without ``targets:`` manages the function's own account in ``ESA_REGION``, exactly as
+before. With targets, every task entry, window, incident rule and hold applies to the targets its
+optional ``targets:`` selectors name (default: all), and each target is reconciled on its own,
+against a projection of the schedule that holds only what applies to it. The window engine and
+planner therefore never learn about targets: a managed task is (target, site_id, name) because
+each target's plan is made separately.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from esa_scheduler.edge.endpoints import check_endpoint
+from esa_scheduler.errors import ConfigError
+
+if TYPE_CHECKING:
+    from esa_scheduler.engine.schedule import Schedule
+    from esa_scheduler.invocation.holds import Hold
+
+_NAME = r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$"
+_ROLE_ARN = r"^acs:ram::[0-9]{16}:role/[A-Za-z0-9.\-]{1,64}$"
+_REGION = r"^[a-z]{2,}(?:-[a-z0-9]+)+$"
+_GLOB = re.compile(r"[*?\[]")
+
+
+class TargetSpec(BaseModel):
+    """One ``targets:`` entry as written: a name, a region, and how to reach its account."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=_NAME)
+    region: str = Field(pattern=_REGION)
+    role_arn: str | None = Field(default=None, pattern=_ROLE_ARN)
+    endpoint: str | None = Field(default=None, min_length=1)
+
+
+@dataclass(frozen=True)
+class ScheduleTarget:
+    """A resolved target; ``role_arn=None`` means the function's own credentials."""
+
+    name: str
+    region: str
+    role_arn: str | None
+    endpoint: str | None
+    origin: str
+
+    @property
+    def account_id(self) -> str | None:
+        """The account the role lives in (``None`` for the function's own account)."""
+        return self.role_arn.split(":")[3] if self.role_arn else None
+
+
+class _Targeted(Protocol):
+    @property
+    def targets(self) -> tuple[str, ...]: ...
+
+
+def applies_to_target(selectors: Sequence[str], target: str) -> bool:
+    """Whether ``targets:`` selectors (empty: every target) select ``target``."""
+    return not selectors or any(fnmatch.fnmatchcase(target, s) for s in selectors)
+
+
+def applies_to(entry: _Targeted, target: str) -> bool:
+    """Whether an entry (task, window, incident rule, hold) applies to ``target``."""
+    return applies_to_target(entry.targets, target)
+
+
+def resolve_target(spec: TargetSpec, origin: str, where: str, problems: list[str]) -> ScheduleTarget | None:
+    """Check what the model cannot (the endpoint's scheme) and resolve one entry."""
+    if spec.endpoint is not None:
+        try:
+            check_endpoint(spec.endpoint)
+        except ConfigError as exc:
+            problems.append(f"{where}.endpoint: {exc}")
+            return None
+    return ScheduleTarget(spec.name, spec.region, spec.role_arn, spec.endpoint, origin)
+
+
+def check_target_selectors(
+    selectors: Sequence[str] | None, where: str, targets: Sequence[ScheduleTarget], problems: list[str]
+) -> tuple[str, ...]:
+    """``targets:`` on an entry: only with declared targets, each naming or matching one of them."""
+    if selectors is None:
+        return ()
+    if not targets:
+        problems.append(f"{where}.targets: no targets are declared (add a top-level 'targets:' list first)")
+        return ()
+    if not selectors:
+        problems.append(f"{where}.targets: empty list (leave 'targets' out to mean every target)")
+        return ()
+    names = [t.name for t in targets]
+    for i, selector in enumerate(selectors):
+        if not any(applies_to_target((selector,), name) for name in names):
+            kind = "matches no target" if _GLOB.search(selector) else "is not a declared target"
+            problems.append(f"{where}.targets[{i}]: {selector!r} {kind} (targets: {', '.join(names)})")
+    return tuple(selectors)
+
+
+def project(schedule: Schedule, target: str) -> Schedule:
+    """The schedule as one target sees it: only the entries that apply to it, and no targets."""
+    return replace(
+        schedule,
+        tasks=tuple(t for t in schedule.tasks if applies_to(t, target)),
+        windows=tuple(w for w in schedule.windows if applies_to(w, target)),
+        incidents=tuple(r for r in schedule.incidents if applies_to(r, target)),
+        targets=(),
+    )
+
+
+def holds_for(holds: Iterable[Hold], target: str) -> tuple[Hold, ...]:
+    """The holds that apply to ``target`` (a hold without ``targets`` applies to all)."""
+    return tuple(h for h in holds if applies_to(h, target))
+
+
+def select_targets(targets: Sequence[ScheduleTarget], name: str | None) -> tuple[ScheduleTarget, ...]:
+    """Every target, or the one an event names (``ConfigError`` naming the choices if unknown)."""
+    if name is None:
+        return tuple(targets)
+    chosen = tuple(t for t in targets if t.name == name)
+    if not chosen:
+        known = ", ".join(t.name for t in targets) or "none are declared"
+        raise ConfigError(f"target {name!r} is not declared in the schedule (targets: {known})")
+    return chosen

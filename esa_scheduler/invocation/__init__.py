@@ -1,0 +1,1 @@
+"""One invocation: events, holds, reconcile, notifications and fleet fan-out, with their state."""

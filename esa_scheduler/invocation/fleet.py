@@ -1,0 +1,233 @@
+"""Fleet runs: one reconcile per target, inline in this invocation or fanned out over FC.
+
+``inline`` (the default, and always on the CLI) reconciles every target concurrently, each with its
+own client, pacing and concurrency (ESA's quotas are per account) under the run's one deadline.
+``async`` (``ESA_FANOUT=async``, for fleets too large for one invocation) makes this invocation a
+coordinator: it asks Function Compute to run the same function once per target, with an
+idempotency key so an FC retry of the coordinator dispatches nothing twice. A target that fails
+(its role cannot be assumed, ESA refuses, every call is throttled) fails alone, and the run
+reports it by name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from esa_scheduler import config
+from esa_scheduler.edge.credentials import Credentials
+from esa_scheduler.edge.responses import EsaApiError
+from esa_scheduler.engine.schedule import Schedule
+from esa_scheduler.engine.targets import ScheduleTarget, holds_for, project
+from esa_scheduler.errors import ConfigError
+from esa_scheduler.invocation.connection import Edge, fc_field
+from esa_scheduler.invocation.reconciler import AfterReconcile, Reconciler, RunRequest, RunSummary
+from esa_scheduler.invocation.statefile import record_completed_run
+from esa_scheduler.logs import RunLog
+from esa_scheduler.timeutil import utc_iso
+
+if TYPE_CHECKING:
+    from esa_scheduler.edge.sts import RoleSessionCache, StsClient
+    from esa_scheduler.invocation.events import Intent
+
+FANOUT_MODES = ("inline", "async")
+STALE_CREDENTIALS = frozenset(
+    {"InvalidAccessKeyId.NotFound", "InvalidSecurityToken.Expired", "InvalidSecurityToken.Mismatch"}
+)
+"""ESA's answers to STS credentials it no longer accepts: worth one fresh ``AssumeRole``."""
+STS_DURATION_S = 3600
+_sessions: RoleSessionCache | None = None
+"""AssumeRole results survive between invocations of a warm FC instance, until shortly before expiry."""
+
+
+def fanout_mode(environ: Mapping[str, str]) -> str:
+    """``ESA_FANOUT``: ``inline`` (default) or ``async``."""
+    mode = (config.env(config.FANOUT, environ=environ) or "inline").lower()
+    if mode not in FANOUT_MODES:
+        raise ConfigError(f"{config.FANOUT}={mode!r} must be 'inline' or 'async'")
+    return mode
+
+
+def _role_sessions() -> RoleSessionCache:
+    global _sessions  # noqa: PLW0603 - one cache per warm instance is the point
+    if _sessions is None:
+        from esa_scheduler.edge.sts import RoleSessionCache
+
+        _sessions = RoleSessionCache()
+    return _sessions
+
+
+def session_name(run_id: str) -> str:
+    """``RoleSessionName``: which run acted, in the member account's ActionTrail."""
+    return f"esa-scheduler-{run_id}"
+
+
+@dataclass(frozen=True)
+class FleetRun:
+    """One invocation's view of its targets: what to reconcile, as whom, and where to record it."""
+
+    schedule: Schedule
+    targets: tuple[ScheduleTarget, ...]
+    edge: Edge
+    log: RunLog
+    state: Path
+    notifier_for: Callable[[str, RunLog], AfterReconcile | None]
+
+    async def reconcile(self, request: RunRequest, since: Mapping[str, Any]) -> RunSummary:
+        """Every target concurrently; each target's outcome is its own, the run's is all of them."""
+        sts = self._sts_client() if any(t.role_arn for t in self.targets) else None
+        try:
+            outcomes = await asyncio.gather(
+                *(self._one(target, replace(request, since=since[target.name]), sts) for target in self.targets)
+            )
+        finally:
+            if sts is not None:
+                await sts.aclose()
+        summary = _combined(request, dict(zip([t.name for t in self.targets], outcomes, strict=True)))
+        summary.api_calls += sts.api_calls if sts is not None else 0
+        fields = summary.to_json()
+        (self.log.error if summary.failed else self.log.info)("run.summary", **fields)
+        return summary
+
+    def record(self, summary: RunSummary, at: Any) -> None:
+        """Move each target's last-run record on its own: one failing target must not stall the others."""
+        if summary.dry_run or self.edge.override.ephemeral or summary.targets is None:
+            return
+        for name, outcome in summary.targets.items():
+            if outcome.get("ok"):
+                record_completed_run(self.state, at, name)
+
+    def _sts_client(self) -> StsClient:
+        from esa_scheduler.edge.endpoints import resolve_sts_endpoint
+        from esa_scheduler.edge.sts import StsClient
+
+        endpoint = self.edge.override.sts_endpoint or resolve_sts_endpoint(self.edge.env)
+        return StsClient(endpoint, self.edge.credentials, self.edge.settings, deadline=self.edge.deadline)
+
+    async def _credentials(self, target: ScheduleTarget, sts: StsClient | None) -> Credentials:
+        if target.role_arn is None or sts is None:
+            return self.edge.credentials
+        return await _role_sessions().credentials(sts, target.role_arn, session_name(self.log.run_id), STS_DURATION_S)
+
+    async def _one(self, target: ScheduleTarget, request: RunRequest, sts: StsClient | None) -> RunSummary:
+        log = self.log.bound(target=target.name)
+        scoped = replace(
+            request,
+            holds=holds_for(request.holds, target.name),
+            previous_holds=holds_for(request.previous_holds, target.name),
+        )
+        summary = await self._attempt(target, scoped, sts, log)
+        stale = summary.error_code in STALE_CREDENTIALS
+        # Cached STS credentials ESA no longer knows (revoked, or issued by another STS): the listing
+        # failed, so nothing changed; assume the role afresh and try once more.
+        if stale and sts is not None and target.role_arn and _role_sessions().forget(sts, target.role_arn):
+            log.warning("target.credentials_refreshed", role_arn=target.role_arn, error_code=summary.error_code)
+            summary = await self._attempt(target, scoped, sts, log)
+        return summary
+
+    async def _attempt(
+        self, target: ScheduleTarget, request: RunRequest, sts: StsClient | None, log: RunLog
+    ) -> RunSummary:
+        try:
+            credentials = await self._credentials(target, sts)
+        except EsaApiError as exc:
+            summary = RunSummary(request.at, request.dry_run, "enforce", error=f"AssumeRole failed: {exc}")
+            log.error("target.summary", **summary.to_json(), error_code=exc.code, role_arn=target.role_arn)
+            return summary
+        endpoint = self.edge.esa_endpoint(region=target.region, explicit=target.endpoint)
+        client = self.edge.esa_client(log, endpoint=endpoint, credentials=credentials)
+        async with client:
+            after = self.notifier_for(target.name, log)
+            reconciler = Reconciler(project(self.schedule, target.name), client, log, after=after, target=target.name)
+            return await reconciler.run(request)
+
+
+def _combined(request: RunRequest, outcomes: dict[str, RunSummary]) -> RunSummary:
+    """The fleet's summary: every target's results and counts, and which targets failed and why."""
+    modes = {s.mode for s in outcomes.values()}
+    summary = RunSummary(request.at, request.dry_run, modes.pop() if len(modes) == 1 else "mixed")
+    for one in outcomes.values():
+        summary.results.extend(one.results)
+        summary.api_calls += one.api_calls
+        summary.duration_ms = max(summary.duration_ms, one.duration_ms)
+    changes = [s.next_change for s in outcomes.values() if s.next_change is not None]
+    summary.next_change = min(changes) if changes else None
+    blocked = [f"{name}: {s.blocked}" for name, s in outcomes.items() if s.blocked]
+    summary.blocked = "; ".join(blocked) or None
+    failed = [name for name, s in outcomes.items() if s.failed]
+    if failed:
+        summary.error = f"{len(failed)} of {len(outcomes)} target(s) failed: {', '.join(failed)}"
+    summary.targets = {name: s.outcome() for name, s in outcomes.items()}
+    return summary
+
+
+def dispatch_kind(intent: Intent) -> str:
+    """What triggered the coordinator (``timer``, ``command``, ``incident``...), part of the FC task id:
+    the same trigger at the same instant gives the same id, so FC refuses a retried dispatch."""
+    return "-".join(sorted({source.split(":", 1)[0] for source in intent.sources})) or "event"
+
+
+def dispatch_event(target: str, intent: Intent, touched: Sequence[str]) -> bytes:
+    """What each target's invocation receives: reconcile this target at the coordinator's instant."""
+    event: dict[str, Any] = {"action": "reconcile", "target": target, "at": utc_iso(intent.at)}
+    if intent.dry_run:
+        event["dry_run"] = True
+    if intent.force:
+        event["force"] = True
+    if touched:
+        event["touched"] = list(touched)
+    return json.dumps(event, separators=(",", ":")).encode()
+
+
+async def dispatch(run: FleetRun, intent: Intent, touched: Sequence[str]) -> RunSummary:
+    """Invoke this function asynchronously once per target; the coordinator changes nothing in ESA."""
+    from esa_scheduler.edge.endpoints import resolve_fc_endpoint
+    from esa_scheduler.edge.fc_invoke import ALREADY_DISPATCHED, FcClient, async_task_id
+
+    context, edge = run.edge.context, run.edge
+    function = fc_field(context, "function", "name")
+    account_id, region = fc_field(context, "account_id"), fc_field(context, "region")
+    if not isinstance(function, str) or not function:
+        raise ConfigError(f"{config.FANOUT}=async needs FC's context (function name) to invoke itself")
+    endpoint = resolve_fc_endpoint(edge.env, account_id=str(account_id or ""), region=str(region or ""))
+    qualifier = fc_field(context, "function", "qualifier")
+    outcomes: dict[str, dict[str, Any]] = {}
+    async with FcClient(endpoint, edge.credentials, edge.settings, deadline=edge.deadline) as fc:
+
+        async def one(target: ScheduleTarget) -> None:
+            key = async_task_id(dispatch_kind(intent), intent.at, target.name)
+            try:
+                request_id = await fc.invoke_async(
+                    function,
+                    dispatch_event(target.name, intent, touched),
+                    key,
+                    qualifier if isinstance(qualifier, str) and qualifier else None,
+                )
+            except EsaApiError as exc:
+                outcomes[target.name] = {"ok": False, "task_id": key, "error": str(exc)}
+                run.log.error("fanout.failed", target=target.name, task_id=key, error_code=exc.code, error=str(exc))
+                return
+            duplicate = request_id == ALREADY_DISPATCHED
+            outcomes[target.name] = {"ok": True, "task_id": key, "duplicate": duplicate}
+            # FC refusing a task id it has seen means an earlier try of this coordinator dispatched it
+            run.log.info(
+                "fanout.dispatched",
+                target=target.name,
+                task_id=key,
+                invocation_id=None if duplicate else request_id,
+                duplicate=duplicate,
+            )
+
+        await asyncio.gather(*(one(t) for t in run.targets))
+        calls = fc.api_calls
+    summary = RunSummary(intent.at, intent.dry_run, "fanout", api_calls=calls)
+    summary.targets = {t.name: outcomes[t.name] for t in run.targets}
+    failed = [name for name, outcome in summary.targets.items() if not outcome["ok"]]
+    if failed:
+        summary.error = f"could not dispatch {len(failed)} of {len(run.targets)} target(s): {', '.join(failed)}"
+    (run.log.error if summary.failed else run.log.info)("run.summary", **summary.to_json())
+    return summary

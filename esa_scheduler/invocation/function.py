@@ -1,0 +1,235 @@
+"""One invocation, as FC runs it and as the CLI runs it: event -> intent -> holds -> reconcile.
+
+Everything that can be wrong with the input (schedule, event, configuration, credentials) is
+checked before the first hold is written or the first ESA call is made, so a bad invocation
+changes nothing. Hold changes are persisted before ESA is called: if ESA is down, the next timer
+tick still applies them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any, NamedTuple, TextIO
+
+from esa_scheduler import config
+from esa_scheduler.edge.client import EsaClient
+from esa_scheduler.engine.schedule import Schedule, load_schedule
+from esa_scheduler.engine.targets import select_targets
+from esa_scheduler.errors import UserError
+from esa_scheduler.invocation.connection import Edge, Target, fc_field
+from esa_scheduler.invocation.events import EventReader, Intent
+from esa_scheduler.invocation.holds import Hold, HoldStore, holds_touching, state_dir
+from esa_scheduler.invocation.reconciler import AfterReconcile, Reconciler, RunRequest, RunSummary
+from esa_scheduler.invocation.statefile import last_completed_run, record_completed_run, transitions_since
+from esa_scheduler.logs import RunLog
+from esa_scheduler.timeutil import now_utc
+
+__all__ = ["RunFailed", "Target", "apply_hold_changes", "deadline_from", "execute", "fail_on_error", "handle"]
+
+DEADLINE_RESERVE_MIN = 5.0
+DEADLINE_RESERVE_MAX = 30.0
+
+
+class RunFailed(Exception):
+    """Raised after the summary is logged, so FC marks the invocation failed and its retries apply."""
+
+    def __init__(self, summary: RunSummary) -> None:
+        reason = summary.blocked or summary.error or f"{summary.counts['failed']} task(s) failed"
+        super().__init__(f"esa-scheduler run failed: {reason}")
+        self.summary = summary
+
+
+def deadline_from(context: Any, budget_s: float | None, started: float) -> float | None:
+    """Stop starting calls before FC's timeout: keep 10% of it (5 s to 30 s) for in-flight calls."""
+    seconds = budget_s if budget_s is not None else fc_field(context, "function", "timeout")
+    if not isinstance(seconds, (int, float)) or seconds <= 0:
+        return None
+    reserve = min(max(seconds * 0.1, DEADLINE_RESERVE_MIN), DEADLINE_RESERVE_MAX)
+    return started + max(seconds - reserve, seconds * 0.5)
+
+
+def fail_on_error(environ: Mapping[str, str] | None = None) -> bool:
+    """``ESA_FAIL_ON_ERROR`` (default true) decides whether a failed run raises."""
+    raw = (config.env(config.FAIL_ON_ERROR, environ=environ) or "").lower()
+    if raw in ("", "1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise UserError(f"{config.FAIL_ON_ERROR}={raw!r} must be true or false")
+
+
+class HoldChanges(NamedTuple):
+    """Holds in force after this event, before it, the selectors it touched, and the holds it released."""
+
+    current: tuple[Hold, ...]
+    previous: tuple[Hold, ...]
+    touched: tuple[str, ...]
+    released: tuple[Hold, ...] = ()
+
+
+def apply_hold_changes(intent: Intent, store: HoldStore, log: RunLog, since: datetime | None = None) -> HoldChanges:
+    """Persist an intent's new holds and releases (unless it is a dry run) and log each one.
+
+    ``previous`` holds are those in force at any time since ``since`` (the start of the last
+    tick), so that a hold that ended within the tick still counts as a transition.
+    """
+    now = now_utc()
+    recent = store.active(min(since or now, now), prune=not intent.dry_run)
+    existing = [h for h in recent if h.expires_at > now]
+    by_id = {h.id: h for h in existing}
+    released = [by_id[i] for i in intent.release_ids if i in by_id]
+    released += [h for h in holds_touching(existing, intent.release_tasks) if h not in released]
+    for missing in sorted(set(intent.release_ids) - by_id.keys()):
+        log.warning("hold.release_missing", hold_id=missing)
+    replaced = {h.id for h in intent.new_holds}
+    gone = {h.id for h in released} | replaced
+    current = tuple(h for h in existing if h.id not in gone) + intent.new_holds
+    if not intent.dry_run:
+        for hold in intent.new_holds:
+            store.save(hold)
+        store.remove([h.id for h in released])
+    for hold in intent.new_holds:
+        log.info("hold.created", **hold.model_dump(mode="json"), dry_run=intent.dry_run)
+    for hold in released:
+        log.info("hold.released", hold_id=hold.id, tasks=list(hold.tasks), dry_run=intent.dry_run)
+    touched = tuple(s for h in (*intent.new_holds, *released) for s in h.tasks)
+    return HoldChanges(current, tuple(recent), touched, tuple(released))
+
+
+def execute(
+    body: bytes | str | Mapping[str, Any] | list[Any],
+    context: Any = None,
+    *,
+    target: Target | None = None,
+    schedule_path: str | None = None,
+    state: str | None = None,
+    budget_s: float | None = None,
+    stream: TextIO | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> RunSummary:
+    """Run one invocation to its summary; raises ``UserError`` (nothing changed) on bad input."""
+    started = time.monotonic()
+    env = environ if environ is not None else os.environ
+    log = RunLog(
+        fc_request_id=fc_field(context, "request_id"),
+        stream=stream,
+        level=env.get(config.LOG_LEVEL, "INFO") or "INFO",
+    )
+    deadline = deadline_from(context, budget_s, started)
+    try:
+        schedule = load_schedule(schedule_path)
+        intent = EventReader(schedule, now_utc()).read(body)
+        edge = Edge.resolve(target or Target(), context, env, deadline)
+        fanout = fleet_fanout(schedule, intent, context, env)
+    except UserError as exc:
+        log.error("run.rejected", error=str(exc), problems=exc.problems)
+        raise
+    log.info("run.start", at=intent.at, sources=list(intent.sources), dry_run=intent.dry_run, force=intent.force)
+    root = state_dir(state)
+    if schedule.targets:
+        return _run_fleet(schedule, intent, edge, log, root, fanout)
+    since = transitions_since(last_completed_run(root), intent.at, schedule.tick)
+    changes = apply_hold_changes(intent, HoldStore(root), log, since)
+    request = _request(intent, changes, since, deadline)
+    notifier = _notifier(schedule, intent, changes, root, env, deadline, log)
+    summary = asyncio.run(_reconcile(schedule, edge.esa_client(log), log, request, notifier))
+    if not (summary.failed or summary.dry_run or edge.override.ephemeral):
+        record_completed_run(root, intent.at)
+    return summary
+
+
+def fleet_fanout(schedule: Schedule, intent: Intent, context: Any, environ: Mapping[str, str]) -> str | None:
+    """How this invocation runs a fleet: ``inline``, ``async`` (a coordinator on FC), or ``None``
+    without targets. A dispatched invocation (its event names one target) always runs inline."""
+    if not schedule.targets:
+        return None
+    from esa_scheduler.invocation.fleet import fanout_mode
+
+    select_targets(schedule.targets, intent.target)
+    mode = fanout_mode(environ)
+    return "async" if mode == "async" and intent.target is None and context is not None else "inline"
+
+
+def _request(intent: Intent, changes: HoldChanges, since: datetime, deadline: float | None) -> RunRequest:
+    return RunRequest(
+        at=intent.at,
+        holds=changes.current,
+        previous_holds=changes.previous,
+        touched=(*changes.touched, *intent.touched),
+        since=since,
+        dry_run=intent.dry_run,
+        force=intent.force,
+        deadline=deadline,
+    )
+
+
+def _notifier(
+    schedule: Schedule,
+    intent: Intent,
+    changes: HoldChanges,
+    root: Path,
+    environ: Mapping[str, str],
+    deadline: float | None,
+    log: RunLog,
+) -> AfterReconcile | None:
+    """Notifications after the reconcile, only for schedules with ``notify:`` (imported lazily)."""
+    if not schedule.notify:
+        return None
+    from esa_scheduler.invocation.notify.dispatch import Notifier
+
+    return Notifier(
+        schedule, changes.current, changes.previous, intent.new_holds, changes.released, root, environ, deadline, log
+    )
+
+
+def _run_fleet(
+    schedule: Schedule, intent: Intent, edge: Edge, log: RunLog, root: Path, fanout: str | None
+) -> RunSummary:
+    """Holds are written once, by this invocation; then every target is reconciled or dispatched."""
+    from esa_scheduler.engine.targets import holds_for, project
+    from esa_scheduler.invocation.fleet import FleetRun, dispatch
+
+    targets = select_targets(schedule.targets, intent.target)
+    since = {t.name: transitions_since(last_completed_run(root, t.name), intent.at, schedule.tick) for t in targets}
+    changes = apply_hold_changes(intent, HoldStore(root), log, min(since.values()))
+
+    def notifier_for(target: str, target_log: RunLog) -> AfterReconcile | None:
+        """Each target notifies about its own tasks, and keeps its own reminder record."""
+        scoped = HoldChanges(
+            holds_for(changes.current, target),
+            holds_for(changes.previous, target),
+            changes.touched,
+            holds_for(changes.released, target),
+        )
+        scoped_intent = replace(intent, new_holds=holds_for(intent.new_holds, target))
+        folder = root / "targets" / target
+        return _notifier(project(schedule, target), scoped_intent, scoped, folder, edge.env, edge.deadline, target_log)
+
+    run = FleetRun(schedule, targets, edge, log, root, notifier_for)
+    if fanout == "async":
+        return asyncio.run(dispatch(run, intent, (*changes.touched, *intent.touched)))
+    summary = asyncio.run(run.reconcile(_request(intent, changes, min(since.values()), edge.deadline), since))
+    run.record(summary, intent.at)
+    return summary
+
+
+async def _reconcile(
+    schedule: Any, client: EsaClient, log: RunLog, request: RunRequest, notifier: AfterReconcile | None = None
+) -> RunSummary:
+    async with client:
+        return await Reconciler(schedule, client, log, after=notifier).run(request)
+
+
+def handle(event: bytes | str, context: Any = None) -> dict[str, Any]:
+    """FC's entry point behaviour: the summary as a dict, or ``RunFailed`` after logging it."""
+    strict = fail_on_error()
+    summary = execute(event, context)
+    if summary.failed and strict:
+        raise RunFailed(summary)
+    return summary.to_json()

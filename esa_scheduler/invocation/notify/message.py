@@ -1,0 +1,210 @@
+"""What one run tells one target: a title, short sections, and the same facts as data for webhooks.
+
+A run produces at most one message per target, never one per task, and chat messages stay short:
+every list is cut after ``limit`` lines with "and N more". Times are shown in the zone of the file
+that declares the target, with UTC beside them, because the people reading live in that zone and
+the logs they will compare with are in UTC.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from esa_scheduler.engine.schedule import selector_matches
+from esa_scheduler.invocation.holds import Hold, holds_touching
+from esa_scheduler.invocation.notify.model import NotifyTarget
+from esa_scheduler.invocation.reconciler import RunSummary, TaskResult
+from esa_scheduler.timeutil import UTC, utc_iso
+
+SAFETY_PREFIX = "safety: "
+MAX_FIELD_CHARS = 300
+
+
+@dataclass(frozen=True)
+class Reminder:
+    """Tasks that change to ``status`` at one instant, for one reason (``window:nightly``, ``default``)."""
+
+    at: datetime
+    status: str
+    source: str
+    tasks: tuple[str, ...]
+
+    def key(self, target: str) -> str:
+        """Identity of the announcement: target, instant and task set (the set hashed to stay small)."""
+        digest = hashlib.sha256("\n".join(sorted(self.tasks)).encode()).hexdigest()[:24]
+        return f"{target}|{utc_iso(self.at)}|{self.status}|{digest}"
+
+    def to_json(self) -> dict[str, Any]:
+        """The reminder as webhook data."""
+        return {"at": utc_iso(self.at), "status": self.status, "source": self.source, "tasks": list(self.tasks)}
+
+
+@dataclass(frozen=True)
+class RunFacts:
+    """What one run did, before any target's filter: results, and the holds it made, ended or saw expire."""
+
+    summary: RunSummary
+    created: tuple[Hold, ...] = ()
+    released: tuple[Hold, ...] = ()
+    expired: tuple[Hold, ...] = ()
+
+
+@dataclass(frozen=True)
+class Section:
+    """A heading and its lines, in the order they are shown."""
+
+    heading: str
+    lines: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Message:
+    """One target's message for one run; ``event_type`` is the CloudEvents type for webhooks."""
+
+    event_type: str
+    at: datetime
+    title: str
+    sections: tuple[Section, ...]
+    data: dict[str, Any]
+    reminders: tuple[Reminder, ...] = ()
+
+    def markdown(self, limit: int) -> str:
+        """Markdown for DingTalk and WeCom: a bold title, then each section as a short list."""
+        parts = [f"**{self.title}**"]
+        for section in self.sections:
+            parts.append(f"**{section.heading}**\n\n" + "\n".join(f"- {line}" for line in cut(section.lines, limit)))
+        return "\n\n".join(parts)
+
+    def plain_lines(self, limit: int) -> list[str]:
+        """Plain text lines (Feishu posts): headings, then indented items."""
+        lines: list[str] = []
+        for section in self.sections:
+            lines.append(section.heading)
+            lines.extend(f"  • {line}" for line in cut(section.lines, limit))
+        return lines
+
+
+def cut(lines: Sequence[str], limit: int) -> list[str]:
+    """The first ``limit`` lines, and "and N more" for the rest."""
+    if len(lines) <= limit:
+        return list(lines)
+    return [*lines[:limit], f"and {len(lines) - limit} more"]
+
+
+def fit(render: Callable[[int], str], max_bytes: int, limit: int) -> int:
+    """The most lines per section (``limit`` at most) whose rendering fits the service's size limit."""
+    while limit > 1 and len(render(limit).encode()) > max_bytes:
+        limit //= 2
+    return limit
+
+
+def when(instant: datetime, tz: ZoneInfo, reference: datetime) -> str:
+    """``02:30 CET (01:30Z)``; the date is added when it is not the reference instant's local date."""
+    local = instant.astimezone(tz)
+    shown = "%H:%M" if local.date() == reference.astimezone(tz).date() else "%Y-%m-%d %H:%M"
+    if tz.key in ("UTC", "Etc/UTC"):
+        return local.strftime(shown) + "Z"
+    return f"{local.strftime(shown)} {local.tzname()} ({instant.astimezone(UTC):%H:%M}Z)"
+
+
+def _short(text: str | None) -> str:
+    value = " ".join((text or "").split())
+    return value if len(value) <= MAX_FIELD_CHARS else value[: MAX_FIELD_CHARS - 1] + "…"
+
+
+def _task(result: TaskResult) -> str:
+    ref = result.decision.task.ref
+    return ref.name if ref.site_id is None else f"{ref.name} (site {ref.site_id})"
+
+
+def _hold_line(verb: str, hold: Hold, tz: ZoneInfo, reference: datetime) -> str:
+    who = f", by {_short(hold.by)}" if hold.by else ""
+    reason = f", reason: {_short(hold.reason)}" if hold.reason else ""
+    return (
+        f"{verb} {hold.id}: {', '.join(hold.tasks)} {hold.status}{reason}{who}, "
+        f"expires {when(hold.expires_at, tz, reference)}"
+    )
+
+
+def task_filter(target: NotifyTarget) -> Callable[[str], bool]:
+    """Whether a task name is one the target cares about (all tasks when it lists none)."""
+    selectors = target.spec.tasks
+    return lambda name: not selectors or any(selector_matches(s, name) for s in selectors)
+
+
+def compose(target: NotifyTarget, facts: RunFacts, reminders: Sequence[Reminder]) -> Message | None:
+    """The message for ``target``, or ``None`` when nothing it listens for happened."""
+    send_on = set(target.spec.send_on)
+    summary, tz, at = facts.summary, target.tz, facts.summary.at
+    wanted = task_filter(target)
+    chosen = [r for r in summary.results if wanted(r.decision.task.ref.name)]
+    changed = [r for r in chosen if r.action == "updated"] if "changes" in send_on else []
+    failed = [r for r in chosen if r.action == "failed"] if "failures" in send_on else []
+    run_error = summary.error if "failures" in send_on else None
+    blocked = summary.blocked if "blocked" in send_on else None
+    held_back = [r for r in chosen if r.action == "skipped" and (r.error or "").startswith(SAFETY_PREFIX)]
+    holds = {"created": facts.created, "released": facts.released, "expired": facts.expired}
+    if "holds" not in send_on:
+        holds = dict.fromkeys(holds, ())
+    elif target.spec.tasks:
+        holds = {verb: tuple(holds_touching(found, target.spec.tasks)) for verb, found in holds.items()}
+    upcoming = [r for r in reminders if "reminders" in send_on]
+    sections: list[Section] = []
+    if blocked:
+        sections.append(Section("Blocked by safety", (f"{_short(blocked)}; {len(held_back)} change(s) held back",)))
+    if run_error:
+        sections.append(Section("Run failed", (_short(run_error),)))
+    if failed:
+        lines = tuple(f"{_task(r)}: {r.previous} -> {r.decision.desired} failed: {r.error_code}" for r in failed)
+        sections.append(Section(f"Failed ({len(failed)})", lines))
+    if changed:
+        lines = tuple(f"{_task(r)}: {r.previous} -> {r.decision.desired} ({r.decision.source})" for r in changed)
+        sections.append(Section(f"Changed ({len(changed)})", lines))
+    hold_lines = tuple(_hold_line(verb, h, tz, at) for verb, found in holds.items() for h in found)
+    if hold_lines:
+        sections.append(Section(f"Holds ({len(hold_lines)})", hold_lines))
+    if upcoming:
+        lines = tuple(_reminder_line(r, tz, at) for r in upcoming)
+        sections.append(Section(f"Coming up ({len(upcoming)})", lines))
+    if not sections:
+        return None
+    kinds = (("run.blocked", blocked), ("run.failed", failed or run_error), ("run.changed", changed))
+    event = next((name for name, present in kinds if present), "holds.changed" if hold_lines else "reminder")
+    counts = [
+        f"{len(changed)} changed" if changed else "",
+        f"{len(failed)} failed" if failed else "",
+        "run failed" if run_error else "",
+        "run blocked" if blocked else "",
+        f"{len(hold_lines)} hold change(s)" if hold_lines else "",
+        f"{len(upcoming)} reminder(s)" if upcoming else "",
+    ]
+    title = f"esa-scheduler at {when(at, tz, at)}: {', '.join(c for c in counts if c)}"
+    reported = [*failed, *changed, *(held_back if blocked else [])]
+    data = {
+        "summary": {k: v for k, v in summary.to_json().items() if k not in ("notified", "notify_failed")},
+        "results": [r.to_log() for r in reported],
+        "holds": {verb: [h.model_dump(mode="json") for h in found] for verb, found in holds.items()},
+        "reminders": [r.to_json() for r in upcoming],
+    }
+    return Message(f"esa-scheduler.{event}", at, title, tuple(sections), data, tuple(upcoming))
+
+
+def _reminder_line(reminder: Reminder, tz: ZoneInfo, reference: datetime) -> str:
+    names = ", ".join(cut(reminder.tasks, 5))
+    verb = "goes" if len(reminder.tasks) == 1 else "go"
+    kind, _, name = reminder.source.partition(":")
+    why = f" for {kind} {name}" if name else " (schedule default)"
+    return f"{names} {verb} {reminder.status} at {when(reminder.at, tz, reference)}{why}"
+
+
+def probe_message(target: NotifyTarget, at: datetime) -> Message:
+    """What ``esa-scheduler notify test`` sends: proof that the URL, secret and keywords work."""
+    line = f"Test message for target {target.spec.name} ({target.spec.kind}) from {target.origin}."
+    title = f"esa-scheduler test at {when(at, target.tz, at)}"
+    data = {"test": True, "target": target.spec.name, "at": utc_iso(at)}
+    return Message("esa-scheduler.test", at, title, (Section("Test", (line,)),), data)
