@@ -278,3 +278,21 @@ windows:
     assert {name: t["counts"]["updated"] for name, t in summary["targets"].items()} == {"member": 1, "self": 1}
     assert "embedded ESA emulator at http://127.0.0.1:" in err
     assert not list((clean / ".esa-scheduler").glob("last-run*")), "nothing is recorded about an embedded run"
+
+
+def test_each_target_sends_its_own_notification(clean: Path, cn: Emulator, intl: Emulator) -> None:
+    from helpers import Receiver
+
+    with Receiver(lambda request: (200, {"accepted": True})) as receiver:
+        text = FLEET.format(cn=cn.url, intl=intl.url) + (
+            'notify:\n  - {"name": "ops", "kind": "webhook", "url_env": "OPS_HOOK_URL"}\n'
+        )
+        schedule = write_schedule(clean / "schedule", text)
+        summary, lines = run(schedule, reconcile(NIGHT), OPS_HOOK_URL=f"{receiver.base}/hook")
+        assert not summary.failed
+        events = sorted((r.json() for r in receiver.received), key=lambda event: event["data"]["target"])
+    assert [e["data"]["target"] for e in events] == ["cn", "intl"]
+    changed = {e["data"]["target"]: sorted(r["task"] for r in e["data"]["results"]) for e in events}
+    assert changed == {"cn": ["access-a", "cn-only"], "intl": ["access-a", "site-x"]}
+    sent = [line for line in lines if line["event"] == "notify.sent"]
+    assert sorted((line["fleet_target"], line["target"]) for line in sent) == [("cn", "ops"), ("intl", "ops")]

@@ -12,7 +12,7 @@ import icalendar
 import pytest
 from helpers import UTC, add_hold, iso, run_cli, utc, write_schedule
 
-from esa_scheduler.engine.planner import TaskRef, plan
+from esa_scheduler.engine.planner import Planner, TaskRef, managed_tasks, plan
 from esa_scheduler.engine.schedule import load_schedule
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -191,3 +191,52 @@ def test_unwritable_file_is_a_one_line_error(tmp_path: Path, capsys: pytest.Capt
     code, _, err = run_cli(capsys, "plan", "--schedule", str(SAMPLE), "--ics", str(target))
     assert code == 2
     assert err.strip() == f"{target}: cannot write: No such file or directory"
+
+
+def test_the_feed_imported_as_an_ics_calendar_gives_the_same_intervals(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Round trip: export the week, read it back as a calendar window, and plan the same week."""
+    feed = _export(capsys, tmp_path, SPRING_WEEK, "--task", "waf-edge")
+    mirror = write_schedule(
+        tmp_path / "mirror",
+        f"""\
+        version: 1
+        timezone: Europe/Berlin
+        calendars:
+          feed: {{ics: {feed}}}
+        tasks:
+          - name: access-logs-prod
+          - name: waf-edge
+        windows:
+          - name: from-feed-access
+            tasks: [access-logs-prod]
+            calendar: feed
+            summary: "offline: *access-logs-prod*"
+          - name: from-feed-waf
+            tasks: [waf-edge]
+            calendar: feed
+            summary: "offline: *waf-edge*"
+        """,
+    )
+    start, end = utc("2027-03-26T10:00:00"), utc("2027-04-02T10:00:00")
+
+    def intervals(schedule_path: Path, name: str) -> list[tuple[datetime, str]]:
+        """The desired state at the start, then every change of it, within the week."""
+        planner = Planner(load_schedule(schedule_path), start, [])
+        (decision,) = [
+            d
+            for d in planner.decide(managed_tasks(planner.schedule, [TaskRef(name)])).decisions
+            if d.task.ref.name == name
+        ]
+        changes = [(at, state.desired) for at, state in planner.transitions(decision.task, end)]
+        merged: list[tuple[datetime, str]] = [(start, decision.desired)]
+        for at, desired in changes:
+            if desired != merged[-1][1]:
+                merged.append((at, desired))
+        return merged
+
+    for name in ("access-logs-prod", "waf-edge"):
+        expected = intervals(SAMPLE, name)
+        assert len(expected) > 10, "the week must hold offline intervals for the round trip to mean something"
+        assert intervals(mirror, name) == expected, name

@@ -141,7 +141,9 @@ class FleetRun:
         endpoint = self.edge.esa_endpoint(region=target.region, explicit=target.endpoint)
         client = self.edge.esa_client(log, endpoint=endpoint, credentials=credentials)
         async with client:
-            after = self.notifier_for(target.name, log)
+            # notify lines name their notify entry in ``target`` (their own contract); the fleet target
+            # goes beside it as ``fleet_target``
+            after = self.notifier_for(target.name, self.log.bound(fleet_target=target.name))
             reconciler = Reconciler(project(self.schedule, target.name), client, log, after=after, target=target.name)
             return await reconciler.run(request)
 

@@ -96,6 +96,8 @@ class RunSummary:
     """Each target's outcome (schedules with ``targets:``); ``None`` keeps the summary as before."""
     error_code: str | None = None
     """ESA's code when the inventory could not be read (not logged here: ``run.inventory_failed`` has it)."""
+    target: str | None = None
+    """The fleet target this summary is about (its log lines carry it through the bound log)."""
 
     @property
     def counts(self) -> dict[str, int]:
@@ -200,6 +202,7 @@ class Reconciler:
         """Reconcile at ``request.at``; never raises for ESA failures, they end up in the summary."""
         started = self.clock()
         summary = RunSummary(request.at, request.dry_run, _mode(t.mode for t in self.schedule.tasks))
+        summary.target = self.target
         try:
             current = await self._inventory()
         except EsaApiError as exc:

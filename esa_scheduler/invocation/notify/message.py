@@ -183,9 +183,11 @@ def compose(target: NotifyTarget, facts: RunFacts, reminders: Sequence[Reminder]
         f"{len(hold_lines)} hold change(s)" if hold_lines else "",
         f"{len(upcoming)} reminder(s)" if upcoming else "",
     ]
-    title = f"esa-scheduler at {when(at, tz, at)}: {', '.join(c for c in counts if c)}"
+    scope = f" [{summary.target}]" if summary.target else ""
+    title = f"esa-scheduler{scope} at {when(at, tz, at)}: {', '.join(c for c in counts if c)}"
     reported = [*failed, *changed, *(held_back if blocked else [])]
     data = {
+        **({"target": summary.target} if summary.target else {}),
         "summary": {k: v for k, v in summary.to_json().items() if k not in ("notified", "notify_failed")},
         "results": [r.to_log() for r in reported],
         "holds": {verb: [h.model_dump(mode="json") for h in found] for verb, found in holds.items()},
