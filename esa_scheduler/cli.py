@@ -96,11 +96,16 @@ def _plan(args: argparse.Namespace) -> int:
     horizon = _duration_arg(args.horizon, "--horizon")
     schedule = load_schedule(args.schedule)
     holds = HoldStore(state_dir(args.state_dir)).active(at, prune=False)
+    targets = _chosen_targets(schedule, args.target, views=bool(args.html or args.ics))
+    if args.target is not None:
+        from esa_scheduler.engine.targets import holds_for, project
+
+        schedule, holds = project(schedule, args.target), list(holds_for(holds, args.target))
     if args.html or args.ics:
         return _write_views(args, schedule, at, holds)
     inventory = [TaskRef(name) for name in args.task]
-    if schedule.targets:
-        return _plan_fleet(args, schedule, at, holds, inventory, horizon)
+    if targets:
+        return _plan_fleet(args, schedule, targets, at, holds, inventory, horizon)
     planner = Planner(schedule, at, holds)
     plan = planner.decide(managed_tasks(schedule, inventory))
     if args.json:
@@ -110,9 +115,21 @@ def _plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def _chosen_targets(schedule: Schedule, name: str | None, *, views: bool) -> tuple[str, ...]:
+    """The fleet targets ``plan`` shows: ``--target`` or all; a view (HTML, ICS) shows one target."""
+    names = tuple(t.name for t in schedule.targets)
+    if name is not None and name not in names:
+        known = ", ".join(names) or "none are declared"
+        raise UserError(f"--target: {name!r} is not a target of the schedule (targets: {known})")
+    if views and names and name is None:
+        raise UserError(f"--html/--ics: the schedule has targets; choose one with --target ({', '.join(names)})")
+    return (name,) if name is not None else names
+
+
 def _plan_fleet(
     args: argparse.Namespace,
     schedule: Schedule,
+    targets: Sequence[str],
     at: datetime,
     holds: Sequence[Hold],
     inventory: Sequence[TaskRef],
@@ -125,12 +142,12 @@ def _plan_fleet(
 
     rows: list[dict[str, object]] = []
     texts: list[str] = []
-    for target in schedule.targets:
-        scoped = project(schedule, target.name)
-        planner = Planner(scoped, at, holds_for(holds, target.name))
+    for name in targets:
+        scoped = project(schedule, name)
+        planner = Planner(scoped, at, holds_for(holds, name))
         plan = planner.decide(managed_tasks(scoped, inventory))
-        rows.extend({"target": target.name, **d.to_json()} for d in plan.decisions)
-        texts.append(plan_text(plan, planner, horizon, target=target.name))
+        rows.extend({"target": name, **d.to_json()} for d in plan.decisions)
+        texts.append(plan_text(plan, planner, horizon, target=name))
     print(json.dumps({"at": utc_iso(at), "tasks": rows}) if args.json else "\n\n".join(texts))
     return 0
 
@@ -335,6 +352,9 @@ def _add_schedule_commands(sub: Subcommands) -> None:
     plan.add_argument("--html", metavar="FILE", help="write a self-contained HTML timeline of the coming days")
     plan.add_argument("--ics", metavar="FILE", help="write an iCalendar (RFC 5545) feed of the coming state changes")
     plan.add_argument("--days", type=int, default=7, metavar="N", help="days shown by --html / --ics (default 7)")
+    plan.add_argument(
+        "--target", metavar="NAME", help="only this fleet target (schedules with targets:); required with --html/--ics"
+    )
     plan.set_defaults(func=_plan)
 
     schema = _command(

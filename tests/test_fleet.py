@@ -296,3 +296,26 @@ def test_each_target_sends_its_own_notification(clean: Path, cn: Emulator, intl:
     assert changed == {"cn": ["access-a", "cn-only"], "intl": ["access-a", "site-x"]}
     sent = [line for line in lines if line["event"] == "notify.sent"]
     assert sorted((line["fleet_target"], line["target"]) for line in sent) == [("cn", "ops"), ("intl", "ops")]
+
+
+def test_plan_shows_one_target_and_views_need_one(
+    clean: Path, cn: Emulator, intl: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    schedule = fleet_schedule(clean, cn, intl)
+    code, out, _ = run_cli(capsys, "plan", "--schedule", str(schedule), "--at", NIGHT, "--json", "--target", "intl")
+    assert code == 0
+    assert [(r["target"], r["name"], r["source"]) for r in json.loads(out)["tasks"]] == [
+        ("intl", "access-a", "window:nightly"),
+        ("intl", "site-x", "window:intl-sites"),
+    ]
+    page = clean / "week.html"
+    code, _, err = run_cli(capsys, "plan", "--schedule", str(schedule), "--at", NIGHT, "--html", str(page))
+    assert code == 2 and "choose one with --target (cn, intl)" in err and not page.exists()
+    code, _, err = run_cli(capsys, "plan", "--schedule", str(schedule), "--at", NIGHT, "--target", "mars", "--json")
+    assert code == 2 and "--target: 'mars' is not a target" in err
+    code, _, err = run_cli(
+        capsys, "plan", "--schedule", str(schedule), "--at", NIGHT, "--target", "cn", "--html", str(page)
+    )
+    assert code == 0, err
+    html = page.read_text(encoding="utf-8")
+    assert 'data-task="cn-only"' in html and "intl-sites" not in html

@@ -649,3 +649,21 @@ def test_the_sender_is_imported_only_for_schedules_with_targets(tmp_path: Path, 
         assert set(loaded) <= set(found)
     else:
         assert found == loaded
+
+
+def test_a_bug_in_the_notification_code_never_costs_the_run_its_summary(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from esa_scheduler.invocation.notify import dispatch
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("composer exploded")
+
+    monkeypatch.setattr(dispatch, "compose", broken)
+    rig.write(rig.target("ops", "webhook"))
+    summary, lines = rig.run(reconcile(NIGHT))
+    assert summary.counts["updated"] == 2 and summary.notify_failed == 1
+    assert rig.emulator.status("access-a") == "offline"
+    (failed,) = named(lines, "notify.failed")
+    assert failed["error"] == "RuntimeError: composer exploded"
+    assert lines[-1]["event"] == "run.summary" and lines[-1]["notify_failed"] == 1

@@ -328,7 +328,11 @@ class Reconciler:
         summary.api_calls = self.client.api_calls
         summary.duration_ms = round((self.clock() - started) * 1000)
         if self.after is not None:
-            await self.after(summary)
+            try:
+                await self.after(summary)
+            except Exception as exc:
+                summary.notify_failed += 1
+                self.log.error("notify.failed", error=f"{type(exc).__name__}: {exc}", stage="compose")
         fields = summary.to_json()
         if summary.failed:
             self.log.error(self.summary_event, **fields)
