@@ -640,3 +640,34 @@ def test_the_function_package_carries_the_calendar_libraries(tmp_path: Path) -> 
     )
     # 21:00Z: the moved ICS event runs, the office is closed; 02:00Z (10:00 in Shanghai on a workday): the reverse
     assert out.stdout.split("\n")[:2] == ["['offline', 'online']", "['online', 'offline']"]
+
+
+def test_only_on_a_sparse_date_set_jumps_its_gaps_and_ends_with_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    schedule = write_schedule(
+        tmp_path,
+        """
+        version: 1
+        timezone: Asia/Shanghai
+        calendars:
+          freeze: {dates: ["2027-03-02", "2027-12-24..2027-12-25"]}
+        tasks:
+          - name: a
+        windows:
+          - name: frozen
+            tasks: [a]
+            cron: "0 9 * * *"
+            duration: 2h
+            only_on: [freeze]
+        """,
+    )
+    # 09:00 Shanghai is 01:00Z; nine months of rejected days lie between the two parts of the set
+    assert intervals(schedule, utc("2027-03-01T00:00"), utc("2028-01-01T00:00")) == [
+        ("2027-03-02T01:00Z", "2027-03-02T03:00Z"),
+        ("2027-12-24T01:00Z", "2027-12-24T03:00Z"),
+        ("2027-12-25T01:00Z", "2027-12-25T03:00Z"),
+    ]
+    assert desired(capsys, schedule, "a", utc("2027-03-03T00:00")) == ("online", utc("2027-12-24T01:00"))
+    # after the last listed date the window never happens again
+    assert desired(capsys, schedule, "a", utc("2027-12-25T05:00")) == ("online", None)

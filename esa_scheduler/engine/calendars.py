@@ -10,6 +10,7 @@ imported only when a schedule defines such a calendar, so a schedule without one
 
 from __future__ import annotations
 
+import bisect
 import difflib
 import fnmatch
 import re
@@ -87,6 +88,13 @@ class Calendar(ABC):
     def contains(self, day: date, tz: ZoneInfo) -> bool:
         """Whether ``day`` (a local date in ``tz``, the window's zone) is in this calendar."""
 
+    def next_on_or_after(self, day: date, tz: ZoneInfo) -> date | None:
+        """The first date from ``day`` on that may be in this calendar (``None``: none ever again).
+
+        Lets an ``only_on`` window skip straight over the gaps of a sparse calendar; the default
+        promises nothing, so the window engine still asks ``contains`` day by day."""
+        return day
+
 
 class DateCalendar(Calendar):
     """Listed dates and inclusive ranges (``dates:``)."""
@@ -94,10 +102,16 @@ class DateCalendar(Calendar):
     def __init__(self, name: str, origin: str, dates: frozenset[date]) -> None:
         super().__init__(name, origin)
         self.dates = dates
+        self._sorted = sorted(dates)
 
     def contains(self, day: date, tz: ZoneInfo) -> bool:
         """Listed dates are local dates in whatever zone the window has."""
         return day in self.dates
+
+    def next_on_or_after(self, day: date, tz: ZoneInfo) -> date | None:
+        """The next listed date: a freeze listed for December costs nothing to reach from March."""
+        i = bisect.bisect_left(self._sorted, day)
+        return self._sorted[i] if i < len(self._sorted) else None
 
 
 class CountryCalendar(Calendar):

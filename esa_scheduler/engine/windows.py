@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterator
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 
 from esa_scheduler.engine.calendars import IcsEvent, summary_matches
 from esa_scheduler.engine.cron import wall_to_instant
@@ -51,10 +51,16 @@ class Timeline:
             return False
         return not w.only_on or all(c.contains(local_day, w.tz) for c in w.only_on)
 
-    def _next_day(self, start: datetime) -> datetime:
-        """The first instant of the local day after the one ``start`` falls on."""
-        following = start.astimezone(self.window.tz).date() + timedelta(days=1)
-        return wall_to_instant(datetime.combine(following, time()), self.window.tz)[0]
+    def _next_allowed_day(self, start: datetime) -> datetime | None:
+        """The first instant of the next local day after ``start``'s that ``only_on`` may allow
+        (a sparse date calendar skips its gaps), or ``None`` when it allows no later day."""
+        tz = self.window.tz
+        following: date | None = start.astimezone(tz).date() + timedelta(days=1)
+        for calendar in self.window.only_on:
+            following = calendar.next_on_or_after(following, tz) if following is not None else None
+        if following is None:
+            return None
+        return wall_to_instant(datetime.combine(following, time()), tz)[0]
 
     def _floor(self) -> datetime | None:
         """Starts before this instant ended before ``origin``: the backward scan can stop there."""
@@ -107,8 +113,10 @@ class Timeline:
                 start = next(starts, None)
                 continue
             following = next(starts, None)
-            day_end = self._next_day(start)
-            if following is not None and following < day_end:  # more starts that day: jump past them
+            day_end = self._next_allowed_day(start)
+            if day_end is None:  # an only_on calendar holds no later date: no start ever happens again
+                return
+            if following is not None and following < day_end:  # more starts before that day: jump past them
                 starts = w.cron.after(day_end - timedelta(microseconds=1), w.tz)
                 following = next(starts, None)
             start = following
