@@ -117,10 +117,12 @@ def _plan(args: argparse.Namespace) -> int:
 
 def _chosen_targets(schedule: Schedule, name: str | None, *, views: bool) -> tuple[str, ...]:
     """The fleet targets ``plan`` shows: ``--target`` or all; a view (HTML, ICS) shows one target."""
+    from esa_scheduler.engine.targets import unknown_target
+
     names = tuple(t.name for t in schedule.targets)
-    if name is not None and name not in names:
-        known = ", ".join(names) or "none are declared"
-        raise UserError(f"--target: {name!r} is not a target of the schedule (targets: {known})")
+    problem = unknown_target(name, schedule.targets)
+    if problem is not None:
+        raise UserError(f"--target: {problem}")
     if views and names and name is None:
         raise UserError(f"--html/--ics: the schedule has targets; choose one with --target ({', '.join(names)})")
     return (name,) if name is not None else names

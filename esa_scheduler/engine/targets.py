@@ -120,12 +120,14 @@ def holds_for(holds: Iterable[Hold], target: str) -> tuple[Hold, ...]:
     return tuple(h for h in holds if applies_to(h, target))
 
 
+def unknown_target(name: str | None, targets: Sequence[ScheduleTarget]) -> str | None:
+    """Why ``name`` (from an event or ``--target``) names no target, or ``None`` when it does (or is unset)."""
+    if name is None or any(t.name == name for t in targets):
+        return None
+    known = ", ".join(t.name for t in targets) or "none are declared"
+    return f"{name!r} is not a target of the schedule (targets: {known})"
+
+
 def select_targets(targets: Sequence[ScheduleTarget], name: str | None) -> tuple[ScheduleTarget, ...]:
-    """Every target, or the one an event names (``ConfigError`` naming the choices if unknown)."""
-    if name is None:
-        return tuple(targets)
-    chosen = tuple(t for t in targets if t.name == name)
-    if not chosen:
-        known = ", ".join(t.name for t in targets) or "none are declared"
-        raise ConfigError(f"target {name!r} is not declared in the schedule (targets: {known})")
-    return chosen
+    """Every target, or the one named (already checked with ``unknown_target`` where it came in)."""
+    return tuple(t for t in targets if name is None or t.name == name)

@@ -53,6 +53,8 @@ class Edge:
     settings: ClientSettings
     context: Any
     deadline: float | None
+    endpoint: str
+    """The ESA endpoint without a fleet target's own: the override, ``ESA_ENDPOINT`` or the region's."""
 
     @classmethod
     def resolve(cls, override: Target, context: Any, environ: Mapping[str, str], deadline: float | None) -> Edge:
@@ -61,16 +63,17 @@ class Edge:
         region = fc_field(context, "region")
         if isinstance(region, str) and region and not env.get(config.FC_REGION):
             env[config.FC_REGION] = region
-        resolve_endpoint(env, explicit=override.endpoint)  # a bad ESA_ENDPOINT or region fails here, not later
+        # a bad ESA_ENDPOINT or region fails here, before anything changed
+        endpoint = resolve_endpoint(env, explicit=override.endpoint)
         credentials = override.credentials or resolve_credentials(fc_context=context, environ=env)
-        return cls(override, credentials, env, ClientSettings.from_env(env), context, deadline)
+        return cls(override, credentials, env, ClientSettings.from_env(env), context, deadline, endpoint)
 
     def esa_endpoint(self, region: str | None = None, explicit: str | None = None) -> str:
         """A target's own endpoint, else the override (or ``ESA_ENDPOINT``), else the region's.
 
         An ephemeral override (the embedded emulator) wins over everything: a demo stays on loopback."""
         if self.override.ephemeral and self.override.endpoint:
-            return resolve_endpoint(self.env, explicit=self.override.endpoint)
+            return self.endpoint
         return resolve_endpoint(self.env, region=region, explicit=explicit or self.override.endpoint)
 
     def esa_client(
@@ -89,7 +92,7 @@ class Edge:
             )
 
         return EsaClient(
-            endpoint or self.esa_endpoint(),
+            endpoint or self.endpoint,
             credentials or self.credentials,
             self.settings,
             on_retry=retrying,

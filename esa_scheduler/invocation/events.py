@@ -17,7 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from esa_scheduler.engine.schedule import IncidentRule, MatchSpec, Schedule, Status, selector_matches
-from esa_scheduler.engine.targets import check_target_selectors
+from esa_scheduler.engine.targets import check_target_selectors, unknown_target
 from esa_scheduler.errors import EventError, first_problem
 from esa_scheduler.invocation.holds import Hold, check_hold_id, new_hold_id
 from esa_scheduler.timeutil import parse_duration, parse_instant
@@ -319,9 +319,9 @@ class EventReader:
         )
 
     def _target(self, name: str | None, where: str) -> str | None:
-        if name is not None and name not in {t.name for t in self.schedule.targets}:
-            known = ", ".join(t.name for t in self.schedule.targets) or "none are declared"
-            raise EventError(f"{where}: {name!r} is not a target of the schedule (targets: {known})")
+        problem = unknown_target(name, self.schedule.targets)
+        if problem is not None:
+            raise EventError(f"{where}: {problem}")
         return name
 
     def _one(self, item: dict[str, Any], where: str) -> TimerEvent | Command | Hold | IncidentRelease:

@@ -15,6 +15,7 @@ import asyncio
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,7 +40,6 @@ STALE_CREDENTIALS = frozenset(
     {"InvalidAccessKeyId.NotFound", "InvalidSecurityToken.Expired", "InvalidSecurityToken.Mismatch"}
 )
 """ESA's answers to STS credentials it no longer accepts: worth one fresh ``AssumeRole``."""
-STS_DURATION_S = 3600
 _sessions: RoleSessionCache | None = None
 """AssumeRole results survive between invocations of a warm FC instance, until shortly before expiry."""
 
@@ -93,7 +93,7 @@ class FleetRun:
         (self.log.error if summary.failed else self.log.info)("run.summary", **fields)
         return summary
 
-    def record(self, summary: RunSummary, at: Any) -> None:
+    def record(self, summary: RunSummary, at: datetime) -> None:
         """Move each target's last-run record on its own: one failing target must not stall the others."""
         if summary.dry_run or self.edge.override.ephemeral or summary.targets is None:
             return
@@ -111,7 +111,7 @@ class FleetRun:
     async def _credentials(self, target: ScheduleTarget, sts: StsClient | None) -> Credentials:
         if target.role_arn is None or sts is None:
             return self.edge.credentials
-        return await _role_sessions().credentials(sts, target.role_arn, session_name(self.log.run_id), STS_DURATION_S)
+        return await _role_sessions().credentials(sts, target.role_arn, session_name(self.log.run_id))
 
     async def _one(self, target: ScheduleTarget, request: RunRequest, sts: StsClient | None) -> RunSummary:
         log = self.log.bound(target=target.name)

@@ -151,7 +151,6 @@ def fleet_fanout(schedule: Schedule, intent: Intent, context: Any, environ: Mapp
         return None
     from esa_scheduler.invocation.fleet import fanout_mode
 
-    select_targets(schedule.targets, intent.target)
     mode = fanout_mode(environ)
     return "async" if mode == "async" and intent.target is None and context is not None else "inline"
 
@@ -197,7 +196,8 @@ def _run_fleet(
 
     targets = select_targets(schedule.targets, intent.target)
     since = {t.name: transitions_since(last_completed_run(root, t.name), intent.at, schedule.tick) for t in targets}
-    changes = apply_hold_changes(intent, HoldStore(root), log, min(since.values()))
+    earliest = min(since.values())
+    changes = apply_hold_changes(intent, HoldStore(root), log, earliest)
 
     def notifier_for(target: str, target_log: RunLog) -> AfterReconcile | None:
         """Each target notifies about its own tasks, and keeps its own reminder record."""
@@ -214,7 +214,7 @@ def _run_fleet(
     run = FleetRun(schedule, targets, edge, log, root, notifier_for)
     if fanout == "async":
         return asyncio.run(dispatch(run, intent, (*changes.touched, *intent.touched)))
-    summary = asyncio.run(run.reconcile(_request(intent, changes, min(since.values()), edge.deadline), since))
+    summary = asyncio.run(run.reconcile(_request(intent, changes, earliest, edge.deadline), since))
     run.record(summary, intent.at)
     return summary
 

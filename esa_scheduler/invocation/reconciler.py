@@ -24,6 +24,8 @@ from esa_scheduler.logs import RunLog
 from esa_scheduler.timeutil import utc_iso
 
 ACTIONS = ("updated", "unchanged", "would_update", "failed", "missing", "skipped")
+OUTCOME_FIELDS = ("ok", "counts", "tasks", "api_calls", "next_change", "blocked", "error")
+"""The fields of a target's entry in a fleet's ``run.summary``."""
 DEADLINE = "deadline"
 """The ``error`` of a task the run's deadline left undone; such a run is not ok."""
 
@@ -136,16 +138,9 @@ class RunSummary:
         }
 
     def outcome(self) -> dict[str, Any]:
-        """What a fleet's ``run.summary`` says of this target."""
-        return {
-            "ok": not self.failed,
-            "counts": self.counts,
-            "tasks": len(self.results),
-            "api_calls": self.api_calls,
-            "next_change": utc_iso(self.next_change) if self.next_change else None,
-            "blocked": self.blocked,
-            "error": self.error,
-        }
+        """What a fleet's ``run.summary`` says of this target: a selection of its own summary."""
+        fields = self.to_json()
+        return {key: fields[key] for key in OUTCOME_FIELDS}
 
 
 AfterReconcile = Callable[[RunSummary], Awaitable[None]]
@@ -201,8 +196,9 @@ class Reconciler:
     async def run(self, request: RunRequest) -> RunSummary:
         """Reconcile at ``request.at``; never raises for ESA failures, they end up in the summary."""
         started = self.clock()
-        summary = RunSummary(request.at, request.dry_run, _mode(t.mode for t in self.schedule.tasks))
-        summary.target = self.target
+        summary = RunSummary(
+            request.at, request.dry_run, _mode(t.mode for t in self.schedule.tasks), target=self.target
+        )
         try:
             current = await self._inventory()
         except EsaApiError as exc:

@@ -21,7 +21,8 @@ from urllib.parse import parse_qsl, urlsplit
 import httpx
 
 from esa_scheduler import __version__, config
-from esa_scheduler.edge.client import is_loopback
+from esa_scheduler.edge.endpoints import is_loopback
+from esa_scheduler.edge.retry import retry_after
 from esa_scheduler.invocation.notify import dingtalk, feishu, webhook, wecom
 from esa_scheduler.invocation.notify.message import Message
 from esa_scheduler.invocation.notify.model import NotifyTarget
@@ -111,13 +112,6 @@ def new_http() -> httpx.AsyncClient:
     )
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    try:
-        return max(float(str(response.headers.get("Retry-After", ""))), 0.0)
-    except ValueError:
-        return None
-
-
 def _delay(attempt: int, hinted: float | None) -> float:
     backoff = min(BASE_DELAY * 2.0 ** (attempt - 1), MAX_DELAY) * (0.5 + random.random() / 2)
     return max(backoff, hinted or 0.0)
@@ -159,7 +153,7 @@ async def deliver(
         except httpx.HTTPError as exc:
             return Delivery(target, False, attempts, None, None, f"{type(exc).__name__}: {exc}")
         else:
-            status, hinted = response.status_code, _retry_after(response)
+            status, hinted = response.status_code, retry_after(response.headers)
             answer = service.answer(status, response.content)
             if 200 <= status < 300 and answer.ok:
                 return Delivery(target, True, attempts, status, answer.code, answer.detail)
