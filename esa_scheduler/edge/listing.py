@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from esa_scheduler.edge.responses import DeliveryTask, EsaApiError, TaskPage, str_field
 
@@ -22,6 +22,7 @@ MAX_PAGES = 1000
 """Hard stop for a server whose pages never end (1000 pages of 100 is far beyond any account)."""
 FIRST_BATCH = 2
 
+T = TypeVar("T")
 PageFetch = Callable[[int, int], Awaitable[tuple[TaskPage, dict[str, Any]]]]
 """``(page_number, page_size) -> (page, raw body)``."""
 
@@ -51,15 +52,16 @@ class _Seen:
             self.tasks[task.task_name] = task
 
 
-async def _gather(calls: Sequence[Awaitable[tuple[TaskPage, dict[str, Any]]]]) -> list[tuple[TaskPage, dict[str, Any]]]:
-    """All pages of a batch; the first failure is raised only once none is left running."""
+async def gather_in_order(calls: Sequence[Awaitable[T]]) -> list[T]:
+    """Every call's result; if any failed, the failure of the first in ``calls`` order is raised, and
+    only once none is left running (no call outlives the client, and the error is the same each run)."""
     results = await asyncio.gather(*calls, return_exceptions=True)
-    pages: list[tuple[TaskPage, dict[str, Any]]] = []
+    done: list[T] = []
     for result in results:
         if isinstance(result, BaseException):
             raise result
-        pages.append(result)
-    return pages
+        done.append(result)
+    return done
 
 
 async def list_all(action: str, fetch: PageFetch, page_size: int, max_batch: int) -> list[DeliveryTask]:
@@ -82,7 +84,7 @@ async def list_all(action: str, fetch: PageFetch, page_size: int, max_batch: int
             what = f"TotalCount {total} at {used} per page would take more than {MAX_PAGES} pages"
             raise _incomplete(action, what, body)
         numbers = range(number, min(last_page, number + batch - 1) + 1)
-        pages = await _gather([fetch(n, used) for n in numbers])
+        pages = await gather_in_order([fetch(n, used) for n in numbers])
         ended_at: int | None = None
         for n, (page, body) in zip(numbers, pages, strict=True):
             fetched = n

@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from esa_scheduler.edge.client import DeadlineExceeded, DeliveryTask, EsaApiError, EsaClient
+from esa_scheduler.edge.listing import gather_in_order
 from esa_scheduler.engine.planner import Decision, ManagedTask, Planner, TaskRef, managed_tasks
 from esa_scheduler.engine.schedule import Schedule, selector_matches
 from esa_scheduler.invocation.holds import Hold
@@ -182,9 +183,8 @@ class Reconciler:
 
     async def _inventory(self) -> dict[TaskRef, str]:
         sites = _site_ids(self.schedule)
-        listings = await asyncio.gather(
-            self.client.list_user_delivery_tasks(),
-            *(self.client.list_site_delivery_tasks(site) for site in sites),
+        listings = await gather_in_order(
+            [self.client.list_user_delivery_tasks(), *(self.client.list_site_delivery_tasks(site) for site in sites)]
         )
         current: dict[TaskRef, str] = {}
         for site, tasks in zip([None, *sites], listings, strict=True):
