@@ -449,6 +449,7 @@ def test_throttling_is_retried_then_given_up_within_the_deadline(
     attempts = len(rig.receivers["ops"].received)
     assert attempts >= 2 and failed["attempts"] == attempts
     assert failed[field_name] == value and "deadline" in failed["error"]
+    assert failed["error"].startswith("gave up"), "no retry is started that could only be cut off"
     assert (summary.notified, summary.notify_failed) == (0, 1)
     assert named(lines, "run.summary")[0]["notify_failed"] == 1
 

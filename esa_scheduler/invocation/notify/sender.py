@@ -1,8 +1,9 @@
 """Deliver one message to one target: read its URL and secret, POST, retry what is worth retrying.
 
 Throttling (the service's own code or HTTP 429), 5xx and failed connections are retried with
-exponential backoff (honouring ``Retry-After``), but only while the next attempt can still finish
-before the deadline: a notification never makes the run late. Each attempt is also cut off at the
+exponential backoff (honouring ``Retry-After``), but only while the next attempt still has
+``MIN_ATTEMPT`` before the deadline: a notification never makes the run late, and no retry is
+started that could only be cut off. Each attempt is also cut off at the
 deadline, so a receiver that never answers costs at most the time that was left. Nothing here
 logs or raises the URL or the secret; both are registered with the log masker as soon as they are
 read, as a second line of defence.
@@ -36,6 +37,7 @@ ATTEMPT_TIMEOUT = 10.0
 MAX_ATTEMPTS = 5
 BASE_DELAY = 0.5
 MAX_DELAY = 8.0
+MIN_ATTEMPT = 1.0
 _TOKEN_MIN_CHARS = 16
 
 
@@ -147,7 +149,9 @@ async def deliver(
             )
         except asyncio.TimeoutError:
             why = " (deadline)" if wait < ATTEMPT_TIMEOUT else ""
-            return Delivery(target, False, attempts, None, None, f"no answer within {wait:.1f}s{why}")
+            earlier = f"; before that: {answer.detail}" if attempts > 1 else ""
+            detail = f"no answer within {wait:.1f}s{why}{earlier}"
+            return Delivery(target, False, attempts, status, answer.code, detail)
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
             status, answer, retry = None, Answer(False, None, f"cannot connect: {type(exc).__name__}"), True
         except httpx.HTTPError as exc:
@@ -161,7 +165,7 @@ async def deliver(
         if not retry or attempts >= MAX_ATTEMPTS:
             return Delivery(target, False, attempts, status, answer.code, answer.detail or f"HTTP {status}")
         delay = _delay(attempts, hinted)
-        if time.monotonic() + delay >= deadline:
+        if time.monotonic() + delay + MIN_ATTEMPT >= deadline:
             detail = f"gave up: a retry in {delay:.1f}s would pass the deadline ({answer.detail or status})"
             return Delivery(target, False, attempts, status, answer.code, detail)
         log.debug("notify.retry", target=target.spec.name, http_status=status, code=answer.code, attempt=attempts)
