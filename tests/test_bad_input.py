@@ -572,6 +572,33 @@ def test_bad_run_flags(bench: Bench, flags: list[str], needles: tuple[str, ...])
     bench.assert_nothing_happened()
 
 
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["run"],
+        ["invoke", "EVENT"],
+        ["plan", "--at", "2026-11-28T02:30:00Z"],
+        ["hold", "list"],
+        ["hold", "add", "--task", "access-a", "--reason", "INC-1", "--ttl", "1h"],
+        ["hold", "release", "--id", "h-1"],
+    ],
+    ids=lambda argv: "-".join(a for a in argv if not a.startswith(("-", "2026", "EVENT", "INC")))[:20],
+)
+def test_a_state_folder_through_a_file_is_refused_before_anything_happens(bench: Bench, command: list[str]) -> None:
+    schedule = bench.write("schedule.yaml", SCHEDULE)
+    bench.point_at_emulator(schedule)
+    blocker = bench.write("not-a-folder", "")
+    unusable = blocker / "state"
+    event = str(bench.write("hold.json", json.dumps(HOLD)))
+    argv = [event if arg == "EVENT" else arg for arg in command]
+    if argv[0] != "invoke":
+        argv += ["--schedule", str(schedule), "--state-dir", str(unusable)]
+    else:
+        bench.monkeypatch.setenv("ESA_STATE_DIR", str(unusable))
+    assert_names_problem(bench.cli(*argv), str(unusable), f"{blocker} is a file")
+    bench.assert_nothing_happened()
+
+
 # --- malformed ESA responses, over a real loopback socket -----------------------------------------
 
 Responder = Callable[[str, dict[str, str]], bytes]

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from http import HTTPStatus
@@ -38,6 +39,7 @@ from esa_scheduler.errors import ConfigError
 from esa_scheduler.timeutil import now_utc
 
 MAX_BODY = 1 << 20
+SIGNAL_POLL_S = 0.2
 MAX_HEAD = 64 * 1024
 _READ_SIZE = 64 * 1024
 _JSON = b"application/json;charset=utf-8"
@@ -304,8 +306,11 @@ def serve(
         host=host,
         port=port,
     )
-    stop = threading.Event()
-    previous = signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())
+    signalled: list[int] = []
+    previous = {
+        signum: signal.signal(signum, lambda signum, _frame: signalled.append(signum))
+        for signum in (signal.SIGINT, signal.SIGTERM)
+    }
     try:
         with emulator:
             print(f"listening on {emulator.url}", flush=True)
@@ -314,8 +319,12 @@ def serve(
                 f"AccessKeyId {access_key_id or EMULATOR_ACCESS_KEY_ID}; stats at {emulator.url}/_emulator/stats",
                 flush=True,
             )
-            with contextlib.suppress(KeyboardInterrupt):
-                stop.wait()
+            # Polled, not waited on: the kernel may deliver the signal to a server thread, and a
+            # main thread blocked on a lock would never run the handler. (A handler that set a
+            # threading.Event could also deadlock on the lock the interrupted wait holds.)
+            while not signalled:
+                time.sleep(SIGNAL_POLL_S)
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     return 0

@@ -127,11 +127,11 @@ def execute(
         intent = EventReader(schedule, now_utc()).read(body)
         edge = Edge.resolve(target or Target(), context, env, deadline)
         fanout = fleet_fanout(schedule, intent, context, env)
+        root = state_dir(state)
     except UserError as exc:
         log.error("run.rejected", error=str(exc), problems=exc.problems)
         raise
     log.info("run.start", at=intent.at, sources=list(intent.sources), dry_run=intent.dry_run, force=intent.force)
-    root = state_dir(state)
     if schedule.targets:
         return _run_fleet(schedule, intent, edge, log, root, fanout)
     since = transitions_since(last_completed_run(root), intent.at, schedule.tick)

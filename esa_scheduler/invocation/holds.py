@@ -28,7 +28,7 @@ from pydantic import (
 
 from esa_scheduler import config
 from esa_scheduler.engine.schedule import Status, selector_matches
-from esa_scheduler.errors import UserError
+from esa_scheduler.errors import ConfigError, UserError
 from esa_scheduler.invocation.statefile import write_atomic
 from esa_scheduler.timeutil import utc_iso
 
@@ -81,10 +81,19 @@ def check_hold_id(value: str) -> str:
 
 
 def state_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
-    """``--state-dir``, else ``ESA_STATE_DIR``, else ``.esa-scheduler/`` in the working directory."""
+    """``--state-dir``, else ``ESA_STATE_DIR``, else ``.esa-scheduler/`` in the working directory.
+
+    A path through a file is refused here, before anything is read or changed: found only when
+    a hold or the last-run record is written, it would fail a run that has already acted.
+    """
     if explicit is not None:
-        return Path(explicit)
-    return Path(config.env(config.STATE_DIR, config.DEFAULT_STATE_DIR) or config.DEFAULT_STATE_DIR)
+        root = Path(explicit)
+    else:
+        root = Path(config.env(config.STATE_DIR, config.DEFAULT_STATE_DIR) or config.DEFAULT_STATE_DIR)
+    existing = next((path for path in (root, *root.parents) if path.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise ConfigError(f"state folder {root} is unusable: {existing} is a file (--state-dir or {config.STATE_DIR})")
+    return root
 
 
 class HoldStore:

@@ -13,6 +13,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from esa_scheduler.errors import ConfigError
+
 LAST_RUN_FILE = "last-run.state"
 """Not ``*.json``: the hold store owns every ``*.json`` file of the folder."""
 CATCH_UP_LIMIT = timedelta(hours=24)
@@ -21,8 +23,11 @@ CATCH_UP_LIMIT = timedelta(hours=24)
 
 def write_atomic(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path}: {exc.strerror or type(exc).__name__}") from None
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
