@@ -147,7 +147,12 @@ def _text_value(value: object) -> str:
         value = _json_default(value)
     if isinstance(value, str) and _BARE.fullmatch(value):
         return value
-    text = json.dumps(value, default=_json_default, ensure_ascii=False, separators=(",", ":"))
+    return terminal_safe(json.dumps(value, default=_json_default, ensure_ascii=False, separators=(",", ":")))
+
+
+def terminal_safe(text: str) -> str:
+    """``text`` with every unprintable character (escape sequences, line breaks) as ``\\uXXXX``:
+    a server or a file can put anything in a task name, and a terminal must not act on it."""
     return "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in text)
 
 

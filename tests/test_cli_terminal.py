@@ -126,8 +126,7 @@ def emulator(keys: Keys) -> Iterator[Emulator]:
         yield running
 
 
-@pytest.fixture
-def operator(tmp_path: Path, emulator: Emulator, keys: Keys) -> Operator:
+def _operator_env(tmp_path: Path, emulator: Emulator, keys: Keys) -> dict[str, str]:
     env = {name: value for name, value in os.environ.items() if not name.startswith(("ALIBABA_CLOUD_", "ESA_", "FC_"))}
     home = tmp_path / "home"
     home.mkdir()
@@ -142,7 +141,12 @@ def operator(tmp_path: Path, emulator: Emulator, keys: Keys) -> Operator:
         ALIBABA_CLOUD_SECURITY_TOKEN=keys.token,
     )
     (tmp_path / "schedule.yaml").write_text(SCHEDULE, encoding="utf-8")
-    return Operator(tmp_path, env)
+    return env
+
+
+@pytest.fixture
+def operator(tmp_path: Path, emulator: Emulator, keys: Keys) -> Operator:
+    return Operator(tmp_path, _operator_env(tmp_path, emulator, keys))
 
 
 def assert_text_lines(err: str) -> list[str]:
@@ -326,7 +330,7 @@ def test_secrets_in_task_names_never_reach_stdout_or_stderr(operator: Operator, 
 @pytest.mark.parametrize("tty", [True, False], ids=["tty", "pipe"])
 def test_secrets_in_error_messages_are_masked(operator: Operator, keys: Keys, tty: bool) -> None:
     """Bad input that quotes the secret (a path, an instant) still gets its one-line error, masked; so
-    does the message of a state folder that cannot be created (today a trace, through the same writer)."""
+    does the message of a state folder that cannot be created."""
     missing = operator("run", "--schedule", str(operator.tmp / keys.secret / "schedule.yaml"), tty=tty)
     bad_at = operator("plan", "--schedule", str(operator.schedule), "--at", keys.token, tty=tty)
     for result in (missing, bad_at):
@@ -339,12 +343,16 @@ def test_secrets_in_error_messages_are_masked(operator: Operator, keys: Keys, tt
     not_a_folder = operator.tmp / keys.secret
     not_a_folder.write_text("a file where the state folder should be", encoding="utf-8")
     state = str(not_a_folder / "state")
-    crashed = operator(
+    refused = operator(
         "hold", "add", "--task", "access-a", "--ttl", "1h", "--reason", "x", "--state-dir", state, tty=tty
     )
-    assert crashed.code != 0
-    assert logs.MASK in crashed.err
-    assert_no_secret(crashed, keys)
+    assert refused.code == 2 and "Traceback" not in refused.err
+    assert refused.err.splitlines() == [
+        f"state folder {state} is unusable: {not_a_folder} is a file (--state-dir or ESA_STATE_DIR)".replace(
+            keys.secret, logs.MASK
+        )
+    ]
+    assert_no_secret(refused, keys)
 
 
 def test_a_secret_written_in_pieces_is_still_masked() -> None:
@@ -417,3 +425,24 @@ def test_the_installed_package_declares_an_spdx_license() -> None:
     meta = metadata.metadata("esa-scheduler")
     assert meta["License-Expression"] == "Apache-2.0"
     assert meta.get_all("License") is None
+
+
+def test_server_text_cannot_drive_the_terminal(tmp_path: Path, keys: Keys) -> None:
+    """A task name with escape sequences and a line break (any server or file may send one) is
+    shown escaped in the table, the plan and the text log: the terminal receives no control byte."""
+    hostile = "logs-\x1b]0;owned\x07\x1b[2J\nfake row"
+    with Emulator(
+        tasks=[{"TaskName": hostile, "Status": "online"}], sts_credentials=[(keys.sts_id, keys.secret, keys.token)]
+    ) as running:
+        operator = Operator(tmp_path, _operator_env(tmp_path, running, keys))
+        ran = operator("run", "--schedule", str(operator.schedule), "--at", NIGHT, tty=True)
+        planned = operator("plan", "--schedule", str(operator.schedule), "--at", NIGHT, "--task", hostile, tty=True)
+        assert running.status(hostile) == "offline"
+    escaped = "logs-\\u001b]0;owned\\u0007\\u001b[2J\\u000afake row"
+    for result in (ran, planned):
+        assert result.code == 0, result.err
+        assert not any((ord(c) < 32 and c != "\n") or c == "\x7f" for c in result.both), repr(result.both)
+        assert not any(line.startswith("fake row") for line in result.out.splitlines())
+    assert any(line.startswith(escaped) and "updated" in line for line in ran.out.splitlines()), ran.out
+    assert escaped in planned.out
+    assert '"logs-\\u001b]0;owned\\u0007\\u001b[2J\\nfake row"' in ran.err, "the text log quotes it as JSON"

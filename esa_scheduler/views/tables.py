@@ -8,13 +8,15 @@ from zoneinfo import ZoneInfo
 
 from esa_scheduler.engine.planner import Decision, Plan, Planner, State
 from esa_scheduler.invocation.reconciler import RunSummary
+from esa_scheduler.logs import terminal_safe
 from esa_scheduler.timeutil import utc_iso
 
 BAR_WIDTH = 48
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """A plain left-aligned text table."""
+    """A plain left-aligned text table; cells are made terminal-safe (they may hold server text)."""
+    rows = [[terminal_safe(str(c)) for c in row] for row in rows]
     widths = [max(len(str(c)) for c in column) for column in zip(headers, *rows, strict=True)]
     lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in [headers, *rows]]
     lines.insert(1, "  ".join("-" * w for w in widths))
@@ -55,7 +57,7 @@ def plan_text(plan: Plan, planner: Planner, horizon: timedelta, target: str | No
     out += ["", f"timeline {utc_iso(plan.at)} .. {utc_iso(until)} ('#' offline, '.' online)"]
     for decision in plan.decisions:
         changes = planner.transitions(decision.task, until)
-        out.append(f"{decision.task.ref.name:<24} |{_bar(plan.at, until, decision.desired, changes)}|")
+        out.append(f"{terminal_safe(decision.task.ref.name):<24} |{_bar(plan.at, until, decision.desired, changes)}|")
         tz = _display_zone(planner, decision)
         for instant, state in changes:
             out.append(f"    {utc_iso(instant)}  ({_local(instant, tz)})  -> {state.desired} ({state.source})")
@@ -97,12 +99,16 @@ def run_text(summary: RunSummary) -> str:
     headers = [*(["target"] if fleet else []), "task", "site", "previous", "desired", "action", "source", "note"]
     lines = [head, "", table(headers, rows), ""]
     for name, outcome in (summary.targets or {}).items():
-        state = "ok" if outcome.get("ok") else f"FAILED: {outcome.get('error') or outcome.get('blocked')}"
+        state = (
+            "ok"
+            if outcome.get("ok")
+            else f"FAILED: {terminal_safe(str(outcome.get('error') or outcome.get('blocked')))}"
+        )
         lines.append(f"target {name}: {state}")
     if summary.blocked:
         lines.append(f"BLOCKED by safety limits: {summary.blocked} (use --force to override)")
     if summary.error:
-        lines.append(f"FAILED: {summary.error}")
+        lines.append(f"FAILED: {terminal_safe(summary.error)}")
     next_change = utc_iso(summary.next_change) if summary.next_change else "none in 400 days"
     lines.append(f"{counts or 'no managed tasks'}; {summary.api_calls} API call(s); next change {next_change}")
     return "\n".join(lines)
