@@ -257,9 +257,10 @@ def _invoke(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise UserError(f"{args.event_file}: cannot read event file: {exc.strerror}") from exc
     context = load_context(args.context)
+    raise_on_failure = fail_on_error()  # checked before the run, as the handler does: a typo must not act first
     summary = execute(body, context, stream=sys.stderr)
     print(json.dumps(summary.to_json()))
-    if summary.failed and fail_on_error():
+    if summary.failed and raise_on_failure:
         print(RunFailed(summary), file=sys.stderr)
         return 1
     return 0
@@ -383,7 +384,13 @@ def _add_run_commands(sub: Subcommands) -> None:
     run.add_argument("--dry-run", action="store_true", help="decide and log everything, change nothing")
     run.add_argument("--force", action="store_true", help="override the schedule's safety limits")
     run.add_argument("--json", action="store_true", help="print the run summary as one JSON object")
-    run.add_argument("--deadline", type=float, metavar="SECONDS", help="seconds after which no new ESA call starts")
+    run.add_argument(
+        "--deadline",
+        type=float,
+        metavar="SECONDS",
+        help="the run's time limit, as FC's timeout is the function's: no new ESA call starts after 90%% of it "
+        "(keeping 5 to 30 s, at most half, for calls in flight), and the run is over by then plus one read timeout",
+    )
     run.add_argument("--state-dir", metavar="DIR", help=STATE_HELP)
     run.add_argument("--emulator", action="store_true", help="use the embedded ESA emulator even if ESA is configured")
     run.set_defaults(func=_run)

@@ -156,10 +156,16 @@ def terminal_safe(text: str) -> str:
     return "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in text)
 
 
-def _text_line(fields: dict[str, Any]) -> str:
-    """``12:01:02 WARN  api.retry action=... error="..."``: UTC clock time, level, event, set fields."""
+def _text_line(fields: dict[str, Any]) -> str | None:
+    """``12:01:02Z WARN  api.retry action=... error="..."``: UTC time, level, event, set fields.
+
+    ``None`` (nothing written) for a task left unchanged: a terminal shows what happened, and the
+    run's table lists every task anyway. JSON lines keep every decision."""
+    if fields.get("event") == "task.result" and fields.get("action") == "unchanged":
+        return None
     level = str(fields.get("level", ""))
-    head = [str(fields.get("ts", ""))[11:19], f"{_TEXT_LEVELS.get(level, level):<5}", str(fields.get("event", ""))]
+    clock = str(fields.get("ts", ""))[11:19] + "Z"
+    head = [clock, f"{_TEXT_LEVELS.get(level, level):<5}", str(fields.get("event", ""))]
     rest = [
         f"{key}={_text_value(value)}"
         for key, value in fields.items()
@@ -171,19 +177,22 @@ def _text_line(fields: dict[str, Any]) -> str:
 class _Lines(logging.Handler):
     """Writes to the *current* ``sys.stdout`` (or a given stream), one rendered line per record."""
 
-    def __init__(self, stream: TextIO | None, render: Callable[[dict[str, Any]], str]) -> None:
+    def __init__(self, stream: TextIO | None, render: Callable[[dict[str, Any]], str | None]) -> None:
         super().__init__()
         self.stream = stream
         self.render = render
 
     def emit(self, record: logging.LogRecord) -> None:
-        line = redact(self.render(getattr(record, "fields", {})))
+        rendered = self.render(getattr(record, "fields", {}))
+        if rendered is None:
+            return
+        line = redact(rendered)
         stream = self.stream or sys.stdout
         stream.write(line + "\n")
         stream.flush()
 
 
-def _renderer(stream: TextIO | None) -> Callable[[dict[str, Any]], str]:
+def _renderer(stream: TextIO | None) -> Callable[[dict[str, Any]], str | None]:
     choice = _settings["format"]
     if choice == "auto":
         target = stream or sys.stdout

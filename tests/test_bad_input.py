@@ -599,6 +599,21 @@ def test_a_state_folder_through_a_file_is_refused_before_anything_happens(bench:
     bench.assert_nothing_happened()
 
 
+@pytest.mark.parametrize("command", [["run"], ["invoke", "EVENT"]], ids=["run", "invoke"])
+def test_a_state_folder_that_refuses_files_stops_the_run_before_it_acts(bench: Bench, command: list[str]) -> None:
+    """/proc refuses new entries even to root: found only when the last-run record is written, the
+    run would already have changed ESA and then failed."""
+    schedule = bench.write("schedule.yaml", SCHEDULE)
+    bench.point_at_emulator(schedule)
+    unwritable = f"/proc/esa-scheduler-test-{bench.tmp.name}"
+    bench.monkeypatch.setenv("ESA_STATE_DIR", unwritable)
+    argv = [str(bench.write("hold.json", json.dumps(HOLD))) if arg == "EVENT" else arg for arg in command]
+    if argv[0] == "run":
+        argv += ["--schedule", str(schedule), "--at", "2026-11-28T02:30:00Z"]
+    assert_names_problem(bench.cli(*argv), f"state folder {unwritable} is not writable", "ESA_STATE_DIR")
+    bench.assert_nothing_happened()
+
+
 # --- malformed ESA responses, over a real loopback socket -----------------------------------------
 
 Responder = Callable[[str, dict[str, str]], bytes]

@@ -25,11 +25,11 @@ import pytest
 from helpers import clean_environment, parse_lines, run_cli
 
 from esa_scheduler import cli, logs
-from esa_scheduler.emulator import Emulator
+from esa_scheduler.emulator import Emulator, Faults
 
 REPO = Path(__file__).resolve().parents[1]
 NIGHT = "2026-11-28T02:30:00Z"
-TEXT_LINE = re.compile(r"\d\d:\d\d:\d\d (DEBUG|INFO |WARN |ERROR) [a-z_]+\.[a-z_]+( \S.*)?")
+TEXT_LINE = re.compile(r"\d\d:\d\d:\d\dZ (DEBUG|INFO |WARN |ERROR) [a-z_]+\.[a-z_]+( \S.*)?")
 SCHEDULE = """\
 version: 1
 timezone: UTC
@@ -189,9 +189,9 @@ def test_log_format(
         assert events[-1]["event"] == "run.summary"
     else:
         lines = assert_text_lines(result.err)
-        assert any(line[9:].startswith("WARN  api.retry action=UpdateUserDeliveryTaskStatus") for line in lines), lines
+        assert any(line[10:].startswith("WARN  api.retry action=UpdateUserDeliveryTaskStatus") for line in lines), lines
         assert any(
-            line[9:].startswith("WARN  task.result task=access-gone") and "action=missing" in line for line in lines
+            line[10:].startswith("WARN  task.result task=access-gone") and "action=missing" in line for line in lines
         )
         assert "ok=true" in lines[-1] and " run.summary " in lines[-1]
         assert "null" not in result.err and "run_id" not in result.err
@@ -257,6 +257,22 @@ def test_the_format_chosen_by_the_cli_ends_with_the_command(
 
 
 # --- text lines -------------------------------------------------------------------------------
+
+
+def test_a_terminal_hears_what_happened_and_json_keeps_every_decision(operator: Operator, keys: Keys) -> None:
+    """At night all three tasks would change (and access-gone is missing); at noon they are all as
+    they should be: the terminal hears only of the missing one, JSON lines still have all three."""
+    noon = "2026-11-28T12:00:00Z"
+    text = operator("run", "--schedule", str(operator.schedule), "--at", NIGHT, "--dry-run", tty=True)
+    json_lines = operator("run", "--schedule", str(operator.schedule), "--at", noon, "--dry-run", tty=False)
+    quiet = operator("run", "--schedule", str(operator.schedule), "--at", noon, "--dry-run", tty=True)
+    results = [line for line in assert_text_lines(text.err) if " task.result " in line]
+    assert {line.split()[3] for line in results} == {"task=access-gone", "task=access-a", f"task=logs-{logs.MASK}"}
+    quiet_results = [line for line in assert_text_lines(quiet.err) if " task.result " in line]
+    assert [line.split()[3] for line in quiet_results] == ["task=access-gone"], "only the missing task is news"
+    assert "unchanged" in quiet.out, "the table still lists every task"
+    unchanged = [e for e in parse_lines(json_lines.err) if e["event"] == "task.result" and e["action"] == "unchanged"]
+    assert len(unchanged) == 3
 
 
 def test_text_lines_are_masked_exactly_like_json_lines() -> None:
@@ -446,3 +462,23 @@ def test_server_text_cannot_drive_the_terminal(tmp_path: Path, keys: Keys) -> No
     assert any(line.startswith(escaped) and "updated" in line for line in ran.out.splitlines()), ran.out
     assert escaped in planned.out
     assert '"logs-\\u001b]0;owned\\u0007\\u001b[2J\\nfake row"' in ran.err, "the text log quotes it as JSON"
+
+
+@pytest.mark.parametrize("tty", [True, False], ids=["tty", "pipe"])
+def test_errors_that_echo_credentials_reach_no_output(
+    operator: Operator, emulator: Emulator, keys: Keys, tty: bool
+) -> None:
+    """A server whose errors quote the secret and the token, failing every call one way or another:
+    the table, the --json summary and both log forms carry neither."""
+    emulator.faults = Faults(
+        echo_credentials=True, internal_error_rate=0.5, too_many_requests_rate=0.3, unavailable_rate=0.2, seed=7
+    )
+    schedule = str(operator.schedule)
+    table = operator("run", "--schedule", schedule, "--at", NIGHT, "--deadline", "8", tty=tty)
+    summary = operator("run", "--schedule", schedule, "--at", NIGHT, "--deadline", "8", "--json", tty=tty)
+    for result in (table, summary):
+        assert result.code == 1 and "Traceback" not in result.both
+        assert_no_secret(result, keys)
+        assert logs.MASK in result.both, "the echoed credentials were there to be masked"
+    assert "FAILED" in table.out
+    assert json.loads(summary.out)["ok"] is False

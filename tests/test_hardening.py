@@ -123,6 +123,17 @@ def test_an_inflated_total_count_costs_a_few_calls_then_fails_closed(esa: Emulat
     assert list_calls(esa) <= 3 + 2
 
 
+@pytest.mark.parametrize(("cap", "concurrency"), [(30, "16"), (10, "16"), (5, "64")])
+def test_an_inflated_total_count_wastes_at_most_three_calls_whatever_the_concurrency(
+    esa: Emulator, schedule: Path, cap: int, concurrency: str
+) -> None:
+    esa.faults = Faults(total_count=100_000, page_size_cap=cap)
+    summary, _, _ = run(esa, schedule, ESA_CONCURRENCY=concurrency)
+    assert_failed_closed(esa, summary, "TotalCount is 100000", "held 240 distinct tasks")
+    needed = TASKS // cap + 1  # the pages that hold the 240 tasks, then the short or empty page that ends them
+    assert needed <= list_calls(esa) <= needed + 3
+
+
 def test_an_inflated_total_count_on_a_site_listing_fails_closed_too(esa: Emulator, schedule: Path) -> None:
     esa.faults = Faults(total_count=1)  # true for the site (1 task), a lie for the account's 240
     summary, _, _ = run(esa, schedule)

@@ -21,6 +21,8 @@ INCOMPLETE = "IncompleteListing"
 MAX_PAGES = 1000
 """Hard stop for a server whose pages never end (1000 pages of 100 is far beyond any account)."""
 FIRST_BATCH = 2
+MAX_BATCH = 4
+"""At most this many pages in flight: a lying ``TotalCount`` wastes at most ``MAX_BATCH - 1`` calls."""
 
 T = TypeVar("T")
 PageFetch = Callable[[int, int], Awaitable[tuple[TaskPage, dict[str, Any]]]]
@@ -64,8 +66,12 @@ async def gather_in_order(calls: Sequence[Awaitable[T]]) -> list[T]:
     return done
 
 
-async def list_all(action: str, fetch: PageFetch, page_size: int, max_batch: int) -> list[DeliveryTask]:
-    """Every task of a listing, or an ``IncompleteListing`` error naming the pages and counts."""
+async def list_all(action: str, fetch: PageFetch, page_size: int, max_batch: int = MAX_BATCH) -> list[DeliveryTask]:
+    """Every task of a listing, or an ``IncompleteListing`` error naming the pages and counts.
+
+    ``max_batch`` is further capped at ``MAX_BATCH``: the connection pool may allow more, but a batch
+    past the real end is pure waste when the announced total is a lie."""
+    max_batch = min(max_batch, MAX_BATCH)
     first, first_body = await fetch(1, page_size)
     seen = _Seen(action)
     seen.add(1, first, first_body)

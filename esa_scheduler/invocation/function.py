@@ -26,7 +26,12 @@ from esa_scheduler.invocation.connection import Edge, Target, fc_field
 from esa_scheduler.invocation.events import EventReader, Intent
 from esa_scheduler.invocation.holds import Hold, HoldStore, holds_touching, state_dir
 from esa_scheduler.invocation.reconciler import AfterReconcile, Reconciler, RunRequest, RunSummary
-from esa_scheduler.invocation.statefile import last_completed_run, record_completed_run, transitions_since
+from esa_scheduler.invocation.statefile import (
+    check_writable,
+    last_completed_run,
+    record_completed_run,
+    transitions_since,
+)
 from esa_scheduler.logs import RunLog
 from esa_scheduler.timeutil import now_utc
 
@@ -128,6 +133,8 @@ def execute(
         edge = Edge.resolve(target or Target(), context, env, deadline)
         fanout = fleet_fanout(schedule, intent, context, env)
         root = state_dir(state)
+        if not intent.dry_run:
+            check_writable(root)
     except UserError as exc:
         log.error("run.rejected", error=str(exc), problems=exc.problems)
         raise

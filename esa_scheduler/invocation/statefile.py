@@ -13,6 +13,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from esa_scheduler import config
 from esa_scheduler.errors import ConfigError
 
 LAST_RUN_FILE = "last-run.state"
@@ -37,6 +38,20 @@ def write_atomic(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def check_writable(root: Path) -> None:
+    """Create ``root`` and write a probe into it: a folder that refuses files must stop a run before it
+    changes ESA, not after, when the hold or last-run record it needs cannot be kept."""
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=root):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise ConfigError(
+            f"state folder {root} is not writable: {reason} (--state-dir or {config.STATE_DIR})"
+        ) from None
 
 
 class _LastRun(BaseModel):

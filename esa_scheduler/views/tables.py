@@ -110,5 +110,6 @@ def run_text(summary: RunSummary) -> str:
     if summary.error:
         lines.append(f"FAILED: {terminal_safe(summary.error)}")
     next_change = utc_iso(summary.next_change) if summary.next_change else "none in 400 days"
-    lines.append(f"{counts or 'no managed tasks'}; {summary.api_calls} API call(s); next change {next_change}")
+    ending = counts or ("nothing changed" if summary.error else "no managed tasks")
+    lines.append(f"{ending}; {summary.api_calls} API call(s); next change {next_change}")
     return "\n".join(lines)
