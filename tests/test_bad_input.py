@@ -136,6 +136,11 @@ BAD_SCHEDULES: list[tuple[str, str | bytes, tuple[str, ...]]] = [
         ("tasks", "list"),
     ),
     ("windows-a-mapping", replace_once("windows:\n", "windows:\n  nightly:\n"), ("windows",)),
+    (
+        "targets-empty",
+        replace_once("timezone: UTC", "timezone: UTC\ntargets: []"),
+        ("targets: empty list; omit the key to use the function's own account",),
+    ),
     # task entries
     ("task-entry-a-string", replace_once("  - name: access-b\n", "  - access-b\n"), ("tasks[1]",)),
     ("task-name-not-string", replace_once("  - name: access-b\n", "  - name: 12345\n"), ("tasks[1]", "name")),
