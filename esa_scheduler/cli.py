@@ -199,7 +199,9 @@ def _embedded_target(schedule_path: str | None, forced: bool) -> tuple[Target, E
     if not forced and (config.env(config.ENDPOINT) or has_configured_credentials()):
         return Target(), None
     schedule = load_schedule(schedule_path)
-    seed = [{"TaskName": t.name, "Status": "online", "SiteId": t.site_id} for t in schedule.explicit_tasks if t.name]
+    # a task named by one entry per target is still one task of the emulated account
+    named = dict.fromkeys((t.site_id, t.name) for t in schedule.explicit_tasks if t.name)
+    seed = [{"TaskName": name, "Status": "online", "SiteId": site_id} for site_id, name in named]
     members = sorted({(t.account_id, t.role_arn) for t in schedule.targets if t.role_arn and t.account_id})
     accounts = [
         EmulatedAccount(id=account, access_key_id=f"embedded-{account}", access_key_secret=f"{account}-key", tasks=seed)

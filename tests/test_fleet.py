@@ -319,3 +319,44 @@ def test_plan_shows_one_target_and_views_need_one(
     assert code == 0, err
     html = page.read_text(encoding="utf-8")
     assert 'data-task="cn-only"' in html and "intl-sites" not in html
+
+
+def test_the_embedded_emulator_seeds_a_task_named_for_several_targets_once(
+    clean: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # one entry per target for the same task is valid; the embedded emulator holds each task once
+    fleet = """\
+version: 1
+timezone: UTC
+targets:
+  - name: prod-cn
+    role_arn: "acs:ram::1111222233334444:role/esa-scheduler-target"
+    region: cn-hangzhou
+  - name: prod-intl
+    role_arn: "acs:ram::5555666677778888:role/esa-scheduler-target"
+    region: ap-southeast-1
+tasks:
+  - name: a
+    targets: [prod-cn]
+  - name: a
+    targets: [prod-intl]
+  - name: s
+    site_id: 1001
+    targets: [prod-cn]
+  - name: s
+    site_id: 1001
+    targets: [prod-intl]
+windows:
+  - name: nightly
+    tasks: [a, s]
+    cron: "0 2 * * *"
+    duration: 1h
+"""
+    schedule = write_schedule(clean / "schedule", fleet)
+    code, out, err = run_cli(
+        capsys, "run", "--emulator", "--schedule", str(schedule), "--at", NIGHT, "--json", "--log-format", "json"
+    )
+    assert code == 0, err
+    assert "seeded with 2 task(s)" in err
+    summary = json.loads(out)
+    assert {name: t["counts"]["updated"] for name, t in summary["targets"].items()} == {"prod-cn": 2, "prod-intl": 2}
