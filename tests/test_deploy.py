@@ -750,6 +750,18 @@ def test_the_function_may_invoke_itself_only_for_async_fanout(template: dict[str
     assert env["ESA_FANOUT"] == "async"
 
 
+def test_async_fanout_turns_on_fcs_async_task_mode_and_only_it(template: dict[str, Any]) -> None:
+    # FC refuses a reused x-fc-async-task-id (HTTP 409) for asynchronous tasks: the coordinator's
+    # "no target dispatched twice" rests on it. A stack without fan-out keeps plain async invocations.
+    def async_task(**overrides: str) -> Any:
+        return Evaluation(template, _scenario(template, **overrides)).resources()["AsyncInvokeConfig"]["AsyncTask"]
+
+    assert (async_task(), async_task(Fanout="inline"), async_task(Fanout="async")) == (False, False, True)
+    assert problems("ALIYUN::FC3::AsyncInvokeConfig", {"FunctionName": "f", "AsyncTask": "yes"}, "A") == [
+        "A.AsyncTask: must be a boolean, not 'yes'"
+    ]
+
+
 def test_the_target_role_template_trusts_only_the_scheduler_account() -> None:
     template = _load(ROOT / "templates" / "target-role.yml")
     evaluation = Evaluation(template, _scenario(template, SchedulerAccountId="1111222233334444"))
