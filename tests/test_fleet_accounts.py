@@ -20,7 +20,9 @@ from esa_scheduler.emulator import (
     EmulatedAccount,
     EmulatedRole,
     Emulator,
+    Faults,
 )
+from esa_scheduler.emulator.models import TOO_MANY_REQUESTS
 from esa_scheduler.invocation import fleet
 from esa_scheduler.invocation.function import RunFailed
 
@@ -261,3 +263,44 @@ def test_credentials_esa_no_longer_accepts_are_replaced_once(
     lines = parse_lines(capsys.readouterr().out)
     refreshed = [line for line in lines if line["event"] == "target.credentials_refreshed"]
     assert [(line["target"], line["error_code"]) for line in refreshed] == [("prod-a", "InvalidAccessKeyId.NotFound")]
+
+
+def test_a_throttled_role_logs_its_retries_and_fails_with_stss_own_code(
+    schedule: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # STS answers Throttling.User with a one-second Retry-After; a 4 s function timeout leaves a
+    # 2 s deadline: one retry fits, the next wait would cross the deadline
+    roles = [EmulatedRole(arn=ROLE_A), EmulatedRole(arn=ROLE_B, throttle=True)]
+    with Emulator(tasks=TASKS, accounts=accounts(), roles=roles) as emulator:
+        use_env(monkeypatch, emulator, schedule)
+        short = context()
+        short.function.timeout = 4
+        with pytest.raises(RunFailed, match="1 of 3 target"):
+            fc_handler.handler(timer(), short)
+        assert statuses(emulator, ACCOUNT_A) == {"offline"} and statuses(emulator, ACCOUNT_B) == {"online"}
+    lines = parse_lines(capsys.readouterr().out)
+    retries = [line for line in lines if line["event"] == "api.retry"]
+    assert [(line["action"], line["error_code"], line["attempt"]) for line in retries] == [
+        ("AssumeRole", "Throttling.User", 1)
+    ]
+    (failed,) = [line for line in lines if line["event"] == "target.summary" and line["ok"] is False]
+    assert (failed["target"], failed["error_code"], failed["role_arn"]) == ("prod-b", "Throttling.User", ROLE_B)
+    assert failed["error"].startswith("AssumeRole failed after 2 attempts: DeadlineExceeded")
+    assert failed["error"].count("AssumeRole failed") == 1 and "last error Throttling.User" in failed["error"]
+    assert lines[-1]["targets"]["prod-b"]["error"] == failed["error"]
+
+
+def test_the_coordinator_logs_its_invoke_function_retries(
+    schedule: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    received: list[bytes] = []
+    faults = Faults(too_many_requests_rate=0.5, retry_after_s=0, seed=7)
+    with Emulator(tasks=TASKS, faults=faults, functions={FUNCTION: received.append}) as emulator:
+        use_env(monkeypatch, emulator, schedule, ESA_FANOUT="async")
+        coordinator = fc_handler.handler(timer(), context())
+        emulator.wait_for_invocations(3)
+        refused = emulator.stats["by_outcome"].get(TOO_MANY_REQUESTS, 0)
+    assert coordinator["ok"] is True and len(received) == 3
+    retries = [line for line in parse_lines(capsys.readouterr().out) if line["event"] == "api.retry"]
+    assert refused > 0 and len(retries) == refused
+    assert {(line["action"], line["error_code"]) for line in retries} == {("InvokeFunction", "HTTPError")}

@@ -8,7 +8,7 @@ log retries the same way and obey the same deadline.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,21 +80,27 @@ class Edge:
         self, log: RunLog, *, endpoint: str | None = None, credentials: Credentials | None = None
     ) -> EsaClient:
         """An ESA client that logs each retry as ``api.retry`` on ``log``."""
-
-        def retrying(error: EsaApiError, delay: float) -> None:
-            log.warning(
-                "api.retry",
-                action=error.action,
-                error_code=error.code,
-                error=str(error),
-                attempt=error.attempts,
-                delay_ms=round(delay * 1000),
-            )
-
         return EsaClient(
             endpoint or self.endpoint,
             credentials or self.credentials,
             self.settings,
-            on_retry=retrying,
+            on_retry=retry_logger(log),
             deadline=self.deadline,
         )
+
+
+def retry_logger(log: RunLog) -> Callable[[EsaApiError, float], None]:
+    """``on_retry`` for any client of the run (ESA, STS, FC): each retry is one ``api.retry`` line,
+    so a call that ends in an error shows what it went through first, whichever API it was."""
+
+    def retrying(error: EsaApiError, delay: float) -> None:
+        log.warning(
+            "api.retry",
+            action=error.action,
+            error_code=error.code,
+            error=str(error),
+            attempt=error.attempts,
+            delay_ms=round(delay * 1000),
+        )
+
+    return retrying

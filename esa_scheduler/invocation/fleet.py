@@ -21,11 +21,11 @@ from typing import TYPE_CHECKING, Any
 
 from esa_scheduler import config
 from esa_scheduler.edge.credentials import Credentials
-from esa_scheduler.edge.responses import EsaApiError
+from esa_scheduler.edge.responses import DeadlineExceeded, EsaApiError
 from esa_scheduler.engine.schedule import Schedule
 from esa_scheduler.engine.targets import ScheduleTarget, holds_for, project
 from esa_scheduler.errors import ConfigError
-from esa_scheduler.invocation.connection import Edge, fc_field
+from esa_scheduler.invocation.connection import Edge, fc_field, retry_logger
 from esa_scheduler.invocation.reconciler import AfterReconcile, Reconciler, RunRequest, RunSummary
 from esa_scheduler.invocation.statefile import record_completed_run
 from esa_scheduler.logs import RunLog
@@ -106,7 +106,13 @@ class FleetRun:
         from esa_scheduler.edge.sts import StsClient
 
         endpoint = self.edge.override.sts_endpoint or resolve_sts_endpoint(self.edge.env)
-        return StsClient(endpoint, self.edge.credentials, self.edge.settings, deadline=self.edge.deadline)
+        return StsClient(
+            endpoint,
+            self.edge.credentials,
+            self.edge.settings,
+            on_retry=retry_logger(self.log),
+            deadline=self.edge.deadline,
+        )
 
     async def _credentials(self, target: ScheduleTarget, sts: StsClient | None) -> Credentials:
         if target.role_arn is None or sts is None:
@@ -135,8 +141,10 @@ class FleetRun:
         try:
             credentials = await self._credentials(target, sts)
         except EsaApiError as exc:
-            summary = RunSummary(request.at, request.dry_run, "enforce", error=f"AssumeRole failed: {exc}")
-            log.error("target.summary", **summary.to_json(), error_code=exc.code, role_arn=target.role_arn)
+            # the deadline is why STS stopped being asked, not what STS answered: report STS's last code
+            code = exc.last_code if isinstance(exc, DeadlineExceeded) and exc.last_code else exc.code
+            summary = RunSummary(request.at, request.dry_run, "enforce", error=str(exc))
+            log.error("target.summary", **summary.to_json(), error_code=code, role_arn=target.role_arn)
             return summary
         endpoint = self.edge.esa_endpoint(region=target.region, explicit=target.endpoint)
         client = self.edge.esa_client(log, endpoint=endpoint, credentials=credentials)
@@ -198,7 +206,9 @@ async def dispatch(run: FleetRun, intent: Intent, touched: Sequence[str]) -> Run
     endpoint = resolve_fc_endpoint(edge.env, account_id=str(account_id or ""), region=str(region or ""))
     qualifier = fc_field(context, "function", "qualifier")
     outcomes: dict[str, dict[str, Any]] = {}
-    async with FcClient(endpoint, edge.credentials, edge.settings, deadline=edge.deadline) as fc:
+    async with FcClient(
+        endpoint, edge.credentials, edge.settings, on_retry=retry_logger(run.log), deadline=edge.deadline
+    ) as fc:
 
         async def one(target: ScheduleTarget) -> None:
             key = async_task_id(dispatch_kind(intent), intent.at, target.name)
