@@ -29,7 +29,8 @@ DUPLICATE_TASK_STATUS = 409
 FC_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,127}")
 """FC's rule for function names and async task ids: a letter or ``_`` first, then letters, digits,
 ``_`` and ``-``, 128 characters at most (nothing in them needs escaping in a URL path)."""
-_QUALIFIER = re.compile(r"[A-Za-z0-9_-]{1,128}")
+FC_QUALIFIER = re.compile(r"[A-Za-z0-9_-]{1,128}")
+"""A function version number or alias name."""
 _NOT_IN_TASK_ID = re.compile(r"[^A-Za-z0-9_-]")
 
 
@@ -62,7 +63,7 @@ class FcClient(AcsClient):
         for name, value in (("function_name", function_name), ("task_id", task_id)):
             if not FC_NAME.fullmatch(value):
                 raise ValueError(f"{name} {value!r} must be a letter or _ then letters, digits, _ or -, 128 at most")
-        if qualifier is not None and not _QUALIFIER.fullmatch(qualifier):
+        if qualifier is not None and not FC_QUALIFIER.fullmatch(qualifier):
             raise ValueError(f"qualifier {qualifier!r} must be a version number or an alias name")
         request = ApiRequest(
             ACTION,

@@ -25,7 +25,7 @@ from esa_scheduler.edge.responses import DeadlineExceeded, EsaApiError
 from esa_scheduler.engine.schedule import Schedule
 from esa_scheduler.engine.targets import ScheduleTarget, holds_for, project
 from esa_scheduler.errors import ConfigError
-from esa_scheduler.invocation.connection import Edge, fc_field, retry_logger
+from esa_scheduler.invocation.connection import Edge, retry_logger
 from esa_scheduler.invocation.reconciler import AfterReconcile, Reconciler, RunRequest, RunSummary
 from esa_scheduler.invocation.statefile import record_completed_run
 from esa_scheduler.logs import RunLog
@@ -79,7 +79,7 @@ class FleetRun:
 
     async def reconcile(self, request: RunRequest, since: Mapping[str, Any]) -> RunSummary:
         """Every target concurrently; each target's outcome is its own, the run's is all of them."""
-        sts = self._sts_client() if any(t.role_arn for t in self.targets) else None
+        sts = self._sts_client(self.edge.sts_endpoint) if self.edge.sts_endpoint else None
         try:
             outcomes = await asyncio.gather(
                 *(self._one(target, replace(request, since=since[target.name]), sts) for target in self.targets)
@@ -101,11 +101,9 @@ class FleetRun:
             if outcome.get("ok"):
                 record_completed_run(self.state, at, name)
 
-    def _sts_client(self) -> StsClient:
-        from esa_scheduler.edge.endpoints import resolve_sts_endpoint
+    def _sts_client(self, endpoint: str) -> StsClient:
         from esa_scheduler.edge.sts import StsClient
 
-        endpoint = self.edge.override.sts_endpoint or resolve_sts_endpoint(self.edge.env)
         return StsClient(
             endpoint,
             self.edge.credentials,
@@ -195,29 +193,20 @@ def dispatch_event(target: str, intent: Intent, touched: Sequence[str]) -> bytes
 
 async def dispatch(run: FleetRun, intent: Intent, touched: Sequence[str]) -> RunSummary:
     """Invoke this function asynchronously once per target; the coordinator changes nothing in ESA."""
-    from esa_scheduler.edge.endpoints import resolve_fc_endpoint
     from esa_scheduler.edge.fc_invoke import ALREADY_DISPATCHED, FcClient, async_task_id
 
-    context, edge = run.edge.context, run.edge
-    function = fc_field(context, "function", "name")
-    account_id, region = fc_field(context, "account_id"), fc_field(context, "region")
-    if not isinstance(function, str) or not function:
-        raise ConfigError(f"{config.FANOUT}=async needs FC's context (function name) to invoke itself")
-    endpoint = resolve_fc_endpoint(edge.env, account_id=str(account_id or ""), region=str(region or ""))
-    qualifier = fc_field(context, "function", "qualifier")
+    edge, function = run.edge, run.edge.function
+    assert function is not None, "Edge.resolve(invoke_self=True) resolves the function for a coordinator"
     outcomes: dict[str, dict[str, Any]] = {}
     async with FcClient(
-        endpoint, edge.credentials, edge.settings, on_retry=retry_logger(run.log), deadline=edge.deadline
+        function.endpoint, edge.credentials, edge.settings, on_retry=retry_logger(run.log), deadline=edge.deadline
     ) as fc:
 
         async def one(target: ScheduleTarget) -> None:
             key = async_task_id(dispatch_kind(intent), intent.at, target.name)
             try:
                 request_id = await fc.invoke_async(
-                    function,
-                    dispatch_event(target.name, intent, touched),
-                    key,
-                    qualifier if isinstance(qualifier, str) and qualifier else None,
+                    function.name, dispatch_event(target.name, intent, touched), key, function.qualifier
                 )
             except EsaApiError as exc:
                 outcomes[target.name] = {"ok": False, "task_id": key, "error": str(exc)}
