@@ -4,7 +4,9 @@
 own client, pacing and concurrency (ESA's quotas are per account) under the run's one deadline.
 ``async`` (``ESA_FANOUT=async``, for fleets too large for one invocation) makes this invocation a
 coordinator: it asks Function Compute to run the same function once per target, with an
-idempotency key so an FC retry of the coordinator dispatches nothing twice. A target that fails
+idempotency key made of the delivered event's identity and the target, so an FC retry of the
+coordinator (the same event again) dispatches nothing twice, and a different event (a dry-run
+preview at the same instant, a second hold) is never mistaken for one. A target that fails
 (its role cannot be assumed, ESA refuses, every call is throttled) fails alone, and the run
 reports it by name.
 """
@@ -173,12 +175,6 @@ def _combined(request: RunRequest, outcomes: dict[str, RunSummary]) -> RunSummar
     return summary
 
 
-def dispatch_kind(intent: Intent) -> str:
-    """What triggered the coordinator (``timer``, ``command``, ``incident``...), part of the FC task id:
-    the same trigger at the same instant gives the same id, so FC refuses a retried dispatch."""
-    return "-".join(sorted({source.split(":", 1)[0] for source in intent.sources})) or "event"
-
-
 def dispatch_event(target: str, intent: Intent, touched: Sequence[str]) -> bytes:
     """What each target's invocation receives: reconcile this target at the coordinator's instant."""
     event: dict[str, Any] = {"action": "reconcile", "target": target, "at": utc_iso(intent.at)}
@@ -192,7 +188,11 @@ def dispatch_event(target: str, intent: Intent, touched: Sequence[str]) -> bytes
 
 
 async def dispatch(run: FleetRun, intent: Intent, touched: Sequence[str]) -> RunSummary:
-    """Invoke this function asynchronously once per target; the coordinator changes nothing in ESA."""
+    """Invoke this function asynchronously once per target; the coordinator changes nothing in ESA.
+
+    A dispatch FC refuses as a duplicate (``duplicate: true``) is not a failure: its task id is
+    the same delivered event's, so an earlier delivery of this very event dispatched that target.
+    """
     from esa_scheduler.edge.fc_invoke import ALREADY_DISPATCHED, FcClient, async_task_id
 
     edge, function = run.edge, run.edge.function
@@ -203,7 +203,7 @@ async def dispatch(run: FleetRun, intent: Intent, touched: Sequence[str]) -> Run
     ) as fc:
 
         async def one(target: ScheduleTarget) -> None:
-            key = async_task_id(dispatch_kind(intent), intent.at, target.name)
+            key = async_task_id(intent.delivery, target.name)
             try:
                 request_id = await fc.invoke_async(
                     function.name, dispatch_event(target.name, intent, touched), key, function.qualifier
