@@ -417,7 +417,8 @@ def _add_hold_commands(sub: Subcommands) -> None:
         hold_sub,
         "add",
         "hold tasks in a state until a TTL or an instant",
-        "The same as a hold event: the tasks must be managed by the schedule, and every hold expires.",
+        "The same as a hold event: the tasks must be managed by the schedule, --target must select "
+        "targets it declares, and every hold expires.",
         logs=True,
     )
     add.add_argument(
@@ -432,7 +433,21 @@ def _add_hold_commands(sub: Subcommands) -> None:
     expiry.add_argument("--until", metavar="ISO", help="ISO 8601 instant with an offset or Z")
     add.add_argument("--id", help="hold id (default: generated); the same id replaces a hold")
     add.add_argument("--by", default="", help="who asked for it")
-    listing = _command(hold_sub, "list", "show the holds in force", "Expired holds are not shown.")
+    add.add_argument(
+        "--target",
+        action="extend",
+        nargs="+",
+        metavar="NAME_OR_GLOB",
+        dest="targets",
+        help="only these fleet targets (a schedule with targets:); default: every target",
+    )
+    listing = _command(
+        hold_sub,
+        "list",
+        "show the holds in force",
+        "Expired holds are not shown. With fleet targets (in the schedule or on a hold) a targets column "
+        "shows where each hold applies, * for every target.",
+    )
     listing.add_argument("--json", action="store_true", help="print one JSON list")
     release = _command(
         hold_sub,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -219,9 +220,9 @@ def test_without_targets_no_output_has_a_target_key(
     [
         (
             ("  - name: cn-only\n    targets: [cn]", "  - name: cn-only\n    targets: [mars]"),
-            "'mars' is not a declared target",
+            "'mars' is not a target of the schedule (targets: cn, intl)",
         ),
-        (('targets: ["int*"]', 'targets: ["eu-*"]'), "'eu-*' matches no target"),
+        (('targets: ["int*"]', 'targets: ["eu-*"]'), "'eu-*' matches no target (targets: cn, intl)"),
         (('targets: ["int*"]', "targets: []"), "empty list"),
         (("  - name: intl\n", "  - name: cn\n"), "duplicate name 'cn'"),
         (("region: ap-southeast-1", "region: Singapore"), "targets[1] (intl).region"),
@@ -360,3 +361,57 @@ windows:
     assert "seeded with 2 task(s)" in err
     summary = json.loads(out)
     assert {name: t["counts"]["updated"] for name, t in summary["targets"].items()} == {"prod-cn": 2, "prod-intl": 2}
+
+
+def test_cli_holds_can_be_scoped_to_targets(
+    clean: Path, cn: Emulator, intl: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    schedule = fleet_schedule(clean, cn, intl)
+    state = clean / "state"
+    where = ["--schedule", str(schedule), "--state-dir", str(state)]
+    hold = ["hold", "add", "--ttl", "2h", "--reason", "INC-9", *where]
+
+    for selector, problem in [
+        ("mars", "--target: 'mars' is not a target of the schedule (targets: cn, intl)"),
+        ("eu-*", "--target: 'eu-*' matches no target (targets: cn, intl)"),
+    ]:
+        code, out, err = run_cli(capsys, *hold, "--task", "site-x", "--target", "cn", selector)
+        assert (code, out, err.strip()) == (2, "", problem)
+        assert not state.exists()
+
+    code, out, err = run_cli(capsys, *hold, "--task", "site-x", "--id", "cn-only", "--target", "cn")
+    assert code == 0, err
+    assert "hold cn-only: site-x offline on cn until" in out
+    code, _, err = run_cli(capsys, *hold, "--task", "access-a", "--id", "everywhere", "--status", "online")
+    assert code == 0, err
+
+    code, out, _ = run_cli(capsys, "hold", "list", "--json", *where)
+    listed = {h["id"]: h for h in json.loads(out)}
+    assert listed["cn-only"]["targets"] == ["cn"] and "targets" not in listed["everywhere"]
+    code, out, _ = run_cli(capsys, "hold", "list", *where)
+    header, _, *rows = out.splitlines()
+    assert header.split()[:4] == ["id", "tasks", "targets", "status"]
+    assert sorted(row.split()[:4] for row in rows) == [
+        ["cn-only", "site-x", "cn", "offline"],
+        ["everywhere", "access-a", "*", "online"],
+    ]
+
+    # the hold reaches cn's plan only (an instant after it was made)
+    soon = (datetime.now(timezone.utc) + timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    code, out, _ = run_cli(capsys, "plan", "--json", "--at", soon, *where)
+    planned = {(r["target"], r["name"]): r["source"] for r in json.loads(out)["tasks"]}
+    assert planned[("cn", "site-x")] == "hold:cn-only" and not planned[("intl", "site-x")].startswith("hold:")
+    assert planned[("cn", "access-a")] == planned[("intl", "access-a")] == "hold:everywhere"
+
+
+def test_hold_list_has_no_targets_column_without_a_fleet(clean: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    schedule = write_schedule(clean / "single", "version: 1\ntasks:\n  - name: a\n")
+    where = ["--schedule", str(schedule), "--state-dir", str(clean / "state")]
+    code, _, err = run_cli(capsys, "hold", "add", "--task", "a", "--ttl", "1h", "--reason", "r", *where)
+    assert code == 0, err
+    code, out, _ = run_cli(capsys, "hold", "list", *where)
+    assert out.splitlines()[0].split() == ["id", "tasks", "status", "created", "expires", "by", "reason"]
+    code, _, err = run_cli(
+        capsys, "hold", "add", "--task", "a", "--ttl", "1h", "--reason", "r", "--target", "x", *where
+    )
+    assert (code, err.strip()) == (2, "--target: 'x' is not a target of the schedule (targets: none are declared)")
