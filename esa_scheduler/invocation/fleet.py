@@ -1,7 +1,8 @@
 """Fleet runs: one reconcile per target, inline in this invocation or fanned out over FC.
 
-``inline`` (the default, and always on the CLI) reconciles every target concurrently, each with its
-own client, pacing and concurrency (ESA's quotas are per account) under the run's one deadline.
+``inline`` (the default, and always for ``esa-scheduler run``) reconciles every target
+concurrently, each with its own client, pacing and concurrency (ESA's quotas are per account)
+under the run's one deadline; ``esa-scheduler invoke`` runs the handler as FC would, either way.
 ``async`` (``ESA_FANOUT=async``, for fleets too large for one invocation) makes this invocation a
 coordinator: it asks Function Compute to run the same function once per target, with an
 idempotency key made of the delivered event's identity and the target, so an FC retry of the
