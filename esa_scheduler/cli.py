@@ -199,7 +199,9 @@ def _embedded_target(schedule_path: str | None, forced: bool) -> tuple[Target, E
     if not forced and (config.env(config.ENDPOINT) or has_configured_credentials()):
         return Target(), None
     schedule = load_schedule(schedule_path)
-    seed = [{"TaskName": t.name, "Status": "online", "SiteId": t.site_id} for t in schedule.explicit_tasks if t.name]
+    # a task named by one entry per target is still one task of the emulated account
+    named = dict.fromkeys((t.site_id, t.name) for t in schedule.explicit_tasks if t.name)
+    seed = [{"TaskName": name, "Status": "online", "SiteId": site_id} for site_id, name in named]
     members = sorted({(t.account_id, t.role_arn) for t in schedule.targets if t.role_arn and t.account_id})
     accounts = [
         EmulatedAccount(id=account, access_key_id=f"embedded-{account}", access_key_secret=f"{account}-key", tasks=seed)
@@ -422,7 +424,8 @@ def _add_hold_commands(sub: Subcommands) -> None:
         hold_sub,
         "add",
         "hold tasks in a state until a TTL or an instant",
-        "The same as a hold event: the tasks must be managed by the schedule, and every hold expires.",
+        "The same as a hold event: the tasks must be managed by the schedule, --target must select "
+        "targets it declares, and every hold expires.",
         logs=True,
     )
     add.add_argument(
@@ -437,7 +440,21 @@ def _add_hold_commands(sub: Subcommands) -> None:
     expiry.add_argument("--until", metavar="ISO", help="ISO 8601 instant with an offset or Z")
     add.add_argument("--id", help="hold id (default: generated); the same id replaces a hold")
     add.add_argument("--by", default="", help="who asked for it")
-    listing = _command(hold_sub, "list", "show the holds in force", "Expired holds are not shown.")
+    add.add_argument(
+        "--target",
+        action="extend",
+        nargs="+",
+        metavar="NAME_OR_GLOB",
+        dest="targets",
+        help="only these fleet targets (a schedule with targets:); default: every target",
+    )
+    listing = _command(
+        hold_sub,
+        "list",
+        "show the holds in force",
+        "Expired holds are not shown. With fleet targets (in the schedule or on a hold) a targets column "
+        "shows where each hold applies, * for every target.",
+    )
     listing.add_argument("--json", action="store_true", help="print one JSON list")
     release = _command(
         hold_sub,

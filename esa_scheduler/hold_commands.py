@@ -11,7 +11,8 @@ import json
 import sys
 from typing import Any
 
-from esa_scheduler.engine.schedule import load_schedule
+from esa_scheduler.engine.schedule import Schedule, load_schedule
+from esa_scheduler.engine.targets import unmatched_selector
 from esa_scheduler.errors import UserError
 from esa_scheduler.invocation.events import EventReader
 from esa_scheduler.invocation.function import HoldChanges, apply_hold_changes
@@ -25,14 +26,15 @@ def _store(args: argparse.Namespace) -> HoldStore:
     return HoldStore(state_dir(args.state_dir))
 
 
-def _apply(args: argparse.Namespace, command: dict[str, Any]) -> HoldChanges:
-    schedule = load_schedule(args.schedule)
+def _apply(args: argparse.Namespace, command: dict[str, Any], schedule: Schedule | None = None) -> HoldChanges:
+    schedule = schedule or load_schedule(args.schedule)
     intent = EventReader(schedule, now_utc()).read(command)
     return apply_hold_changes(intent, _store(args), RunLog(stream=sys.stderr))
 
 
 def add(args: argparse.Namespace) -> int:
     """Create (or replace, same id) a hold."""
+    schedule = load_schedule(args.schedule)
     command: dict[str, Any] = {
         "action": "hold",
         "tasks": args.tasks,
@@ -40,19 +42,29 @@ def add(args: argparse.Namespace) -> int:
         "reason": args.reason,
         "by": args.by,
     }
-    for key in ("ttl", "until", "id"):
+    for key in ("ttl", "until", "id", "targets"):
         if getattr(args, key):
             command[key] = getattr(args, key)
-    hold = _apply(args, command).current[-1]
+    for selector in args.targets or ():
+        # the event path would refuse it too, but naming the flag tells the operator what to fix
+        problem = unmatched_selector(selector, schedule.targets)
+        if problem is not None:
+            raise UserError(f"--target: {problem}")
+    hold = _apply(args, command, schedule).current[-1]
+    where = f" on {', '.join(hold.targets)}" if hold.targets else ""
     print(
-        f"hold {hold.id}: {', '.join(hold.tasks)} {hold.status} until {utc_iso(hold.expires_at)} "
+        f"hold {hold.id}: {', '.join(hold.tasks)} {hold.status}{where} until {utc_iso(hold.expires_at)} "
         "(applies at the next run; `esa-scheduler run` applies it now)"
     )
     return 0
 
 
+EVERY_TARGET = "*"
+"""``hold list``'s targets cell for a hold without ``targets``: the selector that matches them all."""
+
+
 def list_holds(args: argparse.Namespace) -> int:
-    """Show the holds in force (expired ones are not shown)."""
+    """Show the holds in force (expired ones are not shown); ``--json`` is each hold as stored."""
     holds = _store(args).active(now_utc(), prune=False)
     if args.json:
         print(json.dumps([h.model_dump(mode="json") for h in holds]))
@@ -60,10 +72,22 @@ def list_holds(args: argparse.Namespace) -> int:
     if not holds:
         print("no holds in force")
         return 0
+    fleet = any(h.targets for h in holds) or bool(load_schedule(args.schedule).targets)
     rows = [
-        [h.id, ",".join(h.tasks), h.status, utc_iso(h.created_at), utc_iso(h.expires_at), h.by, h.reason] for h in holds
+        [
+            h.id,
+            ",".join(h.tasks),
+            *([",".join(h.targets) or EVERY_TARGET] if fleet else []),
+            h.status,
+            utc_iso(h.created_at),
+            utc_iso(h.expires_at),
+            h.by,
+            h.reason,
+        ]
+        for h in holds
     ]
-    print(table(["id", "tasks", "status", "created", "expires", "by", "reason"], rows))
+    headers = ["id", "tasks", *(["targets"] if fleet else []), "status", "created", "expires", "by", "reason"]
+    print(table(headers, rows))
     return 0
 
 

@@ -30,6 +30,7 @@ from esa_scheduler.edge.client import ClientSettings, EsaApiError, EsaClient
 from esa_scheduler.edge.credentials import Credentials
 from esa_scheduler.emulator import EMULATOR_ACCESS_KEY_ID, EMULATOR_ACCESS_KEY_SECRET, Emulator
 from esa_scheduler.errors import EventError, ScheduleError, UserError
+from esa_scheduler.fc_context import load_context
 from esa_scheduler.invocation.function import handle
 
 SCHEDULE = """\
@@ -136,6 +137,11 @@ BAD_SCHEDULES: list[tuple[str, str | bytes, tuple[str, ...]]] = [
         ("tasks", "list"),
     ),
     ("windows-a-mapping", replace_once("windows:\n", "windows:\n  nightly:\n"), ("windows",)),
+    (
+        "targets-empty",
+        replace_once("timezone: UTC", "timezone: UTC\ntargets: []"),
+        ("targets: empty list; omit the key to use the function's own account",),
+    ),
     # task entries
     ("task-entry-a-string", replace_once("  - name: access-b\n", "  - access-b\n"), ("tasks[1]",)),
     ("task-name-not-string", replace_once("  - name: access-b\n", "  - name: 12345\n"), ("tasks[1]", "name")),
@@ -387,6 +393,77 @@ BAD_EVENTS: list[tuple[str, bytes, tuple[str, ...]]] = [
 assert len(BAD_SCHEDULES) >= 30 and len(BAD_EVENTS) >= 15
 assert len({c[0] for c in BAD_SCHEDULES}) == len(BAD_SCHEDULES)
 assert len({c[0] for c in BAD_EVENTS}) == len(BAD_EVENTS)
+
+
+# --- configuration only a fleet reads --------------------------------------------------------------
+
+FLEET = replace_once(
+    "default_status: online\n",
+    "default_status: online\n"
+    "targets:\n"
+    "  - {name: member, region: cn-hangzhou, role_arn: 'acs:ram::1111222233334444:role/esa-scheduler-target'}\n"
+    "  - {name: self, region: cn-hangzhou}\n",
+)
+"""The valid schedule with a target reached through STS and one in the function's own account."""
+ACCOUNT_CONTEXT = {"account_id": "1234567890123456", "region": "cn-hangzhou"}
+
+
+@pytest.mark.parametrize("entry", ["invoke", "handler"])
+@pytest.mark.parametrize(
+    ("env", "context", "needles"),
+    [
+        (
+            {"ESA_STS_ENDPOINT": "http://10.0.0.1"},
+            ACCOUNT_CONTEXT,
+            ("ESA_STS_ENDPOINT='http://10.0.0.1' uses plain http on a non-loopback host; use https://",),
+        ),
+        (
+            {"ESA_STS_ENDPOINT": "https://sts.aliyuncs.com/assume"},
+            ACCOUNT_CONTEXT,
+            ("ESA_STS_ENDPOINT='https://sts.aliyuncs.com/assume' must be scheme://host[:port]",),
+        ),
+        (
+            {"ESA_FANOUT": "async"},
+            {**ACCOUNT_CONTEXT, "account_id": "1234****3456"},
+            ("account_id='1234****3456' is not an Alibaba Cloud account id", "ESA_FC_ENDPOINT"),
+        ),
+        ({"ESA_FANOUT": "async"}, {}, ("account_id=None is not an Alibaba Cloud account id", "ESA_FC_ENDPOINT")),
+        (
+            {"ESA_FANOUT": "async", "ESA_FC_ENDPOINT": "http://10.0.0.2"},
+            ACCOUNT_CONTEXT,
+            ("ESA_FC_ENDPOINT='http://10.0.0.2' uses plain http on a non-loopback host; use https://",),
+        ),
+        (
+            {"ESA_FANOUT": "async"},
+            {**ACCOUNT_CONTEXT, "function": {"name": "esa scheduler"}},
+            ("function.name 'esa scheduler'", "FC"),
+        ),
+    ],
+    ids=["sts-plain-http", "sts-path", "fc-masked-account", "fc-no-account", "fc-plain-http", "fc-function-name"],
+)
+def test_fleet_configuration_is_checked_before_a_hold_is_written(
+    bench: Bench, entry: str, env: dict[str, str], context: dict[str, Any], needles: tuple[str, ...]
+) -> None:
+    schedule = bench.write("schedule.yaml", FLEET)
+    bench.point_at_emulator(schedule)
+    set_env(bench.monkeypatch, env)
+    event = bench.write("hold.json", json.dumps(HOLD))
+    context_file = bench.write("context.json", json.dumps(context))
+    if entry == "handler":
+        bench.capsys.readouterr()
+        with pytest.raises(UserError) as caught:
+            handle(event.read_bytes(), load_context(str(context_file)))
+        assert all(needle in str(caught.value) for needle in needles), str(caught.value)
+        logs = bench.capsys.readouterr().out
+    else:
+        result = bench.cli("invoke", str(event), "--context", str(context_file))
+        assert result.out == ""
+        assert_names_problem(result, *needles)
+        logs = result.err
+    rejected = [json.loads(line) for line in logs.splitlines() if line.startswith("{")]
+    assert [line["event"] for line in rejected] == ["run.rejected"]
+    assert all(needle in rejected[0]["error"] for needle in needles), rejected[0]
+    bench.assert_nothing_happened()
 
 
 # --- harness ----------------------------------------------------------------------------------

@@ -585,6 +585,9 @@ def test_logs_go_to_the_project_and_logstore_the_template_creates(template: dict
     (message,) = [key for key in index["KeyIndices"] if key["Name"] == "message"]
     indexed = {key["Name"] for key in message["JsonKeyIndices"]}
     assert {"event", "action", "task", "level", "run_id", "fc_request_id", "error_code"} <= indexed
+    # a fleet's lines are filtered by target: its own (``target``; a notify line's is the notify entry),
+    # the fleet target beside a notify entry (``fleet_target``) and the FC async task a dispatch made
+    assert {"target", "fleet_target", "task_id"} <= indexed
 
 
 # ---------------------------------------------------------------------------------------------
@@ -745,6 +748,18 @@ def test_the_function_may_invoke_itself_only_for_async_fanout(template: dict[str
     assert invoked == [["acs:fc:cn-hangzhou:1234567890123456:functions/esa-scheduler"]]
     env = fanout.resources()["Function"]["EnvironmentVariables"]
     assert env["ESA_FANOUT"] == "async"
+
+
+def test_async_fanout_turns_on_fcs_async_task_mode_and_only_it(template: dict[str, Any]) -> None:
+    # FC refuses a reused x-fc-async-task-id (HTTP 409) for asynchronous tasks: the coordinator's
+    # "no target dispatched twice" rests on it. A stack without fan-out keeps plain async invocations.
+    def async_task(**overrides: str) -> Any:
+        return Evaluation(template, _scenario(template, **overrides)).resources()["AsyncInvokeConfig"]["AsyncTask"]
+
+    assert (async_task(), async_task(Fanout="inline"), async_task(Fanout="async")) == (False, False, True)
+    assert problems("ALIYUN::FC3::AsyncInvokeConfig", {"FunctionName": "f", "AsyncTask": "yes"}, "A") == [
+        "A.AsyncTask: must be a boolean, not 'yes'"
+    ]
 
 
 def test_the_target_role_template_trusts_only_the_scheduler_account() -> None:

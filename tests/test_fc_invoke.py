@@ -7,7 +7,6 @@ import asyncio
 import io
 import json
 import threading
-from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -248,20 +247,20 @@ def _runtime() -> Any:
     return RuntimeOptions()
 
 
-def test_async_task_ids_depend_only_on_what_is_dispatched() -> None:
-    at = datetime(2026, 12, 3, 9, 0, tzinfo=timezone.utc)
-    same_instant = at.astimezone(timezone(timedelta(hours=8)))
-    first = async_task_id("reconcile", at, "prod.cn")
+def test_async_task_ids_depend_only_on_the_delivered_event_and_the_target() -> None:
+    tick = ("timer", "schedule-tick", "2026-12-03T09:00:00Z")
+    first = async_task_id(tick, "prod.cn")
 
-    assert first == async_task_id("reconcile", same_instant, "prod.cn")
-    assert first.startswith("esa-reconcile-20261203T090000000000Z-prod-cn-")
+    assert first == async_task_id(list(tick), "prod.cn")
+    assert first.startswith("esa-timer-schedule-tick-2026-12-03T09-00-00Z-prod-cn-")
     others = {
-        async_task_id("reconcile", at, "prod-cn"),
-        async_task_id("hold", at, "prod.cn"),
-        async_task_id("reconcile", at + timedelta(seconds=1), "prod.cn"),
+        async_task_id(tick, "prod-cn"),  # the same once FC's alphabet is applied
+        async_task_id((*tick, "dry-run"), "prod.cn"),
+        async_task_id(("timer", "preview-tick", tick[2]), "prod.cn"),
+        async_task_id(("command", "0123456789abcdef"), "prod.cn"),
+        async_task_id(("timer", "schedule-tick" + "x" * 200, tick[2]), "prod.cn"),
+        async_task_id(("timer", "schedule-tick" + "x" * 200, tick[2]), "prod-intl"),  # apart after the cut
     }
-    assert first not in others and len(others) == 3
-    for task_id in (first, *others, async_task_id("reconcile", at, "任务" * 200)):
+    assert first not in others and len(others) == 6
+    for task_id in (first, *others, async_task_id(("command", "任务" * 200), "prod-cn")):
         assert FC_NAME.fullmatch(task_id), task_id
-    with pytest.raises(ValueError, match="must be aware"):
-        async_task_id("reconcile", datetime(2026, 12, 3), "prod-cn")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -219,9 +220,9 @@ def test_without_targets_no_output_has_a_target_key(
     [
         (
             ("  - name: cn-only\n    targets: [cn]", "  - name: cn-only\n    targets: [mars]"),
-            "'mars' is not a declared target",
+            "'mars' is not a target of the schedule (targets: cn, intl)",
         ),
-        (('targets: ["int*"]', 'targets: ["eu-*"]'), "'eu-*' matches no target"),
+        (('targets: ["int*"]', 'targets: ["eu-*"]'), "'eu-*' matches no target (targets: cn, intl)"),
         (('targets: ["int*"]', "targets: []"), "empty list"),
         (("  - name: intl\n", "  - name: cn\n"), "duplicate name 'cn'"),
         (("region: ap-southeast-1", "region: Singapore"), "targets[1] (intl).region"),
@@ -319,3 +320,98 @@ def test_plan_shows_one_target_and_views_need_one(
     assert code == 0, err
     html = page.read_text(encoding="utf-8")
     assert 'data-task="cn-only"' in html and "intl-sites" not in html
+
+
+def test_the_embedded_emulator_seeds_a_task_named_for_several_targets_once(
+    clean: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # one entry per target for the same task is valid; the embedded emulator holds each task once
+    fleet = """\
+version: 1
+timezone: UTC
+targets:
+  - name: prod-cn
+    role_arn: "acs:ram::1111222233334444:role/esa-scheduler-target"
+    region: cn-hangzhou
+  - name: prod-intl
+    role_arn: "acs:ram::5555666677778888:role/esa-scheduler-target"
+    region: ap-southeast-1
+tasks:
+  - name: a
+    targets: [prod-cn]
+  - name: a
+    targets: [prod-intl]
+  - name: s
+    site_id: 1001
+    targets: [prod-cn]
+  - name: s
+    site_id: 1001
+    targets: [prod-intl]
+windows:
+  - name: nightly
+    tasks: [a, s]
+    cron: "0 2 * * *"
+    duration: 1h
+"""
+    schedule = write_schedule(clean / "schedule", fleet)
+    code, out, err = run_cli(
+        capsys, "run", "--emulator", "--schedule", str(schedule), "--at", NIGHT, "--json", "--log-format", "json"
+    )
+    assert code == 0, err
+    assert "seeded with 2 task(s)" in err
+    summary = json.loads(out)
+    assert {name: t["counts"]["updated"] for name, t in summary["targets"].items()} == {"prod-cn": 2, "prod-intl": 2}
+
+
+def test_cli_holds_can_be_scoped_to_targets(
+    clean: Path, cn: Emulator, intl: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    schedule = fleet_schedule(clean, cn, intl)
+    state = clean / "state"
+    where = ["--schedule", str(schedule), "--state-dir", str(state)]
+    hold = ["hold", "add", "--ttl", "2h", "--reason", "INC-9", *where]
+
+    for selector, problem in [
+        ("mars", "--target: 'mars' is not a target of the schedule (targets: cn, intl)"),
+        ("eu-*", "--target: 'eu-*' matches no target (targets: cn, intl)"),
+    ]:
+        code, out, err = run_cli(capsys, *hold, "--task", "site-x", "--target", "cn", selector)
+        assert (code, out, err.strip()) == (2, "", problem)
+        assert not state.exists()
+
+    code, out, err = run_cli(capsys, *hold, "--task", "site-x", "--id", "cn-only", "--target", "cn")
+    assert code == 0, err
+    assert "hold cn-only: site-x offline on cn until" in out
+    code, _, err = run_cli(capsys, *hold, "--task", "access-a", "--id", "everywhere", "--status", "online")
+    assert code == 0, err
+
+    code, out, _ = run_cli(capsys, "hold", "list", "--json", *where)
+    listed = {h["id"]: h for h in json.loads(out)}
+    assert listed["cn-only"]["targets"] == ["cn"] and "targets" not in listed["everywhere"]
+    code, out, _ = run_cli(capsys, "hold", "list", *where)
+    header, _, *rows = out.splitlines()
+    assert header.split()[:4] == ["id", "tasks", "targets", "status"]
+    assert sorted(row.split()[:4] for row in rows) == [
+        ["cn-only", "site-x", "cn", "offline"],
+        ["everywhere", "access-a", "*", "online"],
+    ]
+
+    # the hold reaches cn's plan only (an instant after it was made)
+    soon = (datetime.now(timezone.utc) + timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    code, out, _ = run_cli(capsys, "plan", "--json", "--at", soon, *where)
+    planned = {(r["target"], r["name"]): r["source"] for r in json.loads(out)["tasks"]}
+    assert planned[("cn", "site-x")] == "hold:cn-only" and not planned[("intl", "site-x")].startswith("hold:")
+    assert planned[("cn", "access-a")] == planned[("intl", "access-a")] == "hold:everywhere"
+
+
+def test_hold_list_has_no_targets_column_without_a_fleet(clean: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    schedule = write_schedule(clean / "single", "version: 1\ntasks:\n  - name: a\n")
+    where = ["--schedule", str(schedule), "--state-dir", str(clean / "state")]
+    code, _, err = run_cli(capsys, "hold", "add", "--task", "a", "--ttl", "1h", "--reason", "r", *where)
+    assert code == 0, err
+    code, out, _ = run_cli(capsys, "hold", "list", *where)
+    assert out.splitlines()[0].split() == ["id", "tasks", "status", "created", "expires", "by", "reason"]
+    code, _, err = run_cli(
+        capsys, "hold", "add", "--task", "a", "--ttl", "1h", "--reason", "r", "--target", "x", *where
+    )
+    assert (code, err.strip()) == (2, "--target: 'x' is not a target of the schedule (targets: none are declared)")

@@ -20,9 +20,14 @@ from esa_scheduler.emulator import (
     EmulatedAccount,
     EmulatedRole,
     Emulator,
+    Faults,
 )
+from esa_scheduler.emulator.models import TOO_MANY_REQUESTS
+from esa_scheduler.engine.schedule import load_schedule
 from esa_scheduler.invocation import fleet
+from esa_scheduler.invocation.events import EventReader
 from esa_scheduler.invocation.function import RunFailed
+from esa_scheduler.timeutil import parse_instant
 
 NIGHT = "2026-11-28T02:30:00Z"
 ACCOUNT_A, ACCOUNT_B = "1111222233334444", "5555666677778888"
@@ -220,6 +225,98 @@ def test_async_fanout_dispatches_once_per_target_and_never_twice(
     assert sorted(r["targets"].popitem()[0] for r in runs) == ["prod-a", "prod-b", "self"]
 
 
+INCIDENT = """\
+incidents:
+  - name: origin-errors
+    match: {type: "cms:*"}
+    tasks: ["access-1"]
+    ttl: 1h
+"""
+HOLD_EVENT = {"action": "hold", "tasks": ["access-1"], "ttl": "1h", "reason": "INC-7"}
+"""No ``id``: the hold gets a fresh id each time it is read, so the dispatch key cannot rest on it."""
+ALARM = {"specversion": "1.0", "id": "evt-1", "source": "acs.cms", "type": "cms:alarm", "data": {"state": "ALERT"}}
+
+
+def identity(schedule: Path, body: bytes, now: str = NIGHT) -> tuple[str, ...]:
+    return EventReader(load_schedule(str(schedule)), parse_instant(now)).read(body).delivery
+
+
+def test_a_delivered_event_is_identified_by_what_was_delivered_not_by_when_it_is_read(schedule: Path) -> None:
+    later = "2026-11-28T02:34:59Z"
+
+    def tick(name: str = "schedule-tick", at: str = NIGHT, payload: str = "") -> bytes:
+        return json.dumps({"triggerTime": at, "triggerName": name, "payload": payload}).encode()
+
+    # the same trigger firing: whatever the payload's spelling of "no options" or the instant's offset
+    same = {
+        identity(schedule, tick()),
+        identity(schedule, tick(), later),
+        identity(schedule, tick(payload='{"dry_run": false}')),
+        identity(schedule, tick(at="2026-11-28T10:30:00+08:00")),
+        identity(schedule, json.dumps([json.loads(tick())]).encode()),
+    }
+    assert same == {("timer", "schedule-tick", NIGHT)}
+    different = {
+        identity(schedule, tick(payload='{"dry_run": true}')),
+        identity(schedule, tick(payload='{"force": true}')),
+        identity(schedule, tick(name="preview-tick")),
+        identity(schedule, tick(at="2026-11-28T02:31:00Z")),
+        identity(schedule, json.dumps([json.loads(tick()), json.loads(tick(name="preview-tick"))]).encode()),
+    }
+    assert len(different) == 5 and not same & different
+    # any other event: its body as delivered, read at any instant
+    hold = json.dumps(HOLD_EVENT).encode()
+    assert identity(schedule, hold) == identity(schedule, hold, later)
+    assert identity(schedule, hold) != identity(schedule, json.dumps({**HOLD_EVENT, "reason": "INC-8"}).encode())
+    assert identity(schedule, json.dumps({**HOLD_EVENT, "id": "inc-7"}).encode())[:2] == ("command", "inc-7")
+    reconcile = json.dumps({"action": "reconcile", "at": "2026-11-28T10:30:00+08:00"}).encode()
+    assert identity(schedule, reconcile)[:2] == ("command", NIGHT)
+
+
+@pytest.mark.parametrize("event", [HOLD_EVENT, ALARM], ids=["hold", "cloudevent"])
+def test_a_retried_event_dispatches_no_target_twice(
+    schedule: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], event: dict[str, Any]
+) -> None:
+    schedule.write_text(SCHEDULE + INCIDENT, encoding="utf-8")
+    roles = [EmulatedRole(arn=ROLE_A), EmulatedRole(arn=ROLE_B)]
+    target_run = {FUNCTION: lambda body: fc_handler.handler(body, context("fc-req-target"))}
+    with Emulator(tasks=TASKS, accounts=accounts(), roles=roles, functions=target_run) as emulator:
+        use_env(monkeypatch, emulator, schedule, ESA_FANOUT="async")
+        body = json.dumps(event).encode()
+        first = fc_handler.handler(body, context())
+        emulator.wait_for_invocations(3)
+        # FC retries the coordinator a moment later: the same bytes, a later "now"
+        again = fc_handler.handler(body, context("fc-req-coordinator-retry"))
+        assert emulator.stats["by_action_outcome"]["InvokeFunction"] == {"ok": 3, "AsyncTaskAlreadyExists": 3}
+        assert [i.outcome for i in emulator.wait_for_invocations(3)] == ["ok"] * 3
+        for account in (ACCOUNT_A, ACCOUNT_B, None):
+            assert emulator.status("access-1", account=account) == "offline"
+    assert first["ok"] is True and {t["duplicate"] for t in first["targets"].values()} == {False}
+    assert again["ok"] is True and {t["duplicate"] for t in again["targets"].values()} == {True}
+    assert {t["task_id"] for t in again["targets"].values()} == {t["task_id"] for t in first["targets"].values()}
+    refused = [line for line in parse_lines(capsys.readouterr().out) if line.get("duplicate") is True]
+    assert [line["event"] for line in refused] == ["fanout.dispatched"] * 3
+
+
+def test_a_dry_run_preview_at_the_same_instant_does_not_suppress_the_real_run(
+    schedule: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    roles = [EmulatedRole(arn=ROLE_A), EmulatedRole(arn=ROLE_B)]
+    target_run = {FUNCTION: lambda body: fc_handler.handler(body, context("fc-req-target"))}
+    preview = {"triggerTime": NIGHT, "triggerName": "preview-tick", "payload": '{"dry_run": true}'}
+    with Emulator(tasks=TASKS, accounts=accounts(), roles=roles, functions=target_run) as emulator:
+        use_env(monkeypatch, emulator, schedule, ESA_FANOUT="async")
+        fc_handler.handler(json.dumps(preview).encode(), context())
+        emulator.wait_for_invocations(3)
+        for account in (ACCOUNT_A, ACCOUNT_B, None):
+            assert statuses(emulator, account) == {"online"}
+        real = fc_handler.handler(timer(), context())
+        assert real["ok"] is True and {t["duplicate"] for t in real["targets"].values()} == {False}
+        assert [i.outcome for i in emulator.wait_for_invocations(6)] == ["ok"] * 6
+        for account in (ACCOUNT_A, ACCOUNT_B, None):
+            assert statuses(emulator, account) == {"offline"}
+
+
 def test_async_fanout_carries_hold_events_to_the_targets_they_touch(
     schedule: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -261,3 +358,44 @@ def test_credentials_esa_no_longer_accepts_are_replaced_once(
     lines = parse_lines(capsys.readouterr().out)
     refreshed = [line for line in lines if line["event"] == "target.credentials_refreshed"]
     assert [(line["target"], line["error_code"]) for line in refreshed] == [("prod-a", "InvalidAccessKeyId.NotFound")]
+
+
+def test_a_throttled_role_logs_its_retries_and_fails_with_stss_own_code(
+    schedule: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # STS answers Throttling.User with a one-second Retry-After; a 4 s function timeout leaves a
+    # 2 s deadline: one retry fits, the next wait would cross the deadline
+    roles = [EmulatedRole(arn=ROLE_A), EmulatedRole(arn=ROLE_B, throttle=True)]
+    with Emulator(tasks=TASKS, accounts=accounts(), roles=roles) as emulator:
+        use_env(monkeypatch, emulator, schedule)
+        short = context()
+        short.function.timeout = 4
+        with pytest.raises(RunFailed, match="1 of 3 target"):
+            fc_handler.handler(timer(), short)
+        assert statuses(emulator, ACCOUNT_A) == {"offline"} and statuses(emulator, ACCOUNT_B) == {"online"}
+    lines = parse_lines(capsys.readouterr().out)
+    retries = [line for line in lines if line["event"] == "api.retry"]
+    assert [(line["action"], line["error_code"], line["attempt"]) for line in retries] == [
+        ("AssumeRole", "Throttling.User", 1)
+    ]
+    (failed,) = [line for line in lines if line["event"] == "target.summary" and line["ok"] is False]
+    assert (failed["target"], failed["error_code"], failed["role_arn"]) == ("prod-b", "Throttling.User", ROLE_B)
+    assert failed["error"].startswith("AssumeRole failed after 2 attempts: DeadlineExceeded")
+    assert failed["error"].count("AssumeRole failed") == 1 and "last error Throttling.User" in failed["error"]
+    assert lines[-1]["targets"]["prod-b"]["error"] == failed["error"]
+
+
+def test_the_coordinator_logs_its_invoke_function_retries(
+    schedule: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    received: list[bytes] = []
+    faults = Faults(too_many_requests_rate=0.5, retry_after_s=0, seed=7)
+    with Emulator(tasks=TASKS, faults=faults, functions={FUNCTION: received.append}) as emulator:
+        use_env(monkeypatch, emulator, schedule, ESA_FANOUT="async")
+        coordinator = fc_handler.handler(timer(), context())
+        emulator.wait_for_invocations(3)
+        refused = emulator.stats["by_outcome"].get(TOO_MANY_REQUESTS, 0)
+    assert coordinator["ok"] is True and len(received) == 3
+    retries = [line for line in parse_lines(capsys.readouterr().out) if line["event"] == "api.retry"]
+    assert refused > 0 and len(retries) == refused
+    assert {(line["action"], line["error_code"]) for line in retries} == {("InvokeFunction", "HTTPError")}

@@ -492,7 +492,7 @@ def test_run_refuses_plain_http_off_loopback(lab: Lab, keys: Keys, url: str, no_
     assert lab.cli("run", "run", "--state-dir", str(lab.state)) == 2
     assert lab.cli("invoke", "invoke", str(lab.write("hold.json", json.dumps(HOLD)))) == 2
     err = "".join(value for label, value in lab.seen.items if label.endswith("stderr"))
-    assert f"endpoint {url!r} uses plain http on a non-loopback host" in err
+    assert f"ESA_ENDPOINT={url!r} uses plain http on a non-loopback host" in err
     assert no_connections == []
     assert not lab.state.exists()
     lab.seen.assert_clean(keys)

@@ -19,29 +19,31 @@ _REGION = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 _ACCOUNT_ID = re.compile(r"[0-9]{1,32}")
 
 
-def check_endpoint(url: str) -> str:
+def check_endpoint(url: str, variable: str | None = None) -> str:
     """Refuse endpoints that would expose signed requests; return ``scheme://host[:port]``.
 
     Plain ``http`` is only accepted on loopback, where the local emulator lives: anywhere else the
-    AccessKey id, STS token and signatures would cross the network in clear text.
+    AccessKey id, STS token and signatures would cross the network in clear text. ``variable`` is
+    the environment variable the value came from, so the refusal names what to fix.
     """
+    what = f"{variable}={url!r}" if variable else f"endpoint {url!r}"
     parts = urlsplit(url.strip())
     scheme = parts.scheme.lower()
     if scheme not in ("https", "http"):
-        raise ConfigError(f"endpoint {url!r} must start with https:// (or http:// on loopback)")
+        raise ConfigError(f"{what} must start with https:// (or http:// on loopback)")
     if parts.username is not None or parts.password is not None:
-        raise ConfigError("endpoint must not carry a user name or password")
+        raise ConfigError(f"{variable or 'endpoint'} must not carry a user name or password")
     try:
         host = parts.hostname
         port = parts.port
     except ValueError:
-        raise ConfigError(f"endpoint {url!r} has an invalid host or port") from None
+        raise ConfigError(f"{what} has an invalid host or port") from None
     if not host:
-        raise ConfigError(f"endpoint {url!r} has no host")
+        raise ConfigError(f"{what} has no host")
     if parts.path not in ("", "/") or parts.query or parts.fragment:
-        raise ConfigError(f"endpoint {url!r} must be scheme://host[:port] with no path or query")
+        raise ConfigError(f"{what} must be scheme://host[:port] with no path or query")
     if scheme == "http" and not is_loopback(host):
-        raise ConfigError(f"endpoint {url!r} uses plain http on a non-loopback host; use https://")
+        raise ConfigError(f"{what} uses plain http on a non-loopback host; use https://")
     shown_host = f"[{host}]" if ":" in host else host
     return f"{scheme}://{shown_host}" + (f":{port}" if port is not None else "")
 
@@ -79,7 +81,7 @@ def _vpc(env: Mapping[str, str]) -> bool:
 
 def _override(env: Mapping[str, str], name: str) -> str | None:
     value = config.env(name, environ=env)
-    return check_endpoint(value) if value else None
+    return check_endpoint(value, name) if value else None
 
 
 def resolve_endpoint(
@@ -113,15 +115,20 @@ def resolve_sts_endpoint(environ: Mapping[str, str] | None = None, *, region: st
     return config.DEFAULT_STS_ENDPOINT
 
 
-def resolve_fc_endpoint(environ: Mapping[str, str] | None = None, *, account_id: str, region: str) -> str:
+def resolve_fc_endpoint(environ: Mapping[str, str] | None = None, *, account_id: str | None, region: str) -> str:
     """``ESA_FC_ENDPOINT``, else FC 3.0's endpoint for the account and region; with
-    ``ESA_NETWORK=vpc`` the internal one (``<region>-internal``), which stays inside Alibaba Cloud."""
+    ``ESA_NETWORK=vpc`` the internal one (``<region>-internal``), which stays inside Alibaba Cloud.
+
+    ``account_id`` is the function's own account, from FC's context (``None`` when it has none)."""
     env = os.environ if environ is None else environ
     chosen = _override(env, config.FC_ENDPOINT)
     if chosen:
         return chosen
-    if not _ACCOUNT_ID.fullmatch(account_id):
-        raise ConfigError(f"account_id={account_id!r} is not an Alibaba Cloud account id (digits only)")
+    if account_id is None or not _ACCOUNT_ID.fullmatch(account_id):
+        raise ConfigError(
+            f"account_id={account_id!r} is not an Alibaba Cloud account id (digits only): FC's context must "
+            f"carry the function's account for its FC endpoint, or set {config.FC_ENDPOINT}"
+        )
     name = _region(env, region)
     host_region = f"{name}-internal" if _vpc(env) else name
     return config.DEFAULT_FC_ENDPOINT.format(account_id=account_id, region=host_region)

@@ -1,9 +1,10 @@
 """FC 3.0 ``InvokeFunction`` (API 2023-03-30), asynchronous only: how a coordinator hands targets out.
 
 A large fleet is fanned out by invoking the scheduler's own function once per target. Each call
-carries an async task id derived from the trigger and the target (``async_task_id``), so that when FC
-retries the coordinator, FC itself refuses the repeat (HTTP 409) and no target runs twice; that
-refusal is the expected outcome of a retry, so it is reported as ``ALREADY_DISPATCHED``, not raised.
+carries an async task id derived from the delivered event and the target (``async_task_id``), so
+that when FC retries the coordinator, FC itself refuses the repeat (HTTP 409, in its asynchronous
+task mode) and no target runs twice; that refusal is the expected outcome of a retry, so it is
+reported as ``ALREADY_DISPATCHED``, not raised.
 
 Imported only by the coordinator in ``ESA_FANOUT=async``, to keep the timer path's cold start.
 """
@@ -12,13 +13,12 @@ from __future__ import annotations
 
 import hashlib
 import re
-from datetime import datetime
+from collections.abc import Sequence
 from typing import Any
 
 from esa_scheduler.edge.acs import AcsClient, ApiRequest, ClientSettings
 from esa_scheduler.edge.credentials import Credentials
 from esa_scheduler.edge.responses import EsaApiError
-from esa_scheduler.timeutil import UTC
 
 FC_API_VERSION = "2023-03-30"
 ACTION = "InvokeFunction"
@@ -29,23 +29,24 @@ DUPLICATE_TASK_STATUS = 409
 FC_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,127}")
 """FC's rule for function names and async task ids: a letter or ``_`` first, then letters, digits,
 ``_`` and ``-``, 128 characters at most (nothing in them needs escaping in a URL path)."""
-_QUALIFIER = re.compile(r"[A-Za-z0-9_-]{1,128}")
+FC_QUALIFIER = re.compile(r"[A-Za-z0-9_-]{1,128}")
+"""A function version number or alias name."""
 _NOT_IN_TASK_ID = re.compile(r"[^A-Za-z0-9_-]")
 
 
-def async_task_id(kind: str, at: datetime, target: str) -> str:
-    """A task id FC accepts that depends only on what is dispatched: the event's kind, the
-    coordinator's instant (aware) and the target, so that an FC retry of the coordinator sends the
-    same ids again and FC refuses them.
+def async_task_id(delivery: Sequence[str], target: str) -> str:
+    """A task id FC accepts that depends only on the delivered event and the target.
 
-    Characters FC does not allow become ``-``; a short hash of the exact target keeps targets that
-    differ only in those characters (``prod.cn``, ``prod-cn``) apart.
+    ``delivery`` is the event's identity (``events.delivery_identity``): an FC retry of the
+    coordinator redelivers the same event, so it sends the same ids again and FC refuses them, while
+    two different events (a dry-run preview trigger at the real one's instant, a second hold) never
+    share one. The readable part shows the event and the target in FC's console; characters FC does
+    not allow become ``-``, and a hash of the exact parts keeps apart what that would merge
+    (``prod.cn`` and ``prod-cn``) or what the length cut would.
     """
-    if at.tzinfo is None:
-        raise ValueError(f"at {at.isoformat()} must be aware")
-    digest = hashlib.sha256(f"{kind}\0{target}".encode()).hexdigest()[:10]
-    instant = at.astimezone(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    return _NOT_IN_TASK_ID.sub("-", f"esa-{kind}-{instant}-{target}")[:100] + f"-{digest}"
+    parts = ("esa", *delivery, target)
+    digest = hashlib.sha256("\0".join(parts).encode()).hexdigest()[:20]
+    return _NOT_IN_TASK_ID.sub("-", "-".join(parts))[:100] + f"-{digest}"
 
 
 class FcClient(AcsClient):
@@ -62,7 +63,7 @@ class FcClient(AcsClient):
         for name, value in (("function_name", function_name), ("task_id", task_id)):
             if not FC_NAME.fullmatch(value):
                 raise ValueError(f"{name} {value!r} must be a letter or _ then letters, digits, _ or -, 128 at most")
-        if qualifier is not None and not _QUALIFIER.fullmatch(qualifier):
+        if qualifier is not None and not FC_QUALIFIER.fullmatch(qualifier):
             raise ValueError(f"qualifier {qualifier!r} must be a version number or an alias name")
         request = ApiRequest(
             ACTION,

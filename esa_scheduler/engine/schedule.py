@@ -206,7 +206,8 @@ class ScheduleFileSpec(_Strict):
     incidents: list[IncidentSpec] = Field(default_factory=list)
     expect: list[ExpectSpec] = Field(default_factory=list)
     notify: list[NotifySpec] = Field(default_factory=list)
-    targets: list[TargetSpec] = Field(default_factory=list)
+    targets: list[TargetSpec] = Field(default_factory=list, json_schema_extra={"minItems": 1})
+    """An empty list is refused when the file is read (``_parse_file``); the schema tells editors the same."""
 
     @field_validator("version", mode="before")
     @classmethod
@@ -415,6 +416,9 @@ def _parse_file(file: Path, problems: list[str]) -> _ParsedFile | None:
             entry = _validate_entry(model, item, (key, index), raw, file, problems)
             if entry is not None:
                 entries[key].append((index, entry))
+    if raw.get("targets") == []:
+        # an empty fleet would manage nothing at all; without the key the function's own account is managed
+        problems.append(f"{file}: targets: empty list; omit the key to use the function's own account")
     try:
         spec = ScheduleFileSpec.model_validate(top)
     except ValidationError as exc:

@@ -96,11 +96,10 @@ def check_target_selectors(
     if not selectors:
         problems.append(f"{where}.targets: empty list (leave 'targets' out to mean every target)")
         return ()
-    names = [t.name for t in targets]
     for i, selector in enumerate(selectors):
-        if not any(applies_to_target((selector,), name) for name in names):
-            kind = "matches no target" if _GLOB.search(selector) else "is not a declared target"
-            problems.append(f"{where}.targets[{i}]: {selector!r} {kind} (targets: {', '.join(names)})")
+        problem = unmatched_selector(selector, targets)
+        if problem is not None:
+            problems.append(f"{where}.targets[{i}]: {problem}")
     return tuple(selectors)
 
 
@@ -120,12 +119,26 @@ def holds_for(holds: Iterable[Hold], target: str) -> tuple[Hold, ...]:
     return tuple(h for h in holds if applies_to(h, target))
 
 
+def _known(targets: Sequence[ScheduleTarget]) -> str:
+    return ", ".join(t.name for t in targets) or "none are declared"
+
+
 def unknown_target(name: str | None, targets: Sequence[ScheduleTarget]) -> str | None:
     """Why ``name`` (from an event or ``--target``) names no target, or ``None`` when it does (or is unset)."""
     if name is None or any(t.name == name for t in targets):
         return None
-    known = ", ".join(t.name for t in targets) or "none are declared"
-    return f"{name!r} is not a target of the schedule (targets: {known})"
+    return f"{name!r} is not a target of the schedule (targets: {_known(targets)})"
+
+
+def unmatched_selector(selector: str, targets: Sequence[ScheduleTarget]) -> str | None:
+    """Why a ``targets:`` selector (a name or a glob, from the schedule, an event or ``hold add
+    --target``) selects no target, or ``None`` when it selects one: a name gets ``unknown_target``'s
+    message wherever it was written."""
+    if any(applies_to_target((selector,), t.name) for t in targets):
+        return None
+    if not _GLOB.search(selector):
+        return unknown_target(selector, targets)
+    return f"{selector!r} matches no target (targets: {_known(targets)})"
 
 
 def select_targets(targets: Sequence[ScheduleTarget], name: str | None) -> tuple[ScheduleTarget, ...]:

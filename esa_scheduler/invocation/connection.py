@@ -8,7 +8,7 @@ log retries the same way and obey the same deadline.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,8 +16,9 @@ from esa_scheduler import config
 from esa_scheduler.edge.acs import ClientSettings
 from esa_scheduler.edge.client import EsaClient
 from esa_scheduler.edge.credentials import Credentials, resolve_credentials
-from esa_scheduler.edge.endpoints import resolve_endpoint
+from esa_scheduler.edge.endpoints import resolve_endpoint, resolve_fc_endpoint, resolve_sts_endpoint
 from esa_scheduler.edge.responses import EsaApiError
+from esa_scheduler.errors import ConfigError
 from esa_scheduler.logs import RunLog
 
 
@@ -44,6 +45,34 @@ def fc_field(context: Any, *path: str) -> Any:
 
 
 @dataclass(frozen=True)
+class SelfFunction:
+    """This function as FC's ``InvokeFunction`` addresses it: how an ``async`` coordinator invokes itself."""
+
+    endpoint: str
+    name: str
+    qualifier: str | None
+
+
+def _self_function(context: Any, env: Mapping[str, str]) -> SelfFunction:
+    """Name, qualifier and FC endpoint of this function, from FC's context (and ``ESA_FC_ENDPOINT``)."""
+    from esa_scheduler.edge.fc_invoke import FC_NAME, FC_QUALIFIER
+
+    name, qualifier = fc_field(context, "function", "name"), fc_field(context, "function", "qualifier") or None
+    if not isinstance(name, str) or not FC_NAME.fullmatch(name):
+        raise ConfigError(
+            f"function.name {name!r} in FC's context is not an FC function name: {config.FANOUT}=async "
+            "invokes the function by it"
+        )
+    if qualifier is not None and not (isinstance(qualifier, str) and FC_QUALIFIER.fullmatch(qualifier)):
+        raise ConfigError(f"function.qualifier {qualifier!r} in FC's context is not an FC version or alias")
+    account_id, region = fc_field(context, "account_id"), fc_field(context, "region")
+    endpoint = resolve_fc_endpoint(
+        env, account_id=None if account_id is None else str(account_id), region=str(region or "")
+    )
+    return SelfFunction(endpoint, name, qualifier)
+
+
+@dataclass(frozen=True)
 class Edge:
     """The invocation's identity and settings: the base of every client the run builds."""
 
@@ -55,10 +84,28 @@ class Edge:
     deadline: float | None
     endpoint: str
     """The ESA endpoint without a fleet target's own: the override, ``ESA_ENDPOINT`` or the region's."""
+    sts_endpoint: str | None = None
+    """Where ``AssumeRole`` goes; resolved only when a target of the run has a role."""
+    function: SelfFunction | None = None
+    """This function, resolved only when the run fans out over FC (``ESA_FANOUT=async``)."""
 
     @classmethod
-    def resolve(cls, override: Target, context: Any, environ: Mapping[str, str], deadline: float | None) -> Edge:
-        """Raises ``UserError`` for unusable settings or missing credentials (nothing has changed yet)."""
+    def resolve(
+        cls,
+        override: Target,
+        context: Any,
+        environ: Mapping[str, str],
+        deadline: float | None,
+        *,
+        assume_roles: bool = False,
+        invoke_self: bool = False,
+    ) -> Edge:
+        """Raises ``UserError`` for unusable settings or missing credentials (nothing has changed yet).
+
+        ``assume_roles`` (a target has a ``role_arn``) and ``invoke_self`` (async fan-out) also
+        resolve the STS endpoint and this function's FC address, so a bad ``ESA_STS_ENDPOINT``,
+        ``ESA_FC_ENDPOINT`` or FC context is refused before a hold is written, not halfway through.
+        """
         env = dict(environ)
         region = fc_field(context, "region")
         if isinstance(region, str) and region and not env.get(config.FC_REGION):
@@ -66,7 +113,10 @@ class Edge:
         # a bad ESA_ENDPOINT or region fails here, before anything changed
         endpoint = resolve_endpoint(env, explicit=override.endpoint)
         credentials = override.credentials or resolve_credentials(fc_context=context, environ=env)
-        return cls(override, credentials, env, ClientSettings.from_env(env), context, deadline, endpoint)
+        sts_endpoint = (override.sts_endpoint or resolve_sts_endpoint(env)) if assume_roles else None
+        function = _self_function(context, env) if invoke_self else None
+        settings = ClientSettings.from_env(env)
+        return cls(override, credentials, env, settings, context, deadline, endpoint, sts_endpoint, function)
 
     def esa_endpoint(self, region: str | None = None, explicit: str | None = None) -> str:
         """A target's own endpoint, else the override (or ``ESA_ENDPOINT``), else the region's.
@@ -80,21 +130,27 @@ class Edge:
         self, log: RunLog, *, endpoint: str | None = None, credentials: Credentials | None = None
     ) -> EsaClient:
         """An ESA client that logs each retry as ``api.retry`` on ``log``."""
-
-        def retrying(error: EsaApiError, delay: float) -> None:
-            log.warning(
-                "api.retry",
-                action=error.action,
-                error_code=error.code,
-                error=str(error),
-                attempt=error.attempts,
-                delay_ms=round(delay * 1000),
-            )
-
         return EsaClient(
             endpoint or self.endpoint,
             credentials or self.credentials,
             self.settings,
-            on_retry=retrying,
+            on_retry=retry_logger(log),
             deadline=self.deadline,
         )
+
+
+def retry_logger(log: RunLog) -> Callable[[EsaApiError, float], None]:
+    """``on_retry`` for any client of the run (ESA, STS, FC): each retry is one ``api.retry`` line,
+    so a call that ends in an error shows what it went through first, whichever API it was."""
+
+    def retrying(error: EsaApiError, delay: float) -> None:
+        log.warning(
+            "api.retry",
+            action=error.action,
+            error_code=error.code,
+            error=str(error),
+            attempt=error.attempts,
+            delay_ms=round(delay * 1000),
+        )
+
+    return retrying

@@ -7,6 +7,7 @@ that is not exactly one of them is refused with the field it failed on, before a
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Mapping
@@ -20,7 +21,7 @@ from esa_scheduler.engine.schedule import IncidentRule, MatchSpec, Schedule, Sta
 from esa_scheduler.engine.targets import check_target_selectors, unknown_target
 from esa_scheduler.errors import EventError, first_problem
 from esa_scheduler.invocation.holds import Hold, check_hold_id, new_hold_id
-from esa_scheduler.timeutil import parse_duration, parse_instant
+from esa_scheduler.timeutil import parse_duration, parse_instant, utc_iso
 
 MAX_EVENT_BYTES = 256 * 1024
 MAX_DEPTH = 32
@@ -183,6 +184,40 @@ class Intent:
     sources: tuple[str, ...] = field(default=())
     target: str | None = None
     touched: tuple[str, ...] = ()
+    delivery: tuple[str, ...] = ()
+    """What identifies the delivered event, whenever it is read (see ``delivery_identity``)."""
+
+
+def _body_digest(body: bytes | str | Mapping[str, Any] | list[Any]) -> str:
+    """SHA-256 of the body as received: FC redelivers the very same bytes when it retries an event.
+
+    Bodies handed over already parsed (the CLI, tests) are digested in one canonical JSON form.
+    """
+    if isinstance(body, (bytes, bytearray)):
+        raw = bytes(body)
+    elif isinstance(body, str):
+        raw = body.encode("utf-8", "surrogatepass")
+    else:
+        raw = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return hashlib.sha256(raw).hexdigest()
+
+
+def delivery_identity(
+    body: bytes | str | Mapping[str, Any] | list[Any], timer: TimerEvent | None, carried: list[str], kind: str
+) -> tuple[str, ...]:
+    """The identity of one delivered event, so that a retried delivery and only it looks the same.
+
+    A lone timer event is its trigger firing: ``triggerName``, ``triggerTime`` (as an instant) and the
+    ``dry_run``/``force`` options of its payload, so a dry-run preview trigger firing at the same
+    instant as the real one is a different event. Any other body is its digest as received (an FC or
+    EventBridge retry redelivers it unchanged, while ``now`` moves on), after its ``kind`` and what
+    it carries that an operator recognises (hold ids, ``at``); two different bodies never share it.
+    """
+    if timer is not None:
+        options = timer.options()
+        flags = [name for name, on in (("dry-run", options.dry_run), ("force", options.force)) if on]
+        return ("timer", timer.triggerName, utc_iso(parse_instant(timer.triggerTime)), *flags)
+    return (kind, *carried, _body_digest(body)[:16])
 
 
 def _too_deep(value: Any) -> bool:
@@ -276,7 +311,10 @@ class EventReader:
         sources: list[str] = []
         target: str | None = None
         touched: list[str] = []
-        for index, item in enumerate(decode_body(body)):
+        carried: list[str] = []
+        timers: list[TimerEvent] = []
+        items = decode_body(body)
+        for index, item in enumerate(items):
             where = f"event[{index}]"
             result = self._one(item, where)
             if isinstance(result, TimerEvent):
@@ -284,28 +322,38 @@ class EventReader:
                 options = result.options()
                 dry_run, force = dry_run or options.dry_run, force or options.force
                 sources.append(f"timer:{result.triggerName or 'timer'}")
+                timers.append(result)
                 continue
             if isinstance(result, Hold):
                 holds.append(result)
                 sources.append(f"incident:{result.id}")
+                carried.append(result.id)
                 continue
             if isinstance(result, IncidentRelease):
                 release_ids.append(result.hold_id)
                 sources.append(f"incident:{result.hold_id}")
+                carried.append(result.hold_id)
                 continue
             dry_run, force = dry_run or result.dry_run, force or result.force
             sources.append(f"command:{result.action}")
             if isinstance(result, ReconcileCommand):
-                at = parse_instant(result.at) if result.at else at
+                if result.at:
+                    at = parse_instant(result.at)
+                    carried.append(utc_iso(at))
                 target = self._target(result.target, f"{where}.target") or target
                 touched.extend(result.touched)
             elif isinstance(result, HoldCommand):
                 holds.append(self._hold(result, where))
+                if result.id is not None:
+                    carried.append(result.id)
             elif isinstance(result, ReleaseCommand):
                 if result.id is not None:
                     release_ids.append(result.id)
+                    carried.append(result.id)
                 else:
                     release_tasks.extend(result.tasks or ())
+        lone_timer = timers[0] if len(items) == 1 and timers else None
+        kind = "-".join(sorted({source.split(":", 1)[0] for source in sources}))
         return Intent(
             at,
             dry_run,
@@ -316,6 +364,7 @@ class EventReader:
             tuple(sources),
             target,
             tuple(touched),
+            delivery_identity(body, lone_timer, carried, kind),
         )
 
     def _target(self, name: str | None, where: str) -> str | None:

@@ -1,10 +1,13 @@
 """Fleet runs: one reconcile per target, inline in this invocation or fanned out over FC.
 
-``inline`` (the default, and always on the CLI) reconciles every target concurrently, each with its
-own client, pacing and concurrency (ESA's quotas are per account) under the run's one deadline.
+``inline`` (the default, and always for ``esa-scheduler run``) reconciles every target
+concurrently, each with its own client, pacing and concurrency (ESA's quotas are per account)
+under the run's one deadline; ``esa-scheduler invoke`` runs the handler as FC would, either way.
 ``async`` (``ESA_FANOUT=async``, for fleets too large for one invocation) makes this invocation a
 coordinator: it asks Function Compute to run the same function once per target, with an
-idempotency key so an FC retry of the coordinator dispatches nothing twice. A target that fails
+idempotency key made of the delivered event's identity and the target, so an FC retry of the
+coordinator (the same event again) dispatches nothing twice, and a different event (a dry-run
+preview at the same instant, a second hold) is never mistaken for one. A target that fails
 (its role cannot be assumed, ESA refuses, every call is throttled) fails alone, and the run
 reports it by name.
 """
@@ -21,11 +24,11 @@ from typing import TYPE_CHECKING, Any
 
 from esa_scheduler import config
 from esa_scheduler.edge.credentials import Credentials
-from esa_scheduler.edge.responses import EsaApiError
+from esa_scheduler.edge.responses import DeadlineExceeded, EsaApiError
 from esa_scheduler.engine.schedule import Schedule
 from esa_scheduler.engine.targets import ScheduleTarget, holds_for, project
 from esa_scheduler.errors import ConfigError
-from esa_scheduler.invocation.connection import Edge, fc_field
+from esa_scheduler.invocation.connection import Edge, retry_logger
 from esa_scheduler.invocation.reconciler import AfterReconcile, Reconciler, RunRequest, RunSummary
 from esa_scheduler.invocation.statefile import record_completed_run
 from esa_scheduler.logs import RunLog
@@ -79,7 +82,7 @@ class FleetRun:
 
     async def reconcile(self, request: RunRequest, since: Mapping[str, Any]) -> RunSummary:
         """Every target concurrently; each target's outcome is its own, the run's is all of them."""
-        sts = self._sts_client() if any(t.role_arn for t in self.targets) else None
+        sts = self._sts_client(self.edge.sts_endpoint) if self.edge.sts_endpoint else None
         try:
             outcomes = await asyncio.gather(
                 *(self._one(target, replace(request, since=since[target.name]), sts) for target in self.targets)
@@ -101,12 +104,16 @@ class FleetRun:
             if outcome.get("ok"):
                 record_completed_run(self.state, at, name)
 
-    def _sts_client(self) -> StsClient:
-        from esa_scheduler.edge.endpoints import resolve_sts_endpoint
+    def _sts_client(self, endpoint: str) -> StsClient:
         from esa_scheduler.edge.sts import StsClient
 
-        endpoint = self.edge.override.sts_endpoint or resolve_sts_endpoint(self.edge.env)
-        return StsClient(endpoint, self.edge.credentials, self.edge.settings, deadline=self.edge.deadline)
+        return StsClient(
+            endpoint,
+            self.edge.credentials,
+            self.edge.settings,
+            on_retry=retry_logger(self.log),
+            deadline=self.edge.deadline,
+        )
 
     async def _credentials(self, target: ScheduleTarget, sts: StsClient | None) -> Credentials:
         if target.role_arn is None or sts is None:
@@ -135,8 +142,10 @@ class FleetRun:
         try:
             credentials = await self._credentials(target, sts)
         except EsaApiError as exc:
-            summary = RunSummary(request.at, request.dry_run, "enforce", error=f"AssumeRole failed: {exc}")
-            log.error("target.summary", **summary.to_json(), error_code=exc.code, role_arn=target.role_arn)
+            # the deadline is why STS stopped being asked, not what STS answered: report STS's last code
+            code = exc.last_code if isinstance(exc, DeadlineExceeded) and exc.last_code else exc.code
+            summary = RunSummary(request.at, request.dry_run, "enforce", error=str(exc))
+            log.error("target.summary", **summary.to_json(), error_code=code, role_arn=target.role_arn)
             return summary
         endpoint = self.edge.esa_endpoint(region=target.region, explicit=target.endpoint)
         client = self.edge.esa_client(log, endpoint=endpoint, credentials=credentials)
@@ -167,12 +176,6 @@ def _combined(request: RunRequest, outcomes: dict[str, RunSummary]) -> RunSummar
     return summary
 
 
-def dispatch_kind(intent: Intent) -> str:
-    """What triggered the coordinator (``timer``, ``command``, ``incident``...), part of the FC task id:
-    the same trigger at the same instant gives the same id, so FC refuses a retried dispatch."""
-    return "-".join(sorted({source.split(":", 1)[0] for source in intent.sources})) or "event"
-
-
 def dispatch_event(target: str, intent: Intent, touched: Sequence[str]) -> bytes:
     """What each target's invocation receives: reconcile this target at the coordinator's instant."""
     event: dict[str, Any] = {"action": "reconcile", "target": target, "at": utc_iso(intent.at)}
@@ -186,28 +189,25 @@ def dispatch_event(target: str, intent: Intent, touched: Sequence[str]) -> bytes
 
 
 async def dispatch(run: FleetRun, intent: Intent, touched: Sequence[str]) -> RunSummary:
-    """Invoke this function asynchronously once per target; the coordinator changes nothing in ESA."""
-    from esa_scheduler.edge.endpoints import resolve_fc_endpoint
+    """Invoke this function asynchronously once per target; the coordinator changes nothing in ESA.
+
+    A dispatch FC refuses as a duplicate (``duplicate: true``) is not a failure: its task id is
+    the same delivered event's, so an earlier delivery of this very event dispatched that target.
+    """
     from esa_scheduler.edge.fc_invoke import ALREADY_DISPATCHED, FcClient, async_task_id
 
-    context, edge = run.edge.context, run.edge
-    function = fc_field(context, "function", "name")
-    account_id, region = fc_field(context, "account_id"), fc_field(context, "region")
-    if not isinstance(function, str) or not function:
-        raise ConfigError(f"{config.FANOUT}=async needs FC's context (function name) to invoke itself")
-    endpoint = resolve_fc_endpoint(edge.env, account_id=str(account_id or ""), region=str(region or ""))
-    qualifier = fc_field(context, "function", "qualifier")
+    edge, function = run.edge, run.edge.function
+    assert function is not None, "Edge.resolve(invoke_self=True) resolves the function for a coordinator"
     outcomes: dict[str, dict[str, Any]] = {}
-    async with FcClient(endpoint, edge.credentials, edge.settings, deadline=edge.deadline) as fc:
+    async with FcClient(
+        function.endpoint, edge.credentials, edge.settings, on_retry=retry_logger(run.log), deadline=edge.deadline
+    ) as fc:
 
         async def one(target: ScheduleTarget) -> None:
-            key = async_task_id(dispatch_kind(intent), intent.at, target.name)
+            key = async_task_id(intent.delivery, target.name)
             try:
                 request_id = await fc.invoke_async(
-                    function,
-                    dispatch_event(target.name, intent, touched),
-                    key,
-                    qualifier if isinstance(qualifier, str) and qualifier else None,
+                    function.name, dispatch_event(target.name, intent, touched), key, function.qualifier
                 )
             except EsaApiError as exc:
                 outcomes[target.name] = {"ok": False, "task_id": key, "error": str(exc)}

@@ -130,8 +130,11 @@ def execute(
     try:
         schedule = load_schedule(schedule_path)
         intent = EventReader(schedule, now_utc()).read(body)
-        edge = Edge.resolve(target or Target(), context, env, deadline)
         fanout = fleet_fanout(schedule, intent, context, env)
+        roles = any(t.role_arn for t in select_targets(schedule.targets, intent.target))
+        edge = Edge.resolve(
+            target or Target(), context, env, deadline, assume_roles=roles, invoke_self=fanout == "async"
+        )
         root = state_dir(state)
         if not intent.dry_run:
             check_writable(root)
