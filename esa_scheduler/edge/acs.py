@@ -97,9 +97,6 @@ class ClientSettings:
         )
 
 
-# CL
-
-
 @dataclass(frozen=True)
 class ApiRequest:
     """One logical call: RPC style (``GET /`` with a query) or ROA style (a path and a body)."""
