@@ -590,12 +590,37 @@ def test_validate_checks_the_structure_without_the_variables(
     assert problem in err and "Traceback" not in err
 
 
-def test_a_url_pasted_into_url_env_is_not_echoed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    token = f"pasted-token-{uuid.uuid4().hex}"
-    url = f"https://oapi.dingtalk.com/robot/send?access_token={token}"
-    path = write_schedule(tmp_path, NOTIFY_BASE + f"  - {{name: x, kind: dingtalk, url_env: '{url}'}}\n")
-    code, _, err = run_cli(capsys, "validate", "--schedule", str(path))
-    assert code == 2 and "url_env must name an environment variable" in err and token not in err
+PASTED = uuid.uuid4().hex + uuid.uuid4().hex
+
+
+@pytest.mark.parametrize(
+    ("field_name", "value", "shown"),
+    [
+        ("url_env", f"https://oapi.dingtalk.com/robot/send?access_token={PASTED}", PASTED),
+        ("secret_env", f"SEC{PASTED}", PASTED),
+        ("secret_env", f"SEC{PASTED[:12]}", PASTED[:12]),
+        ("secret_env", f"SEC{PASTED.upper()}", PASTED.upper()),
+        ("url_env", "12345678901234567890", "12345678901234567890"),
+        ("url_env", "ops_dingtalk_url", "ops_dingtalk_url"),
+        ("url_env", "", None),
+    ],
+    ids=["url", "secret", "short-secret", "secret-over-64-chars", "number", "lower-case", "empty"],
+)
+def test_a_value_pasted_where_a_variable_name_belongs_is_refused_and_never_echoed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], field_name: str, value: str, shown: str | None
+) -> None:
+    """A variable name is what FC accepts (A-Z, 0-9, _; at most 64): a token or a secret never passes."""
+    extra = f", {field_name}: {json.dumps(value)}" if field_name == "secret_env" else ""
+    url_env = json.dumps(value) if field_name == "url_env" else "OPS_URL"
+    path = write_schedule(tmp_path, NOTIFY_BASE + f"  - {{name: x, kind: dingtalk, url_env: {url_env}{extra}}}\n")
+    code, out, err = run_cli(capsys, "validate", "--schedule", str(path))
+    assert code == 2 and out == ""
+    (line,) = err.splitlines()
+    assert line.endswith(
+        f"notify[0] (x): {field_name} must name an environment variable "
+        "(A-Z, 0-9 and _, not starting with a digit, at most 64 characters), not hold its value"
+    )
+    assert shown is None or shown not in err
 
 
 def test_a_valid_notify_section_validates_without_its_variables(
