@@ -514,6 +514,37 @@ def test_only_token_like_parts_of_a_url_are_masked(rig: Rig) -> None:
     assert named(lines, "run.summary")[0]["ok"] is True
 
 
+@pytest.mark.parametrize("padding", [0, 190], ids=["whole", "across-the-detail-cut"])
+def test_every_credential_in_a_url_is_masked_even_when_the_service_echoes_it(rig: Rig, padding: int) -> None:
+    """A short token (15 characters), a shorter ``key``, any long query value and the userinfo
+    password: a service that echoes the request must not put any of them into the logs, not even
+    the part of one that the 200-character detail keeps."""
+    token, key, label = uuid.uuid4().hex[:15], uuid.uuid4().hex[:5], uuid.uuid4().hex[:9]
+    password = "pw-" + uuid.uuid4().hex[:7]
+
+    def echo(request: Received) -> Answer:
+        auth = base64.b64decode(request.headers["authorization"].removeprefix("Basic ")).decode()
+        return 200, {
+            "errcode": 300001,
+            "errmsg": "x" * padding + f"{request.query['access_token']} {request.query} {auth}",
+        }
+
+    with Receiver(echo) as receiver:
+        rig.write("  - {name: echo, kind: dingtalk, url_env: ECHO_URL}")
+        host = receiver.base.removeprefix("http://")
+        query = f"access_token={token}&key={key}&label={label}&async=true"
+        rig.env["ECHO_URL"] = f"http://robot:{password}@{host}/robot/send?{query}"
+        summary, lines = rig.run(reconcile(NIGHT))
+
+    assert summary.notify_failed == 1 and len(receiver.received) == 1
+    (failed,) = named(lines, "notify.failed")
+    assert failed["code"] == "300001" and "***" in failed["error"]
+    logged = json.dumps(lines)
+    assert not [value for value in (token, token[:8], key, label, password) if value in logged]
+    if not padding:
+        assert "'async': 'true'" in failed["error"], "short values of ordinary keys stay readable"
+
+
 # --------------------------------------------------------------------------- notify test, validate
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -39,6 +40,11 @@ BASE_DELAY = 0.5
 MAX_DELAY = 8.0
 MIN_ATTEMPT = 1.0
 _TOKEN_MIN_CHARS = 16
+"""A last path segment this long is a token (Feishu's hook id, a webhook's secret path)."""
+_QUERY_VALUE_MIN_CHARS = 8
+"""Any query value this long is masked: services echo the request, and a short token is still one."""
+_CREDENTIAL_KEY = re.compile(r"token|key|secret|sig|pass|auth", re.IGNORECASE)
+"""Query keys whose values are masked whatever their length (``access_token``, ``key``, ``sign``...)."""
 
 
 class TargetConfigError(Exception):
@@ -69,15 +75,20 @@ class Delivery:
 
 
 def _register_url(url: str) -> None:
-    """Mask the whole URL and its token-like parts: long query values and a long last path segment.
+    """Mask the whole URL and every part that may be a credential: the userinfo password, every query
+    value of a credential-like key (``access_token``, ``key``, ``sig``...), every other query value
+    of 8 characters or more, and a long last path segment.
 
-    Short values (``async=true``) are left alone: masking them would garble every log line."""
+    Short values of other keys (``async=true``) are left alone: masking them would garble every log
+    line. The masker ignores values under 4 characters for the same reason."""
     register_secret(url)
     parts = urlsplit(url)
     register_secret(parts.password)
     last = parts.path.rstrip("/").rsplit("/", 1)[-1]
-    for value in (last, *(value for _, value in parse_qsl(parts.query))):
-        if len(value) >= _TOKEN_MIN_CHARS:
+    if len(last) >= _TOKEN_MIN_CHARS:
+        register_secret(last)
+    for key, value in parse_qsl(parts.query):
+        if _CREDENTIAL_KEY.search(key) or len(value) >= _QUERY_VALUE_MIN_CHARS:
             register_secret(value)
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from esa_scheduler.invocation.notify.message import Message
-from esa_scheduler.invocation.notify.wire import DETAIL_CHARS, Answer, Outgoing, hmac_sha256, json_body
+from esa_scheduler.invocation.notify.wire import Answer, Outgoing, detail, hmac_sha256, json_body
 from esa_scheduler.timeutil import utc_iso
 
 CONTENT_TYPE = "application/cloudevents+json; charset=utf-8"
@@ -46,4 +46,4 @@ def prepare(url: str, secret: str | None, message: Message, now: datetime, event
 
 def answer(status: int, body: bytes) -> Answer:
     """Any 2xx is delivered; the HTTP status is the code."""
-    return Answer(200 <= status < 300, None, body[:DETAIL_CHARS].decode("utf-8", "replace"))
+    return Answer(200 <= status < 300, None, detail(body.decode("utf-8", "replace")))

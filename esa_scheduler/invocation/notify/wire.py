@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from esa_scheduler.logs import redact
+
 JSON_TYPE = "application/json; charset=utf-8"
 DETAIL_CHARS = 200
 
@@ -60,14 +62,20 @@ def with_query(url: str, extra: str) -> str:
     return urlunsplit(parts._replace(query=query))
 
 
+def detail(text: str) -> str:
+    """A service's message as a log detail: masked before it is cut, so that no part of an echoed
+    token survives the cut, and cut to ``DETAIL_CHARS``."""
+    return redact(text)[:DETAIL_CHARS]
+
+
 def coded_answer(body: bytes, field: str, throttled: frozenset[str]) -> Answer:
     """Read ``{field: 0, ...msg}`` answers; a non-JSON body is a failure without a code."""
     try:
         payload = json.loads(body)
     except ValueError:
-        return Answer(False, None, body[:DETAIL_CHARS].decode("utf-8", "replace"))
+        return Answer(False, None, detail(body.decode("utf-8", "replace")))
     if not isinstance(payload, dict) or field not in payload:
-        return Answer(False, None, body[:DETAIL_CHARS].decode("utf-8", "replace"))
+        return Answer(False, None, detail(body.decode("utf-8", "replace")))
     code = str(payload[field])
     message = payload.get("errmsg") or payload.get("msg") or payload.get("StatusMessage") or ""
-    return Answer(code == "0", code, str(message)[:DETAIL_CHARS], code in throttled)
+    return Answer(code == "0", code, detail(str(message)), code in throttled)
