@@ -514,6 +514,49 @@ def test_only_token_like_parts_of_a_url_are_masked(rig: Rig) -> None:
     assert named(lines, "run.summary")[0]["ok"] is True
 
 
+def test_a_malformed_url_fails_its_target_alone(rig: Rig) -> None:
+    rig.write(
+        rig.target("ops", "dingtalk"),
+        "  - {name: letters, kind: webhook, url_env: LETTERS_PORT_URL}",
+        "  - {name: huge, kind: webhook, url_env: HUGE_PORT_URL}",
+        "  - {name: spaced, kind: webhook, url_env: SPACED_URL}",
+    )
+    rig.env.update(
+        LETTERS_PORT_URL="https://example.com:abc/hook",
+        HUGE_PORT_URL="https://example.com:99999/hook",
+        SPACED_URL="https://exa mple.com/hook",
+    )
+    summary, lines = rig.run(reconcile(NIGHT))
+
+    assert [line["target"] for line in named(lines, "notify.sent")] == ["ops"]
+    errors = {line["target"]: (line["error"], line["attempts"]) for line in named(lines, "notify.failed")}
+    assert errors == {
+        "letters": ("the URL in LETTERS_PORT_URL is not a valid URL", 0),
+        "huge": ("the URL in HUGE_PORT_URL has a port outside 1-65535", 0),
+        "spaced": ("the URL in SPACED_URL is not a valid URL", 0),
+    }
+    assert (summary.notified, summary.notify_failed) == (1, 3)
+
+
+def test_an_unforeseen_error_in_one_delivery_fails_that_target_alone(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the exception's type is reported: its text may quote the URL."""
+    from esa_scheduler.invocation.notify import webhook
+
+    def broken(url: str, *args: Any) -> Any:
+        raise RuntimeError(f"cannot prepare {url}")
+
+    monkeypatch.setattr(webhook, "prepare", broken)
+    rig.write(rig.target("ops", "dingtalk"), rig.target("hook", "webhook"))
+    summary, lines = rig.run(reconcile(NIGHT))
+
+    assert len(rig.receivers["ops"].received) == 1 and rig.receivers["hook"].received == []
+    assert [line["target"] for line in named(lines, "notify.sent")] == ["ops"]
+    (failed,) = named(lines, "notify.failed")
+    assert failed["target"] == "hook" and failed["error"] == "unexpected error: RuntimeError"
+    assert "stage" not in failed
+    assert (summary.notified, summary.notify_failed) == (1, 1)
+
+
 @pytest.mark.parametrize("padding", [0, 190], ids=["whole", "across-the-detail-cut"])
 def test_every_credential_in_a_url_is_masked_even_when_the_service_echoes_it(rig: Rig, padding: int) -> None:
     """A short token (15 characters), a shorter ``key``, any long query value and the userinfo
@@ -568,6 +611,16 @@ def test_notify_test_prints_the_services_answer(
     )
     code, _, err = run_cli(capsys, "notify", "test", "nope", "--schedule", str(rig.schedule))
     assert code == 2 and err.strip() == "notify test: no notify target named 'nope' (targets: ops, refused)"
+
+
+def test_notify_test_with_a_malformed_url_prints_one_line(
+    rig: Rig, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rig.write("  - {name: ops, kind: dingtalk, url_env: OPS_URL}")
+    monkeypatch.setenv("OPS_URL", "https://oapi.dingtalk.com:abc/robot/send?access_token=0123456789abcdef")
+    code, out, err = run_cli(capsys, "notify", "test", "ops", "--schedule", str(rig.schedule))
+    assert code == 1 and "Traceback" not in err
+    assert out == "ops (dingtalk): FAILED after 0 attempt(s): no HTTP answer: the URL in OPS_URL is not a valid URL\n"
 
 
 NOTIFY_BASE = """\

@@ -39,6 +39,7 @@ MAX_ATTEMPTS = 5
 BASE_DELAY = 0.5
 MAX_DELAY = 8.0
 MIN_ATTEMPT = 1.0
+MAX_PORT = 65535
 _TOKEN_MIN_CHARS = 16
 """A last path segment this long is a token (Feishu's hook id, a webhook's secret path)."""
 _QUERY_VALUE_MIN_CHARS = 8
@@ -82,7 +83,10 @@ def _register_url(url: str) -> None:
     Short values of other keys (``async=true``) are left alone: masking them would garble every log
     line. The masker ignores values under 4 characters for the same reason."""
     register_secret(url)
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # not a URL: the whole text is masked, and read_target refuses it
+        return
     register_secret(parts.password)
     last = parts.path.rstrip("/").rsplit("/", 1)[-1]
     if len(last) >= _TOKEN_MIN_CHARS:
@@ -93,7 +97,9 @@ def _register_url(url: str) -> None:
 
 
 def read_target(target: NotifyTarget, environ: Mapping[str, str]) -> tuple[str, str | None]:
-    """The target's URL and secret from the environment, checked: https, or http on loopback only."""
+    """The target's URL and secret from the environment, checked as the HTTP client will read the
+    URL (a port it cannot use would otherwise fail the send with an error that quotes the URL):
+    https, or http on loopback only."""
     spec = target.spec
     url = config.env(spec.url_env, environ=environ)
     if not url:
@@ -106,11 +112,15 @@ def read_target(target: NotifyTarget, environ: Mapping[str, str]) -> tuple[str, 
             raise TargetConfigError(f"{spec.secret_env} is not set (the signing secret of notify target {spec.name})")
         register_secret(secret)
     try:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-    except ValueError:
+        parsed = httpx.URL(url)
+        host, port = parsed.host, parsed.port
+    except (httpx.InvalidURL, ValueError):
         raise TargetConfigError(f"the URL in {spec.url_env} is not a valid URL") from None
-    scheme = parts.scheme.lower()
+    if any(c.isspace() or not c.isprintable() for c in url):
+        raise TargetConfigError(f"the URL in {spec.url_env} is not a valid URL")
+    if port is not None and not 0 < port <= MAX_PORT:
+        raise TargetConfigError(f"the URL in {spec.url_env} has a port outside 1-{MAX_PORT}")
+    scheme = parsed.scheme
     if not host or scheme not in ("https", "http") or (scheme == "http" and not is_loopback(host)):
         raise TargetConfigError(f"the URL in {spec.url_env} must start with https:// (http:// only on loopback)")
     return url, secret
@@ -139,7 +149,26 @@ async def deliver(
     event_id: str,
     log: RunLog,
 ) -> Delivery:
-    """Send until the service accepts, refuses for good, or the deadline leaves no room to retry."""
+    """Send until the service accepts, refuses for good, or the deadline leaves no room to retry.
+
+    Never raises: the targets of a run are sent to together, and an error nobody foresaw (a bug,
+    an exception of the HTTP client) must fail this target alone. Only its type is kept, since
+    its text may quote the URL."""
+    try:
+        return await _deliver(http, target, message, environ, deadline, event_id, log)
+    except Exception as exc:
+        return Delivery(target, False, 0, detail=f"unexpected error: {type(exc).__name__}")
+
+
+async def _deliver(
+    http: httpx.AsyncClient,
+    target: NotifyTarget,
+    message: Message,
+    environ: Mapping[str, str],
+    deadline: float,
+    event_id: str,
+    log: RunLog,
+) -> Delivery:
     try:
         url, secret = read_target(target, environ)
     except TargetConfigError as exc:
