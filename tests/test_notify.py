@@ -9,6 +9,7 @@ a wrong signature shows up as ``notify.failed`` with the service's code.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -31,8 +32,10 @@ from helpers import Answer, Received, Receiver, parse_lines, run_cli, write_sche
 
 from esa_scheduler.edge.credentials import Credentials
 from esa_scheduler.emulator import EMULATOR_ACCESS_KEY_ID, EMULATOR_ACCESS_KEY_SECRET, Emulator
+from esa_scheduler.engine.schedule import load_schedule
 from esa_scheduler.invocation.function import Target, execute
 from esa_scheduler.invocation.holds import Hold, HoldStore
+from esa_scheduler.invocation.notify.message import Section
 from esa_scheduler.invocation.reconciler import RunSummary
 from esa_scheduler.timeutil import now_utc, utc_iso
 
@@ -92,6 +95,8 @@ def dingtalk_service(token: str, secret: str | None) -> Callable[[Received], Ans
         body = request.json()
         if body.get("msgtype") != "markdown" or not body["markdown"].get("title") or not body["markdown"].get("text"):
             return 200, {"errcode": 40035, "errmsg": "missing parameter"}
+        if len(body["markdown"]["text"].encode()) > 20000:
+            return 200, {"errcode": 460101, "errmsg": "message too long"}
         return 200, {"errcode": 0, "errmsg": "ok"}
 
     return respond
@@ -110,6 +115,8 @@ def feishu_service(token: str, secret: str | None) -> Callable[[Received], Answe
         post = body.get("content", {}).get("post", {}).get("zh_cn", {})
         if body.get("msg_type") != "post" or not post.get("title") or not post.get("content"):
             return 200, {"code": 9499, "msg": "Bad Request"}
+        if len(request.body) > 20000:
+            return 200, {"code": 9499, "msg": "request body exceeds 20KB"}
         return 200, {"code": 0, "msg": "success", "data": {}}
 
     return respond
@@ -357,6 +364,27 @@ def test_reminders_are_announced_once_across_consecutive_ticks(rig: Rig) -> None
     )
 
 
+def test_reminders_hidden_behind_and_n_more_go_out_at_the_next_tick(tmp_path: Path) -> None:
+    """Twelve transitions are coming; WeCom shows ten and "and 2 more": only the ten are recorded."""
+    windows = "".join(
+        f"  - {{name: w{i:02d}, tasks: [r{i:02d}], status: offline, cron: '{i} 1 * * *', duration: 1h}}\n"
+        for i in range(12)
+    )
+    tasks = "".join(f"  - name: r{i:02d}\n" for i in range(12))
+    with make_rig(tmp_path, [{"TaskName": f"r{i:02d}", "Status": "online"} for i in range(12)]) as rig:
+        entry = rig.target("ops", "wecom", send_on=["reminders"], before="1h")
+        text = f"version: 1\ntimezone: UTC\ntasks:\n{tasks}windows:\n{windows}notify:\n{entry}\n"
+        write_schedule(rig.schedule.parent, text)
+        notified = [rig.run(timer(at))[0].notified for at in ("2026-11-28T00:30:00Z", "2026-11-28T00:31:00Z")]
+        notified.append(rig.run(timer("2026-11-28T00:32:00Z"))[0].notified)
+        first, second = (text_of("wecom", r) for r in rig.receivers["ops"].received)
+
+    assert notified == [1, 1, 0]
+    assert "Coming up (12)" in first and "- and 2 more" in first and "r09 goes offline" in first
+    assert "r10" not in first and "Coming up (2)" in second
+    assert "r10 goes offline at 01:10Z for window w10" in second and "r11 goes offline" in second
+
+
 def test_failures_and_a_blocked_run_are_reported(rig: Rig) -> None:
     rig.write(rig.target("ops", "wecom"), rig.target("hook", "webhook"))
     rig.emulator.script_fault("access-a", "InvalidParameter", count=10)
@@ -425,6 +453,54 @@ def test_a_target_only_hears_about_its_tasks_and_long_lists_are_cut(tmp_path: Pa
         text = text_of("wecom", rig.receivers["all"].received[0])
         assert "Changed (32)" in text and "- and 22 more" in text
         assert len([line for line in text.splitlines() if "online -> offline" in line]) == 10
+
+
+def test_a_hold_on_many_tasks_fits_wecom(tmp_path: Path) -> None:
+    """A hold lists its first tasks and "and N more", like every list; WeCom takes 4096 bytes."""
+    names = [f"edge-logs-production-{'x' * 30}-{i:02d}" for i in range(80)]
+    with make_rig(tmp_path, [*SEED, *({"TaskName": name, "Status": "online"} for name in names)]) as rig:
+        write_schedule(rig.schedule.parent, "version: 1\ntasks:\n  - pattern: edge-logs-*\n", name="bulk.yaml")
+        rig.write(rig.target("ops", "wecom"))
+        summary, lines = rig.run(
+            {"action": "hold", "tasks": names, "status": "offline", "ttl": "1h", "reason": "CDN move"}
+        )
+
+        assert summary.counts["updated"] == 81 and summary.notified == 1, named(lines, "notify.failed")
+        text = text_of("wecom", rig.receivers["ops"].received[0])
+    assert len(text.encode()) <= 4096
+    assert f"{', '.join(names[:5])}, and 75 more offline" in text
+    assert "Changed (81)" in text, "the 80 and access-b, offline outside the nightly window"
+
+
+def _sections(line: str, count: int) -> tuple[Section, ...]:
+    return tuple(Section(f"第{n}节 ({count})", tuple(f"{n}-{i} {line}" for i in range(count))) for n in range(8))
+
+
+@pytest.mark.parametrize(("kind", "limit"), [("dingtalk", 20000), ("feishu", 20000), ("wecom", 4096)])
+def test_each_chat_service_gets_at_most_its_byte_limit_even_of_multibyte_text(rig: Rig, kind: str, limit: int) -> None:
+    """Eight sections of 1,000 Chinese characters a line are too big even at one line each: the last
+    lines are cut, whole, and a note says so."""
+    from esa_scheduler.invocation.notify.dispatch import send_all
+    from esa_scheduler.invocation.notify.message import Message
+    from esa_scheduler.logs import RunLog
+
+    rig.write(rig.target("ops", kind))
+    target = load_schedule(str(rig.schedule)).notify[0]
+    message = Message("esa-scheduler.run.failed", now_utc(), "esa-scheduler 测试", _sections("失败" * 500, 40), {})
+    (delivery,) = asyncio.run(
+        send_all([(target, message)], rig.env, time.monotonic() + 10, RunLog(stream=io.StringIO()))
+    )
+
+    assert delivery.ok, delivery.detail
+    request = rig.receivers["ops"].received[0]
+    text = text_of(kind, request)
+    assert text.endswith(f"… (cut to fit {kind}'s limit)")
+    markdown = request.json().get("markdown", {})
+    measured = request.body if kind == "feishu" else str(markdown.get("text") or markdown["content"]).encode()
+    assert limit // 2 < len(measured) <= limit
+    shown = [line for line in text.splitlines() if "失败" in line]
+    assert shown and all(line.endswith("失败" * 500) for line in shown), "lines are dropped whole"
+    assert "第7节" not in text
 
 
 # --------------------------------------------------------------------------- never in the way
@@ -730,6 +806,7 @@ LOADED_NOTIFY_MODULES = """\
 import io, json, sys
 from esa_scheduler.edge.credentials import Credentials
 from esa_scheduler.emulator import EMULATOR_ACCESS_KEY_ID, EMULATOR_ACCESS_KEY_SECRET, Emulator
+from esa_scheduler.engine.schedule import load_schedule
 from esa_scheduler.invocation.function import Target, execute
 with Emulator(tasks=[{"TaskName": "access-a", "Status": "online"}]) as emulator:
     target = Target(emulator.url, Credentials(EMULATOR_ACCESS_KEY_ID, EMULATOR_ACCESS_KEY_SECRET))

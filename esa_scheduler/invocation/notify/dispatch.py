@@ -78,10 +78,10 @@ class Notifier:
         if messages:
             deadline = self.deadline if self.deadline is not None else time.monotonic() + BUDGET_WITHOUT_DEADLINE
             deliveries = await send_all(messages, self.environ, deadline, self.log)
-            for (target, message), delivery in zip(messages, deliveries, strict=True):
-                if delivery.ok and message.reminders:
+            for target, delivery in zip((t for t, _ in messages), deliveries, strict=True):
+                if delivery.ok and delivery.reminders:
                     stale = True
-                    sent.update({r.key(target.spec.name): r.at for r in message.reminders})
+                    sent.update({r.key(target.spec.name): r.at for r in delivery.reminders})
             summary.notified = sum(1 for d in deliveries if d.ok)
             summary.notify_failed = len(deliveries) - summary.notified
         if stale:

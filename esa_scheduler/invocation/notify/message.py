@@ -1,9 +1,10 @@
 """What one run tells one target: a title, short sections, and the same facts as data for webhooks.
 
 A run produces at most one message per target, never one per task, and chat messages stay short:
-every list is cut after ``limit`` lines with "and N more". Times are shown in the zone of the file
-that declares the target, with UTC beside them, because the people reading live in that zone and
-the logs they will compare with are in UTC.
+every list is cut after ``limit`` lines with "and N more", and each chat service's byte limit is
+enforced on the final text (a message over it is refused, again on every retry). Times are shown
+in the zone of the file that declares the target, with UTC beside them, because the people reading
+live in that zone and the logs they will compare with are in UTC.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from esa_scheduler.timeutil import UTC, utc_iso
 
 SAFETY_PREFIX = "safety: "
 MAX_FIELD_CHARS = 300
+NAMES_PER_LINE = 5
+"""Task names one line lists (a hold's, a reminder's) before "and N more"."""
 
 
 @dataclass(frozen=True)
@@ -55,11 +58,29 @@ class RunFacts:
 
 
 @dataclass(frozen=True)
+class Line:
+    """One rendered line, and the reminder it announces (only those shown are recorded as sent)."""
+
+    text: str
+    reminder: Reminder | None = None
+
+
+@dataclass(frozen=True)
 class Section:
-    """A heading and its lines, in the order they are shown."""
+    """A heading and its lines, in the order they are shown; ``reminders`` are what the lines of the
+    reminders section announce, one per line."""
 
     heading: str
     lines: tuple[str, ...]
+    reminders: tuple[Reminder, ...] = ()
+
+    def items(self, limit: int) -> list[Line]:
+        """The first ``limit`` lines, and "and N more" for the rest."""
+        announced: Sequence[Reminder | None] = self.reminders or [None] * len(self.lines)
+        lines = [Line(text, reminder) for text, reminder in zip(self.lines, announced, strict=True)]
+        if len(lines) <= limit:
+            return lines
+        return [*lines[:limit], Line(f"and {len(lines) - limit} more")]
 
 
 @dataclass(frozen=True)
@@ -71,36 +92,72 @@ class Message:
     title: str
     sections: tuple[Section, ...]
     data: dict[str, Any]
-    reminders: tuple[Reminder, ...] = ()
 
-    def markdown(self, limit: int) -> str:
+    @property
+    def reminders(self) -> tuple[Reminder, ...]:
+        """Every reminder the message carries (a chat service may show fewer)."""
+        return tuple(r for section in self.sections for r in section.reminders)
+
+    def markdown_lines(self, limit: int) -> list[Line]:
         """Markdown for DingTalk and WeCom: a bold title, then each section as a short list."""
-        parts = [f"**{self.title}**"]
+        lines = [Line(f"**{self.title}**")]
         for section in self.sections:
-            parts.append(f"**{section.heading}**\n\n" + "\n".join(f"- {line}" for line in cut(section.lines, limit)))
-        return "\n\n".join(parts)
+            lines += [Line(""), Line(f"**{section.heading}**"), Line("")]
+            lines += [Line(f"- {item.text}", item.reminder) for item in section.items(limit)]
+        return lines
 
-    def plain_lines(self, limit: int) -> list[str]:
+    def plain_lines(self, limit: int) -> list[Line]:
         """Plain text lines (Feishu posts): headings, then indented items."""
-        lines: list[str] = []
+        lines: list[Line] = []
         for section in self.sections:
-            lines.append(section.heading)
-            lines.extend(f"  • {line}" for line in cut(section.lines, limit))
+            lines.append(Line(section.heading))
+            lines += [Line(f"  • {item.text}", item.reminder) for item in section.items(limit)]
         return lines
 
 
-def cut(lines: Sequence[str], limit: int) -> list[str]:
-    """The first ``limit`` lines, and "and N more" for the rest."""
-    if len(lines) <= limit:
-        return list(lines)
-    return [*lines[:limit], f"and {len(lines) - limit} more"]
+def cut(names: Sequence[str], limit: int) -> list[str]:
+    """The first ``limit`` names, and "and N more" for the rest."""
+    if len(names) <= limit:
+        return list(names)
+    return [*names[:limit], f"and {len(names) - limit} more"]
 
 
-def fit(render: Callable[[int], str], max_bytes: int, limit: int) -> int:
-    """The most lines per section (``limit`` at most) whose rendering fits the service's size limit."""
-    while limit > 1 and len(render(limit).encode()) > max_bytes:
+@dataclass(frozen=True)
+class Fitted:
+    """The lines a chat service gets, and the reminders among them."""
+
+    lines: tuple[str, ...]
+    reminders: tuple[Reminder, ...]
+
+
+def cut_note(kind: str) -> str:
+    """The last line of a message cut to the service's size limit."""
+    return f"… (cut to fit {kind}'s limit)"
+
+
+def fit(
+    render: Callable[[int], list[Line]],
+    size: Callable[[Sequence[str]], int],
+    max_bytes: int,
+    limit: int,
+    note: Sequence[str],
+) -> Fitted:
+    """The lines whose ``size`` (bytes, as the service counts them) is at most ``max_bytes``.
+
+    First fewer lines per section (``limit`` halved down to one: every section stays visible, each
+    ending in "and N more"); if one line per section is still too much, the last lines go and
+    ``note`` says so. Lines are dropped whole, so multi-byte text is never split."""
+    while limit > 1 and size([line.text for line in render(limit)]) > max_bytes:
         limit //= 2
-    return limit
+    lines = render(limit)
+    texts = [line.text for line in lines]
+    if size(texts) > max_bytes:
+        kept, over = 0, len(lines)  # the longest prefix that fits with the note (binary search)
+        while over - kept > 1:
+            middle = (kept + over) // 2
+            kept, over = (middle, over) if size([*texts[:middle], *note]) <= max_bytes else (kept, middle)
+        lines, texts = lines[:kept], [*texts[:kept], *note]
+    return Fitted(tuple(texts), tuple(line.reminder for line in lines if line.reminder is not None))
 
 
 def when(instant: datetime, tz: ZoneInfo, reference: datetime) -> str:
@@ -126,7 +183,7 @@ def _hold_line(verb: str, hold: Hold, tz: ZoneInfo, reference: datetime) -> str:
     who = f", by {_short(hold.by)}" if hold.by else ""
     reason = f", reason: {_short(hold.reason)}" if hold.reason else ""
     return (
-        f"{verb} {hold.id}: {', '.join(hold.tasks)} {hold.status}{reason}{who}, "
+        f"{verb} {hold.id}: {', '.join(cut(hold.tasks, NAMES_PER_LINE))} {hold.status}{reason}{who}, "
         f"expires {when(hold.expires_at, tz, reference)}"
     )
 
@@ -170,7 +227,7 @@ def compose(target: NotifyTarget, facts: RunFacts, reminders: Sequence[Reminder]
         sections.append(Section(f"Holds ({len(hold_lines)})", hold_lines))
     if upcoming:
         lines = tuple(_reminder_line(r, tz, at) for r in upcoming)
-        sections.append(Section(f"Coming up ({len(upcoming)})", lines))
+        sections.append(Section(f"Coming up ({len(upcoming)})", lines, tuple(upcoming)))
     if not sections:
         return None
     kinds = (("run.blocked", blocked), ("run.failed", failed or run_error), ("run.changed", changed))
@@ -193,11 +250,11 @@ def compose(target: NotifyTarget, facts: RunFacts, reminders: Sequence[Reminder]
         "holds": {verb: [h.model_dump(mode="json") for h in found] for verb, found in holds.items()},
         "reminders": [r.to_json() for r in upcoming],
     }
-    return Message(f"esa-scheduler.{event}", at, title, tuple(sections), data, tuple(upcoming))
+    return Message(f"esa-scheduler.{event}", at, title, tuple(sections), data)
 
 
 def _reminder_line(reminder: Reminder, tz: ZoneInfo, reference: datetime) -> str:
-    names = ", ".join(cut(reminder.tasks, 5))
+    names = ", ".join(cut(reminder.tasks, NAMES_PER_LINE))
     verb = "goes" if len(reminder.tasks) == 1 else "go"
     kind, _, name = reminder.source.partition(":")
     why = f" for {kind} {name}" if name else " (schedule default)"

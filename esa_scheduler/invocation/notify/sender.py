@@ -26,7 +26,7 @@ from esa_scheduler import __version__, config
 from esa_scheduler.edge.endpoints import is_loopback
 from esa_scheduler.edge.retry import retry_after
 from esa_scheduler.invocation.notify import dingtalk, feishu, webhook, wecom
-from esa_scheduler.invocation.notify.message import Message
+from esa_scheduler.invocation.notify.message import Message, Reminder
 from esa_scheduler.invocation.notify.model import NotifyTarget
 from esa_scheduler.invocation.notify.wire import Answer
 from esa_scheduler.logs import RunLog, redact, register_secret
@@ -54,7 +54,8 @@ class TargetConfigError(Exception):
 
 @dataclass(frozen=True)
 class Delivery:
-    """How sending to one target ended; ``detail`` is the service's message (or why nothing was sent)."""
+    """How sending to one target ended; ``detail`` is the service's message (or why nothing was sent);
+    ``reminders`` are the ones the accepted message showed, the only ones to record as sent."""
 
     target: NotifyTarget
     ok: bool
@@ -62,6 +63,7 @@ class Delivery:
     http_status: int | None = None
     code: str | None = None
     detail: str = ""
+    reminders: tuple[Reminder, ...] = ()
 
     def log_fields(self) -> dict[str, object]:
         """The ``notify.sent``/``notify.failed`` fields."""
@@ -200,7 +202,7 @@ async def _deliver(
             status, hinted = response.status_code, retry_after(response.headers)
             answer = service.answer(status, response.content)
             if 200 <= status < 300 and answer.ok:
-                return Delivery(target, True, attempts, status, answer.code, answer.detail)
+                return Delivery(target, True, attempts, status, answer.code, answer.detail, outgoing.reminders)
             retry = status == 429 or status >= 500 or answer.throttled
         if not retry or attempts >= MAX_ATTEMPTS:
             return Delivery(target, False, attempts, status, answer.code, answer.detail or f"HTTP {status}")

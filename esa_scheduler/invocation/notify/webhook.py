@@ -41,7 +41,7 @@ def prepare(url: str, secret: str | None, message: Message, now: datetime, event
     headers = {"Content-Type": CONTENT_TYPE}
     if secret:
         headers[SIGNATURE_HEADER] = signature(secret, body)
-    return Outgoing(url, headers, body)
+    return Outgoing(url, headers, body, message.reminders)
 
 
 def answer(status: int, body: bytes) -> Answer:

@@ -10,11 +10,15 @@ import base64
 import hashlib
 import hmac
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from esa_scheduler.logs import redact
+
+if TYPE_CHECKING:
+    from esa_scheduler.invocation.notify.message import Reminder
 
 JSON_TYPE = "application/json; charset=utf-8"
 DETAIL_CHARS = 200
@@ -22,11 +26,13 @@ DETAIL_CHARS = 200
 
 @dataclass(frozen=True)
 class Outgoing:
-    """One POST: where, with which headers, and the exact bytes (signatures cover these bytes)."""
+    """One POST: where, with which headers, and the exact bytes (signatures cover these bytes);
+    ``reminders`` are the ones the body shows (a long list may hide some behind "and N more")."""
 
     url: str
     headers: dict[str, str]
     body: bytes
+    reminders: tuple[Reminder, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -42,6 +48,11 @@ class Answer:
 def json_body(payload: dict[str, Any]) -> bytes:
     """UTF-8 JSON, not ASCII-escaped: the chat services count message size in bytes."""
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def markdown_bytes(lines: Sequence[str]) -> int:
+    """The size of markdown text as the chat services count it: UTF-8 bytes."""
+    return len("\n".join(lines).encode("utf-8"))
 
 
 def hmac_sha256(key: str, message: str | bytes) -> bytes:
