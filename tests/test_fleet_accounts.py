@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import clean_environment, endpoint_env, fc_context, parse_lines, set_env, write_schedule
+from helpers import Receiver, clean_environment, endpoint_env, fc_context, parse_lines, set_env, write_schedule
 
 import handler as fc_handler
 from esa_scheduler.edge.sts import RoleSessionCache
@@ -218,6 +218,39 @@ def test_async_fanout_dispatches_once_per_target_and_never_twice(
     dispatched = [line for line in lines if line["event"] == "fanout.dispatched"]
     assert len(dispatched) == 6 and sum(1 for line in dispatched if line.get("duplicate")) == 3
     assert sorted(r["targets"].popitem()[0] for r in runs) == ["prod-a", "prod-b", "self"]
+
+
+def test_async_fanout_target_invocations_each_send_their_own_message(
+    schedule: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each dispatched invocation is a run of its own: its message names its target, in the title and
+    in the CloudEvents id, so that ids never collide; the coordinator, which changed nothing, is silent."""
+    write_schedule(
+        schedule.parent, SCHEDULE + 'notify:\n  - {"name": "hook", "kind": "webhook", "url_env": "HOOK_URL"}\n'
+    )
+    roles = [EmulatedRole(arn=ROLE_A), EmulatedRole(arn=ROLE_B)]
+    with Receiver(lambda request: (202, {})) as hook:
+        with Emulator(
+            tasks=TASKS,
+            accounts=accounts(),
+            roles=roles,
+            functions={FUNCTION: lambda event: fc_handler.handler(event, context("fc-req-target"))},
+        ) as emulator:
+            use_env(monkeypatch, emulator, schedule, ESA_FANOUT="async", HOOK_URL=f"{hook.base}/hook")
+            coordinator = fc_handler.handler(timer(), context())
+            assert all(i.outcome == "ok" for i in emulator.wait_for_invocations(3))
+        events = sorted((r.json() for r in hook.received), key=lambda event: event["data"]["target"])
+    assert coordinator["notified"] == 0
+    assert [e["data"]["target"] for e in events] == ["prod-a", "prod-b", "self"]
+    lines = parse_lines(capsys.readouterr().out)
+    run_ids = {line["target"]: line["run_id"] for line in lines if line["event"] == "target.summary"}
+    assert [e["id"] for e in events] == [f"{run_ids[name]}.{name}.hook" for name in ("prod-a", "prod-b", "self")]
+    assert all(
+        len(e["data"]["results"]) == 3 and {r["target"] for r in e["data"]["results"]} == {e["data"]["target"]}
+        for e in events
+    )
+    summaries = [line for line in lines if line["event"] == "run.summary" and line.get("mode") != "fanout"]
+    assert sorted(line["notified"] for line in summaries) == [1, 1, 1]
 
 
 def test_async_fanout_carries_hold_events_to_the_targets_they_touch(

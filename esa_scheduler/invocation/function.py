@@ -12,10 +12,9 @@ import asyncio
 import os
 import time
 from collections.abc import Mapping
-from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any, NamedTuple, TextIO
+from typing import TYPE_CHECKING, Any, NamedTuple, TextIO
 
 from esa_scheduler import config
 from esa_scheduler.edge.client import EsaClient
@@ -29,6 +28,9 @@ from esa_scheduler.invocation.reconciler import AfterReconcile, Reconciler, RunR
 from esa_scheduler.invocation.statefile import last_completed_run, record_completed_run, transitions_since
 from esa_scheduler.logs import RunLog
 from esa_scheduler.timeutil import now_utc
+
+if TYPE_CHECKING:
+    from esa_scheduler.invocation.notify.dispatch import Notifier
 
 __all__ = ["RunFailed", "Target", "apply_hold_changes", "deadline_from", "execute", "fail_on_error", "handle"]
 
@@ -176,14 +178,23 @@ def _notifier(
     environ: Mapping[str, str],
     deadline: float | None,
     log: RunLog,
-) -> AfterReconcile | None:
+) -> Notifier | None:
     """Notifications after the reconcile, only for schedules with ``notify:`` (imported lazily)."""
     if not schedule.notify:
         return None
     from esa_scheduler.invocation.notify.dispatch import Notifier
 
     return Notifier(
-        schedule, changes.current, changes.previous, intent.new_holds, changes.released, root, environ, deadline, log
+        schedule,
+        changes.current,
+        changes.previous,
+        intent.new_holds,
+        changes.released,
+        root,
+        environ,
+        deadline,
+        log,
+        serves=intent.target,
     )
 
 
@@ -191,7 +202,6 @@ def _run_fleet(
     schedule: Schedule, intent: Intent, edge: Edge, log: RunLog, root: Path, fanout: str | None
 ) -> RunSummary:
     """Holds are written once, by this invocation; then every target is reconciled or dispatched."""
-    from esa_scheduler.engine.targets import holds_for, project
     from esa_scheduler.invocation.fleet import FleetRun, dispatch
 
     targets = select_targets(schedule.targets, intent.target)
@@ -199,19 +209,8 @@ def _run_fleet(
     earliest = min(since.values())
     changes = apply_hold_changes(intent, HoldStore(root), log, earliest)
 
-    def notifier_for(target: str, target_log: RunLog) -> AfterReconcile | None:
-        """Each target notifies about its own tasks, and keeps its own reminder record."""
-        scoped = HoldChanges(
-            holds_for(changes.current, target),
-            holds_for(changes.previous, target),
-            changes.touched,
-            holds_for(changes.released, target),
-        )
-        scoped_intent = replace(intent, new_holds=holds_for(intent.new_holds, target))
-        folder = root / "targets" / target
-        return _notifier(project(schedule, target), scoped_intent, scoped, folder, edge.env, edge.deadline, target_log)
-
-    run = FleetRun(schedule, targets, edge, log, root, notifier_for)
+    notifier = _notifier(schedule, intent, changes, root, edge.env, edge.deadline, log)
+    run = FleetRun(schedule, targets, edge, log, root, notifier)
     if fanout == "async":
         return asyncio.run(dispatch(run, intent, (*changes.touched, *intent.touched)))
     summary = asyncio.run(run.reconcile(_request(intent, changes, earliest, edge.deadline), since))

@@ -1,9 +1,10 @@
-"""After the reconcile: compose each target's message, send them all at once, log and count outcomes.
+"""After the reconcile: compose each notify entry's message, send them all at once, log and count outcomes.
 
 ``Notifier`` is what ``function.execute`` hands to the reconciler when the schedule has ``notify:``
-entries; it runs once the ESA calls are done and before ``run.summary`` is written, so the summary
-carries ``notified`` and ``notify_failed``. It never raises for a delivery problem: a missing
-variable, a refusing or silent service all end as one ``notify.failed`` line.
+entries (and what a fleet run calls once every fleet target is done); it runs once the ESA calls
+are done and before ``run.summary`` is written, so the summary carries ``notified`` and
+``notify_failed``. It never raises for a delivery problem: a missing variable, a refusing or
+silent service all end as one ``notify.failed`` line.
 """
 
 from __future__ import annotations
@@ -17,9 +18,18 @@ from pathlib import Path
 
 from esa_scheduler.engine.planner import Planner
 from esa_scheduler.engine.schedule import Schedule, load_schedule
+from esa_scheduler.engine.targets import holds_for, project
 from esa_scheduler.errors import ConfigError
 from esa_scheduler.invocation.holds import Hold
-from esa_scheduler.invocation.notify.message import Message, Reminder, RunFacts, compose, probe_message, task_filter
+from esa_scheduler.invocation.notify.message import (
+    Message,
+    Reminder,
+    RunFacts,
+    Scope,
+    compose,
+    probe_message,
+    task_filter,
+)
 from esa_scheduler.invocation.notify.model import NotifyTarget
 from esa_scheduler.invocation.notify.reminders import ReminderStore
 from esa_scheduler.invocation.notify.sender import BUDGET_WITHOUT_DEADLINE, Delivery, deliver, new_http
@@ -29,7 +39,10 @@ from esa_scheduler.timeutil import now_utc
 
 
 class Notifier:
-    """Everything a run's notifications need besides the summary, gathered by ``execute``."""
+    """Everything a run's notifications need besides the summary, gathered by ``execute``.
+
+    ``serves`` is the one fleet target of an invocation that an ``async`` fan-out dispatched: that
+    invocation is a run of its own and sends its own messages, titled with the target."""
 
     def __init__(
         self,
@@ -42,6 +55,7 @@ class Notifier:
         environ: Mapping[str, str],
         deadline: float | None,
         log: RunLog,
+        serves: str | None = None,
     ) -> None:
         self.schedule = schedule
         self.holds = tuple(holds)
@@ -52,6 +66,7 @@ class Notifier:
         self.environ = environ
         self.deadline = deadline
         self.log = log
+        self.serves = serves
 
     def _expired(self, at: datetime) -> tuple[Hold, ...]:
         """Holds that ran out within this tick, ``(at - tick, at]``: consecutive ticks report each once."""
@@ -59,29 +74,33 @@ class Notifier:
         since = at - self.schedule.tick
         return tuple(h for h in self.previous if since < h.expires_at <= at and h.id not in gone)
 
-    async def __call__(self, summary: RunSummary) -> None:
-        """Send (or, on a dry run, skip) and set ``summary.notified``/``notify_failed``."""
-        targets = self.schedule.notify
+    async def __call__(self, summary: RunSummary, targets: Mapping[str, RunSummary] | None = None) -> None:
+        """Send (or, on a dry run, skip) and set ``summary.notified``/``notify_failed``.
+
+        ``targets`` are a fleet run's per-target summaries (``summary`` is then the combined one):
+        each notify entry still gets one message, covering them all."""
+        entries = self.schedule.notify
         if summary.dry_run:
-            for target in targets:
-                self.log.info("notify.skipped", target=target.spec.name, kind=target.spec.kind, reason="dry run")
+            for entry in entries:
+                self.log.info("notify.skipped", target=entry.spec.name, kind=entry.spec.kind, reason="dry run")
             return
-        reminding = any("reminders" in t.spec.send_on for t in targets)
+        scopes = tuple(Scope(name, one) for name, one in targets.items()) if targets else (Scope(None, summary),)
+        reminding = any("reminders" in t.spec.send_on for t in entries)
         sent, stale = self._sent_reminders(summary.at) if reminding else ({}, False)
-        facts = RunFacts(summary, self.created, self.released, self._expired(summary.at))
+        facts = RunFacts(summary, scopes, self.serves, self.created, self.released, self._expired(summary.at))
         messages = []
-        for target in targets:
-            due = [r for r in self._reminders(target, summary) if r.key(target.spec.name) not in sent]
-            message = compose(target, facts, due)
+        for entry in entries:
+            due = [r for r in self._reminders(entry, summary.at, scopes) if r.key(entry.spec.name) not in sent]
+            message = compose(entry, facts, due)
             if message is not None:
-                messages.append((target, message))
+                messages.append((entry, message))
         if messages:
             deadline = self.deadline if self.deadline is not None else time.monotonic() + BUDGET_WITHOUT_DEADLINE
-            deliveries = await send_all(messages, self.environ, deadline, self.log)
-            for target, delivery in zip((t for t, _ in messages), deliveries, strict=True):
+            deliveries = await send_all(messages, self.environ, deadline, self.log, self.serves)
+            for entry, delivery in zip((t for t, _ in messages), deliveries, strict=True):
                 if delivery.ok and delivery.reminders:
                     stale = True
-                    sent.update({r.key(target.spec.name): r.at for r in delivery.reminders})
+                    sent.update({r.key(entry.spec.name): r.at for r in delivery.reminders})
             summary.notified = sum(1 for d in deliveries if d.ok)
             summary.notify_failed = len(deliveries) - summary.notified
         if stale:
@@ -100,31 +119,49 @@ class Notifier:
         except OSError as exc:
             self.log.warning("notify.state_unwritable", error=f"{self.store.path}: {exc.strerror}")
 
-    def _reminders(self, target: NotifyTarget, summary: RunSummary) -> list[Reminder]:
-        """Transitions of the target's tasks within its ``before`` period, one per (instant, state, reason)."""
-        ahead = target.spec.lead_time
-        if ahead is None or "reminders" not in target.spec.send_on:
+    def _reminders(self, entry: NotifyTarget, at: datetime, scopes: Sequence[Scope]) -> list[Reminder]:
+        """Transitions of the entry's tasks within its ``before`` period, one per (fleet target,
+        instant, state, reason); a fleet target's are planned as its own reconcile was."""
+        ahead = entry.spec.lead_time
+        if ahead is None or "reminders" not in entry.spec.send_on:
             return []
-        wanted = task_filter(target)
-        planner = Planner(self.schedule, summary.at, self.holds, horizon=ahead)
-        grouped: dict[tuple[datetime, str, str], list[str]] = defaultdict(list)
-        for result in summary.results:
-            task = result.decision.task
-            if result.action == "missing" or not wanted(task.ref.name):
-                continue
-            for instant, state in planner.transitions(task, summary.at + ahead):
-                grouped[(instant, state.desired, state.source)].append(task.ref.name)
-        return [Reminder(*key, tuple(sorted(names))) for key, names in sorted(grouped.items())]
+        wanted = task_filter(entry)
+        grouped: dict[tuple[str | None, datetime, str, str], list[str]] = defaultdict(list)
+        for scope in scopes:
+            schedule, holds = self.schedule, self.holds
+            if scope.name is not None:
+                schedule, holds = project(schedule, scope.name), holds_for(holds, scope.name)
+            planner = Planner(schedule, at, holds, horizon=ahead)
+            for result in scope.summary.results:
+                task = result.decision.task
+                if result.action == "missing" or not wanted(task.ref.name):
+                    continue
+                for instant, state in planner.transitions(task, at + ahead):
+                    grouped[(scope.name, instant, state.desired, state.source)].append(task.ref.name)
+        ordered = sorted(grouped.items(), key=lambda item: (item[0][1], item[0][0] or "", item[0][2:]))
+        return [
+            Reminder(instant, status, source, tuple(sorted(names)), name)
+            for (name, instant, status, source), names in ordered
+        ]
 
 
 async def send_all(
-    messages: Sequence[tuple[NotifyTarget, Message]], environ: Mapping[str, str], deadline: float, log: RunLog
+    messages: Sequence[tuple[NotifyTarget, Message]],
+    environ: Mapping[str, str],
+    deadline: float,
+    log: RunLog,
+    serves: str | None = None,
 ) -> list[Delivery]:
-    """Deliver every message concurrently and log one ``notify.sent``/``notify.failed`` line each."""
+    """Deliver every message concurrently and log one ``notify.sent``/``notify.failed`` line each.
+
+    A webhook event's id is ``<run_id>.<notify entry>``, and ``<run_id>.<fleet target>.<notify
+    entry>`` when the invocation serves one fleet target, so that ids never collide whatever the
+    run ids of a fan-out's invocations (fleet target names have no dots)."""
+    scope = f"{serves}." if serves else ""
     async with new_http() as http:
         deliveries = await asyncio.gather(
             *(
-                deliver(http, target, message, environ, deadline, f"{log.run_id}.{target.spec.name}", log)
+                deliver(http, target, message, environ, deadline, f"{log.run_id}.{scope}{target.spec.name}", log)
                 for target, message in messages
             )
         )

@@ -30,31 +30,51 @@ NAMES_PER_LINE = 5
 
 @dataclass(frozen=True)
 class Reminder:
-    """Tasks that change to ``status`` at one instant, for one reason (``window:nightly``, ``default``)."""
+    """Tasks (of fleet target ``target``, in a fleet) that change to ``status`` at one instant, for
+    one reason (``window:nightly``, ``default``)."""
 
     at: datetime
     status: str
     source: str
     tasks: tuple[str, ...]
+    target: str | None = None
 
-    def key(self, target: str) -> str:
-        """Identity of the announcement: target, instant and task set (the set hashed to stay small)."""
+    def key(self, notify: str) -> str:
+        """Identity of the announcement: notify entry, fleet target, instant and task set (the set
+        hashed to stay small). Without a fleet target it is the key schedules without targets always had."""
         digest = hashlib.sha256("\n".join(sorted(self.tasks)).encode()).hexdigest()[:24]
-        return f"{target}|{utc_iso(self.at)}|{self.status}|{digest}"
+        return "|".join([notify, *([self.target] if self.target else []), utc_iso(self.at), self.status, digest])
 
     def to_json(self) -> dict[str, Any]:
         """The reminder as webhook data."""
-        return {"at": utc_iso(self.at), "status": self.status, "source": self.source, "tasks": list(self.tasks)}
+        fields = {"at": utc_iso(self.at), "status": self.status, "source": self.source, "tasks": list(self.tasks)}
+        return {**({"target": self.target} if self.target else {}), **fields}
+
+
+@dataclass(frozen=True)
+class Scope:
+    """One reconcile a message reports on: a fleet target's (``name``), or the run's own."""
+
+    name: str | None
+    summary: RunSummary
 
 
 @dataclass(frozen=True)
 class RunFacts:
-    """What one run did, before any target's filter: results, and the holds it made, ended or saw expire."""
+    """What one run did, before any notify entry's filter: the run's summary (a fleet's combined
+    one), each reconcile in it, and the holds it made, ended or saw expire. ``serves`` is the one
+    fleet target an invocation of an ``async`` fan-out reconciles: its title names it."""
 
     summary: RunSummary
+    scopes: tuple[Scope, ...]
+    serves: str | None = None
     created: tuple[Hold, ...] = ()
     released: tuple[Hold, ...] = ()
     expired: tuple[Hold, ...] = ()
+
+    def label(self, scope: str | None) -> str:
+        """``prod-cn/`` before a task of a fleet message that covers several targets, else nothing."""
+        return f"{scope}/" if scope and not self.serves else ""
 
 
 @dataclass(frozen=True)
@@ -174,16 +194,19 @@ def _short(text: str | None) -> str:
     return value if len(value) <= MAX_FIELD_CHARS else value[: MAX_FIELD_CHARS - 1] + "…"
 
 
-def _task(result: TaskResult) -> str:
+def _move(label: str, result: TaskResult) -> str:
+    """``prod-cn/access-a (site 1001): online -> offline``."""
     ref = result.decision.task.ref
-    return ref.name if ref.site_id is None else f"{ref.name} (site {ref.site_id})"
+    task = ref.name if ref.site_id is None else f"{ref.name} (site {ref.site_id})"
+    return f"{label}{task}: {result.previous} -> {result.decision.desired}"
 
 
 def _hold_line(verb: str, hold: Hold, tz: ZoneInfo, reference: datetime) -> str:
     who = f", by {_short(hold.by)}" if hold.by else ""
     reason = f", reason: {_short(hold.reason)}" if hold.reason else ""
+    where = f" on {', '.join(cut(hold.targets, NAMES_PER_LINE))}" if hold.targets else ""
     return (
-        f"{verb} {hold.id}: {', '.join(cut(hold.tasks, NAMES_PER_LINE))} {hold.status}{reason}{who}, "
+        f"{verb} {hold.id}: {', '.join(cut(hold.tasks, NAMES_PER_LINE))} {hold.status}{where}{reason}{who}, "
         f"expires {when(hold.expires_at, tz, reference)}"
     )
 
@@ -195,66 +218,78 @@ def task_filter(target: NotifyTarget) -> Callable[[str], bool]:
 
 
 def compose(target: NotifyTarget, facts: RunFacts, reminders: Sequence[Reminder]) -> Message | None:
-    """The message for ``target``, or ``None`` when nothing it listens for happened."""
+    """The message for ``target``, or ``None`` when nothing it listens for happened.
+
+    A fleet run is one message covering every fleet target, its task lines naming the target
+    (``prod-cn/access-a: online -> offline``): the chat services throttle at about 20 messages a
+    minute, so one per target and run would not scale."""
     send_on = set(target.spec.send_on)
-    summary, tz, at = facts.summary, target.tz, facts.summary.at
+    tz, at = target.tz, facts.summary.at
     wanted = task_filter(target)
-    chosen = [r for r in summary.results if wanted(r.decision.task.ref.name)]
-    changed = [r for r in chosen if r.action == "updated"] if "changes" in send_on else []
-    failed = [r for r in chosen if r.action == "failed"] if "failures" in send_on else []
-    run_error = summary.error if "failures" in send_on else None
-    blocked = summary.blocked if "blocked" in send_on else None
-    held_back = [r for r in chosen if r.action == "skipped" and (r.error or "").startswith(SAFETY_PREFIX)]
+    chosen = [(s.name, r) for s in facts.scopes for r in s.summary.results if wanted(r.decision.task.ref.name)]
+    changed = [(n, r) for n, r in chosen if r.action == "updated"] if "changes" in send_on else []
+    failed = [(n, r) for n, r in chosen if r.action == "failed"] if "failures" in send_on else []
+    errors = [(s.name, s.summary.error) for s in facts.scopes if s.summary.error] if "failures" in send_on else []
+    blocked = [(s.name, s.summary.blocked) for s in facts.scopes if s.summary.blocked] if "blocked" in send_on else []
+    held_back = [(n, r) for n, r in chosen if r.action == "skipped" and (r.error or "").startswith(SAFETY_PREFIX)]
     holds = {"created": facts.created, "released": facts.released, "expired": facts.expired}
     if "holds" not in send_on:
         holds = dict.fromkeys(holds, ())
     elif target.spec.tasks:
         holds = {verb: tuple(holds_touching(found, target.spec.tasks)) for verb, found in holds.items()}
     upcoming = [r for r in reminders if "reminders" in send_on]
+
+    def scoped(name: str | None) -> str:
+        return f"{name}: " if facts.label(name) else ""
+
     sections: list[Section] = []
     if blocked:
-        sections.append(Section("Blocked by safety", (f"{_short(blocked)}; {len(held_back)} change(s) held back",)))
-    if run_error:
-        sections.append(Section("Run failed", (_short(run_error),)))
+        lines = tuple(
+            f"{scoped(name)}{_short(why)}; {sum(1 for n, _ in held_back if n == name)} change(s) held back"
+            for name, why in blocked
+        )
+        sections.append(Section("Blocked by safety", lines))
+    if errors:
+        sections.append(Section("Run failed", tuple(f"{scoped(name)}{_short(error)}" for name, error in errors)))
     if failed:
-        lines = tuple(f"{_task(r)}: {r.previous} -> {r.decision.desired} failed: {r.error_code}" for r in failed)
+        lines = tuple(f"{_move(facts.label(n), r)} failed: {r.error_code}" for n, r in failed)
         sections.append(Section(f"Failed ({len(failed)})", lines))
     if changed:
-        lines = tuple(f"{_task(r)}: {r.previous} -> {r.decision.desired} ({r.decision.source})" for r in changed)
+        lines = tuple(f"{_move(facts.label(n), r)} ({r.decision.source})" for n, r in changed)
         sections.append(Section(f"Changed ({len(changed)})", lines))
     hold_lines = tuple(_hold_line(verb, h, tz, at) for verb, found in holds.items() for h in found)
     if hold_lines:
         sections.append(Section(f"Holds ({len(hold_lines)})", hold_lines))
     if upcoming:
-        lines = tuple(_reminder_line(r, tz, at) for r in upcoming)
+        lines = tuple(_reminder_line(r, tz, at, facts.label(r.target)) for r in upcoming)
         sections.append(Section(f"Coming up ({len(upcoming)})", lines, tuple(upcoming)))
     if not sections:
         return None
-    kinds = (("run.blocked", blocked), ("run.failed", failed or run_error), ("run.changed", changed))
+    kinds = (("run.blocked", blocked), ("run.failed", failed or errors), ("run.changed", changed))
     event = next((name for name, present in kinds if present), "holds.changed" if hold_lines else "reminder")
     counts = [
         f"{len(changed)} changed" if changed else "",
         f"{len(failed)} failed" if failed else "",
-        "run failed" if run_error else "",
+        "run failed" if errors else "",
         "run blocked" if blocked else "",
         f"{len(hold_lines)} hold change(s)" if hold_lines else "",
         f"{len(upcoming)} reminder(s)" if upcoming else "",
     ]
-    scope = f" [{summary.target}]" if summary.target else ""
+    scope = f" [{facts.serves}]" if facts.serves else ""
     title = f"esa-scheduler{scope} at {when(at, tz, at)}: {', '.join(c for c in counts if c)}"
     reported = [*failed, *changed, *(held_back if blocked else [])]
     data = {
-        **({"target": summary.target} if summary.target else {}),
-        "summary": {k: v for k, v in summary.to_json().items() if k not in ("notified", "notify_failed")},
-        "results": [r.to_log() for r in reported],
+        **({"target": facts.serves} if facts.serves else {}),
+        "summary": {k: v for k, v in facts.summary.to_json().items() if k not in ("notified", "notify_failed")},
+        "results": [{**r.to_log(), **({"target": n} if n else {})} for n, r in reported],
         "holds": {verb: [h.model_dump(mode="json") for h in found] for verb, found in holds.items()},
         "reminders": [r.to_json() for r in upcoming],
     }
     return Message(f"esa-scheduler.{event}", at, title, tuple(sections), data)
 
 
-def _reminder_line(reminder: Reminder, tz: ZoneInfo, reference: datetime) -> str:
-    names = ", ".join(cut(reminder.tasks, NAMES_PER_LINE))
+def _reminder_line(reminder: Reminder, tz: ZoneInfo, reference: datetime, label: str) -> str:
+    names = ", ".join(cut([label + name for name in reminder.tasks], NAMES_PER_LINE))
     verb = "goes" if len(reminder.tasks) == 1 else "go"
     kind, _, name = reminder.source.partition(":")
     why = f" for {kind} {name}" if name else " (schedule default)"

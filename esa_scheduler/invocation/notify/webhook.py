@@ -2,8 +2,9 @@
 
 The body is the JSON event format (``Content-Type: application/cloudevents+json``) with
 ``specversion``, ``id``, ``source``, ``type``, ``time`` and ``data`` (the run summary and the
-reported task results, holds and reminders). The ``id`` is the run id and target name, the same
-on every retry, so a receiver can drop duplicates. With a secret, ``X-Esa-Scheduler-Signature:
+reported task results, holds and reminders). The ``id`` is the run id and notify entry name (and
+the fleet target between them when the invocation serves one), the same on every retry, so a
+receiver can drop duplicates. With a secret, ``X-Esa-Scheduler-Signature:
 sha256=<hex>`` is the HMAC-SHA256 of the exact body bytes keyed by the secret.
 """
 
