@@ -440,6 +440,30 @@ def test_holds_created_released_and_expired_are_reported(rig: Rig) -> None:
     assert len(rig.receivers["ops"].received) == 3, "an expiry is reported by one tick only"
 
 
+def test_holds_changed_from_the_cli_are_announced_once_by_the_next_run(
+    rig: Rig, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``hold add|release`` only write the store (the operator's machine may not have the URLs): the
+    next run announces what changed since the holds it announced last, and only once. Before any
+    run has recorded them, holds created since the last completed run are the new ones."""
+    rig.write(rig.target("ops", "dingtalk", send_on=["holds"]))
+    where = ["--schedule", str(rig.schedule), "--state-dir", str(rig.state)]
+    hold = ["--task", "access-a", "--ttl", "2h", "--reason", "CDN move", "--by", "alice", "--id", "h-cli"]
+    code, _, err = run_cli(capsys, "hold", "add", *hold, *where)
+    assert code == 0, err
+    assert rig.receivers["ops"].received == [], "the CLI itself sends nothing"
+    now = now_utc()
+    ticks = [timer(utc_iso(now + timedelta(minutes=minute))) for minute in range(4)]
+
+    assert [rig.run(ticks[0])[0].notified, rig.run(ticks[1])[0].notified] == [1, 0]
+    code, _, err = run_cli(capsys, "hold", "release", "--id", "h-cli", *where)
+    assert code == 0, err
+    assert [rig.run(ticks[2])[0].notified, rig.run(ticks[3])[0].notified] == [1, 0]
+    created, released = (text_of("dingtalk", r) for r in rig.receivers["ops"].received)
+    assert "created h-cli: access-a offline, reason: CDN move, by alice, expires" in created
+    assert "released h-cli: access-a offline, reason: CDN move, by alice" in released
+
+
 def test_a_target_only_hears_about_its_tasks_and_long_lists_are_cut(tmp_path: Path) -> None:
     bulk = [{"TaskName": f"access-x{i:02d}", "Status": "online"} for i in range(30)]
     with make_rig(tmp_path, [*SEED, *bulk]) as rig:

@@ -237,5 +237,4 @@ async def dispatch(run: FleetRun, intent: Intent, touched: Sequence[str]) -> Run
     failed = [name for name, outcome in summary.targets.items() if not outcome["ok"]]
     if failed:
         summary.error = f"could not dispatch {len(failed)} of {len(run.targets)} target(s): {', '.join(failed)}"
-    (run.log.error if summary.failed else run.log.info)("run.summary", **summary.to_json())
-    return summary
+    return await run.finish(summary, {})

@@ -139,7 +139,7 @@ def execute(
     since = transitions_since(last_completed_run(root), intent.at, schedule.tick)
     changes = apply_hold_changes(intent, HoldStore(root), log, since)
     request = _request(intent, changes, since, deadline)
-    notifier = _notifier(schedule, intent, changes, root, env, deadline, log)
+    notifier = _notifier(schedule, intent, changes, root, env, deadline, log, since)
     summary = asyncio.run(_reconcile(schedule, edge.esa_client(log), log, request, notifier))
     if not (summary.failed or summary.dry_run or edge.override.ephemeral):
         record_completed_run(root, intent.at)
@@ -178,6 +178,9 @@ def _notifier(
     environ: Mapping[str, str],
     deadline: float | None,
     log: RunLog,
+    since: datetime,
+    *,
+    reports_run: bool = True,
 ) -> Notifier | None:
     """Notifications after the reconcile, only for schedules with ``notify:`` (imported lazily)."""
     if not schedule.notify:
@@ -194,7 +197,9 @@ def _notifier(
         environ,
         deadline,
         log,
+        since=since,
         serves=intent.target,
+        reports_run=reports_run,
     )
 
 
@@ -209,7 +214,10 @@ def _run_fleet(
     earliest = min(since.values())
     changes = apply_hold_changes(intent, HoldStore(root), log, earliest)
 
-    notifier = _notifier(schedule, intent, changes, root, edge.env, edge.deadline, log)
+    # an async coordinator announces the hold changes it wrote; each target invocation reports its run
+    notifier = _notifier(
+        schedule, intent, changes, root, edge.env, edge.deadline, log, earliest, reports_run=fanout != "async"
+    )
     run = FleetRun(schedule, targets, edge, log, root, notifier)
     if fanout == "async":
         return asyncio.run(dispatch(run, intent, (*changes.touched, *intent.touched)))

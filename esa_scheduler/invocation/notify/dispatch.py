@@ -31,8 +31,15 @@ from esa_scheduler.invocation.notify.message import (
     task_filter,
 )
 from esa_scheduler.invocation.notify.model import NotifyTarget
-from esa_scheduler.invocation.notify.reminders import ReminderStore
 from esa_scheduler.invocation.notify.sender import BUDGET_WITHOUT_DEADLINE, Delivery, deliver, new_http
+from esa_scheduler.invocation.notify.state import (
+    KnownHolds,
+    Record,
+    SentReminders,
+    StateFile,
+    holds_file,
+    reminders_file,
+)
 from esa_scheduler.invocation.reconciler import RunSummary
 from esa_scheduler.logs import RunLog, redact
 from esa_scheduler.timeutil import now_utc
@@ -41,8 +48,14 @@ from esa_scheduler.timeutil import now_utc
 class Notifier:
     """Everything a run's notifications need besides the summary, gathered by ``execute``.
 
-    ``serves`` is the one fleet target of an invocation that an ``async`` fan-out dispatched: that
-    invocation is a run of its own and sends its own messages, titled with the target."""
+    Hold facts (created, released, expired) are announced by the invocation that changes the hold
+    store, once: a run, or the coordinator of an ``async`` fan-out (``reports_run=False``: it only
+    dispatches, so its messages hold nothing else). ``serves`` is the one fleet target of an
+    invocation that such a coordinator dispatched: a run of its own, which sends its own messages,
+    titled with the target, and leaves the holds to the coordinator. Holds that ``esa-scheduler
+    hold add|release`` changed between runs are announced by the next announcing run, which
+    compares the store with the holds it announced last (``holds.json``; without that record, the
+    holds created since ``since``, the last completed run, are the new ones)."""
 
     def __init__(
         self,
@@ -55,24 +68,24 @@ class Notifier:
         environ: Mapping[str, str],
         deadline: float | None,
         log: RunLog,
+        *,
+        since: datetime,
         serves: str | None = None,
+        reports_run: bool = True,
     ) -> None:
         self.schedule = schedule
         self.holds = tuple(holds)
         self.previous = tuple(previous)
         self.created = tuple(created)
         self.released = tuple(released)
-        self.store = ReminderStore(state_root)
+        self.reminders = reminders_file(state_root)
+        self.known_holds = holds_file(state_root)
         self.environ = environ
         self.deadline = deadline
         self.log = log
+        self.since = since
         self.serves = serves
-
-    def _expired(self, at: datetime) -> tuple[Hold, ...]:
-        """Holds that ran out within this tick, ``(at - tick, at]``: consecutive ticks report each once."""
-        gone = {h.id for h in self.released}
-        since = at - self.schedule.tick
-        return tuple(h for h in self.previous if since < h.expires_at <= at and h.id not in gone)
+        self.reports_run = reports_run
 
     async def __call__(self, summary: RunSummary, targets: Mapping[str, RunSummary] | None = None) -> None:
         """Send (or, on a dry run, skip) and set ``summary.notified``/``notify_failed``.
@@ -84,13 +97,13 @@ class Notifier:
             for entry in entries:
                 self.log.info("notify.skipped", target=entry.spec.name, kind=entry.spec.kind, reason="dry run")
             return
-        scopes = tuple(Scope(name, one) for name, one in targets.items()) if targets else (Scope(None, summary),)
-        reminding = any("reminders" in t.spec.send_on for t in entries)
+        scopes = tuple(Scope(name, one) for name, one in (targets or {}).items()) or (Scope(None, summary),)
+        facts = RunFacts(summary, scopes if self.reports_run else (), self.serves, *self._hold_facts(summary.at))
+        reminding = self.reports_run and any("reminders" in t.spec.send_on for t in entries)
         sent, stale = self._sent_reminders(summary.at) if reminding else ({}, False)
-        facts = RunFacts(summary, scopes, self.serves, self.created, self.released, self._expired(summary.at))
         messages = []
         for entry in entries:
-            due = [r for r in self._reminders(entry, summary.at, scopes) if r.key(entry.spec.name) not in sent]
+            due = [r for r in self._reminders(entry, summary.at, facts.scopes) if r.key(entry.spec.name) not in sent]
             message = compose(entry, facts, due)
             if message is not None:
                 messages.append((entry, message))
@@ -104,20 +117,50 @@ class Notifier:
             summary.notified = sum(1 for d in deliveries if d.ok)
             summary.notify_failed = len(deliveries) - summary.notified
         if stale:
-            self._save(sent)
+            self._save(self.reminders, SentReminders(sent=sent))
+
+    def _hold_facts(self, at: datetime) -> tuple[tuple[Hold, ...], tuple[Hold, ...], tuple[Hold, ...]]:
+        """The holds this invocation announces as created, released and expired (none when it serves
+        one fleet target, or when no entry listens for holds)."""
+        if self.serves is not None or not any("holds" in t.spec.send_on for t in self.schedule.notify):
+            return (), (), ()
+        recorded = self._load(self.known_holds)
+        known = {
+            h.id: h for h in (recorded.holds if recorded else [h for h in self.holds if h.created_at <= self.since])
+        }
+        created = [*self.created, *(h for h in self.holds if known.get(h.id) != h and h not in self.created)]
+        in_force, now = {h.id for h in self.holds}, now_utc()
+        ended = [h for h in known.values() if h.id not in in_force and h.expires_at > now]  # `hold release`
+        released = [*self.released, *(h for h in ended if h.id not in {r.id for r in self.released})]
+        if recorded is None or set(recorded.holds) != set(self.holds):
+            self._save(self.known_holds, KnownHolds(holds=self.holds))
+        gone = {h.id for h in self.released}
+        expired = [h for h in self.previous if at - self.schedule.tick < h.expires_at <= at and h.id not in gone]
+        return tuple(created), tuple(released), tuple(expired)
 
     def _sent_reminders(self, at: datetime) -> tuple[dict[str, datetime], bool]:
+        """Reminders sent for transitions still ahead of ``at``, and whether the file needs rewriting
+        (older ones were dropped, or it was unreadable)."""
+        recorded = self._load(self.reminders)
+        if recorded is None:
+            return {}, self.reminders.path.exists()
+        ahead = {key: instant for key, instant in recorded.sent.items() if instant > at}
+        return ahead, len(ahead) != len(recorded.sent)
+
+    def _load(self, file: StateFile[Record]) -> Record | None:
         try:
-            return self.store.load(at)
+            return file.load()
         except ValueError as exc:
             self.log.warning("notify.state_unreadable", error=str(exc))
-            return {}, True
+            return None
 
-    def _save(self, sent: dict[str, datetime]) -> None:
+    def _save(self, file: StateFile[Record], record: Record) -> None:
         try:
-            self.store.save(sent)
+            file.save(record)
+        except ConfigError as exc:
+            self.log.warning("notify.state_unwritable", error=str(exc))
         except OSError as exc:
-            self.log.warning("notify.state_unwritable", error=f"{self.store.path}: {exc.strerror}")
+            self.log.warning("notify.state_unwritable", error=f"{file.path}: {exc.strerror or type(exc).__name__}")
 
     def _reminders(self, entry: NotifyTarget, at: datetime, scopes: Sequence[Scope]) -> list[Reminder]:
         """Transitions of the entry's tasks within its ``before`` period, one per (fleet target,
