@@ -409,6 +409,42 @@ def test_failures_and_a_blocked_run_are_reported(rig: Rig) -> None:
     assert "Blocked by safety" in text and "2 change(s) held back" in text
 
 
+def test_an_alert_that_does_not_change_is_repeated_hourly_and_its_end_is_announced(rig: Rig) -> None:
+    """A timer every minute must not repeat the same failure 60 times an hour; a different failure
+    goes at once, and the first run without one says the alert is over."""
+    rig.write(rig.target("ops", "wecom"))
+    rig.emulator.set_status("other", "offline")  # the default is online: every run tries to change it
+    rig.emulator.script_fault("other", "InvalidParameter", count=5)
+    minutes = ["10:00", "10:01", "10:59", "11:00", "11:01", "11:02", "11:03"]
+    notified, suppressed = [], []
+    for index, minute in enumerate(minutes):
+        if minute == "11:01":  # a second task fails too: another alert
+            rig.emulator.set_status("access-c", "offline")
+            rig.emulator.script_fault("access-c", "InvalidParameter", count=1)
+        summary, lines = rig.run(timer(f"2026-11-28T{minute}:00Z"))
+        notified.append(summary.notified)
+        suppressed += [(index, line["target"], line["last_alert"]) for line in named(lines, "notify.suppressed")]
+    texts = [text_of("wecom", request) for request in rig.receivers["ops"].received]
+
+    assert notified == [1, 0, 0, 1, 1, 1, 0]
+    assert suppressed == [(1, "ops", "2026-11-28T10:00:00Z"), (2, "ops", "2026-11-28T10:00:00Z")]
+    assert ["other: offline -> online failed: InvalidParameter" in text for text in texts] == [True] * 3 + [False]
+    assert "Failed (2)" in texts[2] and "access-c: offline -> online failed: InvalidParameter" in texts[2]
+    assert "**Recovered**" in texts[3] and "no failure and no block since the alert of 12:01 CET (11:01Z)" in texts[3]
+    assert "other: offline -> online (default)" in texts[3]
+    assert json.loads((rig.state / "notify" / "alerts.json").read_text())["alerts"] == {}
+
+
+def test_a_blocked_run_alerts_once_within_the_hour(rig: Rig) -> None:
+    rig.write(rig.target("hook", "webhook"), safety="safety: {max_changes: 0}")
+    notified = [rig.run(timer(at))[0].notified for at in ("2026-11-28T01:30:00Z", "2026-11-28T01:31:00Z")]
+    assert notified == [1, 0]
+    (event,) = (request.json() for request in rig.receivers["hook"].received)
+    assert event["type"] == "esa-scheduler.run.blocked"
+    stored = json.loads((rig.state / "notify" / "alerts.json").read_text())["alerts"]
+    assert list(stored) == ["hook"] and stored["hook"]["sent_at"] == "2026-11-28T01:30:00Z"
+
+
 def test_holds_created_released_and_expired_are_reported(rig: Rig) -> None:
     rig.write(rig.target("ops", "dingtalk", send_on=["holds"], tasks=["access-*"]))
     now = now_utc()

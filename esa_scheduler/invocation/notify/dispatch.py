@@ -13,7 +13,8 @@ import asyncio
 import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from esa_scheduler.engine.planner import Planner
@@ -26,6 +27,7 @@ from esa_scheduler.invocation.notify.message import (
     Reminder,
     RunFacts,
     Scope,
+    alerts_for,
     compose,
     probe_message,
     task_filter,
@@ -34,15 +36,31 @@ from esa_scheduler.invocation.notify.model import NotifyTarget
 from esa_scheduler.invocation.notify.sender import BUDGET_WITHOUT_DEADLINE, Delivery, deliver, new_http
 from esa_scheduler.invocation.notify.state import (
     KnownHolds,
+    LastAlerts,
     Record,
+    SentAlert,
     SentReminders,
     StateFile,
+    alerts_file,
     holds_file,
     reminders_file,
 )
 from esa_scheduler.invocation.reconciler import RunSummary
 from esa_scheduler.logs import RunLog, redact
 from esa_scheduler.timeutil import now_utc
+
+REPEAT_ALERT_AFTER = timedelta(hours=1)
+"""An unchanged alert (a run that stays blocked or failing) is sent again after this long, not every tick."""
+
+
+@dataclass(frozen=True)
+class _Planned:
+    """One entry's message, the alert to record once it is delivered, and whether it ends one."""
+
+    entry: NotifyTarget
+    message: Message
+    alert: str | None
+    recovers: bool
 
 
 class Notifier:
@@ -80,6 +98,7 @@ class Notifier:
         self.released = tuple(released)
         self.reminders = reminders_file(state_root)
         self.known_holds = holds_file(state_root)
+        self.alerts = alerts_file(state_root)
         self.environ = environ
         self.deadline = deadline
         self.log = log
@@ -101,23 +120,80 @@ class Notifier:
         facts = RunFacts(summary, scopes if self.reports_run else (), self.serves, *self._hold_facts(summary.at))
         reminding = self.reports_run and any("reminders" in t.spec.send_on for t in entries)
         sent, stale = self._sent_reminders(summary.at) if reminding else ({}, False)
-        messages = []
-        for entry in entries:
-            due = [r for r in self._reminders(entry, summary.at, facts.scopes) if r.key(entry.spec.name) not in sent]
-            message = compose(entry, facts, due)
-            if message is not None:
-                messages.append((entry, message))
-        if messages:
+        recorded = self._load(self.alerts) if self.reports_run else None
+        alerts = dict(recorded.alerts) if recorded is not None else {}
+        planned = [plan for entry in entries if (plan := self._plan(entry, facts, sent, alerts)) is not None]
+        if planned:
             deadline = self.deadline if self.deadline is not None else time.monotonic() + BUDGET_WITHOUT_DEADLINE
+            messages = [(plan.entry, plan.message) for plan in planned]
             deliveries = await send_all(messages, self.environ, deadline, self.log, self.serves)
-            for entry, delivery in zip((t for t, _ in messages), deliveries, strict=True):
-                if delivery.ok and delivery.reminders:
-                    stale = True
-                    sent.update({r.key(entry.spec.name): r.at for r in delivery.reminders})
+            stale = self._remember(planned, deliveries, sent, alerts, summary.at) or stale
             summary.notified = sum(1 for d in deliveries if d.ok)
             summary.notify_failed = len(deliveries) - summary.notified
         if stale:
             self._save(self.reminders, SentReminders(sent=sent))
+        if self.reports_run and alerts != (recorded.alerts if recorded is not None else None):
+            self._save(self.alerts, LastAlerts(alerts=alerts))  # changed, or missing, or unreadable
+
+    def _plan(
+        self, entry: NotifyTarget, facts: RunFacts, sent: Mapping[str, datetime], alerts: dict[str, SentAlert]
+    ) -> _Planned | None:
+        """The entry's message, if it has one: its reminders not sent yet, its alert unless the same
+        went out within the hour, and a "recovered" line when the run ends an alert it sent."""
+        at, key = facts.summary.at, self._alert_key(entry)
+        due = [r for r in self._reminders(entry, at, facts.scopes) if r.key(entry.spec.name) not in sent]
+        fingerprint = alerts_for(entry, facts).fingerprint()
+        last = alerts.get(key)
+        alerting = not self._repeated(entry, fingerprint, last, at)
+        ended = last is not None and fingerprint is None and not facts.summary.failed
+        recovered = last.sent_at if last is not None and ended else None
+        if recovered is not None and "failures" not in entry.spec.send_on:
+            del alerts[key]  # the alert is over, but only `failures` hears that
+            recovered = None
+        message = compose(entry, facts, due, alerting=alerting, recovered=recovered)
+        if message is None:
+            return None
+        return _Planned(entry, message, fingerprint if alerting else None, recovered is not None)
+
+    def _remember(
+        self,
+        planned: Sequence[_Planned],
+        deliveries: Sequence[Delivery],
+        sent: dict[str, datetime],
+        alerts: dict[str, SentAlert],
+        at: datetime,
+    ) -> bool:
+        """Record what the accepted messages said (a refused one is tried again next run); whether
+        reminders were recorded."""
+        reminded = False
+        for plan, delivery in zip(planned, deliveries, strict=True):
+            if not delivery.ok:
+                continue
+            reminded = reminded or bool(delivery.reminders)
+            sent.update({r.key(plan.entry.spec.name): r.at for r in delivery.reminders})
+            if plan.alert is not None:
+                alerts[self._alert_key(plan.entry)] = SentAlert(fingerprint=plan.alert, sent_at=at)
+            elif plan.recovers:
+                alerts.pop(self._alert_key(plan.entry), None)
+        return reminded
+
+    def _alert_key(self, entry: NotifyTarget) -> str:
+        """Whose alert: the entry's, or, in an invocation serving one fleet target, the entry's for that
+        target (the fan-out's invocations alternate, and each reports its own target)."""
+        return entry.spec.name if self.serves is None else f"{entry.spec.name}|{self.serves}"
+
+    def _repeated(self, entry: NotifyTarget, fingerprint: str | None, last: SentAlert | None, at: datetime) -> bool:
+        """Whether the run's alert is the one sent less than ``REPEAT_ALERT_AFTER`` ago (then it is left
+        out, and a ``notify.suppressed`` line says so); a different alert goes at once."""
+        if fingerprint is None or last is None or last.fingerprint != fingerprint:
+            return False
+        if not timedelta(0) <= at - last.sent_at < REPEAT_ALERT_AFTER:
+            return False
+        reason = "the same alert went out less than an hour ago"
+        self.log.info(
+            "notify.suppressed", target=entry.spec.name, kind=entry.spec.kind, reason=reason, last_alert=last.sent_at
+        )
+        return True
 
     def _hold_facts(self, at: datetime) -> tuple[tuple[Hold, ...], tuple[Hold, ...], tuple[Hold, ...]]:
         """The holds this invocation announces as created, released and expired (none when it serves

@@ -10,6 +10,7 @@ live in that zone and the logs they will compare with are in UTC.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,6 +27,8 @@ SAFETY_PREFIX = "safety: "
 MAX_FIELD_CHARS = 300
 NAMES_PER_LINE = 5
 """Task names one line lists (a hold's, a reminder's) before "and N more"."""
+_REQUEST_ID = re.compile(r" \[RequestId [^\]]*\]")
+"""How ESA's errors name their request (``EsaApiError.__str__``): different on every attempt."""
 
 
 @dataclass(frozen=True)
@@ -217,43 +220,93 @@ def task_filter(target: NotifyTarget) -> Callable[[str], bool]:
     return lambda name: not selectors or any(selector_matches(s, name) for s in selectors)
 
 
-def compose(target: NotifyTarget, facts: RunFacts, reminders: Sequence[Reminder]) -> Message | None:
+@dataclass(frozen=True)
+class Alerts:
+    """What a notify entry is alerted about in a run: runs a safety limit blocked (with the changes
+    held back), runs that failed, tasks that failed. The same alert run after run is repeated at
+    most hourly, so these are kept apart from the rest of a message."""
+
+    facts: RunFacts
+    blocked: tuple[tuple[str | None, str], ...] = ()
+    errors: tuple[tuple[str | None, str], ...] = ()
+    failed: tuple[tuple[str | None, TaskResult], ...] = ()
+    held_back: tuple[tuple[str | None, TaskResult], ...] = ()
+
+    def sections(self) -> list[Section]:
+        """The message's first sections: blocked, run failed, tasks failed."""
+        facts, sections = self.facts, []
+
+        def scoped(name: str | None) -> str:
+            return f"{name}: " if facts.label(name) else ""
+
+        if self.blocked:
+            lines = tuple(
+                f"{scoped(name)}{_short(why)}; {sum(1 for n, _ in self.held_back if n == name)} change(s) held back"
+                for name, why in self.blocked
+            )
+            sections.append(Section("Blocked by safety", lines))
+        if self.errors:
+            sections.append(Section("Run failed", tuple(f"{scoped(name)}{_short(why)}" for name, why in self.errors)))
+        if self.failed:
+            lines = tuple(f"{_move(facts.label(n), r)} failed: {r.error_code}" for n, r in self.failed)
+            sections.append(Section(f"Failed ({len(self.failed)})", lines))
+        return sections
+
+    def fingerprint(self) -> str | None:
+        """Identity of the alert (``None`` without one): its text, without what differs on every
+        attempt of the same failure (ESA's request ids)."""
+        text = "\n".join(line for s in self.sections() for line in (s.heading, *s.lines))
+        return hashlib.sha256(_REQUEST_ID.sub("", text).encode()).hexdigest()[:24] if text else None
+
+
+def alerts_for(target: NotifyTarget, facts: RunFacts) -> Alerts:
+    """The alerts of ``facts`` that ``target`` listens for (its triggers, its tasks)."""
+    send_on = set(target.spec.send_on)
+    chosen = _chosen(target, facts)
+    return Alerts(
+        facts,
+        tuple((s.name, s.summary.blocked) for s in facts.scopes if s.summary.blocked) if "blocked" in send_on else (),
+        tuple((s.name, s.summary.error) for s in facts.scopes if s.summary.error) if "failures" in send_on else (),
+        tuple((n, r) for n, r in chosen if r.action == "failed") if "failures" in send_on else (),
+        tuple((n, r) for n, r in chosen if r.action == "skipped" and (r.error or "").startswith(SAFETY_PREFIX)),
+    )
+
+
+def _chosen(target: NotifyTarget, facts: RunFacts) -> list[tuple[str | None, TaskResult]]:
+    """Every task result of the run that ``target`` cares about, with its fleet target."""
+    wanted = task_filter(target)
+    return [(s.name, r) for s in facts.scopes for r in s.summary.results if wanted(r.decision.task.ref.name)]
+
+
+def compose(
+    target: NotifyTarget,
+    facts: RunFacts,
+    reminders: Sequence[Reminder],
+    *,
+    alerting: bool = True,
+    recovered: datetime | None = None,
+) -> Message | None:
     """The message for ``target``, or ``None`` when nothing it listens for happened.
 
     A fleet run is one message covering every fleet target, its task lines naming the target
     (``prod-cn/access-a: online -> offline``): the chat services throttle at about 20 messages a
-    minute, so one per target and run would not scale."""
+    minute, so one per target and run would not scale. ``alerting=False`` leaves the alerts out (the
+    same alert went out within the hour); ``recovered`` is when the alert this run ends was sent."""
     send_on = set(target.spec.send_on)
     tz, at = target.tz, facts.summary.at
-    wanted = task_filter(target)
-    chosen = [(s.name, r) for s in facts.scopes for r in s.summary.results if wanted(r.decision.task.ref.name)]
-    changed = [(n, r) for n, r in chosen if r.action == "updated"] if "changes" in send_on else []
-    failed = [(n, r) for n, r in chosen if r.action == "failed"] if "failures" in send_on else []
-    errors = [(s.name, s.summary.error) for s in facts.scopes if s.summary.error] if "failures" in send_on else []
-    blocked = [(s.name, s.summary.blocked) for s in facts.scopes if s.summary.blocked] if "blocked" in send_on else []
-    held_back = [(n, r) for n, r in chosen if r.action == "skipped" and (r.error or "").startswith(SAFETY_PREFIX)]
+    alerts = alerts_for(target, facts) if alerting else Alerts(facts)
+    changed = [(n, r) for n, r in _chosen(target, facts) if r.action == "updated"] if "changes" in send_on else []
     holds = {"created": facts.created, "released": facts.released, "expired": facts.expired}
     if "holds" not in send_on:
         holds = dict.fromkeys(holds, ())
     elif target.spec.tasks:
         holds = {verb: tuple(holds_touching(found, target.spec.tasks)) for verb, found in holds.items()}
     upcoming = [r for r in reminders if "reminders" in send_on]
-
-    def scoped(name: str | None) -> str:
-        return f"{name}: " if facts.label(name) else ""
-
-    sections: list[Section] = []
-    if blocked:
-        lines = tuple(
-            f"{scoped(name)}{_short(why)}; {sum(1 for n, _ in held_back if n == name)} change(s) held back"
-            for name, why in blocked
+    sections = alerts.sections()
+    if recovered is not None:
+        sections.append(
+            Section("Recovered", (f"no failure and no block since the alert of {when(recovered, tz, at)}",))
         )
-        sections.append(Section("Blocked by safety", lines))
-    if errors:
-        sections.append(Section("Run failed", tuple(f"{scoped(name)}{_short(error)}" for name, error in errors)))
-    if failed:
-        lines = tuple(f"{_move(facts.label(n), r)} failed: {r.error_code}" for n, r in failed)
-        sections.append(Section(f"Failed ({len(failed)})", lines))
     if changed:
         lines = tuple(f"{_move(facts.label(n), r)} ({r.decision.source})" for n, r in changed)
         sections.append(Section(f"Changed ({len(changed)})", lines))
@@ -265,19 +318,26 @@ def compose(target: NotifyTarget, facts: RunFacts, reminders: Sequence[Reminder]
         sections.append(Section(f"Coming up ({len(upcoming)})", lines, tuple(upcoming)))
     if not sections:
         return None
-    kinds = (("run.blocked", blocked), ("run.failed", failed or errors), ("run.changed", changed))
-    event = next((name for name, present in kinds if present), "holds.changed" if hold_lines else "reminder")
+    kinds = (
+        ("run.blocked", alerts.blocked),
+        ("run.failed", alerts.failed or alerts.errors),
+        ("run.changed", changed),
+        ("run.recovered", recovered),
+        ("holds.changed", hold_lines),
+    )
+    event = next((name for name, present in kinds if present), "reminder")
     counts = [
         f"{len(changed)} changed" if changed else "",
-        f"{len(failed)} failed" if failed else "",
-        "run failed" if errors else "",
-        "run blocked" if blocked else "",
+        f"{len(alerts.failed)} failed" if alerts.failed else "",
+        "run failed" if alerts.errors else "",
+        "run blocked" if alerts.blocked else "",
+        "recovered" if recovered else "",
         f"{len(hold_lines)} hold change(s)" if hold_lines else "",
         f"{len(upcoming)} reminder(s)" if upcoming else "",
     ]
     scope = f" [{facts.serves}]" if facts.serves else ""
     title = f"esa-scheduler{scope} at {when(at, tz, at)}: {', '.join(c for c in counts if c)}"
-    reported = [*failed, *changed, *(held_back if blocked else [])]
+    reported = [*alerts.failed, *changed, *(alerts.held_back if alerts.blocked else [])]
     data = {
         **({"target": facts.serves} if facts.serves else {}),
         "summary": {k: v for k, v in facts.summary.to_json().items() if k not in ("notified", "notify_failed")},

@@ -4,7 +4,9 @@ Small JSON files in a ``notify/`` folder of the state directory (the holds own t
 ``*.json``), each replaced atomically: the reminders already sent (``reminders.json``, entries
 dropped once their transition has passed, so it holds at most the next ``before`` period) and the
 holds already announced (``holds.json``, the holds in force at the last announcing run), which
-lets a run announce the holds that ``esa-scheduler hold add|release`` changed between runs.
+lets a run announce the holds that ``esa-scheduler hold add|release`` changed between runs, and the
+last alert each notify entry sent (``alerts.json``), so that a run that stays blocked or failing
+does not send the same alert every tick.
 """
 
 from __future__ import annotations
@@ -44,6 +46,29 @@ class KnownHolds(BaseModel):
     holds: tuple[Hold, ...] = ()
 
 
+class SentAlert(BaseModel):
+    """The last alert (blocked or failing) a notify entry sent: what it said, and when."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    fingerprint: str
+    sent_at: datetime
+
+    @field_serializer("sent_at")
+    def _utc(self, value: datetime) -> str:
+        return utc_iso(value)
+
+
+class LastAlerts(BaseModel):
+    """``alerts.json``: notify entry (``name|fleet target`` for an async fan-out's invocation) -> its
+    last alert, until a run without failures ends it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: Literal[1] = 1
+    alerts: dict[str, SentAlert] = {}
+
+
 Record = TypeVar("Record", bound=BaseModel)
 
 
@@ -76,3 +101,8 @@ def reminders_file(root: Path) -> StateFile[SentReminders]:
 def holds_file(root: Path) -> StateFile[KnownHolds]:
     """The holds already announced."""
     return StateFile(root, "holds.json", KnownHolds)
+
+
+def alerts_file(root: Path) -> StateFile[LastAlerts]:
+    """The last alert of each notify entry."""
+    return StateFile(root, "alerts.json", LastAlerts)
