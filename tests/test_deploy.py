@@ -585,9 +585,9 @@ def test_logs_go_to_the_project_and_logstore_the_template_creates(template: dict
     (message,) = [key for key in index["KeyIndices"] if key["Name"] == "message"]
     indexed = {key["Name"] for key in message["JsonKeyIndices"]}
     assert {"event", "action", "task", "level", "run_id", "fc_request_id", "error_code"} <= indexed
-    # a fleet's lines are filtered by target: its own (``target``; a notify line's is the notify entry),
-    # the fleet target beside a notify entry (``fleet_target``) and the FC async task a dispatch made
-    assert {"target", "fleet_target", "task_id"} <= indexed
+    # a fleet's lines are filtered by target (``target``; a notify line's is the notify entry) and by
+    # the FC async task a dispatch made
+    assert {"target", "task_id"} <= indexed
 
 
 # ---------------------------------------------------------------------------------------------

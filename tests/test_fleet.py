@@ -281,22 +281,61 @@ windows:
     assert not list((clean / ".esa-scheduler").glob("last-run*")), "nothing is recorded about an embedded run"
 
 
-def test_each_target_sends_its_own_notification(clean: Path, cn: Emulator, intl: Emulator) -> None:
+def test_a_fleet_run_sends_one_message_per_notify_entry(clean: Path, cn: Emulator, intl: Emulator) -> None:
+    """Not one per fleet target: the chat services throttle at about 20 messages a minute. Task lines
+    and reminders name their target, failures are per target, and ``run.summary`` counts the messages."""
     from helpers import Receiver
 
-    with Receiver(lambda request: (200, {"accepted": True})) as receiver:
-        text = FLEET.format(cn=cn.url, intl=intl.url) + (
-            'notify:\n  - {"name": "ops", "kind": "webhook", "url_env": "OPS_HOOK_URL"}\n'
-        )
-        schedule = write_schedule(clean / "schedule", text)
-        summary, lines = run(schedule, reconcile(NIGHT), OPS_HOOK_URL=f"{receiver.base}/hook")
-        assert not summary.failed
-        events = sorted((r.json() for r in receiver.received), key=lambda event: event["data"]["target"])
-    assert [e["data"]["target"] for e in events] == ["cn", "intl"]
-    changed = {e["data"]["target"]: sorted(r["task"] for r in e["data"]["results"]) for e in events}
-    assert changed == {"cn": ["access-a", "cn-only"], "intl": ["access-a", "site-x"]}
-    sent = [line for line in lines if line["event"] == "notify.sent"]
-    assert sorted((line["fleet_target"], line["target"]) for line in sent) == [("cn", "ops"), ("intl", "ops")]
+    notify = (
+        "notify:\n"
+        '  - {"name": "hook", "kind": "webhook", "url_env": "HOOK_URL"}\n'
+        '  - {"name": "ops", "kind": "dingtalk", "url_env": "OPS_URL",'
+        ' "send_on": ["changes", "failures", "reminders"], "before": "15m"}\n'
+    )
+    intl.script_fault("access-a", "InvalidParameter", count=10)
+    with (
+        Receiver(lambda request: (202, {})) as hook,
+        Receiver(lambda request: (200, {"errcode": 0, "errmsg": "ok"})) as ops,
+    ):
+        schedule = write_schedule(clean / "schedule", FLEET.format(cn=cn.url, intl=intl.url) + notify)
+        env = {"HOOK_URL": f"{hook.base}/hook", "OPS_URL": f"{ops.base}/robot/send?access_token=tok"}
+        early, _ = run(schedule, reconcile("2026-11-28T01:50:00Z"), **env)
+        again, _ = run(schedule, reconcile("2026-11-28T01:51:00Z"), **env)
+        stored = json.loads((clean / "state" / "notify" / "reminders.json").read_text())
+        summary, lines = run(schedule, reconcile(NIGHT), **env)
+        events = [r.json() for r in hook.received]
+        texts = [r.json()["markdown"]["text"] for r in ops.received]
+
+    assert (early.notified, again.notified) == (1, 0), "reminders: one message for both targets, then quiet"
+    reminders = texts[0]
+    assert "cn/access-a, cn/cn-only go offline at 02:00Z for window nightly" in reminders
+    assert "intl/access-a goes offline at 02:00Z for window nightly" in reminders
+    assert "intl/site-x goes offline at 02:00Z for window intl-sites" in reminders
+    assert sorted(key.split("|")[:2] for key in stored["sent"]) == [["ops", "cn"], ["ops", "intl"], ["ops", "intl"]]
+
+    assert summary.failed and (summary.notified, summary.notify_failed) == (2, 0)
+    assert len(events) == 1 and len(texts) == 2
+    night = texts[1]
+    assert "cn/access-a: online -> offline (window:nightly)" in night
+    assert "cn/cn-only: online -> offline (window:nightly)" in night
+    assert "intl/site-x (site 1001): online -> offline (window:intl-sites)" in night
+    assert "intl/access-a: online -> offline failed: InvalidParameter" in night
+    (event,) = events
+    assert event["type"] == "esa-scheduler.run.failed" and "target" not in event["data"]
+    assert event["id"] == f"{lines[0]['run_id']}.hook"
+    assert sorted((r["target"], r["task"], r["action"]) for r in event["data"]["results"]) == [
+        ("cn", "access-a", "updated"),
+        ("cn", "cn-only", "updated"),
+        ("intl", "access-a", "failed"),
+        ("intl", "site-x", "updated"),
+    ]
+    assert set(event["data"]["summary"]["targets"]) == {"cn", "intl"}
+    events_in_order = [line["event"] for line in lines]
+    assert events_in_order[-3:] == ["notify.sent", "notify.sent", "run.summary"], "sent once every target is done"
+    assert events_in_order.count("target.summary") == 2
+    assert events_in_order.index("notify.sent") > max(i for i, e in enumerate(events_in_order) if e == "target.summary")
+    assert not [line for line in lines if "fleet_target" in line]
+    assert lines[-1]["notified"] == 2 and lines[-1]["notify_failed"] == 0
 
 
 def test_plan_shows_one_target_and_views_need_one(

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import clean_environment, endpoint_env, fc_context, parse_lines, set_env, write_schedule
+from helpers import Receiver, clean_environment, endpoint_env, fc_context, parse_lines, set_env, write_schedule
 
 import handler as fc_handler
 from esa_scheduler.edge.sts import RoleSessionCache
@@ -27,6 +27,7 @@ from esa_scheduler.engine.schedule import load_schedule
 from esa_scheduler.invocation import fleet
 from esa_scheduler.invocation.events import EventReader
 from esa_scheduler.invocation.function import RunFailed
+from esa_scheduler.invocation.holds import Hold, HoldStore
 from esa_scheduler.timeutil import parse_instant
 
 NIGHT = "2026-11-28T02:30:00Z"
@@ -315,6 +316,78 @@ def test_a_dry_run_preview_at_the_same_instant_does_not_suppress_the_real_run(
         assert [i.outcome for i in emulator.wait_for_invocations(6)] == ["ok"] * 6
         for account in (ACCOUNT_A, ACCOUNT_B, None):
             assert statuses(emulator, account) == {"offline"}
+
+
+def test_async_fanout_target_invocations_each_send_their_own_message(
+    schedule: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each dispatched invocation is a run of its own: its message names its target, in the title and
+    in the CloudEvents id, so that ids never collide; the coordinator, which changed nothing, is silent."""
+    write_schedule(
+        schedule.parent, SCHEDULE + 'notify:\n  - {"name": "hook", "kind": "webhook", "url_env": "HOOK_URL"}\n'
+    )
+    roles = [EmulatedRole(arn=ROLE_A), EmulatedRole(arn=ROLE_B)]
+    with Receiver(lambda request: (202, {})) as hook:
+        with Emulator(
+            tasks=TASKS,
+            accounts=accounts(),
+            roles=roles,
+            functions={FUNCTION: lambda event: fc_handler.handler(event, context("fc-req-target"))},
+        ) as emulator:
+            use_env(monkeypatch, emulator, schedule, ESA_FANOUT="async", HOOK_URL=f"{hook.base}/hook")
+            coordinator = fc_handler.handler(timer(), context())
+            assert all(i.outcome == "ok" for i in emulator.wait_for_invocations(3))
+        events = sorted((r.json() for r in hook.received), key=lambda event: event["data"]["target"])
+    assert coordinator["notified"] == 0
+    assert [e["data"]["target"] for e in events] == ["prod-a", "prod-b", "self"]
+    lines = parse_lines(capsys.readouterr().out)
+    run_ids = {line["target"]: line["run_id"] for line in lines if line["event"] == "target.summary"}
+    assert [e["id"] for e in events] == [f"{run_ids[name]}.{name}.hook" for name in ("prod-a", "prod-b", "self")]
+    assert all(
+        len(e["data"]["results"]) == 3 and {r["target"] for r in e["data"]["results"]} == {e["data"]["target"]}
+        for e in events
+    )
+    summaries = [line for line in lines if line["event"] == "run.summary" and line.get("mode") != "fanout"]
+    assert sorted(line["notified"] for line in summaries) == [1, 1, 1]
+
+
+def test_async_fanout_announces_hold_changes_once_from_the_coordinator(
+    schedule: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The coordinator writes the holds, so it announces them (created, and later expired); the
+    target invocations it dispatches must not announce them again."""
+    hook_entry = 'notify:\n  - {"name": "hook", "kind": "webhook", "url_env": "HOOK_URL", "send_on": ["holds"]}\n'
+    write_schedule(schedule.parent, SCHEDULE + hook_entry)
+    roles = [EmulatedRole(arn=ROLE_A), EmulatedRole(arn=ROLE_B)]
+    now = datetime.now(timezone.utc)
+    with Receiver(lambda request: (202, {})) as hook:
+        with Emulator(
+            tasks=TASKS,
+            accounts=accounts(),
+            roles=roles,
+            functions={FUNCTION: lambda event: fc_handler.handler(event, context("fc-req-target"))},
+        ) as emulator:
+            use_env(monkeypatch, emulator, schedule, ESA_FANOUT="async", HOOK_URL=f"{hook.base}/hook")
+            hold = {"action": "hold", "tasks": ["access-1"], "ttl": "1h", "reason": "incident", "targets": ["prod-a"]}
+            coordinator = fc_handler.handler(json.dumps(hold).encode(), context())
+            assert all(i.outcome == "ok" for i in emulator.wait_for_invocations(3))
+            ended = Hold(
+                id="h-ended",
+                tasks=("access-0",),
+                status="offline",
+                reason="maintenance",
+                created_at=now - timedelta(hours=1),
+                expires_at=now - timedelta(seconds=20),
+            )
+            HoldStore(schedule.parent.parent / "state").save(ended)
+            ticked = fc_handler.handler(timer(now.strftime("%Y-%m-%dT%H:%M:%SZ")), context())
+            assert all(i.outcome == "ok" for i in emulator.wait_for_invocations(6))
+        events = [r.json() for r in hook.received]
+    assert (coordinator["notified"], ticked["notified"]) == (1, 1)
+    assert [e["type"] for e in events] == ["esa-scheduler.holds.changed"] * 2
+    assert [[h["targets"] for h in e["data"]["holds"]["created"]] for e in events] == [[["prod-a"]], []]
+    assert [[h["id"] for h in e["data"]["holds"]["expired"]] for e in events] == [[], ["h-ended"]]
+    assert all("target" not in e["data"] for e in events)
 
 
 def test_async_fanout_carries_hold_events_to_the_targets_they_touch(

@@ -9,6 +9,7 @@ a wrong signature shows up as ``notify.failed`` with the service's code.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -31,8 +32,10 @@ from helpers import Answer, Received, Receiver, parse_lines, run_cli, write_sche
 
 from esa_scheduler.edge.credentials import Credentials
 from esa_scheduler.emulator import EMULATOR_ACCESS_KEY_ID, EMULATOR_ACCESS_KEY_SECRET, Emulator
+from esa_scheduler.engine.schedule import load_schedule
 from esa_scheduler.invocation.function import Target, execute
 from esa_scheduler.invocation.holds import Hold, HoldStore
+from esa_scheduler.invocation.notify.message import Section
 from esa_scheduler.invocation.reconciler import RunSummary
 from esa_scheduler.timeutil import now_utc, utc_iso
 
@@ -92,6 +95,8 @@ def dingtalk_service(token: str, secret: str | None) -> Callable[[Received], Ans
         body = request.json()
         if body.get("msgtype") != "markdown" or not body["markdown"].get("title") or not body["markdown"].get("text"):
             return 200, {"errcode": 40035, "errmsg": "missing parameter"}
+        if len(body["markdown"]["text"].encode()) > 20000:
+            return 200, {"errcode": 460101, "errmsg": "message too long"}
         return 200, {"errcode": 0, "errmsg": "ok"}
 
     return respond
@@ -110,6 +115,8 @@ def feishu_service(token: str, secret: str | None) -> Callable[[Received], Answe
         post = body.get("content", {}).get("post", {}).get("zh_cn", {})
         if body.get("msg_type") != "post" or not post.get("title") or not post.get("content"):
             return 200, {"code": 9499, "msg": "Bad Request"}
+        if len(request.body) > 20000:
+            return 200, {"code": 9499, "msg": "request body exceeds 20KB"}
         return 200, {"code": 0, "msg": "success", "data": {}}
 
     return respond
@@ -357,6 +364,27 @@ def test_reminders_are_announced_once_across_consecutive_ticks(rig: Rig) -> None
     )
 
 
+def test_reminders_hidden_behind_and_n_more_go_out_at_the_next_tick(tmp_path: Path) -> None:
+    """Twelve transitions are coming; WeCom shows ten and "and 2 more": only the ten are recorded."""
+    windows = "".join(
+        f"  - {{name: w{i:02d}, tasks: [r{i:02d}], status: offline, cron: '{i} 1 * * *', duration: 1h}}\n"
+        for i in range(12)
+    )
+    tasks = "".join(f"  - name: r{i:02d}\n" for i in range(12))
+    with make_rig(tmp_path, [{"TaskName": f"r{i:02d}", "Status": "online"} for i in range(12)]) as rig:
+        entry = rig.target("ops", "wecom", send_on=["reminders"], before="1h")
+        text = f"version: 1\ntimezone: UTC\ntasks:\n{tasks}windows:\n{windows}notify:\n{entry}\n"
+        write_schedule(rig.schedule.parent, text)
+        notified = [rig.run(timer(at))[0].notified for at in ("2026-11-28T00:30:00Z", "2026-11-28T00:31:00Z")]
+        notified.append(rig.run(timer("2026-11-28T00:32:00Z"))[0].notified)
+        first, second = (text_of("wecom", r) for r in rig.receivers["ops"].received)
+
+    assert notified == [1, 1, 0]
+    assert "Coming up (12)" in first and "- and 2 more" in first and "r09 goes offline" in first
+    assert "r10" not in first and "Coming up (2)" in second
+    assert "r10 goes offline at 01:10Z for window w10" in second and "r11 goes offline" in second
+
+
 def test_failures_and_a_blocked_run_are_reported(rig: Rig) -> None:
     rig.write(rig.target("ops", "wecom"), rig.target("hook", "webhook"))
     rig.emulator.script_fault("access-a", "InvalidParameter", count=10)
@@ -379,6 +407,42 @@ def test_failures_and_a_blocked_run_are_reported(rig: Rig) -> None:
     assert summary.blocked and summary.notified == 1
     text = text_of("dingtalk", rig.receivers["ops2"].received[0])
     assert "Blocked by safety" in text and "2 change(s) held back" in text
+
+
+def test_an_alert_that_does_not_change_is_repeated_hourly_and_its_end_is_announced(rig: Rig) -> None:
+    """A timer every minute must not repeat the same failure 60 times an hour; a different failure
+    goes at once, and the first run without one says the alert is over."""
+    rig.write(rig.target("ops", "wecom"))
+    rig.emulator.set_status("other", "offline")  # the default is online: every run tries to change it
+    rig.emulator.script_fault("other", "InvalidParameter", count=5)
+    minutes = ["10:00", "10:01", "10:59", "11:00", "11:01", "11:02", "11:03"]
+    notified, suppressed = [], []
+    for index, minute in enumerate(minutes):
+        if minute == "11:01":  # a second task fails too: another alert
+            rig.emulator.set_status("access-c", "offline")
+            rig.emulator.script_fault("access-c", "InvalidParameter", count=1)
+        summary, lines = rig.run(timer(f"2026-11-28T{minute}:00Z"))
+        notified.append(summary.notified)
+        suppressed += [(index, line["target"], line["last_alert"]) for line in named(lines, "notify.suppressed")]
+    texts = [text_of("wecom", request) for request in rig.receivers["ops"].received]
+
+    assert notified == [1, 0, 0, 1, 1, 1, 0]
+    assert suppressed == [(1, "ops", "2026-11-28T10:00:00Z"), (2, "ops", "2026-11-28T10:00:00Z")]
+    assert ["other: offline -> online failed: InvalidParameter" in text for text in texts] == [True] * 3 + [False]
+    assert "Failed (2)" in texts[2] and "access-c: offline -> online failed: InvalidParameter" in texts[2]
+    assert "**Recovered**" in texts[3] and "no failure and no block since the alert of 12:01 CET (11:01Z)" in texts[3]
+    assert "other: offline -> online (default)" in texts[3]
+    assert json.loads((rig.state / "notify" / "alerts.json").read_text())["alerts"] == {}
+
+
+def test_a_blocked_run_alerts_once_within_the_hour(rig: Rig) -> None:
+    rig.write(rig.target("hook", "webhook"), safety="safety: {max_changes: 0}")
+    notified = [rig.run(timer(at))[0].notified for at in ("2026-11-28T01:30:00Z", "2026-11-28T01:31:00Z")]
+    assert notified == [1, 0]
+    (event,) = (request.json() for request in rig.receivers["hook"].received)
+    assert event["type"] == "esa-scheduler.run.blocked"
+    stored = json.loads((rig.state / "notify" / "alerts.json").read_text())["alerts"]
+    assert list(stored) == ["hook"] and stored["hook"]["sent_at"] == "2026-11-28T01:30:00Z"
 
 
 def test_holds_created_released_and_expired_are_reported(rig: Rig) -> None:
@@ -412,6 +476,30 @@ def test_holds_created_released_and_expired_are_reported(rig: Rig) -> None:
     assert len(rig.receivers["ops"].received) == 3, "an expiry is reported by one tick only"
 
 
+def test_holds_changed_from_the_cli_are_announced_once_by_the_next_run(
+    rig: Rig, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``hold add|release`` only write the store (the operator's machine may not have the URLs): the
+    next run announces what changed since the holds it announced last, and only once. Before any
+    run has recorded them, holds created since the last completed run are the new ones."""
+    rig.write(rig.target("ops", "dingtalk", send_on=["holds"]))
+    where = ["--schedule", str(rig.schedule), "--state-dir", str(rig.state)]
+    hold = ["--task", "access-a", "--ttl", "2h", "--reason", "CDN move", "--by", "alice", "--id", "h-cli"]
+    code, _, err = run_cli(capsys, "hold", "add", *hold, *where)
+    assert code == 0, err
+    assert rig.receivers["ops"].received == [], "the CLI itself sends nothing"
+    now = now_utc()
+    ticks = [timer(utc_iso(now + timedelta(minutes=minute))) for minute in range(4)]
+
+    assert [rig.run(ticks[0])[0].notified, rig.run(ticks[1])[0].notified] == [1, 0]
+    code, _, err = run_cli(capsys, "hold", "release", "--id", "h-cli", *where)
+    assert code == 0, err
+    assert [rig.run(ticks[2])[0].notified, rig.run(ticks[3])[0].notified] == [1, 0]
+    created, released = (text_of("dingtalk", r) for r in rig.receivers["ops"].received)
+    assert "created h-cli: access-a offline, reason: CDN move, by alice, expires" in created
+    assert "released h-cli: access-a offline, reason: CDN move, by alice" in released
+
+
 def test_a_target_only_hears_about_its_tasks_and_long_lists_are_cut(tmp_path: Path) -> None:
     bulk = [{"TaskName": f"access-x{i:02d}", "Status": "online"} for i in range(30)]
     with make_rig(tmp_path, [*SEED, *bulk]) as rig:
@@ -425,6 +513,54 @@ def test_a_target_only_hears_about_its_tasks_and_long_lists_are_cut(tmp_path: Pa
         text = text_of("wecom", rig.receivers["all"].received[0])
         assert "Changed (32)" in text and "- and 22 more" in text
         assert len([line for line in text.splitlines() if "online -> offline" in line]) == 10
+
+
+def test_a_hold_on_many_tasks_fits_wecom(tmp_path: Path) -> None:
+    """A hold lists its first tasks and "and N more", like every list; WeCom takes 4096 bytes."""
+    names = [f"edge-logs-production-{'x' * 30}-{i:02d}" for i in range(80)]
+    with make_rig(tmp_path, [*SEED, *({"TaskName": name, "Status": "online"} for name in names)]) as rig:
+        write_schedule(rig.schedule.parent, "version: 1\ntasks:\n  - pattern: edge-logs-*\n", name="bulk.yaml")
+        rig.write(rig.target("ops", "wecom"))
+        summary, lines = rig.run(
+            {"action": "hold", "tasks": names, "status": "offline", "ttl": "1h", "reason": "CDN move"}
+        )
+
+        assert summary.counts["updated"] == 81 and summary.notified == 1, named(lines, "notify.failed")
+        text = text_of("wecom", rig.receivers["ops"].received[0])
+    assert len(text.encode()) <= 4096
+    assert f"{', '.join(names[:5])}, and 75 more offline" in text
+    assert "Changed (81)" in text, "the 80 and access-b, offline outside the nightly window"
+
+
+def _sections(line: str, count: int) -> tuple[Section, ...]:
+    return tuple(Section(f"第{n}节 ({count})", tuple(f"{n}-{i} {line}" for i in range(count))) for n in range(8))
+
+
+@pytest.mark.parametrize(("kind", "limit"), [("dingtalk", 20000), ("feishu", 20000), ("wecom", 4096)])
+def test_each_chat_service_gets_at_most_its_byte_limit_even_of_multibyte_text(rig: Rig, kind: str, limit: int) -> None:
+    """Eight sections of 1,000 Chinese characters a line are too big even at one line each: the last
+    lines are cut, whole, and a note says so."""
+    from esa_scheduler.invocation.notify.dispatch import send_all
+    from esa_scheduler.invocation.notify.message import Message
+    from esa_scheduler.logs import RunLog
+
+    rig.write(rig.target("ops", kind))
+    target = load_schedule(str(rig.schedule)).notify[0]
+    message = Message("esa-scheduler.run.failed", now_utc(), "esa-scheduler 测试", _sections("失败" * 500, 40), {})
+    (delivery,) = asyncio.run(
+        send_all([(target, message)], rig.env, time.monotonic() + 10, RunLog(stream=io.StringIO()))
+    )
+
+    assert delivery.ok, delivery.detail
+    request = rig.receivers["ops"].received[0]
+    text = text_of(kind, request)
+    assert text.endswith(f"… (cut to fit {kind}'s limit)")
+    markdown = request.json().get("markdown", {})
+    measured = request.body if kind == "feishu" else str(markdown.get("text") or markdown["content"]).encode()
+    assert limit // 2 < len(measured) <= limit
+    shown = [line for line in text.splitlines() if "失败" in line]
+    assert shown and all(line.endswith("失败" * 500) for line in shown), "lines are dropped whole"
+    assert "第7节" not in text
 
 
 # --------------------------------------------------------------------------- never in the way
@@ -514,6 +650,80 @@ def test_only_token_like_parts_of_a_url_are_masked(rig: Rig) -> None:
     assert named(lines, "run.summary")[0]["ok"] is True
 
 
+def test_a_malformed_url_fails_its_target_alone(rig: Rig) -> None:
+    rig.write(
+        rig.target("ops", "dingtalk"),
+        "  - {name: letters, kind: webhook, url_env: LETTERS_PORT_URL}",
+        "  - {name: huge, kind: webhook, url_env: HUGE_PORT_URL}",
+        "  - {name: spaced, kind: webhook, url_env: SPACED_URL}",
+    )
+    rig.env.update(
+        LETTERS_PORT_URL="https://example.com:abc/hook",
+        HUGE_PORT_URL="https://example.com:99999/hook",
+        SPACED_URL="https://exa mple.com/hook",
+    )
+    summary, lines = rig.run(reconcile(NIGHT))
+
+    assert [line["target"] for line in named(lines, "notify.sent")] == ["ops"]
+    errors = {line["target"]: (line["error"], line["attempts"]) for line in named(lines, "notify.failed")}
+    assert errors == {
+        "letters": ("the URL in LETTERS_PORT_URL is not a valid URL", 0),
+        "huge": ("the URL in HUGE_PORT_URL has a port outside 1-65535", 0),
+        "spaced": ("the URL in SPACED_URL is not a valid URL", 0),
+    }
+    assert (summary.notified, summary.notify_failed) == (1, 3)
+
+
+def test_an_unforeseen_error_in_one_delivery_fails_that_target_alone(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the exception's type is reported: its text may quote the URL."""
+    from esa_scheduler.invocation.notify import webhook
+
+    def broken(url: str, *args: Any) -> Any:
+        raise RuntimeError(f"cannot prepare {url}")
+
+    monkeypatch.setattr(webhook, "prepare", broken)
+    rig.write(rig.target("ops", "dingtalk"), rig.target("hook", "webhook"))
+    summary, lines = rig.run(reconcile(NIGHT))
+
+    assert len(rig.receivers["ops"].received) == 1 and rig.receivers["hook"].received == []
+    assert [line["target"] for line in named(lines, "notify.sent")] == ["ops"]
+    (failed,) = named(lines, "notify.failed")
+    assert failed["target"] == "hook" and failed["error"] == "unexpected error: RuntimeError"
+    assert "stage" not in failed
+    assert (summary.notified, summary.notify_failed) == (1, 1)
+
+
+@pytest.mark.parametrize("padding", [0, 190], ids=["whole", "across-the-detail-cut"])
+def test_every_credential_in_a_url_is_masked_even_when_the_service_echoes_it(rig: Rig, padding: int) -> None:
+    """A short token (15 characters), a shorter ``key``, any long query value and the userinfo
+    password: a service that echoes the request must not put any of them into the logs, not even
+    the part of one that the 200-character detail keeps."""
+    token, key, label = uuid.uuid4().hex[:15], uuid.uuid4().hex[:5], uuid.uuid4().hex[:9]
+    password = "pw-" + uuid.uuid4().hex[:7]
+
+    def echo(request: Received) -> Answer:
+        auth = base64.b64decode(request.headers["authorization"].removeprefix("Basic ")).decode()
+        return 200, {
+            "errcode": 300001,
+            "errmsg": "x" * padding + f"{request.query['access_token']} {request.query} {auth}",
+        }
+
+    with Receiver(echo) as receiver:
+        rig.write("  - {name: echo, kind: dingtalk, url_env: ECHO_URL}")
+        host = receiver.base.removeprefix("http://")
+        query = f"access_token={token}&key={key}&label={label}&async=true"
+        rig.env["ECHO_URL"] = f"http://robot:{password}@{host}/robot/send?{query}"
+        summary, lines = rig.run(reconcile(NIGHT))
+
+    assert summary.notify_failed == 1 and len(receiver.received) == 1
+    (failed,) = named(lines, "notify.failed")
+    assert failed["code"] == "300001" and "***" in failed["error"]
+    logged = json.dumps(lines)
+    assert not [value for value in (token, token[:8], key, label, password) if value in logged]
+    if not padding:
+        assert "'async': 'true'" in failed["error"], "short values of ordinary keys stay readable"
+
+
 # --------------------------------------------------------------------------- notify test, validate
 
 
@@ -537,6 +747,16 @@ def test_notify_test_prints_the_services_answer(
     )
     code, _, err = run_cli(capsys, "notify", "test", "nope", "--schedule", str(rig.schedule))
     assert code == 2 and err.strip() == "notify test: no notify target named 'nope' (targets: ops, refused)"
+
+
+def test_notify_test_with_a_malformed_url_prints_one_line(
+    rig: Rig, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rig.write("  - {name: ops, kind: dingtalk, url_env: OPS_URL}")
+    monkeypatch.setenv("OPS_URL", "https://oapi.dingtalk.com:abc/robot/send?access_token=0123456789abcdef")
+    code, out, err = run_cli(capsys, "notify", "test", "ops", "--schedule", str(rig.schedule))
+    assert code == 1 and "Traceback" not in err
+    assert out == "ops (dingtalk): FAILED after 0 attempt(s): no HTTP answer: the URL in OPS_URL is not a valid URL\n"
 
 
 NOTIFY_BASE = """\
@@ -590,12 +810,37 @@ def test_validate_checks_the_structure_without_the_variables(
     assert problem in err and "Traceback" not in err
 
 
-def test_a_url_pasted_into_url_env_is_not_echoed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    token = f"pasted-token-{uuid.uuid4().hex}"
-    url = f"https://oapi.dingtalk.com/robot/send?access_token={token}"
-    path = write_schedule(tmp_path, NOTIFY_BASE + f"  - {{name: x, kind: dingtalk, url_env: '{url}'}}\n")
-    code, _, err = run_cli(capsys, "validate", "--schedule", str(path))
-    assert code == 2 and "url_env must name an environment variable" in err and token not in err
+PASTED = uuid.uuid4().hex + uuid.uuid4().hex
+
+
+@pytest.mark.parametrize(
+    ("field_name", "value", "shown"),
+    [
+        ("url_env", f"https://oapi.dingtalk.com/robot/send?access_token={PASTED}", PASTED),
+        ("secret_env", f"SEC{PASTED}", PASTED),
+        ("secret_env", f"SEC{PASTED[:12]}", PASTED[:12]),
+        ("secret_env", f"SEC{PASTED.upper()}", PASTED.upper()),
+        ("url_env", "12345678901234567890", "12345678901234567890"),
+        ("url_env", "ops_dingtalk_url", "ops_dingtalk_url"),
+        ("url_env", "", None),
+    ],
+    ids=["url", "secret", "short-secret", "secret-over-64-chars", "number", "lower-case", "empty"],
+)
+def test_a_value_pasted_where_a_variable_name_belongs_is_refused_and_never_echoed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], field_name: str, value: str, shown: str | None
+) -> None:
+    """A variable name is what FC accepts (A-Z, 0-9, _; at most 64): a token or a secret never passes."""
+    extra = f", {field_name}: {json.dumps(value)}" if field_name == "secret_env" else ""
+    url_env = json.dumps(value) if field_name == "url_env" else "OPS_URL"
+    path = write_schedule(tmp_path, NOTIFY_BASE + f"  - {{name: x, kind: dingtalk, url_env: {url_env}{extra}}}\n")
+    code, out, err = run_cli(capsys, "validate", "--schedule", str(path))
+    assert code == 2 and out == ""
+    (line,) = err.splitlines()
+    assert line.endswith(
+        f"notify[0] (x): {field_name} must name an environment variable "
+        "(A-Z, 0-9 and _, not starting with a digit, at most 64 characters), not hold its value"
+    )
+    assert shown is None or shown not in err
 
 
 def test_a_valid_notify_section_validates_without_its_variables(
@@ -621,6 +866,7 @@ LOADED_NOTIFY_MODULES = """\
 import io, json, sys
 from esa_scheduler.edge.credentials import Credentials
 from esa_scheduler.emulator import EMULATOR_ACCESS_KEY_ID, EMULATOR_ACCESS_KEY_SECRET, Emulator
+from esa_scheduler.engine.schedule import load_schedule
 from esa_scheduler.invocation.function import Target, execute
 with Emulator(tasks=[{"TaskName": "access-a", "Status": "online"}]) as emulator:
     target = Target(emulator.url, Credentials(EMULATOR_ACCESS_KEY_ID, EMULATOR_ACCESS_KEY_SECRET))

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -29,7 +29,7 @@ from esa_scheduler.engine.schedule import Schedule
 from esa_scheduler.engine.targets import ScheduleTarget, holds_for, project
 from esa_scheduler.errors import ConfigError
 from esa_scheduler.invocation.connection import Edge, retry_logger
-from esa_scheduler.invocation.reconciler import AfterReconcile, Reconciler, RunRequest, RunSummary
+from esa_scheduler.invocation.reconciler import Reconciler, RunRequest, RunSummary, notify_safely
 from esa_scheduler.invocation.statefile import record_completed_run
 from esa_scheduler.logs import RunLog
 from esa_scheduler.timeutil import utc_iso
@@ -43,6 +43,8 @@ STALE_CREDENTIALS = frozenset(
     {"InvalidAccessKeyId.NotFound", "InvalidSecurityToken.Expired", "InvalidSecurityToken.Mismatch"}
 )
 """ESA's answers to STS credentials it no longer accepts: worth one fresh ``AssumeRole``."""
+AfterFleet = Callable[[RunSummary, Mapping[str, RunSummary]], Awaitable[None]]
+"""Notifications of a fleet run: once, with the combined summary and each target's, before ``run.summary``."""
 _sessions: RoleSessionCache | None = None
 """AssumeRole results survive between invocations of a warm FC instance, until shortly before expiry."""
 
@@ -78,7 +80,7 @@ class FleetRun:
     edge: Edge
     log: RunLog
     state: Path
-    notifier_for: Callable[[str, RunLog], AfterReconcile | None]
+    notifier: AfterFleet | None
 
     async def reconcile(self, request: RunRequest, since: Mapping[str, Any]) -> RunSummary:
         """Every target concurrently; each target's outcome is its own, the run's is all of them."""
@@ -90,10 +92,17 @@ class FleetRun:
         finally:
             if sts is not None:
                 await sts.aclose()
-        summary = _combined(request, dict(zip([t.name for t in self.targets], outcomes, strict=True)))
+        by_target = dict(zip([t.name for t in self.targets], outcomes, strict=True))
+        summary = _combined(request, by_target)
         summary.api_calls += sts.api_calls if sts is not None else 0
-        fields = summary.to_json()
-        (self.log.error if summary.failed else self.log.info)("run.summary", **fields)
+        return await self.finish(summary, by_target)
+
+    async def finish(self, summary: RunSummary, by_target: Mapping[str, RunSummary]) -> RunSummary:
+        """Notify once for the whole run (one message per notify entry, not one per target), then log
+        ``run.summary``, which carries the notify counts."""
+        if self.notifier is not None:
+            await notify_safely(self.notifier(summary, by_target), summary, self.log)
+        (self.log.error if summary.failed else self.log.info)("run.summary", **summary.to_json())
         return summary
 
     def record(self, summary: RunSummary, at: datetime) -> None:
@@ -150,10 +159,7 @@ class FleetRun:
         endpoint = self.edge.esa_endpoint(region=target.region, explicit=target.endpoint)
         client = self.edge.esa_client(log, endpoint=endpoint, credentials=credentials)
         async with client:
-            # notify lines name their notify entry in ``target`` (their own contract); the fleet target
-            # goes beside it as ``fleet_target``
-            after = self.notifier_for(target.name, self.log.bound(fleet_target=target.name))
-            reconciler = Reconciler(project(self.schedule, target.name), client, log, after=after, target=target.name)
+            reconciler = Reconciler(project(self.schedule, target.name), client, log, target=target.name)
             return await reconciler.run(request)
 
 
@@ -231,5 +237,4 @@ async def dispatch(run: FleetRun, intent: Intent, touched: Sequence[str]) -> Run
     failed = [name for name, outcome in summary.targets.items() if not outcome["ok"]]
     if failed:
         summary.error = f"could not dispatch {len(failed)} of {len(run.targets)} target(s): {', '.join(failed)}"
-    (run.log.error if summary.failed else run.log.info)("run.summary", **summary.to_json())
-    return summary
+    return await run.finish(summary, {})

@@ -12,10 +12,9 @@ import asyncio
 import os
 import time
 from collections.abc import Mapping
-from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any, NamedTuple, TextIO
+from typing import TYPE_CHECKING, Any, NamedTuple, TextIO
 
 from esa_scheduler import config
 from esa_scheduler.edge.client import EsaClient
@@ -34,6 +33,9 @@ from esa_scheduler.invocation.statefile import (
 )
 from esa_scheduler.logs import RunLog
 from esa_scheduler.timeutil import now_utc
+
+if TYPE_CHECKING:
+    from esa_scheduler.invocation.notify.dispatch import Notifier
 
 __all__ = ["RunFailed", "Target", "apply_hold_changes", "deadline_from", "execute", "fail_on_error", "handle"]
 
@@ -147,7 +149,7 @@ def execute(
     since = transitions_since(last_completed_run(root), intent.at, schedule.tick)
     changes = apply_hold_changes(intent, HoldStore(root), log, since)
     request = _request(intent, changes, since, deadline)
-    notifier = _notifier(schedule, intent, changes, root, env, deadline, log)
+    notifier = _notifier(schedule, intent, changes, root, env, deadline, log, since)
     summary = asyncio.run(_reconcile(schedule, edge.esa_client(log), log, request, notifier))
     if not (summary.failed or summary.dry_run or edge.override.ephemeral):
         record_completed_run(root, intent.at)
@@ -186,14 +188,28 @@ def _notifier(
     environ: Mapping[str, str],
     deadline: float | None,
     log: RunLog,
-) -> AfterReconcile | None:
+    since: datetime,
+    *,
+    reports_run: bool = True,
+) -> Notifier | None:
     """Notifications after the reconcile, only for schedules with ``notify:`` (imported lazily)."""
     if not schedule.notify:
         return None
     from esa_scheduler.invocation.notify.dispatch import Notifier
 
     return Notifier(
-        schedule, changes.current, changes.previous, intent.new_holds, changes.released, root, environ, deadline, log
+        schedule,
+        changes.current,
+        changes.previous,
+        intent.new_holds,
+        changes.released,
+        root,
+        environ,
+        deadline,
+        log,
+        since=since,
+        serves=intent.target,
+        reports_run=reports_run,
     )
 
 
@@ -201,7 +217,6 @@ def _run_fleet(
     schedule: Schedule, intent: Intent, edge: Edge, log: RunLog, root: Path, fanout: str | None
 ) -> RunSummary:
     """Holds are written once, by this invocation; then every target is reconciled or dispatched."""
-    from esa_scheduler.engine.targets import holds_for, project
     from esa_scheduler.invocation.fleet import FleetRun, dispatch
 
     targets = select_targets(schedule.targets, intent.target)
@@ -209,19 +224,11 @@ def _run_fleet(
     earliest = min(since.values())
     changes = apply_hold_changes(intent, HoldStore(root), log, earliest)
 
-    def notifier_for(target: str, target_log: RunLog) -> AfterReconcile | None:
-        """Each target notifies about its own tasks, and keeps its own reminder record."""
-        scoped = HoldChanges(
-            holds_for(changes.current, target),
-            holds_for(changes.previous, target),
-            changes.touched,
-            holds_for(changes.released, target),
-        )
-        scoped_intent = replace(intent, new_holds=holds_for(intent.new_holds, target))
-        folder = root / "targets" / target
-        return _notifier(project(schedule, target), scoped_intent, scoped, folder, edge.env, edge.deadline, target_log)
-
-    run = FleetRun(schedule, targets, edge, log, root, notifier_for)
+    # an async coordinator announces the hold changes it wrote; each target invocation reports its run
+    notifier = _notifier(
+        schedule, intent, changes, root, edge.env, edge.deadline, log, earliest, reports_run=fanout != "async"
+    )
+    run = FleetRun(schedule, targets, edge, log, root, notifier)
     if fanout == "async":
         return asyncio.run(dispatch(run, intent, (*changes.touched, *intent.touched)))
     summary = asyncio.run(run.reconcile(_request(intent, changes, earliest, edge.deadline), since))

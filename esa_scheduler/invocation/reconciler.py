@@ -99,8 +99,6 @@ class RunSummary:
     """Each target's outcome (schedules with ``targets:``); ``None`` keeps the summary as before."""
     error_code: str | None = None
     """ESA's code when the inventory could not be read (not logged here: ``run.inventory_failed`` has it)."""
-    target: str | None = None
-    """The fleet target this summary is about (its log lines carry it through the bound log)."""
 
     @property
     def counts(self) -> dict[str, int]:
@@ -146,6 +144,15 @@ class RunSummary:
 
 AfterReconcile = Callable[[RunSummary], Awaitable[None]]
 """Runs once the ESA calls are done, before ``run.summary`` is written (notifications)."""
+
+
+async def notify_safely(notifying: Awaitable[None], summary: RunSummary, log: RunLog) -> None:
+    """Await the notifications; a bug in them is one ``notify.failed`` line, never a lost summary."""
+    try:
+        await notifying
+    except Exception as exc:
+        summary.notify_failed += 1
+        log.error("notify.failed", error=f"{type(exc).__name__}: {exc}", stage="compose")
 
 
 def _mode(modes: Iterable[str]) -> str:
@@ -196,9 +203,7 @@ class Reconciler:
     async def run(self, request: RunRequest) -> RunSummary:
         """Reconcile at ``request.at``; never raises for ESA failures, they end up in the summary."""
         started = self.clock()
-        summary = RunSummary(
-            request.at, request.dry_run, _mode(t.mode for t in self.schedule.tasks), target=self.target
-        )
+        summary = RunSummary(request.at, request.dry_run, _mode(t.mode for t in self.schedule.tasks))
         try:
             current = await self._inventory()
         except EsaApiError as exc:
@@ -324,11 +329,7 @@ class Reconciler:
         summary.api_calls = self.client.api_calls
         summary.duration_ms = round((self.clock() - started) * 1000)
         if self.after is not None:
-            try:
-                await self.after(summary)
-            except Exception as exc:
-                summary.notify_failed += 1
-                self.log.error("notify.failed", error=f"{type(exc).__name__}: {exc}", stage="compose")
+            await notify_safely(self.after(summary), summary, self.log)
         fields = summary.to_json()
         if summary.failed:
             self.log.error(self.summary_event, **fields)

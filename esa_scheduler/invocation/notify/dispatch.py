@@ -1,9 +1,10 @@
-"""After the reconcile: compose each target's message, send them all at once, log and count outcomes.
+"""After the reconcile: compose each notify entry's message, send them all at once, log and count outcomes.
 
 ``Notifier`` is what ``function.execute`` hands to the reconciler when the schedule has ``notify:``
-entries; it runs once the ESA calls are done and before ``run.summary`` is written, so the summary
-carries ``notified`` and ``notify_failed``. It never raises for a delivery problem: a missing
-variable, a refusing or silent service all end as one ``notify.failed`` line.
+entries (and what a fleet run calls once every fleet target is done); it runs once the ESA calls
+are done and before ``run.summary`` is written, so the summary carries ``notified`` and
+``notify_failed``. It never raises for a delivery problem: a missing variable, a refusing or
+silent service all end as one ``notify.failed`` line.
 """
 
 from __future__ import annotations
@@ -12,24 +13,67 @@ import asyncio
 import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from esa_scheduler.engine.planner import Planner
 from esa_scheduler.engine.schedule import Schedule, load_schedule
+from esa_scheduler.engine.targets import holds_for, project
 from esa_scheduler.errors import ConfigError
 from esa_scheduler.invocation.holds import Hold
-from esa_scheduler.invocation.notify.message import Message, Reminder, RunFacts, compose, probe_message, task_filter
+from esa_scheduler.invocation.notify.message import (
+    Message,
+    Reminder,
+    RunFacts,
+    Scope,
+    alerts_for,
+    compose,
+    probe_message,
+    task_filter,
+)
 from esa_scheduler.invocation.notify.model import NotifyTarget
-from esa_scheduler.invocation.notify.reminders import ReminderStore
 from esa_scheduler.invocation.notify.sender import BUDGET_WITHOUT_DEADLINE, Delivery, deliver, new_http
+from esa_scheduler.invocation.notify.state import (
+    KnownHolds,
+    LastAlerts,
+    Record,
+    SentAlert,
+    SentReminders,
+    StateFile,
+    alerts_file,
+    holds_file,
+    reminders_file,
+)
 from esa_scheduler.invocation.reconciler import RunSummary
 from esa_scheduler.logs import RunLog, redact
 from esa_scheduler.timeutil import now_utc
 
+REPEAT_ALERT_AFTER = timedelta(hours=1)
+"""An unchanged alert (a run that stays blocked or failing) is sent again after this long, not every tick."""
+
+
+@dataclass(frozen=True)
+class _Planned:
+    """One entry's message, the alert to record once it is delivered, and whether it ends one."""
+
+    entry: NotifyTarget
+    message: Message
+    alert: str | None
+    recovers: bool
+
 
 class Notifier:
-    """Everything a run's notifications need besides the summary, gathered by ``execute``."""
+    """Everything a run's notifications need besides the summary, gathered by ``execute``.
+
+    Hold facts (created, released, expired) are announced by the invocation that changes the hold
+    store, once: a run, or the coordinator of an ``async`` fan-out (``reports_run=False``: it only
+    dispatches, so its messages hold nothing else). ``serves`` is the one fleet target of an
+    invocation that such a coordinator dispatched: a run of its own, which sends its own messages,
+    titled with the target, and leaves the holds to the coordinator. Holds that ``esa-scheduler
+    hold add|release`` changed between runs are announced by the next announcing run, which
+    compares the store with the holds it announced last (``holds.json``; without that record, the
+    holds created since ``since``, the last completed run, are the new ones)."""
 
     def __init__(
         self,
@@ -42,89 +86,201 @@ class Notifier:
         environ: Mapping[str, str],
         deadline: float | None,
         log: RunLog,
+        *,
+        since: datetime,
+        serves: str | None = None,
+        reports_run: bool = True,
     ) -> None:
         self.schedule = schedule
         self.holds = tuple(holds)
         self.previous = tuple(previous)
         self.created = tuple(created)
         self.released = tuple(released)
-        self.store = ReminderStore(state_root)
+        self.reminders = reminders_file(state_root)
+        self.known_holds = holds_file(state_root)
+        self.alerts = alerts_file(state_root)
         self.environ = environ
         self.deadline = deadline
         self.log = log
+        self.since = since
+        self.serves = serves
+        self.reports_run = reports_run
 
-    def _expired(self, at: datetime) -> tuple[Hold, ...]:
-        """Holds that ran out within this tick, ``(at - tick, at]``: consecutive ticks report each once."""
-        gone = {h.id for h in self.released}
-        since = at - self.schedule.tick
-        return tuple(h for h in self.previous if since < h.expires_at <= at and h.id not in gone)
+    async def __call__(self, summary: RunSummary, targets: Mapping[str, RunSummary] | None = None) -> None:
+        """Send (or, on a dry run, skip) and set ``summary.notified``/``notify_failed``.
 
-    async def __call__(self, summary: RunSummary) -> None:
-        """Send (or, on a dry run, skip) and set ``summary.notified``/``notify_failed``."""
-        targets = self.schedule.notify
+        ``targets`` are a fleet run's per-target summaries (``summary`` is then the combined one):
+        each notify entry still gets one message, covering them all."""
+        entries = self.schedule.notify
         if summary.dry_run:
-            for target in targets:
-                self.log.info("notify.skipped", target=target.spec.name, kind=target.spec.kind, reason="dry run")
+            for entry in entries:
+                self.log.info("notify.skipped", target=entry.spec.name, kind=entry.spec.kind, reason="dry run")
             return
-        reminding = any("reminders" in t.spec.send_on for t in targets)
+        scopes = tuple(Scope(name, one) for name, one in (targets or {}).items()) or (Scope(None, summary),)
+        facts = RunFacts(summary, scopes if self.reports_run else (), self.serves, *self._hold_facts(summary.at))
+        reminding = self.reports_run and any("reminders" in t.spec.send_on for t in entries)
         sent, stale = self._sent_reminders(summary.at) if reminding else ({}, False)
-        facts = RunFacts(summary, self.created, self.released, self._expired(summary.at))
-        messages = []
-        for target in targets:
-            due = [r for r in self._reminders(target, summary) if r.key(target.spec.name) not in sent]
-            message = compose(target, facts, due)
-            if message is not None:
-                messages.append((target, message))
-        if messages:
+        recorded = self._load(self.alerts) if self.reports_run else None
+        alerts = dict(recorded.alerts) if recorded is not None else {}
+        planned = [plan for entry in entries if (plan := self._plan(entry, facts, sent, alerts)) is not None]
+        if planned:
             deadline = self.deadline if self.deadline is not None else time.monotonic() + BUDGET_WITHOUT_DEADLINE
-            deliveries = await send_all(messages, self.environ, deadline, self.log)
-            for (target, message), delivery in zip(messages, deliveries, strict=True):
-                if delivery.ok and message.reminders:
-                    stale = True
-                    sent.update({r.key(target.spec.name): r.at for r in message.reminders})
+            messages = [(plan.entry, plan.message) for plan in planned]
+            deliveries = await send_all(messages, self.environ, deadline, self.log, self.serves)
+            stale = self._remember(planned, deliveries, sent, alerts, summary.at) or stale
             summary.notified = sum(1 for d in deliveries if d.ok)
             summary.notify_failed = len(deliveries) - summary.notified
         if stale:
-            self._save(sent)
+            self._save(self.reminders, SentReminders(sent=sent))
+        if self.reports_run and alerts != (recorded.alerts if recorded is not None else None):
+            self._save(self.alerts, LastAlerts(alerts=alerts))  # changed, or missing, or unreadable
+
+    def _plan(
+        self, entry: NotifyTarget, facts: RunFacts, sent: Mapping[str, datetime], alerts: dict[str, SentAlert]
+    ) -> _Planned | None:
+        """The entry's message, if it has one: its reminders not sent yet, its alert unless the same
+        went out within the hour, and a "recovered" line when the run ends an alert it sent."""
+        at, key = facts.summary.at, self._alert_key(entry)
+        due = [r for r in self._reminders(entry, at, facts.scopes) if r.key(entry.spec.name) not in sent]
+        fingerprint = alerts_for(entry, facts).fingerprint()
+        last = alerts.get(key)
+        alerting = not self._repeated(entry, fingerprint, last, at)
+        ended = last is not None and fingerprint is None and not facts.summary.failed
+        recovered = last.sent_at if last is not None and ended else None
+        if recovered is not None and "failures" not in entry.spec.send_on:
+            del alerts[key]  # the alert is over, but only `failures` hears that
+            recovered = None
+        message = compose(entry, facts, due, alerting=alerting, recovered=recovered)
+        if message is None:
+            return None
+        return _Planned(entry, message, fingerprint if alerting else None, recovered is not None)
+
+    def _remember(
+        self,
+        planned: Sequence[_Planned],
+        deliveries: Sequence[Delivery],
+        sent: dict[str, datetime],
+        alerts: dict[str, SentAlert],
+        at: datetime,
+    ) -> bool:
+        """Record what the accepted messages said (a refused one is tried again next run); whether
+        reminders were recorded."""
+        reminded = False
+        for plan, delivery in zip(planned, deliveries, strict=True):
+            if not delivery.ok:
+                continue
+            reminded = reminded or bool(delivery.reminders)
+            sent.update({r.key(plan.entry.spec.name): r.at for r in delivery.reminders})
+            if plan.alert is not None:
+                alerts[self._alert_key(plan.entry)] = SentAlert(fingerprint=plan.alert, sent_at=at)
+            elif plan.recovers:
+                alerts.pop(self._alert_key(plan.entry), None)
+        return reminded
+
+    def _alert_key(self, entry: NotifyTarget) -> str:
+        """Whose alert: the entry's, or, in an invocation serving one fleet target, the entry's for that
+        target (the fan-out's invocations alternate, and each reports its own target)."""
+        return entry.spec.name if self.serves is None else f"{entry.spec.name}|{self.serves}"
+
+    def _repeated(self, entry: NotifyTarget, fingerprint: str | None, last: SentAlert | None, at: datetime) -> bool:
+        """Whether the run's alert is the one sent less than ``REPEAT_ALERT_AFTER`` ago (then it is left
+        out, and a ``notify.suppressed`` line says so); a different alert goes at once."""
+        if fingerprint is None or last is None or last.fingerprint != fingerprint:
+            return False
+        if not timedelta(0) <= at - last.sent_at < REPEAT_ALERT_AFTER:
+            return False
+        reason = "the same alert went out less than an hour ago"
+        self.log.info(
+            "notify.suppressed", target=entry.spec.name, kind=entry.spec.kind, reason=reason, last_alert=last.sent_at
+        )
+        return True
+
+    def _hold_facts(self, at: datetime) -> tuple[tuple[Hold, ...], tuple[Hold, ...], tuple[Hold, ...]]:
+        """The holds this invocation announces as created, released and expired (none when it serves
+        one fleet target, or when no entry listens for holds)."""
+        if self.serves is not None or not any("holds" in t.spec.send_on for t in self.schedule.notify):
+            return (), (), ()
+        recorded = self._load(self.known_holds)
+        known = {
+            h.id: h for h in (recorded.holds if recorded else [h for h in self.holds if h.created_at <= self.since])
+        }
+        created = [*self.created, *(h for h in self.holds if known.get(h.id) != h and h not in self.created)]
+        in_force, now = {h.id for h in self.holds}, now_utc()
+        ended = [h for h in known.values() if h.id not in in_force and h.expires_at > now]  # `hold release`
+        released = [*self.released, *(h for h in ended if h.id not in {r.id for r in self.released})]
+        if recorded is None or set(recorded.holds) != set(self.holds):
+            self._save(self.known_holds, KnownHolds(holds=self.holds))
+        gone = {h.id for h in self.released}
+        expired = [h for h in self.previous if at - self.schedule.tick < h.expires_at <= at and h.id not in gone]
+        return tuple(created), tuple(released), tuple(expired)
 
     def _sent_reminders(self, at: datetime) -> tuple[dict[str, datetime], bool]:
+        """Reminders sent for transitions still ahead of ``at``, and whether the file needs rewriting
+        (older ones were dropped, or it was unreadable)."""
+        recorded = self._load(self.reminders)
+        if recorded is None:
+            return {}, self.reminders.path.exists()
+        ahead = {key: instant for key, instant in recorded.sent.items() if instant > at}
+        return ahead, len(ahead) != len(recorded.sent)
+
+    def _load(self, file: StateFile[Record]) -> Record | None:
         try:
-            return self.store.load(at)
+            return file.load()
         except ValueError as exc:
             self.log.warning("notify.state_unreadable", error=str(exc))
-            return {}, True
+            return None
 
-    def _save(self, sent: dict[str, datetime]) -> None:
+    def _save(self, file: StateFile[Record], record: Record) -> None:
         try:
-            self.store.save(sent)
+            file.save(record)
+        except ConfigError as exc:
+            self.log.warning("notify.state_unwritable", error=str(exc))
         except OSError as exc:
-            self.log.warning("notify.state_unwritable", error=f"{self.store.path}: {exc.strerror}")
+            self.log.warning("notify.state_unwritable", error=f"{file.path}: {exc.strerror or type(exc).__name__}")
 
-    def _reminders(self, target: NotifyTarget, summary: RunSummary) -> list[Reminder]:
-        """Transitions of the target's tasks within its ``before`` period, one per (instant, state, reason)."""
-        ahead = target.spec.lead_time
-        if ahead is None or "reminders" not in target.spec.send_on:
+    def _reminders(self, entry: NotifyTarget, at: datetime, scopes: Sequence[Scope]) -> list[Reminder]:
+        """Transitions of the entry's tasks within its ``before`` period, one per (fleet target,
+        instant, state, reason); a fleet target's are planned as its own reconcile was."""
+        ahead = entry.spec.lead_time
+        if ahead is None or "reminders" not in entry.spec.send_on:
             return []
-        wanted = task_filter(target)
-        planner = Planner(self.schedule, summary.at, self.holds, horizon=ahead)
-        grouped: dict[tuple[datetime, str, str], list[str]] = defaultdict(list)
-        for result in summary.results:
-            task = result.decision.task
-            if result.action == "missing" or not wanted(task.ref.name):
-                continue
-            for instant, state in planner.transitions(task, summary.at + ahead):
-                grouped[(instant, state.desired, state.source)].append(task.ref.name)
-        return [Reminder(*key, tuple(sorted(names))) for key, names in sorted(grouped.items())]
+        wanted = task_filter(entry)
+        grouped: dict[tuple[str | None, datetime, str, str], list[str]] = defaultdict(list)
+        for scope in scopes:
+            schedule, holds = self.schedule, self.holds
+            if scope.name is not None:
+                schedule, holds = project(schedule, scope.name), holds_for(holds, scope.name)
+            planner = Planner(schedule, at, holds, horizon=ahead)
+            for result in scope.summary.results:
+                task = result.decision.task
+                if result.action == "missing" or not wanted(task.ref.name):
+                    continue
+                for instant, state in planner.transitions(task, at + ahead):
+                    grouped[(scope.name, instant, state.desired, state.source)].append(task.ref.name)
+        ordered = sorted(grouped.items(), key=lambda item: (item[0][1], item[0][0] or "", item[0][2:]))
+        return [
+            Reminder(instant, status, source, tuple(sorted(names)), name)
+            for (name, instant, status, source), names in ordered
+        ]
 
 
 async def send_all(
-    messages: Sequence[tuple[NotifyTarget, Message]], environ: Mapping[str, str], deadline: float, log: RunLog
+    messages: Sequence[tuple[NotifyTarget, Message]],
+    environ: Mapping[str, str],
+    deadline: float,
+    log: RunLog,
+    serves: str | None = None,
 ) -> list[Delivery]:
-    """Deliver every message concurrently and log one ``notify.sent``/``notify.failed`` line each."""
+    """Deliver every message concurrently and log one ``notify.sent``/``notify.failed`` line each.
+
+    A webhook event's id is ``<run_id>.<notify entry>``, and ``<run_id>.<fleet target>.<notify
+    entry>`` when the invocation serves one fleet target, so that ids never collide whatever the
+    run ids of a fan-out's invocations (fleet target names have no dots)."""
+    scope = f"{serves}." if serves else ""
     async with new_http() as http:
         deliveries = await asyncio.gather(
             *(
-                deliver(http, target, message, environ, deadline, f"{log.run_id}.{target.spec.name}", log)
+                deliver(http, target, message, environ, deadline, f"{log.run_id}.{scope}{target.spec.name}", log)
                 for target, message in messages
             )
         )

@@ -1,9 +1,10 @@
 """The ``notify:`` entries of a schedule file: where to send, what to send, and for which tasks.
 
 URLs carry access tokens, so the file only names the environment variables that hold them
-(``url_env``/``secret_env``); the values are read at send time. Problems found here never quote
-those names' values, since an operator who pastes a URL where a variable name belongs must not see
-the token echoed into a CI log.
+(``url_env``/``secret_env``); the values are read at send time. A name must look like one that FC
+accepts (``A-Z``, ``0-9``, ``_``, at most 64 characters), which no URL and no service's secret does,
+so a value pasted where a name belongs is refused here, and problems found here never quote it: an
+operator must not see the token echoed into a CI log (nor later in "X is not set").
 """
 
 from __future__ import annotations
@@ -21,7 +22,10 @@ from esa_scheduler.timeutil import parse_duration
 Kind = Literal["dingtalk", "feishu", "wecom", "webhook"]
 Trigger = Literal["changes", "failures", "blocked", "holds", "reminders"]
 DEFAULT_SEND_ON: tuple[Trigger, ...] = ("changes", "failures", "blocked", "holds")
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+ENV_NAME_PATTERN = r"^[A-Z_][A-Z0-9_]*$"
+ENV_NAME_MAX = 64
+_ENV_NAME = re.compile(ENV_NAME_PATTERN)
+_VARIABLES = ("url_env", "secret_env")
 
 
 class NotifySpec(BaseModel):
@@ -31,17 +35,30 @@ class NotifySpec(BaseModel):
 
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     kind: Kind
-    url_env: str = Field(min_length=1)
-    secret_env: str | None = Field(default=None, min_length=1)
+    url_env: str = Field(json_schema_extra={"pattern": ENV_NAME_PATTERN, "maxLength": ENV_NAME_MAX})
+    secret_env: str | None = Field(
+        default=None, json_schema_extra={"pattern": ENV_NAME_PATTERN, "maxLength": ENV_NAME_MAX}
+    )
     send_on: list[Trigger] = Field(default_factory=lambda: list(DEFAULT_SEND_ON), min_length=1)
     before: str | None = None
     tasks: list[str] = Field(default_factory=list)
 
     @model_validator(mode="before")
     @classmethod
-    def _bare_on(cls, data: Any) -> Any:
-        if isinstance(data, dict) and True in data:
+    def _bare_on_and_variable_names(cls, data: Any) -> Any:
+        """Checked on the raw entry, so that the problem is reported without the field's value (a
+        field's own check would show what it got)."""
+        if not isinstance(data, dict):
+            return data
+        if True in data:
             raise ValueError("YAML 1.1 reads a bare 'on' key as true: write send_on")
+        for field in _VARIABLES:
+            value = data.get(field)
+            if field in data and not (field == "secret_env" and value is None) and not _is_variable_name(value):
+                raise ValueError(
+                    f"{field} must name an environment variable (A-Z, 0-9 and _, not starting with a digit, "
+                    f"at most {ENV_NAME_MAX} characters), not hold its value"
+                )
         return data
 
     @field_validator("before")
@@ -53,10 +70,6 @@ class NotifySpec(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> NotifySpec:
-        for field in ("url_env", "secret_env"):
-            value = getattr(self, field)
-            if value is not None and not _ENV_NAME.fullmatch(value):
-                raise ValueError(f"{field} must name an environment variable (letters, digits, _), not hold a value")
         if self.kind == "wecom" and self.secret_env is not None:
             raise ValueError("secret_env does not apply to wecom: WeCom group robots have no signing")
         if len(set(self.send_on)) != len(self.send_on):
@@ -71,6 +84,10 @@ class NotifySpec(BaseModel):
     def lead_time(self) -> timedelta | None:
         """How long before a transition its reminder goes out (``None`` without reminders)."""
         return parse_duration(self.before) if self.before is not None else None
+
+
+def _is_variable_name(value: object) -> bool:
+    return isinstance(value, str) and len(value) <= ENV_NAME_MAX and _ENV_NAME.fullmatch(value) is not None
 
 
 @dataclass(frozen=True)

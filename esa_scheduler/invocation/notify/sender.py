@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from esa_scheduler import __version__, config
 from esa_scheduler.edge.endpoints import is_loopback
 from esa_scheduler.edge.retry import retry_after
 from esa_scheduler.invocation.notify import dingtalk, feishu, webhook, wecom
-from esa_scheduler.invocation.notify.message import Message
+from esa_scheduler.invocation.notify.message import Message, Reminder
 from esa_scheduler.invocation.notify.model import NotifyTarget
 from esa_scheduler.invocation.notify.wire import Answer
 from esa_scheduler.logs import RunLog, redact, register_secret
@@ -38,7 +39,13 @@ MAX_ATTEMPTS = 5
 BASE_DELAY = 0.5
 MAX_DELAY = 8.0
 MIN_ATTEMPT = 1.0
+MAX_PORT = 65535
 _TOKEN_MIN_CHARS = 16
+"""A last path segment this long is a token (Feishu's hook id, a webhook's secret path)."""
+_QUERY_VALUE_MIN_CHARS = 8
+"""Any query value this long is masked: services echo the request, and a short token is still one."""
+_CREDENTIAL_KEY = re.compile(r"token|key|secret|sig|pass|auth", re.IGNORECASE)
+"""Query keys whose values are masked whatever their length (``access_token``, ``key``, ``sign``...)."""
 
 
 class TargetConfigError(Exception):
@@ -47,7 +54,8 @@ class TargetConfigError(Exception):
 
 @dataclass(frozen=True)
 class Delivery:
-    """How sending to one target ended; ``detail`` is the service's message (or why nothing was sent)."""
+    """How sending to one target ended; ``detail`` is the service's message (or why nothing was sent);
+    ``reminders`` are the ones the accepted message showed, the only ones to record as sent."""
 
     target: NotifyTarget
     ok: bool
@@ -55,6 +63,7 @@ class Delivery:
     http_status: int | None = None
     code: str | None = None
     detail: str = ""
+    reminders: tuple[Reminder, ...] = ()
 
     def log_fields(self) -> dict[str, object]:
         """The ``notify.sent``/``notify.failed`` fields."""
@@ -69,20 +78,30 @@ class Delivery:
 
 
 def _register_url(url: str) -> None:
-    """Mask the whole URL and its token-like parts: long query values and a long last path segment.
+    """Mask the whole URL and every part that may be a credential: the userinfo password, every query
+    value of a credential-like key (``access_token``, ``key``, ``sig``...), every other query value
+    of 8 characters or more, and a long last path segment.
 
-    Short values (``async=true``) are left alone: masking them would garble every log line."""
+    Short values of other keys (``async=true``) are left alone: masking them would garble every log
+    line. The masker ignores values under 4 characters for the same reason."""
     register_secret(url)
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # not a URL: the whole text is masked, and read_target refuses it
+        return
     register_secret(parts.password)
     last = parts.path.rstrip("/").rsplit("/", 1)[-1]
-    for value in (last, *(value for _, value in parse_qsl(parts.query))):
-        if len(value) >= _TOKEN_MIN_CHARS:
+    if len(last) >= _TOKEN_MIN_CHARS:
+        register_secret(last)
+    for key, value in parse_qsl(parts.query):
+        if _CREDENTIAL_KEY.search(key) or len(value) >= _QUERY_VALUE_MIN_CHARS:
             register_secret(value)
 
 
 def read_target(target: NotifyTarget, environ: Mapping[str, str]) -> tuple[str, str | None]:
-    """The target's URL and secret from the environment, checked: https, or http on loopback only."""
+    """The target's URL and secret from the environment, checked as the HTTP client will read the
+    URL (a port it cannot use would otherwise fail the send with an error that quotes the URL):
+    https, or http on loopback only."""
     spec = target.spec
     url = config.env(spec.url_env, environ=environ)
     if not url:
@@ -95,11 +114,15 @@ def read_target(target: NotifyTarget, environ: Mapping[str, str]) -> tuple[str, 
             raise TargetConfigError(f"{spec.secret_env} is not set (the signing secret of notify target {spec.name})")
         register_secret(secret)
     try:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-    except ValueError:
+        parsed = httpx.URL(url)
+        host, port = parsed.host, parsed.port
+    except (httpx.InvalidURL, ValueError):
         raise TargetConfigError(f"the URL in {spec.url_env} is not a valid URL") from None
-    scheme = parts.scheme.lower()
+    if any(c.isspace() or not c.isprintable() for c in url):
+        raise TargetConfigError(f"the URL in {spec.url_env} is not a valid URL")
+    if port is not None and not 0 < port <= MAX_PORT:
+        raise TargetConfigError(f"the URL in {spec.url_env} has a port outside 1-{MAX_PORT}")
+    scheme = parsed.scheme
     if not host or scheme not in ("https", "http") or (scheme == "http" and not is_loopback(host)):
         raise TargetConfigError(f"the URL in {spec.url_env} must start with https:// (http:// only on loopback)")
     return url, secret
@@ -128,7 +151,26 @@ async def deliver(
     event_id: str,
     log: RunLog,
 ) -> Delivery:
-    """Send until the service accepts, refuses for good, or the deadline leaves no room to retry."""
+    """Send until the service accepts, refuses for good, or the deadline leaves no room to retry.
+
+    Never raises: the targets of a run are sent to together, and an error nobody foresaw (a bug,
+    an exception of the HTTP client) must fail this target alone. Only its type is kept, since
+    its text may quote the URL."""
+    try:
+        return await _deliver(http, target, message, environ, deadline, event_id, log)
+    except Exception as exc:
+        return Delivery(target, False, 0, detail=f"unexpected error: {type(exc).__name__}")
+
+
+async def _deliver(
+    http: httpx.AsyncClient,
+    target: NotifyTarget,
+    message: Message,
+    environ: Mapping[str, str],
+    deadline: float,
+    event_id: str,
+    log: RunLog,
+) -> Delivery:
     try:
         url, secret = read_target(target, environ)
     except TargetConfigError as exc:
@@ -160,7 +202,7 @@ async def deliver(
             status, hinted = response.status_code, retry_after(response.headers)
             answer = service.answer(status, response.content)
             if 200 <= status < 300 and answer.ok:
-                return Delivery(target, True, attempts, status, answer.code, answer.detail)
+                return Delivery(target, True, attempts, status, answer.code, answer.detail, outgoing.reminders)
             retry = status == 429 or status >= 500 or answer.throttled
         if not retry or attempts >= MAX_ATTEMPTS:
             return Delivery(target, False, attempts, status, answer.code, answer.detail or f"HTTP {status}")

@@ -2,8 +2,9 @@
 
 The body is the JSON event format (``Content-Type: application/cloudevents+json``) with
 ``specversion``, ``id``, ``source``, ``type``, ``time`` and ``data`` (the run summary and the
-reported task results, holds and reminders). The ``id`` is the run id and target name, the same
-on every retry, so a receiver can drop duplicates. With a secret, ``X-Esa-Scheduler-Signature:
+reported task results, holds and reminders). The ``id`` is the run id and notify entry name (and
+the fleet target between them when the invocation serves one), the same on every retry, so a
+receiver can drop duplicates. With a secret, ``X-Esa-Scheduler-Signature:
 sha256=<hex>`` is the HMAC-SHA256 of the exact body bytes keyed by the secret.
 """
 
@@ -12,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from esa_scheduler.invocation.notify.message import Message
-from esa_scheduler.invocation.notify.wire import DETAIL_CHARS, Answer, Outgoing, hmac_sha256, json_body
+from esa_scheduler.invocation.notify.wire import Answer, Outgoing, detail, hmac_sha256, json_body
 from esa_scheduler.timeutil import utc_iso
 
 CONTENT_TYPE = "application/cloudevents+json; charset=utf-8"
@@ -41,9 +42,9 @@ def prepare(url: str, secret: str | None, message: Message, now: datetime, event
     headers = {"Content-Type": CONTENT_TYPE}
     if secret:
         headers[SIGNATURE_HEADER] = signature(secret, body)
-    return Outgoing(url, headers, body)
+    return Outgoing(url, headers, body, message.reminders)
 
 
 def answer(status: int, body: bytes) -> Answer:
     """Any 2xx is delivered; the HTTP status is the code."""
-    return Answer(200 <= status < 300, None, body[:DETAIL_CHARS].decode("utf-8", "replace"))
+    return Answer(200 <= status < 300, None, detail(body.decode("utf-8", "replace")))

@@ -8,20 +8,20 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from esa_scheduler.invocation.notify.message import Message, fit
-from esa_scheduler.invocation.notify.wire import JSON_TYPE, Answer, Outgoing, coded_answer, json_body
+from esa_scheduler.invocation.notify.message import Message, cut_note, fit
+from esa_scheduler.invocation.notify.wire import JSON_TYPE, Answer, Outgoing, coded_answer, json_body, markdown_bytes
 
 THROTTLED = frozenset({"45009"})
-MAX_BYTES = 4000
+MAX_BYTES = 4096
 LINES = 10
 
 
 def prepare(url: str, secret: str | None, message: Message, now: datetime, event_id: str) -> Outgoing:
     """The robot's markdown message (WeCom robots have no signing, so ``secret`` is unused)."""
     del secret, now, event_id
-    content = message.markdown(fit(message.markdown, MAX_BYTES, LINES))
-    body = json_body({"msgtype": "markdown", "markdown": {"content": content}})
-    return Outgoing(url, {"Content-Type": JSON_TYPE}, body)
+    fitted = fit(message.markdown_lines, markdown_bytes, MAX_BYTES, LINES, ("", cut_note("wecom")))
+    body = json_body({"msgtype": "markdown", "markdown": {"content": "\n".join(fitted.lines)}})
+    return Outgoing(url, {"Content-Type": JSON_TYPE}, body, fitted.reminders)
 
 
 def answer(status: int, body: bytes) -> Answer:

@@ -10,9 +10,15 @@ import base64
 import hashlib
 import hmac
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
+
+from esa_scheduler.logs import redact
+
+if TYPE_CHECKING:
+    from esa_scheduler.invocation.notify.message import Reminder
 
 JSON_TYPE = "application/json; charset=utf-8"
 DETAIL_CHARS = 200
@@ -20,11 +26,13 @@ DETAIL_CHARS = 200
 
 @dataclass(frozen=True)
 class Outgoing:
-    """One POST: where, with which headers, and the exact bytes (signatures cover these bytes)."""
+    """One POST: where, with which headers, and the exact bytes (signatures cover these bytes);
+    ``reminders`` are the ones the body shows (a long list may hide some behind "and N more")."""
 
     url: str
     headers: dict[str, str]
     body: bytes
+    reminders: tuple[Reminder, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -40,6 +48,11 @@ class Answer:
 def json_body(payload: dict[str, Any]) -> bytes:
     """UTF-8 JSON, not ASCII-escaped: the chat services count message size in bytes."""
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def markdown_bytes(lines: Sequence[str]) -> int:
+    """The size of markdown text as the chat services count it: UTF-8 bytes."""
+    return len("\n".join(lines).encode("utf-8"))
 
 
 def hmac_sha256(key: str, message: str | bytes) -> bytes:
@@ -60,14 +73,20 @@ def with_query(url: str, extra: str) -> str:
     return urlunsplit(parts._replace(query=query))
 
 
+def detail(text: str) -> str:
+    """A service's message as a log detail: masked before it is cut, so that no part of an echoed
+    token survives the cut, and cut to ``DETAIL_CHARS``."""
+    return redact(text)[:DETAIL_CHARS]
+
+
 def coded_answer(body: bytes, field: str, throttled: frozenset[str]) -> Answer:
     """Read ``{field: 0, ...msg}`` answers; a non-JSON body is a failure without a code."""
     try:
         payload = json.loads(body)
     except ValueError:
-        return Answer(False, None, body[:DETAIL_CHARS].decode("utf-8", "replace"))
+        return Answer(False, None, detail(body.decode("utf-8", "replace")))
     if not isinstance(payload, dict) or field not in payload:
-        return Answer(False, None, body[:DETAIL_CHARS].decode("utf-8", "replace"))
+        return Answer(False, None, detail(body.decode("utf-8", "replace")))
     code = str(payload[field])
     message = payload.get("errmsg") or payload.get("msg") or payload.get("StatusMessage") or ""
-    return Answer(code == "0", code, str(message)[:DETAIL_CHARS], code in throttled)
+    return Answer(code == "0", code, detail(str(message)), code in throttled)
