@@ -71,7 +71,7 @@ def _validate(args: argparse.Namespace) -> int:
     from esa_scheduler.engine.schedule import default_schedule_path, load_schedule
 
     path = args.schedule or default_schedule_path()
-    schedule = load_schedule(path)
+    schedule = load_schedule(path, expectations=True)
     for line in schedule_warnings(schedule, now_utc()):
         print(line, file=sys.stderr)
     failures = failed_expectations(schedule)

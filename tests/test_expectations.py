@@ -184,7 +184,20 @@ def test_expectations_are_numbered_per_file(tmp_path: Path, capsys: pytest.Captu
             '{at: "2027-01-10T02:45:00", task: access-logs-prod, desired: offline}',
             "expect[0].at: date-time '2027-01-10T02:45:00' needs an offset or Z",
         ),
-        ('{at: "2027-01-10T02:45:00Z", task: access-logs-prod, desired: down}', "expect[0].desired: Input should be"),
+        (  # unquoted, YAML reads a datetime: named as written, not as a Python object
+            "{at: 2027-03-28T03:15:00, task: access-logs-prod, desired: offline}",
+            "expect[0].at: date-time '2027-03-28T03:15:00' needs an offset or Z",
+        ),
+        (
+            "{at: 2027-03-28, task: access-logs-prod, desired: offline}",
+            "expect[0].at: '2027-03-28' is a date; an instant needs a time and an offset or Z",
+        ),
+        ("null", "expect[0]: must be a mapping with at, task, desired (got null)"),
+        ("access-logs-prod", "expect[0]: must be a mapping with at, task, desired (got 'access-logs-prod')"),
+        (
+            '{at: "2027-01-10T02:45:00Z", task: access-logs-prod, desired: down}',
+            "expect[0].desired: Input should be 'online' or 'offline' (got 'down')",
+        ),
         ('{at: "2027-01-10T02:45:00Z", desired: offline}', "expect[0].task: required field is missing"),
         (
             '{at: "2027-01-10T02:45:00Z", task: access-logs-prod, desired: offline, sorce: x}',
@@ -196,31 +209,33 @@ def test_malformed_expectations_are_schedule_errors(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], entry: str, problem: str
 ) -> None:
     path, err = _failures(capsys, tmp_path, entry)
-    assert len(err) == 1
-    assert err[0].startswith(f"{path}: {problem}"), err
+    assert err == [f"{path}: {problem}"]
+
+
+def _plan_and_dry_run(capsys: pytest.CaptureFixture[str], path: Path, tmp_path: Path) -> None:
+    """``plan`` and a dry ``run`` against the embedded emulator both succeed on ``path``."""
+    code, out, err = run_cli(capsys, "plan", "--schedule", str(path), "--at", "2027-01-10T12:00:00Z", "--json")
+    assert code == 0, err
+    assert '"desired": "online"' in out
+    state = tmp_path / "state"
+    args = ["--schedule", str(path), "--at", "2027-01-10T12:00:00Z", "--state-dir", str(state)]
+    code, out, err = run_cli(capsys, "run", "--emulator", "--dry-run", *args)
+    assert code == 0, err
 
 
 def test_plan_and_run_ignore_expectations(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = _with_expectations(tmp_path, '{at: "2027-01-10T12:00:00Z", task: access-logs-prod, desired: offline}')
     code, _, _ = _validate(capsys, path)
     assert code == 2
-    code, out, err = run_cli(capsys, "plan", "--schedule", str(path), "--at", "2027-01-10T12:00:00Z", "--json")
-    assert code == 0, err
-    assert '"desired": "online"' in out
-    state = tmp_path / "state"
-    code, out, err = run_cli(
-        capsys,
-        "run",
-        "--emulator",
-        "--dry-run",
-        "--schedule",
-        str(path),
-        "--at",
-        "2027-01-10T12:00:00Z",
-        "--state-dir",
-        str(state),
-    )
-    assert code == 0, err
+    _plan_and_dry_run(capsys, path, tmp_path)
+
+
+def test_a_malformed_expectation_stops_only_validate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``expect:`` is read by ``validate`` alone: a broken entry fails review, never a run."""
+    path = _with_expectations(tmp_path, "{at: 2027-01-10T12:00:00, task: access-logs-prod, desired: offline}")
+    _, err = _failures(capsys, tmp_path, "{at: 2027-01-10T12:00:00, task: access-logs-prod, desired: offline}")
+    assert err == [f"{path}: expect[0].at: date-time '2027-01-10T12:00:00' needs an offset or Z"]
+    _plan_and_dry_run(capsys, path, tmp_path)
 
 
 def test_sample_schedule_pins_its_dst_behaviour(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

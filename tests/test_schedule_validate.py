@@ -240,6 +240,16 @@ ERRORS: list[tuple[str, str, tuple[str, ...]]] = [
         mutate("  - name: early\n", "  - name: nightly\n"),
         ("nightly",),
     ),
+    (
+        "a window that is not a mapping",
+        mutate("windows:\n", "windows:\n  - null\n"),
+        ("windows[0]: must be a mapping with name, tasks (got null)",),
+    ),
+    (
+        "a date-time where a date belongs",
+        mutate("duration: 30m", "duration: 30m\n    active_from: 2027-05-01T10:00:00"),
+        ("windows[0] (early).active_from", "'2027-05-01T10:00:00'"),
+    ),
 ]
 
 

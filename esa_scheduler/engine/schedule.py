@@ -185,9 +185,16 @@ class ExpectSpec(_Strict):
     @field_validator("at", mode="before")
     @classmethod
     def _instant(cls, value: Any) -> Any:
-        """Like ``--at``: an instant needs an offset or Z (a wall time can be ambiguous around DST)."""
-        if isinstance(value, datetime) and value.tzinfo is not None:
+        """Like ``--at``: an instant needs an offset or Z (a wall time can be ambiguous around DST).
+
+        YAML reads an unquoted ``2027-03-28T03:15:00`` as a datetime and ``2027-03-28`` as a date;
+        both are named back in ISO form, as written, never as Python objects."""
+        if isinstance(value, datetime):
+            if value.tzinfo is None:
+                raise ValueError(f"date-time {value.isoformat()!r} needs an offset or Z")
             return in_range(value, value.isoformat()).astimezone(UTC)
+        if isinstance(value, date):
+            raise ValueError(f"{value.isoformat()!r} is a date; an instant needs a time and an offset or Z")
         return parse_instant(value if isinstance(value, str) else str(value))
 
 
@@ -344,11 +351,15 @@ def default_schedule_path() -> str:
     return config.env(config.SCHEDULE, config.DEFAULT_SCHEDULE) or config.DEFAULT_SCHEDULE
 
 
-def load_schedule(path: str | os.PathLike[str] | None = None) -> Schedule:
-    """Read, validate and resolve a schedule; raise ``ScheduleError`` listing every problem."""
+def load_schedule(path: str | os.PathLike[str] | None = None, *, expectations: bool = False) -> Schedule:
+    """Read, validate and resolve a schedule; raise ``ScheduleError`` listing every problem.
+
+    ``expect:`` entries are read only with ``expectations`` (``validate``): they are claims for
+    review, so ``plan``, ``run`` and the handler skip them and a malformed one cannot stop a run.
+    """
     files = schedule_files(path if path is not None else default_schedule_path())
     problems: list[str] = []
-    parsed = [spec for spec in (_parse_file(file, problems) for file in files) if spec is not None]
+    parsed = [spec for spec in (_parse_file(file, problems, expectations) for file in files) if spec is not None]
     schedule = _resolve(parsed, problems)
     if problems or schedule is None:
         summary = f"{len(problems)} problem(s) in the schedule"
@@ -367,6 +378,7 @@ class _ParsedFile:
     incidents: list[tuple[int, IncidentSpec]]
     notify: list[tuple[int, NotifySpec]]
     targets: list[tuple[int, TargetSpec]]
+    expect: list[tuple[int, ExpectSpec]]
 
 
 _SECTIONS: dict[str, type[BaseModel]] = {
@@ -378,7 +390,7 @@ _SECTIONS: dict[str, type[BaseModel]] = {
 }
 
 
-def _parse_file(file: Path, problems: list[str]) -> _ParsedFile | None:
+def _parse_file(file: Path, problems: list[str], expectations: bool) -> _ParsedFile | None:
     """Validate entry by entry, so one bad window does not hide the problems of the others."""
     try:
         size = file.stat().st_size
@@ -405,16 +417,10 @@ def _parse_file(file: Path, problems: list[str]) -> _ParsedFile | None:
         problems.append(f"{file}: the top level must be a mapping, not {type(raw).__name__}")
         return None
     top = dict(raw)
-    entries: dict[str, list[tuple[int, Any]]] = {key: [] for key in _SECTIONS}
-    for key, model in _SECTIONS.items():
-        value = raw.get(key)
-        if not isinstance(value, list):
-            continue
-        top[key] = []
-        for index, item in enumerate(value):
-            entry = _validate_entry(model, item, (key, index), raw, file, problems)
-            if entry is not None:
-                entries[key].append((index, entry))
+    if not expectations:
+        top.pop("expect", None)
+    sections: dict[str, type[BaseModel]] = {**_SECTIONS, "expect": ExpectSpec} if expectations else _SECTIONS
+    entries = {key: _validate_section(model, key, raw, top, file, problems) for key, model in sections.items()}
     try:
         spec = ScheduleFileSpec.model_validate(top)
     except ValidationError as exc:
@@ -428,7 +434,25 @@ def _parse_file(file: Path, problems: list[str]) -> _ParsedFile | None:
         entries["incidents"],
         entries["notify"],
         entries["targets"],
+        entries.get("expect", []),
     )
+
+
+def _validate_section(
+    model: type[BaseModel], key: str, raw: dict[str, Any], top: dict[str, Any], file: Path, problems: list[str]
+) -> list[tuple[int, Any]]:
+    """The valid entries of the list ``raw[key]`` with their indexes; ``top`` keeps an empty list
+    in its place, so the file's own model does not validate (and report) the entries again."""
+    value = raw.get(key)
+    if not isinstance(value, list):
+        return []
+    top[key] = []
+    found = []
+    for index, item in enumerate(value):
+        entry = _validate_entry(model, item, (key, index), raw, file, problems)
+        if entry is not None:
+            found.append((index, entry))
+    return found
 
 
 def _validate_entry(
@@ -441,6 +465,12 @@ def _validate_entry(
 ) -> Any:
     """Validate one list entry; on field errors, report them and retry without those fields so
     the entry's other fields still get their semantic checks (the file is rejected either way)."""
+    if not isinstance(item, dict):
+        where = _location(prefix, raw)
+        required = [name for name, info in model.model_fields.items() if info.is_required()]
+        fields = f" with {', '.join(required)}" if required else ""
+        problems.append(f"{file}: {where}: must be a mapping{fields} (got {_shown(item)})")
+        return None
     try:
         return model.model_validate(item)
     except ValidationError as exc:
@@ -494,8 +524,23 @@ def _describe(err: Any, raw: dict[str, Any]) -> str:
     if kind == "missing":
         return f"{where}: required field is missing"
     value = err.get("input")
-    shown = f" (got {value!r})" if not isinstance(value, (dict, list)) else ""
+    text = _shown(value)
+    quoted = isinstance(value, (str, date)) and text in message  # the message already names it
+    shown = f" (got {text})" if not isinstance(value, (dict, list)) and not quoted else ""
     return f"{where}: {message}{shown}"
+
+
+def _shown(value: Any) -> str:
+    """A value as the schedule wrote it: YAML's null and booleans, dates in ISO form, strings quoted."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (date, datetime)):
+        return repr(value.isoformat())
+    if isinstance(value, (dict, list)):
+        return "a mapping" if isinstance(value, dict) else "a list"
+    return repr(value)
 
 
 def _location(loc: tuple[Any, ...], raw: dict[str, Any]) -> str:
@@ -569,7 +614,7 @@ def _resolve(parsed: list[_ParsedFile], problems: list[str]) -> Schedule | None:
         tick=tick_delta or timedelta(minutes=1),
         safety=Safety(safety.max_changes, safety.max_change_ratio) if isinstance(safety, SafetySpec) else Safety(),
         files=tuple(pf.file for pf in parsed),
-        expectations=tuple(Expectation(pf.file, i, e) for pf in parsed for i, e in enumerate(pf.spec.expect)),
+        expectations=tuple(Expectation(pf.file, i, e) for pf in parsed for i, e in pf.expect),
         notify=tuple(notify_targets),
         targets=targets,
     )
