@@ -76,7 +76,8 @@ def _validate(args: argparse.Namespace) -> int:
         print(line, file=sys.stderr)
     failures = failed_expectations(schedule)
     if failures:
-        raise UserError(f"{len(failures)} expectation(s) failed", failures)
+        summary = f"{path}: {len(failures)} expectation(s) failed, {len(schedule.expectations) - len(failures)} hold"
+        raise UserError(summary, [*failures, summary])
     patterns = sum(1 for t in schedule.tasks if t.pattern)
     print(
         f"{path}: valid: {len(schedule.files)} file(s), {len(schedule.tasks)} task entries "

@@ -43,12 +43,21 @@ def _validate(capsys: pytest.CaptureFixture[str], path: Path) -> tuple[int, list
     return code, out.splitlines(), err.splitlines()
 
 
-def _failures(capsys: pytest.CaptureFixture[str], tmp_path: Path, *entries: str) -> tuple[Path, list[str]]:
+def _rejected(capsys: pytest.CaptureFixture[str], tmp_path: Path, *entries: str) -> tuple[Path, list[str]]:
     """Validate a schedule with ``entries`` that must fail: exit 2, nothing on stdout; the stderr lines."""
     path = _with_expectations(tmp_path, *entries)
     code, out, err = _validate(capsys, path)
     assert (code, out) == (2, [])
     return path, err
+
+
+def _failures(capsys: pytest.CaptureFixture[str], tmp_path: Path, *entries: str) -> tuple[Path, list[str]]:
+    """Like ``_rejected``, for expectations that are well formed: one line per failure, then the count
+    of failed and holding ones; returns the failure lines."""
+    path, err = _rejected(capsys, tmp_path, *entries)
+    failed = len(err) - 1
+    assert err[-1] == f"{path}: {failed} expectation(s) failed, {len(entries) - failed} hold"
+    return path, err[:-1]
 
 
 def test_expectations_that_hold_are_counted(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -65,16 +74,23 @@ def test_expectations_that_hold_are_counted(tmp_path: Path, capsys: pytest.Captu
     assert out[0].endswith(", 3 expectation(s) hold")
 
 
-def test_a_failed_expectation_is_one_exact_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    path, err = _failures(
-        capsys,
+def test_a_failed_expectation_is_one_exact_line_and_the_count_follows(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _with_expectations(
         tmp_path,
         '{at: "2027-01-10T02:45:00+01:00", task: access-logs-prod, desired: offline}',
         '{at: "2027-01-10T03:45:00+01:00", task: access-logs-prod, desired: offline, source: "window:nightly"}',
+        '{at: "2027-01-10T03:45:00+01:00", task: waf-edge, desired: online}',
+        '{at: "2027-01-10T12:00:00+01:00", task: waf-edge, desired: offline}',
     )
+    code, out, err = _validate(capsys, path)
+    assert (code, out) == (2, [])
     assert err == [
         f"{path}: expect[1]: at 2027-01-10T02:45:00Z: expected access-logs-prod offline (window:nightly), "
-        "the plan says online (default)"
+        "the plan says online (default)",
+        f"{path}: expect[3]: at 2027-01-10T11:00:00Z: expected waf-edge offline, the plan says online (default)",
+        f"{path}: 2 expectation(s) failed, 2 hold",
     ]
 
 
@@ -173,7 +189,8 @@ def test_expectations_are_numbered_per_file(tmp_path: Path, capsys: pytest.Captu
     code, _, err = _validate(capsys, tmp_path)
     assert code == 2
     assert err == [
-        f"{other}: expect[1]: at 2027-01-10T01:40:00Z: expected waf-a online, the plan says offline (window:nightly)"
+        f"{other}: expect[1]: at 2027-01-10T01:40:00Z: expected waf-a online, the plan says offline (window:nightly)",
+        f"{tmp_path}: 1 expectation(s) failed, 2 hold",
     ]
 
 
@@ -208,7 +225,7 @@ def test_expectations_are_numbered_per_file(tmp_path: Path, capsys: pytest.Captu
 def test_malformed_expectations_are_schedule_errors(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], entry: str, problem: str
 ) -> None:
-    path, err = _failures(capsys, tmp_path, entry)
+    path, err = _rejected(capsys, tmp_path, entry)
     assert err == [f"{path}: {problem}"]
 
 
@@ -233,7 +250,7 @@ def test_plan_and_run_ignore_expectations(tmp_path: Path, capsys: pytest.Capture
 def test_a_malformed_expectation_stops_only_validate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """``expect:`` is read by ``validate`` alone: a broken entry fails review, never a run."""
     path = _with_expectations(tmp_path, "{at: 2027-01-10T12:00:00, task: access-logs-prod, desired: offline}")
-    _, err = _failures(capsys, tmp_path, "{at: 2027-01-10T12:00:00, task: access-logs-prod, desired: offline}")
+    _, err = _rejected(capsys, tmp_path, "{at: 2027-01-10T12:00:00, task: access-logs-prod, desired: offline}")
     assert err == [f"{path}: expect[0].at: date-time '2027-01-10T12:00:00' needs an offset or Z"]
     _plan_and_dry_run(capsys, path, tmp_path)
 
@@ -248,8 +265,9 @@ def test_sample_schedule_pins_its_dst_behaviour(tmp_path: Path, capsys: pytest.C
     broken.write_text(text, encoding="utf-8")
     code, _, err = _validate(capsys, broken)
     assert code == 2
-    line = next(line for line in err if ": expect[1]: " in line)
-    # the README shows exactly this failure
+    assert err[0].endswith("expected access-logs-prod offline (window:nightly), the plan says online (default)")
+    assert err[-1] == f"{broken}: 3 expectation(s) failed, 4 hold"
+    # the README shows exactly this output
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    assert line.replace(str(broken), "schedule/sample.yaml") in readme
-    assert line.endswith("expected access-logs-prod offline (window:nightly), the plan says online (default)")
+    shown = "\n".join(line.replace(str(broken), "schedule/sample.yaml") for line in err)
+    assert f"```text\n{shown}\n```" in readme
