@@ -271,3 +271,113 @@ def test_sample_schedule_pins_its_dst_behaviour(tmp_path: Path, capsys: pytest.C
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     shown = "\n".join(line.replace(str(broken), "schedule/sample.yaml") for line in err)
     assert f"```text\n{shown}\n```" in readme
+
+
+SITES = """
+version: 1
+timezone: Europe/Berlin
+tasks:
+  - pattern: "edge-*"
+    site_id: 1234567890
+windows:
+  - name: nightly
+    tasks: ["edge-*"]
+    cron: "30 2 * * *"
+    duration: 1h
+expect:
+"""
+
+
+def test_a_task_that_only_a_site_pattern_matches_can_be_pinned(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_schedule(
+        tmp_path,
+        SITES
+        + '  - {at: "2027-01-10T02:45:00+01:00", task: edge-eu, desired: offline, source: "window:nightly"}\n'
+        + '  - {at: "2027-01-10T12:00:00+01:00", task: edge-eu, desired: online, site_id: 1234567890}\n',
+    )
+    code, out, err = _validate(capsys, path)
+    assert (code, err) == (0, [])
+    assert out[0].endswith(", 2 expectation(s) hold")
+
+
+def test_site_id_chooses_the_task_and_a_wrong_one_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # a user-level task of the same name: offline by default, where the site task is online
+    text = SITES.replace("tasks:\n", "tasks:\n  - {name: edge-eu, default_status: offline}\n", 1)
+    entries = [
+        '{at: "2027-01-10T12:00:00Z", task: edge-eu, desired: online, site_id: 1234567890}',
+        '{at: "2027-01-10T12:00:00Z", task: edge-eu, desired: online, site_id: 999}',
+        '{at: "2027-01-10T12:00:00Z", task: edge-eu, desired: online}',
+        '{at: "2027-01-10T12:00:00Z", task: edge-us, desired: offline}',
+    ]
+    path = write_schedule(tmp_path, text + "".join(f"  - {e}\n" for e in entries))
+    code, out, err = _validate(capsys, path)
+    assert (code, out) == (2, [])
+    assert err == [
+        f"{path}: expect[1]: at 2027-01-10T12:00:00Z: expected edge-eu (site 999) online, "
+        "but the plan does not manage edge-eu (site 999); it manages edge-eu (user-level), edge-eu (site 1234567890)",
+        f"{path}: expect[2]: at 2027-01-10T12:00:00Z: expected edge-eu online, "
+        "the plan says offline (default) for edge-eu (user-level)",
+        f"{path}: expect[3]: at 2027-01-10T12:00:00Z: expected edge-us offline, "
+        "the plan says online (default) for edge-us (site 1234567890)",
+        f"{path}: 3 expectation(s) failed, 1 hold",
+    ]
+
+
+FLEET = """
+version: 1
+timezone: Europe/Berlin
+targets:
+  - {name: prod-cn, region: cn-hangzhou}
+  - {name: prod-intl, region: ap-southeast-1}
+tasks:
+  - name: access-logs-prod
+  - {name: cn-only, targets: [prod-cn]}
+windows:
+  - name: nightly
+    tasks: [access-logs-prod, cn-only]
+    targets: [prod-cn]
+    cron: "30 2 * * *"
+    duration: 1h
+expect:
+"""
+
+
+def test_fleet_expectations_are_checked_against_each_targets_plan(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The schedule as a whole has nightly on access-logs-prod; only prod-cn's plan does."""
+    entries = [
+        '{at: "2027-01-10T02:45:00+01:00", task: access-logs-prod, desired: offline}',
+        '{at: "2027-01-10T02:45:00+01:00", task: access-logs-prod, desired: offline, target: prod-cn}',
+        '{at: "2027-01-10T02:45:00+01:00", task: access-logs-prod, desired: online, target: prod-intl}',
+        '{at: "2027-01-10T02:45:00+01:00", task: cn-only, desired: offline}',
+        '{at: "2027-01-10T02:45:00+01:00", task: cn-only, desired: offline, target: prod-intl}',
+    ]
+    path = write_schedule(tmp_path, FLEET + "".join(f"  - {e}\n" for e in entries))
+    code, out, err = _validate(capsys, path)
+    assert (code, out) == (2, [])
+    assert err == [
+        f"{path}: expect[0]: at 2027-01-10T01:45:00Z: expected access-logs-prod offline, "
+        "the plan says online (default) for access-logs-prod (target prod-intl)",
+        f"{path}: expect[4]: at 2027-01-10T01:45:00Z: expected cn-only (target prod-intl) offline, "
+        "but the plan does not manage cn-only (target prod-intl); it manages cn-only (target prod-cn)",
+        f"{path}: 2 expectation(s) failed, 3 hold",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("schedule", "problem"),
+    [
+        (FLEET, "expect[0].target: 'prod-eu' is not a target of the schedule (targets: prod-cn, prod-intl)"),
+        (SCHEDULE, "expect[0].target: no targets are declared (add a top-level 'targets:' list first)"),
+    ],
+)
+def test_an_unknown_expectation_target_is_a_schedule_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], schedule: str, problem: str
+) -> None:
+    entry = '{at: "2027-01-10T12:00:00Z", task: access-logs-prod, desired: online, target: prod-eu}'
+    path = write_schedule(tmp_path, schedule + f"  - {entry}\n")
+    code, out, err = _validate(capsys, path)
+    assert (code, out, err) == (2, [], [f"{path}: {problem}"])

@@ -30,6 +30,7 @@ from esa_scheduler.engine.targets import (
     applies_to_target,
     check_target_selectors,
     resolve_target,
+    unknown_target,
 )
 from esa_scheduler.errors import ScheduleError
 from esa_scheduler.invocation.notify.model import NotifySpec, NotifyTarget
@@ -175,12 +176,18 @@ class SafetySpec(_Strict):
 
 
 class ExpectSpec(_Strict):
-    """A claim about the schedule alone, checked by ``validate``: at ``at``, ``task`` is ``desired``."""
+    """A claim about the schedule alone, checked by ``validate``: at ``at``, ``task`` is ``desired``.
+
+    ``site_id`` and ``target`` narrow it to one site or one fleet target; left out, it must hold
+    for every managed task of that name (user-level or on any site, on every target managing it).
+    """
 
     at: datetime
     task: str = Field(min_length=1)
     desired: Status
     source: str | None = Field(default=None, min_length=1)
+    site_id: int | None = None
+    target: str | None = Field(default=None, min_length=1)
 
     @field_validator("at", mode="before")
     @classmethod
@@ -602,6 +609,9 @@ def _resolve(parsed: list[_ParsedFile], problems: list[str]) -> Schedule | None:
                 if is_glob(selector) and not probe.selector_may_match(selector):
                     problems.append(f"{where}.tasks[{i}]: {selector!r} matches no managed task")
             notify_targets.append(NotifyTarget(entry, file_tz, file))
+    expectations = tuple(Expectation(pf.file, i, e) for pf in parsed for i, e in pf.expect)
+    for expectation in expectations:
+        _check_expect_target(expectation, targets, problems)
     tick_file, tick = _single_setting(parsed, "tick", problems)
     _, safety = _single_setting(parsed, "safety", problems)
     tick_delta = _duration(tick, f"{tick_file}: tick", problems) if isinstance(tick, str) else None
@@ -614,10 +624,22 @@ def _resolve(parsed: list[_ParsedFile], problems: list[str]) -> Schedule | None:
         tick=tick_delta or timedelta(minutes=1),
         safety=Safety(safety.max_changes, safety.max_change_ratio) if isinstance(safety, SafetySpec) else Safety(),
         files=tuple(pf.file for pf in parsed),
-        expectations=tuple(Expectation(pf.file, i, e) for pf in parsed for i, e in pf.expect),
+        expectations=expectations,
         notify=tuple(notify_targets),
         targets=targets,
     )
+
+
+def _check_expect_target(expectation: Expectation, targets: tuple[ScheduleTarget, ...], problems: list[str]) -> None:
+    """An expectation's ``target`` must name a declared target (one name: it pins one target's plan)."""
+    name = expectation.spec.target
+    if name is None:
+        return
+    where = f"{expectation.file}: expect[{expectation.index}].target"
+    if not targets:
+        problems.append(f"{where}: no targets are declared (add a top-level 'targets:' list first)")
+    elif (problem := unknown_target(name, targets)) is not None:
+        problems.append(f"{where}: {problem}")
 
 
 def _resolve_targets(parsed: list[_ParsedFile], problems: list[str]) -> tuple[ScheduleTarget, ...]:
