@@ -463,7 +463,41 @@ def test_warning_different_status_overlap_at_equal_priority(tmp_path: Path, caps
     )
     code, lines = validate(capsys, tmp_path)
     assert code == 0, lines
-    line_with(lines, "off-window", "on-window")
+    warning = line_with(lines, "off-window", "on-window")
+    assert re.search(r"\(from \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z\); offline wins the tie$", warning), warning
+
+
+FLEET_OVERLAP = """
+version: 1
+targets:
+  - {name: prod-cn, region: cn-hangzhou}
+  - {name: prod-intl, region: ap-southeast-1}
+tasks:
+  - name: a
+windows:
+  - name: off-window
+    tasks: [a]
+    targets: [prod-cn]
+    cron: "0 2 * * *"
+    duration: 1h
+  - name: on-window
+    tasks: [a]
+    targets: [%s]
+    status: online
+    cron: "30 2 * * *"
+    duration: 1h
+"""
+
+
+@pytest.mark.parametrize(("targets", "warned"), [("prod-intl", False), ("prod-cn", True), ('"prod-*"', True)])
+def test_overlap_warning_only_where_the_windows_share_a_target(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], targets: str, warned: bool
+) -> None:
+    """Windows on disjoint targets never meet in one target's plan, so their overlap is no tie."""
+    write_schedule(tmp_path, FLEET_OVERLAP % targets)
+    code, lines = validate(capsys, tmp_path)
+    assert code == 0, lines
+    assert any("overlaps window" in line for line in lines) == warned, lines
 
 
 @pytest.mark.parametrize(
