@@ -249,3 +249,48 @@ def test_long_spans_thin_their_labels(capsys: pytest.CaptureFixture[str], tmp_pa
     day_labels = [float(t.attrs["x"]) for t in dom.find("text") if re.fullmatch(r"\w{3} \d\d \w{3}", t.text)]
     assert len(day_labels) >= 4
     assert min(b - a for a, b in pairwise(day_labels)) >= 70
+
+
+def _page(capsys: pytest.CaptureFixture[str], tmp_path: Path, schedule: Path, at: str, *extra: str) -> Node:
+    page = tmp_path / "page.html"
+    args = ["plan", "--schedule", str(schedule), "--at", at, "--html", str(page), "--state-dir", str(tmp_path / "s")]
+    code, _, err = run_cli(capsys, *args, *extra)
+    assert code == 0, err
+    return _parse(page)
+
+
+BERLIN_WITH_SHANGHAI_WINDOW = """
+version: 1
+timezone: Europe/Berlin
+tasks: [{name: logs}]
+windows:
+  - {name: asia-backup, tasks: [logs], cron: "0 3 * * *", duration: 1h, timezone: Asia/Shanghai}
+  - {name: nightly, tasks: [logs], cron: "30 2 * * *", duration: 1h}
+"""
+
+
+@pytest.mark.parametrize(
+    "files",
+    [
+        {"ops.yaml": BERLIN_WITH_SHANGHAI_WINDOW},
+        {"ops.yaml": "version: 1\ntimezone: Europe/Berlin\ntasks: [{name: logs}]\n"},  # no windows at all
+        {  # a folder: the first file that sets timezone: (load order), not one without it, nor a later one
+            "00-targets.yaml": "version: 1\ntasks: [{name: other}]\n",
+            "10-ops.yaml": BERLIN_WITH_SHANGHAI_WINDOW,
+            "20-asia.yaml": "version: 1\ntimezone: Asia/Shanghai\ntasks: [{name: asia}]\n",
+        },
+    ],
+    ids=["first-window-elsewhere", "no-windows", "folder"],
+)
+def test_the_axis_is_in_the_schedules_zone(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, files: dict[str, str]
+) -> None:
+    folder = tmp_path / "schedule"
+    for name, text in files.items():
+        write_schedule(folder, text, name)
+    dom = _page(capsys, tmp_path, folder, SPRING_WEEK, "--days", "3")
+    svg = dom.find("svg", "timeline")[0]
+    assert parse_instant(svg.attrs["data-start"]) == datetime(2027, 3, 26, tzinfo=BERLIN).astimezone(UTC)
+    (dst,) = dom.find("line", "dst")
+    assert parse_instant(dst.attrs["data-at"]) == utc("2027-03-28T01:00:00")
+    assert "in Europe/Berlin" in dom.find("p", "sub")[0].text

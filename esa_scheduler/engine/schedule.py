@@ -39,6 +39,7 @@ from esa_scheduler.timeutil import UTC, in_range, parse_datetime, parse_duration
 Status = Literal["online", "offline"]
 Mode = Literal["enforce", "transitions"]
 MAX_FILE_BYTES = 1024 * 1024
+UTC_ZONE = zone("UTC")
 
 
 class _ScheduleLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
@@ -316,6 +317,9 @@ class Schedule:
     expectations: tuple[Expectation, ...] = ()
     notify: tuple[NotifyTarget, ...] = ()
     targets: tuple[ScheduleTarget, ...] = ()
+    timezone: ZoneInfo = UTC_ZONE
+    """The schedule's zone, in which the views draw and describe it: that of the first file, in load
+    order, that sets ``timezone:`` (the others' zones apply to their own windows), else UTC."""
 
     @property
     def explicit_tasks(self) -> tuple[TaskRule, ...]:
@@ -624,6 +628,7 @@ def _resolve(parsed: list[_ParsedFile], problems: list[str]) -> Schedule | None:
         tick=tick_delta or timedelta(minutes=1),
         safety=Safety(safety.max_changes, safety.max_change_ratio) if isinstance(safety, SafetySpec) else Safety(),
         files=tuple(pf.file for pf in parsed),
+        timezone=next((zone(pf.spec.timezone) for pf in parsed if "timezone" in pf.spec.model_fields_set), UTC_ZONE),
         expectations=expectations,
         notify=tuple(notify_targets),
         targets=targets,

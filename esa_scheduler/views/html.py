@@ -19,7 +19,7 @@ from esa_scheduler.engine.planner import Planner, Segment
 from esa_scheduler.engine.schedule import Schedule
 from esa_scheduler.invocation.holds import Hold
 from esa_scheduler.timeutil import utc_iso
-from esa_scheduler.views.rows import Row, build_rows, display_zone, source_words, view_tasks
+from esa_scheduler.views.rows import Row, build_rows, source_words, view_tasks
 
 MAX_ROWS = 500
 LABEL_W = 240
@@ -196,7 +196,7 @@ def render_html(
     schedule_path: str, schedule: Schedule, at: datetime, days: int, names: Sequence[str], holds: Sequence[Hold]
 ) -> str:
     """The whole page: title, legend, an optional cut note, and the chart of ``days`` local days from ``at``'s day."""
-    tz = display_zone(schedule)
+    tz = schedule.timezone
     axis = chart_axis(at, days, tz)
     planner = Planner(schedule, axis.start, holds)
     tasks = view_tasks(schedule, names)

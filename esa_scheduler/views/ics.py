@@ -19,7 +19,7 @@ from esa_scheduler.engine.planner import Planner
 from esa_scheduler.engine.schedule import Schedule
 from esa_scheduler.invocation.holds import Hold
 from esa_scheduler.timeutil import UTC
-from esa_scheduler.views.rows import Row, build_rows, display_zone, source_words, view_tasks
+from esa_scheduler.views.rows import Row, build_rows, source_words, view_tasks
 
 PRODID = "-//esa-scheduler//plan --ics//EN"
 NAMES_IN_SUMMARY = 3
@@ -125,7 +125,7 @@ def render_ics(
         for away in away_intervals(row, until):
             groups.setdefault(away, []).append(row.label)
     stamp = _stamp(at)
-    tz = display_zone(schedule)
+    tz = schedule.timezone
     lines = [
         "BEGIN:VCALENDAR",
         "VERSION:2.0",

@@ -9,11 +9,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
 from esa_scheduler.engine.planner import ManagedTask, Planner, Segment, TaskRef, managed_tasks
 from esa_scheduler.engine.schedule import Schedule, selector_matches
-from esa_scheduler.timeutil import zone
 
 
 @dataclass(frozen=True)
@@ -30,11 +28,6 @@ class Row:
         ref = self.task.ref
         site = f" (site {ref.site_id})" if ref.site_id is not None else ""
         return f"{ref.name}{site}" + (" (pattern)" if self.pattern else "")
-
-
-def display_zone(schedule: Schedule) -> ZoneInfo:
-    """The zone a view draws in: the first window's (in practice the schedule file's), else UTC."""
-    return schedule.windows[0].tz if schedule.windows else zone("UTC")
 
 
 def view_tasks(schedule: Schedule, names: Sequence[str]) -> list[tuple[ManagedTask, bool]]:
