@@ -294,3 +294,22 @@ def test_the_axis_is_in_the_schedules_zone(
     (dst,) = dom.find("line", "dst")
     assert parse_instant(dst.attrs["data-at"]) == utc("2027-03-28T01:00:00")
     assert "in Europe/Berlin" in dom.find("p", "sub")[0].text
+
+
+def test_legend_shows_both_faded_defaults(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """site-logs is offline by default, the others online: both faded colours are on the page, so both
+    belong in the legend, each as the bars draw it."""
+    dom = _parse(_render(capsys, tmp_path, SPRING_WEEK))
+    swatches = {li.text.strip(): li.find("rect")[0].attrs for li in dom.find("li") if li.find("rect")}
+    for state, colour in (("online", "#2e8b57"), ("offline", "#c8372d")):
+        assert swatches[f"{state} by default (faded)"] == {
+            "width": "22",
+            "height": "12",
+            "fill": colour,
+            "fill-opacity": ".3",
+        }
+        faded = [b for b in dom.find("g", "bar") if b.attrs["class"].split() == ["bar", state, "default"]]
+        assert faded, f"the sample week has {state} default bars"
+    style = dom.find("style")[0].text
+    assert ".offline rect{fill:#c8372d}" in style and ".online rect{fill:#2e8b57}" in style
+    assert ".default rect{fill-opacity:.3}" in style

@@ -186,7 +186,8 @@ LEGEND = (
     ("offline (window)", '<rect width="22" height="12" fill="#c8372d"/>'),
     ("online (window)", '<rect width="22" height="12" fill="#2e8b57"/>'),
     ("hold", '<rect width="22" height="12" fill="url(#hold-offline)" stroke="#111" stroke-dasharray="4 2"/>'),
-    ("default state (faded)", '<rect width="22" height="12" fill="#2e8b57" fill-opacity=".3"/>'),
+    ("online by default (faded)", '<rect width="22" height="12" fill="#2e8b57" fill-opacity=".3"/>'),
+    ("offline by default (faded)", '<rect width="22" height="12" fill="#c8372d" fill-opacity=".3"/>'),
     ("DST change", '<line x1="11" x2="11" y1="0" y2="12" stroke="#7b2cbf" stroke-width="2" stroke-dasharray="4 2"/>'),
     ("--at instant", '<line x1="11" x2="11" y1="0" y2="12" stroke="#1565c0" stroke-width="2"/>'),
 )
