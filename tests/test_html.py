@@ -138,9 +138,9 @@ def test_rows_bars_and_positions_in_chromium(browser: str, capsys: pytest.Captur
     rows = dom.find("g", "row")
     assert [r.attrs["data-task"] for r in rows] == ["access-logs-prod", "waf-edge", "site-logs"]
 
-    # the axis: day lines at local midnights, 7 days from the day holding --at
+    # the axis: day lines at local midnights, from the day holding --at to the midnight after --at + 7 days
     first = date(2027, 3, 26)
-    midnights = _local_midnights(first, 7)
+    midnights = _local_midnights(first, 8)
     days = dom.find("line", "day")
     assert [parse_instant(d.attrs["data-at"]) for d in days] == midnights[:-1]
     x0, t0 = float(days[0].attrs["x1"]), midnights[0]
@@ -156,7 +156,7 @@ def test_rows_bars_and_positions_in_chromium(browser: str, capsys: pytest.Captur
         assert len(row.find("g", "bar")) == _intervals(row.attrs["data-task"], midnights[0], midnights[-1])
     bars = rows[0].find("g", "bar")
     nightly = [b for b in bars if b.attrs["data-source"] == "window:nightly"]
-    starts = _nightly_starts(first, 7)
+    starts = _nightly_starts(first, 8)
     assert [parse_instant(b.attrs["data-start"]) for b in nightly] == starts
     for bar, start in zip(nightly, starts, strict=True):
         rect = bar.child("rect")
@@ -238,13 +238,13 @@ def test_half_hour_dst_shift_is_one_mark(capsys: pytest.CaptureFixture[str], tmp
     (dst,) = dom.find("line", "dst")
     assert parse_instant(dst.attrs["data-at"]) == utc("2027-10-02T15:30:00")
     assert "(UTC+10:30 → UTC+11:00)" in dom.find("text", "dst-label")[0].text
-    assert len(dom.find("line", "day")) == 3
+    assert len(dom.find("line", "day")) == 4  # --at is 10:30 local: to the midnight after 3 days later
 
 
 def test_long_spans_thin_their_labels(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     page = _render(capsys, tmp_path, SPRING_WEEK, "--days", "120")
     dom = _parse(page)
-    assert len(dom.find("line", "day")) == 120
+    assert len(dom.find("line", "day")) == 121
     assert len(dom.find("line", "dst")) == 1
     day_labels = [float(t.attrs["x"]) for t in dom.find("text") if re.fullmatch(r"\w{3} \d\d \w{3}", t.text)]
     assert len(day_labels) >= 4
@@ -313,3 +313,25 @@ def test_legend_shows_both_faded_defaults(capsys: pytest.CaptureFixture[str], tm
     style = dom.find("style")[0].text
     assert ".offline rect{fill:#c8372d}" in style and ".online rect{fill:#2e8b57}" in style
     assert ".default rect{fill-opacity:.3}" in style
+
+
+@pytest.mark.parametrize(
+    ("at", "days", "first", "end"),
+    [
+        # 23:00 local: the chart runs to the midnight after --at + 7 days, not 6 days and an hour ahead
+        ("2027-03-25T22:00:00Z", 7, "2027-03-25T00:00:00+01:00", "2027-04-02T00:00:00+02:00"),
+        # exactly local midnight: --at + 7 days is a midnight itself
+        ("2027-05-09T22:00:00Z", 7, "2027-05-10T00:00:00+02:00", "2027-05-17T00:00:00+02:00"),
+        ("2027-05-10T09:00:00Z", 1, "2027-05-10T00:00:00+02:00", "2027-05-12T00:00:00+02:00"),
+    ],
+)
+def test_the_chart_covers_days_after_at(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, at: str, days: int, first: str, end: str
+) -> None:
+    dom = _parse(_render(capsys, tmp_path, at, "--days", str(days)))
+    svg = dom.find("svg", "timeline")[0]
+    start_at, end_at = parse_instant(svg.attrs["data-start"]), parse_instant(svg.attrs["data-end"])
+    assert (start_at, end_at) == (datetime.fromisoformat(first), datetime.fromisoformat(end))
+    assert start_at <= parse_instant(at) and end_at >= parse_instant(at) + timedelta(days=days)
+    midnights = [parse_instant(line.attrs["data-at"]) for line in dom.find("line", "day")]
+    assert midnights[0] == start_at and len(midnights) == round((end_at - start_at) / timedelta(days=1))

@@ -71,10 +71,12 @@ class Axis:
 
 
 def chart_axis(at: datetime, days: int, tz: ZoneInfo) -> Axis:
-    """From local midnight of the day holding ``at`` to local midnight ``days`` days later, so whole days show."""
-    day = at.astimezone(tz).date()
-    start, _ = wall_to_instant(datetime.combine(day, time()), tz)
-    end, _ = wall_to_instant(datetime.combine(day + timedelta(days=days), time()), tz)
+    """From local midnight of the day holding ``at`` to the first local midnight at or after ``at``
+    plus ``days``: whole days show, and the chart covers at least the span the ICS feed exports."""
+    start, _ = wall_to_instant(datetime.combine(at.astimezone(tz).date(), time()), tz)
+    last = (at + timedelta(days=days)).astimezone(tz)
+    end_day = last.date() if last.time() == time() else last.date() + timedelta(days=1)
+    end, _ = wall_to_instant(datetime.combine(end_day, time()), tz)
     return Axis(start, end, tz)
 
 
@@ -196,7 +198,7 @@ LEGEND = (
 def render_html(
     schedule_path: str, schedule: Schedule, at: datetime, days: int, names: Sequence[str], holds: Sequence[Hold]
 ) -> str:
-    """The whole page: title, legend, an optional cut note, and the chart of ``days`` local days from ``at``'s day."""
+    """The whole page: title, legend, notes, and the chart from ``at``'s local day to ``days`` past ``at``."""
     tz = schedule.timezone
     axis = chart_axis(at, days, tz)
     planner = Planner(schedule, axis.start, holds)
@@ -223,7 +225,8 @@ def render_html(
         f"<title>{escape(title)} at {utc_iso(at)}</title><style>{STYLE}</style></head><body>",
         f"<h1>{escape(title)}</h1>",
         f'<p class="sub">at <time datetime="{utc_iso(at)}">{utc_iso(at)}</time> ({_local(at, tz)}); '
-        f"{days} day(s) from {axis.start.astimezone(tz):%Y-%m-%d} in {tz.key}; {len(rows)} row(s)</p>",
+        f"{axis.start.astimezone(tz):%Y-%m-%d} to {axis.end.astimezone(tz):%Y-%m-%d} in {tz.key} "
+        f"(at least {days} day(s) after --at); {len(rows)} row(s)</p>",
         *(f'<p class="note">{escape(note)}</p>' for note in notes),
         f'<svg width="0" height="0" style="position:absolute"><defs>{PATTERNS}</defs></svg>',
         f'<ul class="legend">{legend}</ul>',
