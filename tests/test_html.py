@@ -335,3 +335,43 @@ def test_the_chart_covers_days_after_at(
     assert start_at <= parse_instant(at) and end_at >= parse_instant(at) + timedelta(days=days)
     midnights = [parse_instant(line.attrs["data-at"]) for line in dom.find("line", "day")]
     assert midnights[0] == start_at and len(midnights) == round((end_at - start_at) / timedelta(days=1))
+
+
+def test_narrow_bars_are_named_beside_them_in_chromium(
+    browser: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A 1 h window in a week is about 7 px: its name goes right of the bar, over the faded default
+    bar that follows (which carries no text), and only where it stays clear of the next window."""
+    schedule = write_schedule(
+        tmp_path,
+        """
+        version: 1
+        timezone: Europe/Berlin
+        tasks: [{name: logs}]
+        windows:
+          - {name: first, tasks: [logs], cron: "0 2 * * *", duration: 1h}
+          - {name: second, tasks: [logs], cron: "0 3 * * *", duration: 1h}
+        """,
+    )
+    page = tmp_path / "narrow.html"
+    args = ["plan", "--schedule", str(schedule), "--at", "2027-05-10T10:00:00Z", "--html", str(page)]
+    code, _, err = run_cli(capsys, *args, "--state-dir", str(tmp_path / "state"))
+    assert code == 0, err
+    (row,) = _dom(page).find("g", "row")
+    bars = row.find("g", "bar")
+    by_source: dict[str, list[Node]] = {}
+    for bar in bars:
+        by_source.setdefault(bar.attrs["data-source"], []).append(bar)
+    assert len(by_source["window:second"]) == 8
+    assert all(not bar.find("text") for bar in by_source["default"])
+    assert all(not bar.find("text") for bar in by_source["window:first"]), "no room: 'second' follows at once"
+    for bar in by_source["window:second"]:
+        rect = bar.child("rect")
+        (text,) = bar.find("text")
+        assert (text.text, text.attrs["class"]) == ("second", "beside")
+        right = float(rect.attrs["x"]) + float(rect.attrs["width"])
+        assert float(rect.attrs["width"]) < 10
+        assert float(text.attrs["x"]) == pytest.approx(right + 3, abs=0.01)
+        later = [float(b.child("rect").attrs["x"]) for b in bars if b.attrs["data-source"] == "window:first"]
+        following = min((x for x in later if x > right), default=float("inf"))
+        assert float(text.attrs["x"]) + 6.6 * len("second") < following, "the label ends before the next window"

@@ -41,7 +41,7 @@ svg text{font:11px system-ui,sans-serif;fill:#222}
 .stripe{fill:#f4f5f7}.label{font-weight:600}
 .bar rect{stroke:#fff;stroke-width:.5}.bar text{fill:#fff;pointer-events:none}
 .offline rect{fill:#c8372d}.online rect{fill:#2e8b57}
-.default rect{fill-opacity:.3}.default text{fill:#222}
+.default rect{fill-opacity:.3}.bar .beside{fill:#222}
 .hold rect{stroke:#111;stroke-width:1.5;stroke-dasharray:4 2}
 .hold.offline rect{fill:url(#hold-offline)}.hold.online rect{fill:url(#hold-online)}
 .day{stroke:#666;stroke-width:1}.hour{stroke:#999;stroke-width:.5}.grid{stroke:#ddd;stroke-width:.5}
@@ -139,7 +139,10 @@ def _axis_svg(axis: Axis, height: int) -> list[str]:
     return out + marks
 
 
-def _bar(segment: Segment, axis: Axis) -> str:
+def _bar(segment: Segment, axis: Axis, room: float) -> str:
+    """One bar, labelled inside when its name fits, else beside it when ``room`` (the free x after it)
+    does, else only in its tooltip. Default bars carry no text: their fading says it, and it leaves
+    their space to the names of the narrow windows before them (a 1 h window in a week is 8 px)."""
     end = segment.end or axis.end
     left, right = axis.x(max(segment.start, axis.start)), axis.x(min(end, axis.end))
     state = segment.state
@@ -152,9 +155,12 @@ def _bar(segment: Segment, axis: Axis) -> str:
         f"{utc_iso(segment.start)} – {until_utc}"
     )
     width = right - left
-    label = (
-        f'<text x="{left + 3:.2f}" y="{BAR_Y + 12}">{escape(name)}</text>' if width >= CHAR_W * len(name) + 6 else ""
-    )
+    needed = CHAR_W * len(name) + 6
+    label = ""
+    if kind != "default" and width >= needed:
+        label = f'<text x="{left + 3:.2f}" y="{BAR_Y + 12}">{escape(name)}</text>'
+    elif kind != "default" and room - right >= needed:
+        label = f'<text class="beside" x="{right + 3:.2f}" y="{BAR_Y + 12}">{escape(name)}</text>'
     end_attr = f' data-end="{utc_iso(segment.end)}"' if segment.end else ""
     return (
         f'<g class="bar {state.desired} {kind}" data-source="{escape(state.source)}" '
@@ -162,6 +168,18 @@ def _bar(segment: Segment, axis: Axis) -> str:
         f'<rect x="{left:.2f}" y="{BAR_Y}" width="{width:.2f}" height="{BAR_H}"/>{label}'
         f"<title>{escape(tip)}</title></g>"
     )
+
+
+def _rooms(segments: Sequence[Segment], axis: Axis) -> list[float]:
+    """For each bar, the x up to which a label beside it stays clear: the next bar that is not a
+    default one (default bars carry no text), or the chart's right edge."""
+    limit = axis.x(axis.end)
+    rooms = []
+    for segment in reversed(segments):
+        rooms.append(limit)
+        if segment.state.source != "default":
+            limit = axis.x(max(segment.start, axis.start))
+    return rooms[::-1]
 
 
 def _rows_svg(rows: Sequence[Row], axis: Axis) -> list[str]:
@@ -172,7 +190,7 @@ def _rows_svg(rows: Sequence[Row], axis: Axis) -> list[str]:
         drawn = bars.get(row.segments)
         if drawn is None:
             visible = [s for s in row.segments if s.start < axis.end and (s.end is None or s.end > axis.start)]
-            drawn = "".join(_bar(s, axis) for s in visible)
+            drawn = "".join(_bar(s, axis, room) for s, room in zip(visible, _rooms(visible, axis), strict=True))
             bars[row.segments] = drawn
         stripe = f'<rect class="stripe" width="{LABEL_W + CHART_W}" height="{ROW_H}"/>' if i % 2 else ""
         label = escape(row.label)
