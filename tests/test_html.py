@@ -375,3 +375,40 @@ def test_narrow_bars_are_named_beside_them_in_chromium(
         later = [float(b.child("rect").attrs["x"]) for b in bars if b.attrs["data-source"] == "window:first"]
         following = min((x for x in later if x > right), default=float("inf"))
         assert float(text.attrs["x"]) + 6.6 * len("second") < following, "the label ends before the next window"
+
+
+@pytest.mark.parametrize("days", [7, 60])
+def test_a_dense_schedule_stays_under_the_size_budget(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, days: int
+) -> None:
+    """A 3-hourly window on 1,000 tasks made a 17 MB page of 56,000 bars: rows are cut to fit 5 MB."""
+    schedule = write_schedule(
+        tmp_path,
+        """
+        version: 1
+        timezone: Europe/Berlin
+        tasks: [{pattern: "app-*"}]
+        windows: [{name: every-3h, tasks: ["app-*"], cron: "0 */3 * * *", duration: 1h}]
+        """,
+    )
+    names = [f"app-{i:04d}" for i in range(1000)]
+    page = tmp_path / "dense.html"
+    args = ["plan", "--schedule", str(schedule), "--at", "2027-05-10T10:00:00Z", "--days", str(days)]
+    code, _, err = run_cli(capsys, *args, "--html", str(page), "--task", *names, "--state-dir", str(tmp_path / "s"))
+    assert code == 0, err
+    size = page.stat().st_size
+    assert size < 5_000_000
+    dom = _parse(page)
+    rows = dom.find("g", "row")
+    kept = len(rows)
+    assert 0 < kept < 500
+    assert [p.text for p in dom.find("p", "note")] == [
+        f"Showing the first {kept} of 1000 rows (sorted by site and name); the other {1000 - kept} are not drawn: "
+        "their bars would take the page over its 5 MB size limit (fewer --days leave room for more rows)."
+    ]
+    assert [r.attrs["data-task"] for r in rows] == names[:kept]
+    # rows are alike here (every other one striped): one more would not have fitted
+    pieces = page.read_text(encoding="utf-8").split('<g class="row"')
+    row_bytes = max(len(piece.encode("utf-8")) for piece in pieces[1:3])
+    assert size + row_bytes >= 5_000_000
+    assert len(rows[-1].find("g", "bar")) == len(rows[0].find("g", "bar")) >= days * 8 * 2

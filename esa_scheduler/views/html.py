@@ -8,7 +8,7 @@ tools (and the browser tests) read positions without guessing.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from html import escape
@@ -22,6 +22,8 @@ from esa_scheduler.timeutil import utc_iso
 from esa_scheduler.views.rows import Row, build_rows, source_words, view_tasks
 
 MAX_ROWS = 500
+PAGE_BUDGET = 5_000_000
+"""Bytes: the page stays under 5 MB whatever the input, by drawing fewer rows when it must."""
 LABEL_W = 240
 CHART_W = 1344
 AXIS_H = 58
@@ -182,10 +184,9 @@ def _rooms(segments: Sequence[Segment], axis: Axis) -> list[float]:
     return rooms[::-1]
 
 
-def _rows_svg(rows: Sequence[Row], axis: Axis) -> list[str]:
+def _rows_svg(rows: Sequence[Row], axis: Axis) -> Iterator[str]:
     """One group per row; rows sharing their segments share the rendered bars (most tasks do)."""
     bars: dict[tuple[Segment, ...], str] = {}
-    out = []
     for i, row in enumerate(rows):
         drawn = bars.get(row.segments)
         if drawn is None:
@@ -194,12 +195,11 @@ def _rows_svg(rows: Sequence[Row], axis: Axis) -> list[str]:
             bars[row.segments] = drawn
         stripe = f'<rect class="stripe" width="{LABEL_W + CHART_W}" height="{ROW_H}"/>' if i % 2 else ""
         label = escape(row.label)
-        out.append(
+        yield (
             f'<g class="row" data-task="{escape(row.task.ref.name)}" transform="translate(0,{AXIS_H + i * ROW_H})">'
             f'{stripe}<text class="label" x="6" y="15" clip-path="url(#labels)">{label}<title>{label}</title></text>'
             f"{drawn}</g>"
         )
-    return out
 
 
 LEGEND = (
@@ -213,49 +213,93 @@ LEGEND = (
 )
 
 
+def _notes(total: int, kept: int, by_size: bool) -> list[str]:
+    """Why rows are missing, if any are: the row cap, or the page's size budget (``by_size``)."""
+    if not total:
+        return ["No managed tasks: the schedule names none and has no patterns."]
+    if kept == total:
+        return []
+    why = (
+        f": their bars would take the page over its {PAGE_BUDGET // 1_000_000} MB size limit "
+        "(fewer --days leave room for more rows)"
+        if by_size
+        else ""
+    )
+    return [
+        f"Showing the first {kept} of {total} rows (sorted by site and name); the other {total - kept} "
+        f"are not drawn{why}."
+    ]
+
+
+@dataclass(frozen=True)
+class _Page:
+    """Everything on the page but its rows, which ``render`` is given (all, or the first that fit)."""
+
+    schedule_path: str
+    at: datetime
+    days: int
+    axis: Axis
+    total: int
+
+    def render(self, rows: Sequence[str], by_size: bool = False) -> str:
+        axis, at, tz = self.axis, self.at, self.axis.tz
+        height = AXIS_H + ROW_H * len(rows) + 8
+        width = LABEL_W + CHART_W + 16
+        title = f"esa-scheduler plan: {self.schedule_path}"
+        at_x = axis.x(at)
+        legend = "".join(
+            f'<li><svg width="22" height="12" aria-hidden="true">{swatch}</svg>{escape(text)}</li>'
+            for text, swatch in LEGEND
+        )
+        parts = [
+            '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">',
+            f"<title>{escape(title)} at {utc_iso(at)}</title><style>{STYLE}</style></head><body>",
+            f"<h1>{escape(title)}</h1>",
+            f'<p class="sub">at <time datetime="{utc_iso(at)}">{utc_iso(at)}</time> ({_local(at, tz)}); '
+            f"{axis.start.astimezone(tz):%Y-%m-%d} to {axis.end.astimezone(tz):%Y-%m-%d} in {tz.key} "
+            f"(at least {self.days} day(s) after --at); {len(rows)} row(s)</p>",
+            *(f'<p class="note">{escape(note)}</p>' for note in _notes(self.total, len(rows), by_size)),
+            f'<svg width="0" height="0" style="position:absolute"><defs>{PATTERNS}</defs></svg>',
+            f'<ul class="legend">{legend}</ul>',
+            f'<svg xmlns="http://www.w3.org/2000/svg" class="timeline" width="{width}" height="{height}" '
+            f'viewBox="0 0 {width} {height}" data-start="{utc_iso(axis.start)}" data-end="{utc_iso(axis.end)}" '
+            f'data-x0="{LABEL_W}" data-x1="{LABEL_W + CHART_W}">',
+            f'<defs><clipPath id="labels"><rect width="{LABEL_W - 10}" height="{ROW_H}"/></clipPath></defs>',
+            *rows,
+            *_axis_svg(axis, height),
+            f'<line class="at" x1="{at_x:.2f}" x2="{at_x:.2f}" y1="0" y2="{height}" data-at="{utc_iso(at)}"/>',
+            f'<text class="at-label" x="{at_x + 4:.2f}" y="10">at {at.astimezone(tz):%a %H:%M}</text>',
+            "</svg></body></html>\n",
+        ]
+        return "".join(parts)
+
+
+def _size(text: str) -> int:
+    return len(text.encode("utf-8"))
+
+
 def render_html(
     schedule_path: str, schedule: Schedule, at: datetime, days: int, names: Sequence[str], holds: Sequence[Hold]
 ) -> str:
-    """The whole page: title, legend, notes, and the chart from ``at``'s local day to ``days`` past ``at``."""
-    tz = schedule.timezone
-    axis = chart_axis(at, days, tz)
-    planner = Planner(schedule, axis.start, holds)
+    """The whole page: title, legend, notes, and the chart from ``at``'s local day to ``days`` past ``at``.
+
+    At most ``MAX_ROWS`` rows, and only as many as keep the page under ``PAGE_BUDGET``: a dense window
+    (every 3 hours on a thousand tasks) would otherwise make a page no browser opens comfortably.
+    """
+    axis = chart_axis(at, days, schedule.timezone)
     tasks = view_tasks(schedule, names)
-    rows = build_rows(planner, tasks, axis.end, MAX_ROWS)
-    height = AXIS_H + ROW_H * len(rows) + 8
-    width = LABEL_W + CHART_W + 16
-    title = f"esa-scheduler plan: {schedule_path}"
-    notes = []
-    if len(tasks) > MAX_ROWS:
-        notes.append(
-            f"Showing the first {MAX_ROWS} of {len(tasks)} rows (sorted by site and name); "
-            f"the other {len(tasks) - MAX_ROWS} are not drawn."
-        )
-    if not tasks:
-        notes.append("No managed tasks: the schedule names none and has no patterns.")
-    at_x = axis.x(at)
-    legend = "".join(
-        f'<li><svg width="22" height="12" aria-hidden="true">{swatch}</svg>{escape(text)}</li>'
-        for text, swatch in LEGEND
-    )
-    parts = [
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">',
-        f"<title>{escape(title)} at {utc_iso(at)}</title><style>{STYLE}</style></head><body>",
-        f"<h1>{escape(title)}</h1>",
-        f'<p class="sub">at <time datetime="{utc_iso(at)}">{utc_iso(at)}</time> ({_local(at, tz)}); '
-        f"{axis.start.astimezone(tz):%Y-%m-%d} to {axis.end.astimezone(tz):%Y-%m-%d} in {tz.key} "
-        f"(at least {days} day(s) after --at); {len(rows)} row(s)</p>",
-        *(f'<p class="note">{escape(note)}</p>' for note in notes),
-        f'<svg width="0" height="0" style="position:absolute"><defs>{PATTERNS}</defs></svg>',
-        f'<ul class="legend">{legend}</ul>',
-        f'<svg xmlns="http://www.w3.org/2000/svg" class="timeline" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" data-start="{utc_iso(axis.start)}" data-end="{utc_iso(axis.end)}" '
-        f'data-x0="{LABEL_W}" data-x1="{LABEL_W + CHART_W}">',
-        f'<defs><clipPath id="labels"><rect width="{LABEL_W - 10}" height="{ROW_H}"/></clipPath></defs>',
-        *_rows_svg(rows, axis),
-        *_axis_svg(axis, height),
-        f'<line class="at" x1="{at_x:.2f}" x2="{at_x:.2f}" y1="0" y2="{height}" data-at="{utc_iso(at)}"/>',
-        f'<text class="at-label" x="{at_x + 4:.2f}" y="10">at {at.astimezone(tz):%a %H:%M}</text>',
-        "</svg></body></html>\n",
-    ]
-    return "".join(parts)
+    rows = build_rows(Planner(schedule, axis.start, holds), tasks, axis.end, MAX_ROWS)
+    page = _Page(schedule_path, at, days, axis, len(tasks))
+    room = PAGE_BUDGET - _size(page.render([], by_size=True))
+    kept: list[str] = []
+    for row in _rows_svg(rows, axis):  # row by row: a row that does not fit is the last one built
+        room -= _size(row)
+        if room <= 0:
+            break
+        kept.append(row)
+    by_size = len(kept) < len(rows)
+    text = page.render(kept, by_size)
+    while kept and _size(text) >= PAGE_BUDGET:  # the height's digits grow with the rows drawn
+        kept.pop()
+        text = page.render(kept, by_size=True)
+    return text
