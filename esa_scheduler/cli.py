@@ -170,7 +170,7 @@ def _write_views(args: argparse.Namespace, schedule: Schedule, at: datetime, hol
     if args.ics:
         from esa_scheduler.views.ics import render_ics
 
-        views.append((args.ics, render_ics(path, schedule, at, args.days, args.task, holds)))
+        views.append((args.ics, render_ics(path, schedule, at, args.days, args.task, holds, args.target)))
     for file, text in views:
         try:
             Path(file).write_bytes(text.encode("utf-8"))
