@@ -348,3 +348,45 @@ def test_stretches_alike_but_for_their_end_get_distinct_uids(
         ("offline: b (window patch)", utc("2027-05-10T03:00")),
     ]
     assert len({str(e["UID"]) for e in events}) == 2
+
+
+@pytest.mark.parametrize(
+    ("timezone", "at", "periods"),
+    [
+        (  # the spring-forward week: CET from the first day, CEST from 03:00 local on the 28th
+            "Europe/Berlin",
+            "2027-03-26T10:00:00Z",
+            [("STANDARD", datetime(2027, 3, 26), 1), ("DAYLIGHT", datetime(2027, 3, 28, 3), 2)],
+        ),
+        ("Europe/Berlin", "2027-07-01T10:00:00Z", [("DAYLIGHT", datetime(2027, 7, 1), 2)]),
+        ("UTC", "2027-07-01T10:00:00Z", [("STANDARD", datetime(2027, 7, 1), 0)]),
+    ],
+)
+def test_a_period_without_events_is_still_a_valid_calendar(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], timezone: str, at: str, periods: list[tuple[str, datetime, int]]
+) -> None:
+    """RFC 5545 wants at least one component: the feed carries the schedule's zone as a VTIMEZONE."""
+    path = write_schedule(
+        tmp_path,
+        f"""
+        version: 1
+        timezone: {timezone}
+        tasks: [{{name: logs}}]
+        windows: [{{name: year-end, tasks: [logs], start: "2027-12-31T00:00:00", end: "2028-01-01T00:00:00"}}]
+        """,
+    )
+    feed = _export(capsys, tmp_path, at, schedule=path)
+    calendar = icalendar.Calendar.from_ical(feed.read_bytes())
+    assert [c.name for c in calendar.subcomponents] == ["VTIMEZONE"]
+    (zone,) = calendar.timezones
+    assert str(zone["TZID"]) == timezone
+    found = [(c.name, c.DTSTART, c.TZOFFSETTO) for c in zone.subcomponents]
+    assert found == [(name, start, timedelta(hours=hours)) for name, start, hours in periods]
+    assert zone.to_tz() is not None  # icalendar turns it back into a usable zone
+
+
+def test_the_feeds_zone_is_the_schedules(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    calendar = icalendar.Calendar.from_ical(_export(capsys, tmp_path, SPRING_WEEK).read_bytes())
+    (zone,) = calendar.timezones
+    assert str(zone["TZID"]) == "Europe/Berlin"
+    assert len(calendar.walk("VEVENT")) > 10

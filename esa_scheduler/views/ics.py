@@ -5,8 +5,8 @@ interval in one event. Each event is the whole occurrence: DTSTART is its real s
 already under way at ``--at`` is looked up back to where it began) and DTEND its real end, so the
 UID can hash what identifies the occurrence (fleet target, desired state, real start and sources;
 never the tasks or the export instant), and re-exporting updates events in calendar apps instead
-of duplicating them. Written by hand: the format is small and the tests parse it back with
-``icalendar``.
+of duplicating them. The events are written by hand (the format is small; the tests parse them back
+with ``icalendar``); the VTIMEZONE of the schedule's zone is ``icalendar``'s, from the zone's rules.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
+
+import icalendar
 
 from esa_scheduler.engine.planner import SEARCH_HORIZON, ManagedTask, Planner, Segment
 from esa_scheduler.engine.schedule import Schedule
@@ -170,6 +172,16 @@ def _event(away: Away, labels: list[str], uid: str, until: datetime, tz: ZoneInf
     ]
 
 
+def _timezone(tz: ZoneInfo, starts: list[datetime], ends: list[datetime]) -> list[str]:
+    """The schedule's zone as a VTIMEZONE (built by ``icalendar`` from the zone's rules) over the days
+    the feed spans: the zone of the local times in each DESCRIPTION, and the component that keeps a
+    feed with no event in its period a valid calendar (RFC 5545 wants at least one)."""
+    first, last = min(starts).astimezone(tz).date(), max(ends).astimezone(tz).date() + timedelta(days=1)
+    component = icalendar.Timezone.from_tzinfo(tz, tzid=tz.key, first_date=first, last_date=last)
+    text: bytes = component.to_ical()
+    return text.decode("utf-8").splitlines()
+
+
 def _text_property(name: str, value: str) -> str:
     return f"{name}:{_text(value)}"
 
@@ -201,6 +213,7 @@ def render_ics(
         "METHOD:PUBLISH",
         _text_property("X-WR-CALNAME", f"esa-scheduler: {schedule_path}"),
     ]
+    lines += _timezone(tz, [at, *(a.start for a in groups)], [until, *(a.end for a in groups if a.end)])
     taken: set[str] = set()
     for away in sorted(groups, key=lambda a: (a.start, a.sources, a.end or until)):
         lines += _event(away, sorted(groups[away]), _uid(away, target, taken), until, tz, stamp)
