@@ -547,7 +547,7 @@ def _shown(value: Any) -> str:
         return "null"
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, (date, datetime)):
+    if isinstance(value, date):  # datetimes too
         return repr(value.isoformat())
     if isinstance(value, (dict, list)):
         return "a mapping" if isinstance(value, dict) else "a list"
