@@ -2,9 +2,10 @@
 
 The schedule is a realistic fleet: 20 buckets of 50 tasks (half named, half listed under patterns),
 each bucket with a nightly window, a weekly freeze and a weekday online window, in three zones, so
-the week holds a DST-free mix of about 18 intervals per task. The page draws the first 500 rows
-(the cut the issue asks for) and notes the rest. Prints the median render time (schedule loaded
-once; planning and rendering timed) and the size of the page.
+the week holds a DST-free mix of about 18 intervals per task. The page draws at most 500 rows (the
+cut the issue asks for), fewer if their bars would take it over its 5 MB budget, and notes the rest.
+Prints the median render time (schedule loaded once; planning and rendering timed), the size of
+the page and how many rows it drew.
 """
 
 from __future__ import annotations
@@ -74,6 +75,8 @@ def main() -> int:
     seconds = statistics.median(times)
     size_mb = len(page.encode("utf-8")) / 1_000_000
     bars = page.count('<g class="bar ')
+    rows = page.count('<g class="row"')
+    drawn = f"{bars} bars, {rows} rows drawn"
     figure = f"HTML timeline {len(names)} tasks x {DAYS} days"
     if args.json:
         print(
@@ -86,7 +89,7 @@ def main() -> int:
                         "pass": seconds <= TARGET_S,
                     },
                     {
-                        "figure": f"{figure}: page size ({bars} bars drawn)",
+                        "figure": f"{figure}: page size ({drawn})",
                         "ours": f"{size_mb:.2f} MB",
                         "target": f"< {TARGET_MB:g} MB",
                         "pass": size_mb < TARGET_MB,
@@ -97,7 +100,7 @@ def main() -> int:
         return 0
     print(f"{figure}: median of {args.runs} runs")
     print(f"render        {seconds:8.3f} s   (target <= {TARGET_S:g} s)")
-    print(f"page size     {size_mb:8.2f} MB  (target < {TARGET_MB:g} MB), {bars} bars")
+    print(f"page size     {size_mb:8.2f} MB  (target < {TARGET_MB:g} MB), {drawn}")
     return 0
 
 

@@ -71,12 +71,13 @@ def _validate(args: argparse.Namespace) -> int:
     from esa_scheduler.engine.schedule import default_schedule_path, load_schedule
 
     path = args.schedule or default_schedule_path()
-    schedule = load_schedule(path)
+    schedule = load_schedule(path, expectations=True)
     for line in schedule_warnings(schedule, now_utc()):
         print(line, file=sys.stderr)
     failures = failed_expectations(schedule)
     if failures:
-        raise UserError(f"{len(failures)} expectation(s) failed", failures)
+        summary = f"{path}: {len(failures)} expectation(s) failed, {len(schedule.expectations) - len(failures)} hold"
+        raise UserError(summary, [*failures, summary])
     patterns = sum(1 for t in schedule.tasks if t.pattern)
     print(
         f"{path}: valid: {len(schedule.files)} file(s), {len(schedule.tasks)} task entries "
@@ -169,7 +170,7 @@ def _write_views(args: argparse.Namespace, schedule: Schedule, at: datetime, hol
     if args.ics:
         from esa_scheduler.views.ics import render_ics
 
-        views.append((args.ics, render_ics(path, schedule, at, args.days, args.task, holds)))
+        views.append((args.ics, render_ics(path, schedule, at, args.days, args.task, holds, args.target)))
     for file, text in views:
         try:
             Path(file).write_bytes(text.encode("utf-8"))

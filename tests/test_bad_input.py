@@ -117,7 +117,7 @@ BAD_SCHEDULES: list[tuple[str, str | bytes, tuple[str, ...]]] = [
     # top-level fields
     ("version-2", replace_once("version: 1", "version: 2"), ("version", "2")),
     ("version-string", replace_once("version: 1", 'version: "one"'), ("version", "one")),
-    ("version-bool", replace_once("version: 1", "version: true"), ("version", "True")),
+    ("version-bool", replace_once("version: 1", "version: true"), ("version", "(got true)")),
     ("unknown-top-key", replace_once("timezone: UTC", "timezone: UTC\ntimezon: UTC"), ("unknown key 'timezon'",)),
     ("non-string-key", replace_once("timezone: UTC", "timezone: UTC\n5: five"), ("5",)),
     ("bad-zone", replace_once("timezone: UTC", "timezone: Mars/Olympus_Mons"), ("timezone", "Mars/Olympus_Mons")),

@@ -43,12 +43,21 @@ def _validate(capsys: pytest.CaptureFixture[str], path: Path) -> tuple[int, list
     return code, out.splitlines(), err.splitlines()
 
 
-def _failures(capsys: pytest.CaptureFixture[str], tmp_path: Path, *entries: str) -> tuple[Path, list[str]]:
+def _rejected(capsys: pytest.CaptureFixture[str], tmp_path: Path, *entries: str) -> tuple[Path, list[str]]:
     """Validate a schedule with ``entries`` that must fail: exit 2, nothing on stdout; the stderr lines."""
     path = _with_expectations(tmp_path, *entries)
     code, out, err = _validate(capsys, path)
     assert (code, out) == (2, [])
     return path, err
+
+
+def _failures(capsys: pytest.CaptureFixture[str], tmp_path: Path, *entries: str) -> tuple[Path, list[str]]:
+    """Like ``_rejected``, for expectations that are well formed: one line per failure, then the count
+    of failed and holding ones; returns the failure lines."""
+    path, err = _rejected(capsys, tmp_path, *entries)
+    failed = len(err) - 1
+    assert err[-1] == f"{path}: {failed} expectation(s) failed, {len(entries) - failed} hold"
+    return path, err[:-1]
 
 
 def test_expectations_that_hold_are_counted(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -65,16 +74,23 @@ def test_expectations_that_hold_are_counted(tmp_path: Path, capsys: pytest.Captu
     assert out[0].endswith(", 3 expectation(s) hold")
 
 
-def test_a_failed_expectation_is_one_exact_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    path, err = _failures(
-        capsys,
+def test_a_failed_expectation_is_one_exact_line_and_the_count_follows(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _with_expectations(
         tmp_path,
         '{at: "2027-01-10T02:45:00+01:00", task: access-logs-prod, desired: offline}',
         '{at: "2027-01-10T03:45:00+01:00", task: access-logs-prod, desired: offline, source: "window:nightly"}',
+        '{at: "2027-01-10T03:45:00+01:00", task: waf-edge, desired: online}',
+        '{at: "2027-01-10T12:00:00+01:00", task: waf-edge, desired: offline}',
     )
+    code, out, err = _validate(capsys, path)
+    assert (code, out) == (2, [])
     assert err == [
         f"{path}: expect[1]: at 2027-01-10T02:45:00Z: expected access-logs-prod offline (window:nightly), "
-        "the plan says online (default)"
+        "the plan says online (default)",
+        f"{path}: expect[3]: at 2027-01-10T11:00:00Z: expected waf-edge offline, the plan says online (default)",
+        f"{path}: 2 expectation(s) failed, 2 hold",
     ]
 
 
@@ -173,7 +189,8 @@ def test_expectations_are_numbered_per_file(tmp_path: Path, capsys: pytest.Captu
     code, _, err = _validate(capsys, tmp_path)
     assert code == 2
     assert err == [
-        f"{other}: expect[1]: at 2027-01-10T01:40:00Z: expected waf-a online, the plan says offline (window:nightly)"
+        f"{other}: expect[1]: at 2027-01-10T01:40:00Z: expected waf-a online, the plan says offline (window:nightly)",
+        f"{tmp_path}: 1 expectation(s) failed, 2 hold",
     ]
 
 
@@ -184,7 +201,20 @@ def test_expectations_are_numbered_per_file(tmp_path: Path, capsys: pytest.Captu
             '{at: "2027-01-10T02:45:00", task: access-logs-prod, desired: offline}',
             "expect[0].at: date-time '2027-01-10T02:45:00' needs an offset or Z",
         ),
-        ('{at: "2027-01-10T02:45:00Z", task: access-logs-prod, desired: down}', "expect[0].desired: Input should be"),
+        (  # unquoted, YAML reads a datetime: named as written, not as a Python object
+            "{at: 2027-03-28T03:15:00, task: access-logs-prod, desired: offline}",
+            "expect[0].at: date-time '2027-03-28T03:15:00' needs an offset or Z",
+        ),
+        (
+            "{at: 2027-03-28, task: access-logs-prod, desired: offline}",
+            "expect[0].at: '2027-03-28' is a date; an instant needs a time and an offset or Z",
+        ),
+        ("null", "expect[0]: must be a mapping with at, task, desired (got null)"),
+        ("access-logs-prod", "expect[0]: must be a mapping with at, task, desired (got 'access-logs-prod')"),
+        (
+            '{at: "2027-01-10T02:45:00Z", task: access-logs-prod, desired: down}',
+            "expect[0].desired: Input should be 'online' or 'offline' (got 'down')",
+        ),
         ('{at: "2027-01-10T02:45:00Z", desired: offline}', "expect[0].task: required field is missing"),
         (
             '{at: "2027-01-10T02:45:00Z", task: access-logs-prod, desired: offline, sorce: x}',
@@ -195,32 +225,34 @@ def test_expectations_are_numbered_per_file(tmp_path: Path, capsys: pytest.Captu
 def test_malformed_expectations_are_schedule_errors(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], entry: str, problem: str
 ) -> None:
-    path, err = _failures(capsys, tmp_path, entry)
-    assert len(err) == 1
-    assert err[0].startswith(f"{path}: {problem}"), err
+    path, err = _rejected(capsys, tmp_path, entry)
+    assert err == [f"{path}: {problem}"]
+
+
+def _plan_and_dry_run(capsys: pytest.CaptureFixture[str], path: Path, tmp_path: Path) -> None:
+    """``plan`` and a dry ``run`` against the embedded emulator both succeed on ``path``."""
+    code, out, err = run_cli(capsys, "plan", "--schedule", str(path), "--at", "2027-01-10T12:00:00Z", "--json")
+    assert code == 0, err
+    assert '"desired": "online"' in out
+    state = tmp_path / "state"
+    args = ["--schedule", str(path), "--at", "2027-01-10T12:00:00Z", "--state-dir", str(state)]
+    code, out, err = run_cli(capsys, "run", "--emulator", "--dry-run", *args)
+    assert code == 0, err
 
 
 def test_plan_and_run_ignore_expectations(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = _with_expectations(tmp_path, '{at: "2027-01-10T12:00:00Z", task: access-logs-prod, desired: offline}')
     code, _, _ = _validate(capsys, path)
     assert code == 2
-    code, out, err = run_cli(capsys, "plan", "--schedule", str(path), "--at", "2027-01-10T12:00:00Z", "--json")
-    assert code == 0, err
-    assert '"desired": "online"' in out
-    state = tmp_path / "state"
-    code, out, err = run_cli(
-        capsys,
-        "run",
-        "--emulator",
-        "--dry-run",
-        "--schedule",
-        str(path),
-        "--at",
-        "2027-01-10T12:00:00Z",
-        "--state-dir",
-        str(state),
-    )
-    assert code == 0, err
+    _plan_and_dry_run(capsys, path, tmp_path)
+
+
+def test_a_malformed_expectation_stops_only_validate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``expect:`` is read by ``validate`` alone: a broken entry fails review, never a run."""
+    path = _with_expectations(tmp_path, "{at: 2027-01-10T12:00:00, task: access-logs-prod, desired: offline}")
+    _, err = _rejected(capsys, tmp_path, "{at: 2027-01-10T12:00:00, task: access-logs-prod, desired: offline}")
+    assert err == [f"{path}: expect[0].at: date-time '2027-01-10T12:00:00' needs an offset or Z"]
+    _plan_and_dry_run(capsys, path, tmp_path)
 
 
 def test_sample_schedule_pins_its_dst_behaviour(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -233,8 +265,119 @@ def test_sample_schedule_pins_its_dst_behaviour(tmp_path: Path, capsys: pytest.C
     broken.write_text(text, encoding="utf-8")
     code, _, err = _validate(capsys, broken)
     assert code == 2
-    line = next(line for line in err if ": expect[1]: " in line)
-    # the README shows exactly this failure
+    assert err[0].endswith("expected access-logs-prod offline (window:nightly), the plan says online (default)")
+    assert err[-1] == f"{broken}: 3 expectation(s) failed, 4 hold"
+    # the README shows exactly this output
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    assert line.replace(str(broken), "schedule/sample.yaml") in readme
-    assert line.endswith("expected access-logs-prod offline (window:nightly), the plan says online (default)")
+    shown = "\n".join(line.replace(str(broken), "schedule/sample.yaml") for line in err)
+    assert f"```text\n{shown}\n```" in readme
+
+
+SITES = """
+version: 1
+timezone: Europe/Berlin
+tasks:
+  - pattern: "edge-*"
+    site_id: 1234567890
+windows:
+  - name: nightly
+    tasks: ["edge-*"]
+    cron: "30 2 * * *"
+    duration: 1h
+expect:
+"""
+
+
+def test_a_task_that_only_a_site_pattern_matches_can_be_pinned(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_schedule(
+        tmp_path,
+        SITES
+        + '  - {at: "2027-01-10T02:45:00+01:00", task: edge-eu, desired: offline, source: "window:nightly"}\n'
+        + '  - {at: "2027-01-10T12:00:00+01:00", task: edge-eu, desired: online, site_id: 1234567890}\n',
+    )
+    code, out, err = _validate(capsys, path)
+    assert (code, err) == (0, [])
+    assert out[0].endswith(", 2 expectation(s) hold")
+
+
+def test_site_id_chooses_the_task_and_a_wrong_one_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # a user-level task of the same name: offline by default, where the site task is online
+    text = SITES.replace("tasks:\n", "tasks:\n  - {name: edge-eu, default_status: offline}\n", 1)
+    entries = [
+        '{at: "2027-01-10T12:00:00Z", task: edge-eu, desired: online, site_id: 1234567890}',
+        '{at: "2027-01-10T12:00:00Z", task: edge-eu, desired: online, site_id: 999}',
+        '{at: "2027-01-10T12:00:00Z", task: edge-eu, desired: online}',
+        '{at: "2027-01-10T12:00:00Z", task: edge-us, desired: offline}',
+    ]
+    path = write_schedule(tmp_path, text + "".join(f"  - {e}\n" for e in entries))
+    code, out, err = _validate(capsys, path)
+    assert (code, out) == (2, [])
+    assert err == [
+        f"{path}: expect[1]: at 2027-01-10T12:00:00Z: expected edge-eu (site 999) online, "
+        "but the plan does not manage edge-eu (site 999); it manages edge-eu (user-level), edge-eu (site 1234567890)",
+        f"{path}: expect[2]: at 2027-01-10T12:00:00Z: expected edge-eu online, "
+        "the plan says offline (default) for edge-eu (user-level)",
+        f"{path}: expect[3]: at 2027-01-10T12:00:00Z: expected edge-us offline, "
+        "the plan says online (default) for edge-us (site 1234567890)",
+        f"{path}: 3 expectation(s) failed, 1 hold",
+    ]
+
+
+FLEET = """
+version: 1
+timezone: Europe/Berlin
+targets:
+  - {name: prod-cn, region: cn-hangzhou}
+  - {name: prod-intl, region: ap-southeast-1}
+tasks:
+  - name: access-logs-prod
+  - {name: cn-only, targets: [prod-cn]}
+windows:
+  - name: nightly
+    tasks: [access-logs-prod, cn-only]
+    targets: [prod-cn]
+    cron: "30 2 * * *"
+    duration: 1h
+expect:
+"""
+
+
+def test_fleet_expectations_are_checked_against_each_targets_plan(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The schedule as a whole has nightly on access-logs-prod; only prod-cn's plan does."""
+    entries = [
+        '{at: "2027-01-10T02:45:00+01:00", task: access-logs-prod, desired: offline}',
+        '{at: "2027-01-10T02:45:00+01:00", task: access-logs-prod, desired: offline, target: prod-cn}',
+        '{at: "2027-01-10T02:45:00+01:00", task: access-logs-prod, desired: online, target: prod-intl}',
+        '{at: "2027-01-10T02:45:00+01:00", task: cn-only, desired: offline}',
+        '{at: "2027-01-10T02:45:00+01:00", task: cn-only, desired: offline, target: prod-intl}',
+    ]
+    path = write_schedule(tmp_path, FLEET + "".join(f"  - {e}\n" for e in entries))
+    code, out, err = _validate(capsys, path)
+    assert (code, out) == (2, [])
+    assert err == [
+        f"{path}: expect[0]: at 2027-01-10T01:45:00Z: expected access-logs-prod offline, "
+        "the plan says online (default) for access-logs-prod (target prod-intl)",
+        f"{path}: expect[4]: at 2027-01-10T01:45:00Z: expected cn-only (target prod-intl) offline, "
+        "but the plan does not manage cn-only (target prod-intl); it manages cn-only (target prod-cn)",
+        f"{path}: 2 expectation(s) failed, 3 hold",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("schedule", "problem"),
+    [
+        (FLEET, "expect[0].target: 'prod-eu' is not a target of the schedule (targets: prod-cn, prod-intl)"),
+        (SCHEDULE, "expect[0].target: no targets are declared (add a top-level 'targets:' list first)"),
+    ],
+)
+def test_an_unknown_expectation_target_is_a_schedule_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], schedule: str, problem: str
+) -> None:
+    entry = '{at: "2027-01-10T12:00:00Z", task: access-logs-prod, desired: online, target: prod-eu}'
+    path = write_schedule(tmp_path, schedule + f"  - {entry}\n")
+    code, out, err = _validate(capsys, path)
+    assert (code, out, err) == (2, [], [f"{path}: {problem}"])

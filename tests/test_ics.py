@@ -107,20 +107,64 @@ def test_spring_forward_night_in_summary_times_and_description(
     assert all(str(e["CATEGORIES"].to_ical(), "ascii") == "ONLINE" for e in online)
 
 
-def test_uids_are_stable_across_exports(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    first = {(str(e["SUMMARY"]), _times(e)[1]): str(e["UID"]) for e in _events(_export(capsys, tmp_path, SPRING_WEEK))}
-    # a day later, during the spring-forward occurrence of nightly: the event is cut at the export instant
-    later = _events(_export(capsys, tmp_path, "2027-03-28T01:30:00Z"))
-    ongoing = next(e for e in later if str(e["SUMMARY"]) == "offline: access-logs-prod (window nightly)")
-    assert _times(ongoing) == (utc("2027-03-28T01:30:00"), utc("2027-03-28T02:00:00"))
-    assert str(ongoing["UID"]) == first[("offline: access-logs-prod (window nightly)", utc("2027-03-28T02:00:00"))]
-    shared = [(str(e["SUMMARY"]), _times(e)[1]) for e in later if (str(e["SUMMARY"]), _times(e)[1]) in first]
-    assert len(shared) >= 8
-    for event in later:
-        key = (str(event["SUMMARY"]), _times(event)[1])
-        if key in first:
-            assert str(event["UID"]) == first[key], key
-    assert len({str(e["UID"]) for e in later}) == len(later), "UIDs must be unique within a feed"
+def _occurrences(feed: Path) -> dict[tuple[str, datetime, str], tuple[str, datetime, datetime]]:
+    """Events by what makes them an occurrence (desired state, start, sources: not the tasks, which
+    --task changes) -> UID, DTSTART, DTEND."""
+    found = {}
+    for event in _events(feed):
+        desired, rest = str(event["SUMMARY"]).split(": ", 1)
+        why = rest.rsplit(" (", 1)[1]
+        start, end = _times(event)
+        key = (desired, start, why)
+        assert key not in found, key
+        found[key] = (str(event["UID"]), start, end)
+    return found
+
+
+def test_uids_and_starts_are_stable_across_exports(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    first = _occurrences(_export(capsys, tmp_path, SPRING_WEEK))
+    assert len(first) >= 10
+    later = [
+        # during the spring-forward occurrence of nightly, with the inventory of the README example
+        _occurrences(_export(capsys, tmp_path, "2027-03-28T01:30:00Z", "--task", "waf-edge")),
+        # Saturday noon and Sunday noon, inside the weekend freeze that began on Friday 22:00 local
+        _occurrences(_export(capsys, tmp_path, "2027-03-27T12:00:00Z", "--task", "waf-edge", "waf-origin")),
+        _occurrences(_export(capsys, tmp_path, "2027-03-28T12:00:00Z")),
+    ]
+    nightly = ("offline", utc("2027-03-28T01:00:00"), "window nightly)")
+    freeze = ("offline", utc("2027-03-26T21:00:00"), "window weekend-freeze, window nightly)")
+    assert nightly in later[0], "an interval under way at --at keeps its real start"
+    for occurrences in later:
+        assert freeze in occurrences, "the freeze is under way at each --at, from Friday 21:00Z"
+        shared = set(first) & set(occurrences)
+        assert len(shared) >= 4
+        for key in shared:
+            assert occurrences[key] == first[key], key
+        assert len({uid for uid, _, _ in occurrences.values()}) == len(occurrences), "UIDs are unique in a feed"
+
+
+def test_an_interval_past_the_search_horizon_ends_at_the_export_horizon(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A migration freeze from 2027-01-01 to 2029-01-01: under way since 59 days at --at, and ending
+    beyond the planner's 400-day search, so its DTEND is the export's horizon, its start the real one."""
+    path = write_schedule(
+        tmp_path,
+        """
+        version: 1
+        tasks: [{name: legacy-logs}]
+        windows: [{name: sunset, tasks: [legacy-logs], start: "2027-01-01T00:00:00Z", end: "2029-01-01T00:00:00Z"}]
+        """,
+    )
+    exports = [
+        _occurrences(_export(capsys, tmp_path, at, schedule=path))
+        for at in ("2027-03-01T00:00:00Z", "2027-03-02T06:00:00Z")
+    ]
+    for (uid, start, end), at in zip(
+        [next(iter(e.values())) for e in exports], (utc("2027-03-01T00:00"), utc("2027-03-02T06:00")), strict=True
+    ):
+        assert (start, end) == (utc("2027-01-01T00:00"), at + timedelta(days=7))
+        assert uid == next(iter(exports[0].values()))[0]
 
 
 def test_same_export_is_byte_for_byte_identical(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -240,3 +284,109 @@ def test_the_feed_imported_as_an_ics_calendar_gives_the_same_intervals(
         expected = intervals(SAMPLE, name)
         assert len(expected) > 10, "the week must hold offline intervals for the round trip to mean something"
         assert intervals(mirror, name) == expected, name
+
+
+def test_an_interval_under_way_for_longer_than_the_search_keeps_its_uid(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Under way since before the 400-day look back: its start is unknown, DTSTART is the look back's
+    origin (it moves with --at), and the UID, which cannot hash the start, stays the same."""
+    path = write_schedule(
+        tmp_path,
+        """
+        version: 1
+        tasks: [{name: legacy-logs}]
+        windows: [{name: sunset, tasks: [legacy-logs], start: "2025-01-01T00:00:00Z", end: "2027-06-01T00:00:00Z"}]
+        """,
+    )
+    events = []
+    for at in (utc("2027-03-01T00:00"), utc("2027-03-02T06:00")):
+        (event,) = _events(_export(capsys, tmp_path, iso(at), schedule=path))
+        assert _times(event) == (at - timedelta(days=400), utc("2027-06-01T00:00"))
+        events.append(event)
+    assert str(events[0]["UID"]) == str(events[1]["UID"])
+
+
+def test_a_fleet_targets_feed_has_its_own_uids(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The same window occurrence seen from two targets is two events, should both feeds land in one calendar."""
+    path = write_schedule(
+        tmp_path,
+        """
+        version: 1
+        targets: [{name: prod-cn, region: cn-hangzhou}, {name: prod-intl, region: ap-southeast-1}]
+        tasks: [{name: logs}]
+        windows: [{name: nightly, tasks: [logs], cron: "0 2 * * *", duration: 1h}]
+        """,
+    )
+    feeds = [
+        _occurrences(_export(capsys, tmp_path, SPRING_WEEK, "--target", target, schedule=path))
+        for target in ("prod-cn", "prod-intl")
+    ]
+    assert feeds[0].keys() == feeds[1].keys() and len(feeds[0]) == 7
+    for key, (uid, start, end) in feeds[0].items():
+        assert feeds[1][key][1:] == (start, end)
+        assert feeds[1][key][0] != uid
+
+
+def test_stretches_alike_but_for_their_end_get_distinct_uids(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Both tasks go offline with 'patch' at 02:00; an online window cuts b short at 03:00."""
+    path = write_schedule(
+        tmp_path,
+        """
+        version: 1
+        tasks: [{name: a}, {name: b}]
+        windows:
+          - {name: patch, tasks: [a, b], cron: "0 2 * * *", duration: 2h}
+          - {name: report, tasks: [b], status: online, priority: 9, cron: "0 3 * * *", duration: 2h}
+        """,
+    )
+    events = _events(_export(capsys, tmp_path, "2027-05-10T00:00:00Z", "--days", "1", schedule=path))
+    assert sorted((str(e["SUMMARY"]), _times(e)[1]) for e in events) == [
+        ("offline: a (window patch)", utc("2027-05-10T04:00")),
+        ("offline: b (window patch)", utc("2027-05-10T03:00")),
+    ]
+    assert len({str(e["UID"]) for e in events}) == 2
+
+
+@pytest.mark.parametrize(
+    ("timezone", "at", "periods"),
+    [
+        (  # the spring-forward week: CET from the first day, CEST from 03:00 local on the 28th
+            "Europe/Berlin",
+            "2027-03-26T10:00:00Z",
+            [("STANDARD", datetime(2027, 3, 26), 1), ("DAYLIGHT", datetime(2027, 3, 28, 3), 2)],
+        ),
+        ("Europe/Berlin", "2027-07-01T10:00:00Z", [("DAYLIGHT", datetime(2027, 7, 1), 2)]),
+        ("UTC", "2027-07-01T10:00:00Z", [("STANDARD", datetime(2027, 7, 1), 0)]),
+    ],
+)
+def test_a_period_without_events_is_still_a_valid_calendar(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], timezone: str, at: str, periods: list[tuple[str, datetime, int]]
+) -> None:
+    """RFC 5545 wants at least one component: the feed carries the schedule's zone as a VTIMEZONE."""
+    path = write_schedule(
+        tmp_path,
+        f"""
+        version: 1
+        timezone: {timezone}
+        tasks: [{{name: logs}}]
+        windows: [{{name: year-end, tasks: [logs], start: "2027-12-31T00:00:00", end: "2028-01-01T00:00:00"}}]
+        """,
+    )
+    feed = _export(capsys, tmp_path, at, schedule=path)
+    calendar = icalendar.Calendar.from_ical(feed.read_bytes())
+    assert [c.name for c in calendar.subcomponents] == ["VTIMEZONE"]
+    (zone,) = calendar.timezones
+    assert str(zone["TZID"]) == timezone
+    found = [(c.name, c.DTSTART, c.TZOFFSETTO) for c in zone.subcomponents]
+    assert found == [(name, start, timedelta(hours=hours)) for name, start, hours in periods]
+    assert zone.to_tz() is not None  # icalendar turns it back into a usable zone
+
+
+def test_the_feeds_zone_is_the_schedules(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    calendar = icalendar.Calendar.from_ical(_export(capsys, tmp_path, SPRING_WEEK).read_bytes())
+    (zone,) = calendar.timezones
+    assert str(zone["TZID"]) == "Europe/Berlin"
+    assert len(calendar.walk("VEVENT")) > 10

@@ -240,6 +240,16 @@ ERRORS: list[tuple[str, str, tuple[str, ...]]] = [
         mutate("  - name: early\n", "  - name: nightly\n"),
         ("nightly",),
     ),
+    (
+        "a window that is not a mapping",
+        mutate("windows:\n", "windows:\n  - null\n"),
+        ("windows[0]: must be a mapping with name, tasks (got null)",),
+    ),
+    (
+        "a date-time where a date belongs",
+        mutate("duration: 30m", "duration: 30m\n    active_from: 2027-05-01T10:00:00"),
+        ("windows[0] (early).active_from", "'2027-05-01T10:00:00'"),
+    ),
 ]
 
 
@@ -453,7 +463,41 @@ def test_warning_different_status_overlap_at_equal_priority(tmp_path: Path, caps
     )
     code, lines = validate(capsys, tmp_path)
     assert code == 0, lines
-    line_with(lines, "off-window", "on-window")
+    warning = line_with(lines, "off-window", "on-window")
+    assert re.search(r"\(from \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z\); offline wins the tie$", warning), warning
+
+
+FLEET_OVERLAP = """
+version: 1
+targets:
+  - {name: prod-cn, region: cn-hangzhou}
+  - {name: prod-intl, region: ap-southeast-1}
+tasks:
+  - name: a
+windows:
+  - name: off-window
+    tasks: [a]
+    targets: [prod-cn]
+    cron: "0 2 * * *"
+    duration: 1h
+  - name: on-window
+    tasks: [a]
+    targets: [%s]
+    status: online
+    cron: "30 2 * * *"
+    duration: 1h
+"""
+
+
+@pytest.mark.parametrize(("targets", "warned"), [("prod-intl", False), ("prod-cn", True), ('"prod-*"', True)])
+def test_overlap_warning_only_where_the_windows_share_a_target(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], targets: str, warned: bool
+) -> None:
+    """Windows on disjoint targets never meet in one target's plan, so their overlap is no tie."""
+    write_schedule(tmp_path, FLEET_OVERLAP % targets)
+    code, lines = validate(capsys, tmp_path)
+    assert code == 0, lines
+    assert any("overlaps window" in line for line in lines) == warned, lines
 
 
 @pytest.mark.parametrize(

@@ -12,11 +12,18 @@ from itertools import combinations
 from esa_scheduler.engine.calendars import CountryCalendar
 from esa_scheduler.engine.planner import SEARCH_HORIZON
 from esa_scheduler.engine.schedule import Schedule, Window, selector_matches
+from esa_scheduler.engine.targets import applies_to
 from esa_scheduler.engine.windows import Interval, Timeline
+from esa_scheduler.timeutil import utc_iso
 
 
 def _may_share_tasks(a: Window, b: Window) -> bool:
     return any(selector_matches(x, y) or selector_matches(y, x) for x in a.selectors for y in b.selectors)
+
+
+def _share_a_target(schedule: Schedule, a: Window, b: Window) -> bool:
+    """Windows whose ``targets:`` select no common target never meet in one target's plan."""
+    return not schedule.targets or any(applies_to(a, t.name) and applies_to(b, t.name) for t in schedule.targets)
 
 
 def _overlap(left: list[Interval], right: list[Interval]) -> Interval | None:
@@ -46,11 +53,13 @@ def schedule_warnings(schedule: Schedule, now: datetime) -> list[str]:
     for a, b in combinations(schedule.windows, 2):
         if a.status == b.status or a.priority != b.priority or not _may_share_tasks(a, b):
             continue
+        if not _share_a_target(schedule, a, b):
+            continue
         both = _overlap(spans[a.name], spans[b.name])
         if both is not None:
             lines.append(
                 f"{a.origin}: window {a.name!r}: warning: overlaps window {b.name!r} ({b.origin}) "
-                f"at equal priority {a.priority} with a different status (from {both[0].isoformat()}); "
+                f"at equal priority {a.priority} with a different status (from {utc_iso(both[0])}); "
                 "offline wins the tie"
             )
     return lines

@@ -30,6 +30,7 @@ from esa_scheduler.engine.targets import (
     applies_to_target,
     check_target_selectors,
     resolve_target,
+    unknown_target,
 )
 from esa_scheduler.errors import ScheduleError
 from esa_scheduler.invocation.notify.model import NotifySpec, NotifyTarget
@@ -38,6 +39,7 @@ from esa_scheduler.timeutil import UTC, in_range, parse_datetime, parse_duration
 Status = Literal["online", "offline"]
 Mode = Literal["enforce", "transitions"]
 MAX_FILE_BYTES = 1024 * 1024
+UTC_ZONE = zone("UTC")
 
 
 class _ScheduleLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
@@ -175,19 +177,32 @@ class SafetySpec(_Strict):
 
 
 class ExpectSpec(_Strict):
-    """A claim about the schedule alone, checked by ``validate``: at ``at``, ``task`` is ``desired``."""
+    """A claim about the schedule alone, checked by ``validate``: at ``at``, ``task`` is ``desired``.
+
+    ``site_id`` and ``target`` narrow it to one site or one fleet target; left out, it must hold
+    for every managed task of that name (user-level or on any site, on every target managing it).
+    """
 
     at: datetime
     task: str = Field(min_length=1)
     desired: Status
     source: str | None = Field(default=None, min_length=1)
+    site_id: int | None = None
+    target: str | None = Field(default=None, min_length=1)
 
     @field_validator("at", mode="before")
     @classmethod
     def _instant(cls, value: Any) -> Any:
-        """Like ``--at``: an instant needs an offset or Z (a wall time can be ambiguous around DST)."""
-        if isinstance(value, datetime) and value.tzinfo is not None:
+        """Like ``--at``: an instant needs an offset or Z (a wall time can be ambiguous around DST).
+
+        YAML reads an unquoted ``2027-03-28T03:15:00`` as a datetime and ``2027-03-28`` as a date;
+        both are named back in ISO form, as written, never as Python objects."""
+        if isinstance(value, datetime):
+            if value.tzinfo is None:
+                raise ValueError(f"date-time {value.isoformat()!r} needs an offset or Z")
             return in_range(value, value.isoformat()).astimezone(UTC)
+        if isinstance(value, date):
+            raise ValueError(f"{value.isoformat()!r} is a date; an instant needs a time and an offset or Z")
         return parse_instant(value if isinstance(value, str) else str(value))
 
 
@@ -303,6 +318,9 @@ class Schedule:
     expectations: tuple[Expectation, ...] = ()
     notify: tuple[NotifyTarget, ...] = ()
     targets: tuple[ScheduleTarget, ...] = ()
+    timezone: ZoneInfo = UTC_ZONE
+    """The schedule's zone, in which the views draw and describe it: that of the first file, in load
+    order, that sets ``timezone:`` (the others' zones apply to their own windows), else UTC."""
 
     @property
     def explicit_tasks(self) -> tuple[TaskRule, ...]:
@@ -345,11 +363,15 @@ def default_schedule_path() -> str:
     return config.env(config.SCHEDULE, config.DEFAULT_SCHEDULE) or config.DEFAULT_SCHEDULE
 
 
-def load_schedule(path: str | os.PathLike[str] | None = None) -> Schedule:
-    """Read, validate and resolve a schedule; raise ``ScheduleError`` listing every problem."""
+def load_schedule(path: str | os.PathLike[str] | None = None, *, expectations: bool = False) -> Schedule:
+    """Read, validate and resolve a schedule; raise ``ScheduleError`` listing every problem.
+
+    ``expect:`` entries are read only with ``expectations`` (``validate``): they are claims for
+    review, so ``plan``, ``run`` and the handler skip them and a malformed one cannot stop a run.
+    """
     files = schedule_files(path if path is not None else default_schedule_path())
     problems: list[str] = []
-    parsed = [spec for spec in (_parse_file(file, problems) for file in files) if spec is not None]
+    parsed = [spec for spec in (_parse_file(file, problems, expectations) for file in files) if spec is not None]
     schedule = _resolve(parsed, problems)
     if problems or schedule is None:
         summary = f"{len(problems)} problem(s) in the schedule"
@@ -368,6 +390,7 @@ class _ParsedFile:
     incidents: list[tuple[int, IncidentSpec]]
     notify: list[tuple[int, NotifySpec]]
     targets: list[tuple[int, TargetSpec]]
+    expect: list[tuple[int, ExpectSpec]]
 
 
 _SECTIONS: dict[str, type[BaseModel]] = {
@@ -379,7 +402,7 @@ _SECTIONS: dict[str, type[BaseModel]] = {
 }
 
 
-def _parse_file(file: Path, problems: list[str]) -> _ParsedFile | None:
+def _parse_file(file: Path, problems: list[str], expectations: bool) -> _ParsedFile | None:
     """Validate entry by entry, so one bad window does not hide the problems of the others."""
     try:
         size = file.stat().st_size
@@ -406,16 +429,10 @@ def _parse_file(file: Path, problems: list[str]) -> _ParsedFile | None:
         problems.append(f"{file}: the top level must be a mapping, not {type(raw).__name__}")
         return None
     top = dict(raw)
-    entries: dict[str, list[tuple[int, Any]]] = {key: [] for key in _SECTIONS}
-    for key, model in _SECTIONS.items():
-        value = raw.get(key)
-        if not isinstance(value, list):
-            continue
-        top[key] = []
-        for index, item in enumerate(value):
-            entry = _validate_entry(model, item, (key, index), raw, file, problems)
-            if entry is not None:
-                entries[key].append((index, entry))
+    if not expectations:
+        top.pop("expect", None)
+    sections: dict[str, type[BaseModel]] = {**_SECTIONS, "expect": ExpectSpec} if expectations else _SECTIONS
+    entries = {key: _validate_section(model, key, raw, top, file, problems) for key, model in sections.items()}
     if raw.get("targets") == []:
         # an empty fleet would manage nothing at all; without the key the function's own account is managed
         problems.append(f"{file}: targets: empty list; omit the key to use the function's own account")
@@ -432,7 +449,25 @@ def _parse_file(file: Path, problems: list[str]) -> _ParsedFile | None:
         entries["incidents"],
         entries["notify"],
         entries["targets"],
+        entries.get("expect", []),
     )
+
+
+def _validate_section(
+    model: type[BaseModel], key: str, raw: dict[str, Any], top: dict[str, Any], file: Path, problems: list[str]
+) -> list[tuple[int, Any]]:
+    """The valid entries of the list ``raw[key]`` with their indexes; ``top`` keeps an empty list
+    in its place, so the file's own model does not validate (and report) the entries again."""
+    value = raw.get(key)
+    if not isinstance(value, list):
+        return []
+    top[key] = []
+    found = []
+    for index, item in enumerate(value):
+        entry = _validate_entry(model, item, (key, index), raw, file, problems)
+        if entry is not None:
+            found.append((index, entry))
+    return found
 
 
 def _validate_entry(
@@ -445,6 +480,12 @@ def _validate_entry(
 ) -> Any:
     """Validate one list entry; on field errors, report them and retry without those fields so
     the entry's other fields still get their semantic checks (the file is rejected either way)."""
+    if not isinstance(item, dict):
+        where = _location(prefix, raw)
+        required = [name for name, info in model.model_fields.items() if info.is_required()]
+        fields = f" with {', '.join(required)}" if required else ""
+        problems.append(f"{file}: {where}: must be a mapping{fields} (got {_shown(item)})")
+        return None
     try:
         return model.model_validate(item)
     except ValidationError as exc:
@@ -498,8 +539,23 @@ def _describe(err: Any, raw: dict[str, Any]) -> str:
     if kind == "missing":
         return f"{where}: required field is missing"
     value = err.get("input")
-    shown = f" (got {value!r})" if not isinstance(value, (dict, list)) else ""
+    text = _shown(value)
+    quoted = isinstance(value, (str, date)) and text in message  # the message already names it
+    shown = f" (got {text})" if not isinstance(value, (dict, list)) and not quoted else ""
     return f"{where}: {message}{shown}"
+
+
+def _shown(value: Any) -> str:
+    """A value as the schedule wrote it: YAML's null and booleans, dates in ISO form, strings quoted."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, date):  # datetimes too
+        return repr(value.isoformat())
+    if isinstance(value, (dict, list)):
+        return "a mapping" if isinstance(value, dict) else "a list"
+    return repr(value)
 
 
 def _location(loc: tuple[Any, ...], raw: dict[str, Any]) -> str:
@@ -561,6 +617,9 @@ def _resolve(parsed: list[_ParsedFile], problems: list[str]) -> Schedule | None:
                 if is_glob(selector) and not probe.selector_may_match(selector):
                     problems.append(f"{where}.tasks[{i}]: {selector!r} matches no managed task")
             notify_targets.append(NotifyTarget(entry, file_tz, file))
+    expectations = tuple(Expectation(pf.file, i, e) for pf in parsed for i, e in pf.expect)
+    for expectation in expectations:
+        _check_expect_target(expectation, targets, problems)
     tick_file, tick = _single_setting(parsed, "tick", problems)
     _, safety = _single_setting(parsed, "safety", problems)
     tick_delta = _duration(tick, f"{tick_file}: tick", problems) if isinstance(tick, str) else None
@@ -573,10 +632,23 @@ def _resolve(parsed: list[_ParsedFile], problems: list[str]) -> Schedule | None:
         tick=tick_delta or timedelta(minutes=1),
         safety=Safety(safety.max_changes, safety.max_change_ratio) if isinstance(safety, SafetySpec) else Safety(),
         files=tuple(pf.file for pf in parsed),
-        expectations=tuple(Expectation(pf.file, i, e) for pf in parsed for i, e in enumerate(pf.spec.expect)),
+        timezone=next((zone(pf.spec.timezone) for pf in parsed if "timezone" in pf.spec.model_fields_set), UTC_ZONE),
+        expectations=expectations,
         notify=tuple(notify_targets),
         targets=targets,
     )
+
+
+def _check_expect_target(expectation: Expectation, targets: tuple[ScheduleTarget, ...], problems: list[str]) -> None:
+    """An expectation's ``target`` must name a declared target (one name: it pins one target's plan)."""
+    name = expectation.spec.target
+    if name is None:
+        return
+    where = f"{expectation.file}: expect[{expectation.index}].target"
+    if not targets:
+        problems.append(f"{where}: no targets are declared (add a top-level 'targets:' list first)")
+    elif (problem := unknown_target(name, targets)) is not None:
+        problems.append(f"{where}: {problem}")
 
 
 def _resolve_targets(parsed: list[_ParsedFile], problems: list[str]) -> tuple[ScheduleTarget, ...]:

@@ -8,7 +8,7 @@ tools (and the browser tests) read positions without guessing.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from html import escape
@@ -19,9 +19,11 @@ from esa_scheduler.engine.planner import Planner, Segment
 from esa_scheduler.engine.schedule import Schedule
 from esa_scheduler.invocation.holds import Hold
 from esa_scheduler.timeutil import utc_iso
-from esa_scheduler.views.rows import Row, build_rows, display_zone, source_words, view_tasks
+from esa_scheduler.views.rows import Row, build_rows, source_words, view_tasks
 
 MAX_ROWS = 500
+PAGE_BUDGET = 5_000_000
+"""Bytes: the page stays under 5 MB whatever the input, by drawing fewer rows when it must."""
 LABEL_W = 240
 CHART_W = 1344
 AXIS_H = 58
@@ -41,7 +43,7 @@ svg text{font:11px system-ui,sans-serif;fill:#222}
 .stripe{fill:#f4f5f7}.label{font-weight:600}
 .bar rect{stroke:#fff;stroke-width:.5}.bar text{fill:#fff;pointer-events:none}
 .offline rect{fill:#c8372d}.online rect{fill:#2e8b57}
-.default rect{fill-opacity:.3}.default text{fill:#222}
+.default rect{fill-opacity:.3}.bar .beside{fill:#222}
 .hold rect{stroke:#111;stroke-width:1.5;stroke-dasharray:4 2}
 .hold.offline rect{fill:url(#hold-offline)}.hold.online rect{fill:url(#hold-online)}
 .day{stroke:#666;stroke-width:1}.hour{stroke:#999;stroke-width:.5}.grid{stroke:#ddd;stroke-width:.5}
@@ -71,10 +73,12 @@ class Axis:
 
 
 def chart_axis(at: datetime, days: int, tz: ZoneInfo) -> Axis:
-    """From local midnight of the day holding ``at`` to local midnight ``days`` days later, so whole days show."""
-    day = at.astimezone(tz).date()
-    start, _ = wall_to_instant(datetime.combine(day, time()), tz)
-    end, _ = wall_to_instant(datetime.combine(day + timedelta(days=days), time()), tz)
+    """From local midnight of the day holding ``at`` to the first local midnight at or after ``at``
+    plus ``days``: whole days show, and the chart covers at least the span the ICS feed exports."""
+    start, _ = wall_to_instant(datetime.combine(at.astimezone(tz).date(), time()), tz)
+    last = (at + timedelta(days=days)).astimezone(tz)
+    end_day = last.date() if last.time() == time() else last.date() + timedelta(days=1)
+    end, _ = wall_to_instant(datetime.combine(end_day, time()), tz)
     return Axis(start, end, tz)
 
 
@@ -137,7 +141,10 @@ def _axis_svg(axis: Axis, height: int) -> list[str]:
     return out + marks
 
 
-def _bar(segment: Segment, axis: Axis) -> str:
+def _bar(segment: Segment, axis: Axis, room: float) -> str:
+    """One bar, labelled inside when its name fits, else beside it when ``room`` (the free x after it)
+    does, else only in its tooltip. Default bars carry no text: their fading says it, and it leaves
+    their space to the names of the narrow windows before them (a 1 h window in a week is 8 px)."""
     end = segment.end or axis.end
     left, right = axis.x(max(segment.start, axis.start)), axis.x(min(end, axis.end))
     state = segment.state
@@ -150,9 +157,12 @@ def _bar(segment: Segment, axis: Axis) -> str:
         f"{utc_iso(segment.start)} – {until_utc}"
     )
     width = right - left
-    label = (
-        f'<text x="{left + 3:.2f}" y="{BAR_Y + 12}">{escape(name)}</text>' if width >= CHAR_W * len(name) + 6 else ""
-    )
+    needed = CHAR_W * len(name) + 6
+    label = ""
+    if kind != "default" and width >= needed:
+        label = f'<text x="{left + 3:.2f}" y="{BAR_Y + 12}">{escape(name)}</text>'
+    elif kind != "default" and room - right >= needed:
+        label = f'<text class="beside" x="{right + 3:.2f}" y="{BAR_Y + 12}">{escape(name)}</text>'
     end_attr = f' data-end="{utc_iso(segment.end)}"' if segment.end else ""
     return (
         f'<g class="bar {state.desired} {kind}" data-source="{escape(state.source)}" '
@@ -162,78 +172,134 @@ def _bar(segment: Segment, axis: Axis) -> str:
     )
 
 
-def _rows_svg(rows: Sequence[Row], axis: Axis) -> list[str]:
+def _rooms(segments: Sequence[Segment], axis: Axis) -> list[float]:
+    """For each bar, the x up to which a label beside it stays clear: the next bar that is not a
+    default one (default bars carry no text), or the chart's right edge."""
+    limit = axis.x(axis.end)
+    rooms = []
+    for segment in reversed(segments):
+        rooms.append(limit)
+        if segment.state.source != "default":
+            limit = axis.x(max(segment.start, axis.start))
+    return rooms[::-1]
+
+
+def _rows_svg(rows: Sequence[Row], axis: Axis) -> Iterator[str]:
     """One group per row; rows sharing their segments share the rendered bars (most tasks do)."""
     bars: dict[tuple[Segment, ...], str] = {}
-    out = []
     for i, row in enumerate(rows):
         drawn = bars.get(row.segments)
         if drawn is None:
             visible = [s for s in row.segments if s.start < axis.end and (s.end is None or s.end > axis.start)]
-            drawn = "".join(_bar(s, axis) for s in visible)
+            drawn = "".join(_bar(s, axis, room) for s, room in zip(visible, _rooms(visible, axis), strict=True))
             bars[row.segments] = drawn
         stripe = f'<rect class="stripe" width="{LABEL_W + CHART_W}" height="{ROW_H}"/>' if i % 2 else ""
         label = escape(row.label)
-        out.append(
+        yield (
             f'<g class="row" data-task="{escape(row.task.ref.name)}" transform="translate(0,{AXIS_H + i * ROW_H})">'
             f'{stripe}<text class="label" x="6" y="15" clip-path="url(#labels)">{label}<title>{label}</title></text>'
             f"{drawn}</g>"
         )
-    return out
 
 
 LEGEND = (
     ("offline (window)", '<rect width="22" height="12" fill="#c8372d"/>'),
     ("online (window)", '<rect width="22" height="12" fill="#2e8b57"/>'),
     ("hold", '<rect width="22" height="12" fill="url(#hold-offline)" stroke="#111" stroke-dasharray="4 2"/>'),
-    ("default state (faded)", '<rect width="22" height="12" fill="#2e8b57" fill-opacity=".3"/>'),
+    ("online by default (faded)", '<rect width="22" height="12" fill="#2e8b57" fill-opacity=".3"/>'),
+    ("offline by default (faded)", '<rect width="22" height="12" fill="#c8372d" fill-opacity=".3"/>'),
     ("DST change", '<line x1="11" x2="11" y1="0" y2="12" stroke="#7b2cbf" stroke-width="2" stroke-dasharray="4 2"/>'),
     ("--at instant", '<line x1="11" x2="11" y1="0" y2="12" stroke="#1565c0" stroke-width="2"/>'),
 )
 
 
+def _notes(total: int, kept: int, by_size: bool) -> list[str]:
+    """Why rows are missing, if any are: the row cap, or the page's size budget (``by_size``)."""
+    if not total:
+        return ["No managed tasks: the schedule names none and has no patterns."]
+    if kept == total:
+        return []
+    why = (
+        f": their bars would take the page over its {PAGE_BUDGET // 1_000_000} MB size limit "
+        "(fewer --days leave room for more rows)"
+        if by_size
+        else ""
+    )
+    return [
+        f"Showing the first {kept} of {total} rows (sorted by site and name); the other {total - kept} "
+        f"are not drawn{why}."
+    ]
+
+
+@dataclass(frozen=True)
+class _Page:
+    """Everything on the page but its rows, which ``render`` is given (all, or the first that fit)."""
+
+    schedule_path: str
+    at: datetime
+    days: int
+    axis: Axis
+    total: int
+
+    def render(self, rows: Sequence[str], by_size: bool = False) -> str:
+        axis, at, tz = self.axis, self.at, self.axis.tz
+        height = AXIS_H + ROW_H * len(rows) + 8
+        width = LABEL_W + CHART_W + 16
+        title = f"esa-scheduler plan: {self.schedule_path}"
+        at_x = axis.x(at)
+        legend = "".join(
+            f'<li><svg width="22" height="12" aria-hidden="true">{swatch}</svg>{escape(text)}</li>'
+            for text, swatch in LEGEND
+        )
+        parts = [
+            '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">',
+            f"<title>{escape(title)} at {utc_iso(at)}</title><style>{STYLE}</style></head><body>",
+            f"<h1>{escape(title)}</h1>",
+            f'<p class="sub">at <time datetime="{utc_iso(at)}">{utc_iso(at)}</time> ({_local(at, tz)}); '
+            f"{axis.start.astimezone(tz):%Y-%m-%d} to {axis.end.astimezone(tz):%Y-%m-%d} in {tz.key} "
+            f"(at least {self.days} day(s) after --at); {len(rows)} row(s)</p>",
+            *(f'<p class="note">{escape(note)}</p>' for note in _notes(self.total, len(rows), by_size)),
+            f'<svg width="0" height="0" style="position:absolute"><defs>{PATTERNS}</defs></svg>',
+            f'<ul class="legend">{legend}</ul>',
+            f'<svg xmlns="http://www.w3.org/2000/svg" class="timeline" width="{width}" height="{height}" '
+            f'viewBox="0 0 {width} {height}" data-start="{utc_iso(axis.start)}" data-end="{utc_iso(axis.end)}" '
+            f'data-x0="{LABEL_W}" data-x1="{LABEL_W + CHART_W}">',
+            f'<defs><clipPath id="labels"><rect width="{LABEL_W - 10}" height="{ROW_H}"/></clipPath></defs>',
+            *rows,
+            *_axis_svg(axis, height),
+            f'<line class="at" x1="{at_x:.2f}" x2="{at_x:.2f}" y1="0" y2="{height}" data-at="{utc_iso(at)}"/>',
+            f'<text class="at-label" x="{at_x + 4:.2f}" y="10">at {at.astimezone(tz):%a %H:%M}</text>',
+            "</svg></body></html>\n",
+        ]
+        return "".join(parts)
+
+
+def _size(text: str) -> int:
+    return len(text.encode("utf-8"))
+
+
 def render_html(
     schedule_path: str, schedule: Schedule, at: datetime, days: int, names: Sequence[str], holds: Sequence[Hold]
 ) -> str:
-    """The whole page: title, legend, an optional cut note, and the chart of ``days`` local days from ``at``'s day."""
-    tz = display_zone(schedule)
-    axis = chart_axis(at, days, tz)
-    planner = Planner(schedule, axis.start, holds)
+    """The whole page: title, legend, notes, and the chart from ``at``'s local day to ``days`` past ``at``.
+
+    At most ``MAX_ROWS`` rows, and only as many as keep the page under ``PAGE_BUDGET``: a dense window
+    (every 3 hours on a thousand tasks) would otherwise make a page no browser opens comfortably.
+    """
+    axis = chart_axis(at, days, schedule.timezone)
     tasks = view_tasks(schedule, names)
-    rows = build_rows(planner, tasks, axis.end, MAX_ROWS)
-    height = AXIS_H + ROW_H * len(rows) + 8
-    width = LABEL_W + CHART_W + 16
-    title = f"esa-scheduler plan: {schedule_path}"
-    notes = []
-    if len(tasks) > MAX_ROWS:
-        notes.append(
-            f"Showing the first {MAX_ROWS} of {len(tasks)} rows (sorted by site and name); "
-            f"the other {len(tasks) - MAX_ROWS} are not drawn."
-        )
-    if not tasks:
-        notes.append("No managed tasks: the schedule names none and has no patterns.")
-    at_x = axis.x(at)
-    legend = "".join(
-        f'<li><svg width="22" height="12" aria-hidden="true">{swatch}</svg>{escape(text)}</li>'
-        for text, swatch in LEGEND
-    )
-    parts = [
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">',
-        f"<title>{escape(title)} at {utc_iso(at)}</title><style>{STYLE}</style></head><body>",
-        f"<h1>{escape(title)}</h1>",
-        f'<p class="sub">at <time datetime="{utc_iso(at)}">{utc_iso(at)}</time> ({_local(at, tz)}); '
-        f"{days} day(s) from {axis.start.astimezone(tz):%Y-%m-%d} in {tz.key}; {len(rows)} row(s)</p>",
-        *(f'<p class="note">{escape(note)}</p>' for note in notes),
-        f'<svg width="0" height="0" style="position:absolute"><defs>{PATTERNS}</defs></svg>',
-        f'<ul class="legend">{legend}</ul>',
-        f'<svg xmlns="http://www.w3.org/2000/svg" class="timeline" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" data-start="{utc_iso(axis.start)}" data-end="{utc_iso(axis.end)}" '
-        f'data-x0="{LABEL_W}" data-x1="{LABEL_W + CHART_W}">',
-        f'<defs><clipPath id="labels"><rect width="{LABEL_W - 10}" height="{ROW_H}"/></clipPath></defs>',
-        *_rows_svg(rows, axis),
-        *_axis_svg(axis, height),
-        f'<line class="at" x1="{at_x:.2f}" x2="{at_x:.2f}" y1="0" y2="{height}" data-at="{utc_iso(at)}"/>',
-        f'<text class="at-label" x="{at_x + 4:.2f}" y="10">at {at.astimezone(tz):%a %H:%M}</text>',
-        "</svg></body></html>\n",
-    ]
-    return "".join(parts)
+    rows = build_rows(Planner(schedule, axis.start, holds), tasks, axis.end, MAX_ROWS)
+    page = _Page(schedule_path, at, days, axis, len(tasks))
+    room = PAGE_BUDGET - _size(page.render([], by_size=True))
+    kept: list[str] = []
+    for row in _rows_svg(rows, axis):  # row by row: a row that does not fit is the last one built
+        room -= _size(row)
+        if room <= 0:
+            break
+        kept.append(row)
+    by_size = len(kept) < len(rows)
+    text = page.render(kept, by_size)
+    while kept and _size(text) >= PAGE_BUDGET:  # the height's digits grow with the rows drawn
+        kept.pop()
+        text = page.render(kept, by_size=True)
+    return text

@@ -1,10 +1,12 @@
 """``plan --ics``: the coming maintenance as an RFC 5545 calendar that people can subscribe to.
 
 One VEVENT per interval in which tasks are away from their default state, tasks that share the
-interval in one event. The UID hashes what identifies the occurrence (desired state, tasks, and
-the interval's end, which no later export moves, unlike a start cut at the export instant), so
-re-exporting updates events in calendar apps instead of duplicating them. Written by hand: the format is small, and this
-keeps the runtime free of a calendar library; the tests parse it back with ``icalendar``.
+interval in one event. Each event is the whole occurrence: DTSTART is its real start (an interval
+already under way at ``--at`` is looked up back to where it began) and DTEND its real end, so the
+UID can hash what identifies the occurrence (fleet target, desired state, real start and sources;
+never the tasks or the export instant), and re-exporting updates events in calendar apps instead
+of duplicating them. The events are written by hand (the format is small; the tests parse them back
+with ``icalendar``); the VTIMEZONE of the schedule's zone is ``icalendar``'s, from the zone's rules.
 """
 
 from __future__ import annotations
@@ -15,11 +17,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from esa_scheduler.engine.planner import Planner
+import icalendar
+
+from esa_scheduler.engine.planner import SEARCH_HORIZON, ManagedTask, Planner, Segment
 from esa_scheduler.engine.schedule import Schedule
 from esa_scheduler.invocation.holds import Hold
 from esa_scheduler.timeutil import UTC
-from esa_scheduler.views.rows import Row, build_rows, display_zone, source_words, view_tasks
+from esa_scheduler.views.rows import row_label, source_words, view_tasks
 
 PRODID = "-//esa-scheduler//plan --ics//EN"
 NAMES_IN_SUMMARY = 3
@@ -52,37 +56,100 @@ def _local_span(start: datetime, end: datetime, tz: ZoneInfo) -> str:
     return f"{start.astimezone(tz):%Y-%m-%d %H:%M %Z} - {end.astimezone(tz):%Y-%m-%d %H:%M %Z} ({tz.key})"
 
 
+LOOK_BACK = timedelta(days=1)
+"""The first look back from ``--at`` for the start of the intervals in force; it grows fourfold,
+up to the planner's search horizon, while one of them is still under way at its origin."""
+
+
 @dataclass(frozen=True)
 class Away:
-    """A stretch in which tasks are away from their default state, and the sources that keep them there."""
+    """A stretch in which tasks are away from their default state, and the sources that keep them
+    there; ``known_start`` is False for one already under way a whole search horizon before ``--at``."""
 
     start: datetime
     end: datetime | None
     desired: str
     sources: tuple[str, ...]
+    known_start: bool = True
 
 
-def away_intervals(row: Row, until: datetime) -> list[Away]:
+def _segments(planner: Planner, task: ManagedTask, until: datetime) -> list[Segment]:
+    """The task's segments up to ``until``, and on while an away stretch crossing it goes on (its
+    sources may change, say a nightly window inside a weekend freeze), so the event keeps its real end.
+    The span doubles each time: the planner replans from its instant, and its horizon bounds it."""
+    span = until - planner.at
+    while True:
+        segments = planner.segments(task, until)
+        last = segments[-1]
+        if last.end is None or last.state.desired == task.default_status:
+            return segments
+        span *= 2
+        until = planner.at + span
+
+
+def away_intervals(task: ManagedTask, segments: Sequence[Segment], at: datetime, until: datetime) -> list[Away]:
     """Consecutive segments with the same non-default state merge: a weekend freeze that a nightly
-    window interrupts is still one stretch offline, so it is one event."""
+    window interrupts is still one stretch offline, so it is one event. Stretches that ended by
+    ``at`` or start from ``until`` on are not in the feed."""
     found: list[Away] = []
-    for segment in row.segments:
+    for segment in segments:
         state = segment.state
-        if state.desired == row.task.default_status or segment.start >= until:
+        if state.desired == task.default_status:
             continue
         last = found[-1] if found else None
         if last is not None and last.end == segment.start and last.desired == state.desired:
             sources = last.sources if state.source in last.sources else (*last.sources, state.source)
             found[-1] = Away(last.start, segment.end, state.desired, sources)
-        else:
+        elif segment.start < until:
             found.append(Away(segment.start, segment.end, state.desired, (state.source,)))
-    return found
+    return [away for away in found if away.end is None or away.end > at]
 
 
-def _event(away: Away, labels: list[str], until: datetime, tz: ZoneInfo, stamp: str) -> list[str]:
-    end = away.end or until
-    identity = "\n".join([away.desired, _stamp(away.end or away.start), *labels])
+def _occurrences(
+    schedule: Schedule, at: datetime, until: datetime, names: Sequence[str], holds: Sequence[Hold]
+) -> dict[Away, list[str]]:
+    """Every away stretch of the period, with the labels of the rows it applies to.
+
+    Planned from a look back before ``at``, pushed further back while a stretch in force at ``at``
+    is still under way at the look back's origin, so that such a stretch starts where it really
+    began, whatever the export instant; past the planner's search horizon its start is unknown.
+    """
+    back = LOOK_BACK
+    while True:
+        origin = at - back
+        planner = Planner(schedule, origin, holds, horizon=back + SEARCH_HORIZON)
+        groups: dict[Away, list[str]] = {}
+        for task, pattern in view_tasks(schedule, names):
+            for away in away_intervals(task, _segments(planner, task, until), at, until):
+                groups.setdefault(away, []).append(row_label(task, pattern))
+        cut = any(away.start <= origin for away in groups)
+        if not cut:
+            return groups
+        if back >= SEARCH_HORIZON:
+            return {
+                (Away(a.start, a.end, a.desired, a.sources, known_start=False) if a.start <= origin else a): labels
+                for a, labels in groups.items()
+            }
+        back = min(back * 4, SEARCH_HORIZON)
+
+
+def _uid(away: Away, target: str | None, taken: set[str]) -> str:
+    """The occurrence's identity: fleet target, desired state, real start and sources (not the tasks,
+    whose list changes with --task or a new task entry, nor the end, which a schedule edit may move).
+    Two stretches alike in all of that but their end (different tasks, cut short differently) are
+    told apart by the end, the later one only, so the UID stays unique in the feed."""
+    start = _stamp(away.start) if away.known_start else "under way before the search horizon"
+    identity = "\n".join([target or "", away.desired, start, *away.sources])
     uid = hashlib.sha256(identity.encode("utf-8")).hexdigest()[:32]
+    if uid in taken:
+        end = _stamp(away.end) if away.end else "-"
+        uid = hashlib.sha256(f"{identity}\n{end}".encode()).hexdigest()[:32]
+    taken.add(uid)
+    return uid
+
+
+def _event(away: Away, labels: list[str], uid: str, until: datetime, tz: ZoneInfo, stamp: str) -> list[str]:
+    end = away.end or until
     shown = ", ".join(labels[:NAMES_IN_SUMMARY])
     if len(labels) > NAMES_IN_SUMMARY:
         shown += f" and {len(labels) - NAMES_IN_SUMMARY} more"
@@ -105,27 +172,39 @@ def _event(away: Away, labels: list[str], until: datetime, tz: ZoneInfo, stamp: 
     ]
 
 
+def _timezone(tz: ZoneInfo, starts: list[datetime], ends: list[datetime]) -> list[str]:
+    """The schedule's zone as a VTIMEZONE (built by ``icalendar`` from the zone's rules) over the days
+    the feed spans: the zone of the local times in each DESCRIPTION, and the component that keeps a
+    feed with no event in its period a valid calendar (RFC 5545 wants at least one)."""
+    first, last = min(starts).astimezone(tz).date(), max(ends).astimezone(tz).date() + timedelta(days=1)
+    component = icalendar.Timezone.from_tzinfo(tz, tzid=tz.key, first_date=first, last_date=last)
+    text: bytes = component.to_ical()
+    return text.decode("utf-8").splitlines()
+
+
 def _text_property(name: str, value: str) -> str:
     return f"{name}:{_text(value)}"
 
 
 def render_ics(
-    schedule_path: str, schedule: Schedule, at: datetime, days: int, names: Sequence[str], holds: Sequence[Hold]
+    schedule_path: str,
+    schedule: Schedule,
+    at: datetime,
+    days: int,
+    names: Sequence[str],
+    holds: Sequence[Hold],
+    target: str | None = None,
 ) -> str:
-    """The calendar of the next ``days`` days from ``at``, CRLF line endings, deterministic for one input.
+    """The calendar of the intervals in force or starting in the ``days`` days from ``at``, CRLF line
+    endings, deterministic for one input: ``DTSTAMP`` is ``at``, so the same export is the same file.
 
-    An interval already under way at ``at`` starts at ``at``; one that runs past the horizon keeps
-    its real end. ``DTSTAMP`` is ``at``, so the same export is byte for byte the same file.
+    An interval keeps its real start and end; one that does not end within the planner's search
+    horizon ends at the export's horizon. ``target`` (a fleet target's view) is part of every UID.
     """
     until = at + timedelta(days=days)
-    planner = Planner(schedule, at, holds)
-    rows = build_rows(planner, view_tasks(schedule, names), until)
-    groups: dict[Away, list[str]] = {}
-    for row in rows:
-        for away in away_intervals(row, until):
-            groups.setdefault(away, []).append(row.label)
+    groups = _occurrences(schedule, at, until, names, holds)
     stamp = _stamp(at)
-    tz = display_zone(schedule)
+    tz = schedule.timezone
     lines = [
         "BEGIN:VCALENDAR",
         "VERSION:2.0",
@@ -134,7 +213,9 @@ def render_ics(
         "METHOD:PUBLISH",
         _text_property("X-WR-CALNAME", f"esa-scheduler: {schedule_path}"),
     ]
-    for away in sorted(groups, key=lambda a: (a.start, a.sources)):
-        lines += _event(away, sorted(groups[away]), until, tz, stamp)
+    lines += _timezone(tz, [at, *(a.start for a in groups)], [until, *(a.end for a in groups if a.end)])
+    taken: set[str] = set()
+    for away in sorted(groups, key=lambda a: (a.start, a.sources, a.end or until)):
+        lines += _event(away, sorted(groups[away]), _uid(away, target, taken), until, tz, stamp)
     lines.append("END:VCALENDAR")
     return "".join(folded + "\r\n" for line in lines for folded in _fold(line))

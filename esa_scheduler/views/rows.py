@@ -9,11 +9,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
 from esa_scheduler.engine.planner import ManagedTask, Planner, Segment, TaskRef, managed_tasks
 from esa_scheduler.engine.schedule import Schedule, selector_matches
-from esa_scheduler.timeutil import zone
 
 
 @dataclass(frozen=True)
@@ -26,15 +24,15 @@ class Row:
 
     @property
     def label(self) -> str:
-        """The task name, with its site for site-level tasks and a marker for pattern rows."""
-        ref = self.task.ref
-        site = f" (site {ref.site_id})" if ref.site_id is not None else ""
-        return f"{ref.name}{site}" + (" (pattern)" if self.pattern else "")
+        """How the views name the row (``row_label``)."""
+        return row_label(self.task, self.pattern)
 
 
-def display_zone(schedule: Schedule) -> ZoneInfo:
-    """The zone a view draws in: the first window's (in practice the schedule file's), else UTC."""
-    return schedule.windows[0].tz if schedule.windows else zone("UTC")
+def row_label(task: ManagedTask, pattern: bool) -> str:
+    """The task name, with its site for site-level tasks and a marker for pattern rows."""
+    ref = task.ref
+    site = f" (site {ref.site_id})" if ref.site_id is not None else ""
+    return f"{ref.name}{site}" + (" (pattern)" if pattern else "")
 
 
 def view_tasks(schedule: Schedule, names: Sequence[str]) -> list[tuple[ManagedTask, bool]]:
@@ -54,12 +52,9 @@ def view_tasks(schedule: Schedule, names: Sequence[str]) -> list[tuple[ManagedTa
     return found
 
 
-def build_rows(
-    planner: Planner, tasks: Sequence[tuple[ManagedTask, bool]], until: datetime, limit: int | None = None
-) -> list[Row]:
-    """Rows for the first ``limit`` tasks (all when ``None``), each with its segments up to ``until``."""
-    chosen = tasks if limit is None else tasks[:limit]
-    return [Row(task, pattern, tuple(planner.segments(task, until))) for task, pattern in chosen]
+def build_rows(planner: Planner, tasks: Sequence[tuple[ManagedTask, bool]], until: datetime, limit: int) -> list[Row]:
+    """Rows for the first ``limit`` tasks, each with its segments up to ``until``."""
+    return [Row(task, pattern, tuple(planner.segments(task, until))) for task, pattern in tasks[:limit]]
 
 
 def source_words(source: str) -> str:
