@@ -349,6 +349,104 @@ def test_ics_calendar_as_a_date_filter(tmp_path: Path) -> None:
     assert days == [d for d in expected if d not in missing]
 
 
+def event_spans(schedule: Path, begin: datetime, end: datetime) -> list[tuple[str, str, str]]:
+    """Each expanded event of the first window's calendar as (UID, start, end), in UTC, sorted."""
+    window = load_schedule(schedule).windows[0]
+    assert window.events is not None
+    spans = [(e.uid, *e.interval(window.tz)) for e in window.events.events(begin, end)]
+    return sorted((uid, a.strftime("%Y-%m-%dT%H:%MZ"), b.strftime("%Y-%m-%dT%H:%MZ")) for uid, a, b in spans)
+
+
+DURATION_ICS = """\
+BEGIN:VCALENDAR
+VERSION:2.0
+PRODID:-//esa-scheduler tests//EN
+BEGIN:VEVENT
+UID:spring
+DTSTART{form}:20270328T013000{z}
+DURATION:PT2H
+END:VEVENT
+BEGIN:VEVENT
+UID:autumn
+DTSTART{form}:20271031T013000{z}
+DURATION:PT2H
+END:VEVENT
+BEGIN:VEVENT
+UID:autumn-weekly
+DTSTART{form}:20271024T013000{z}
+DURATION:PT2H
+RRULE:FREQ=WEEKLY;COUNT=2
+END:VEVENT
+BEGIN:VEVENT
+UID:day
+DTSTART{form}:20270327T100000{z}
+DURATION:P1D
+END:VEVENT
+BEGIN:VEVENT
+UID:24h
+DTSTART{form}:20270327T100000{z}
+DURATION:PT24H
+END:VEVENT
+BEGIN:VEVENT
+UID:day-and-2h
+DTSTART{form}:20271030T100000{z}
+DURATION:P1DT2H
+END:VEVENT
+BEGIN:VEVENT
+UID:week
+DTSTART{form}:20271025T100000{z}
+DURATION:P1W
+END:VEVENT
+BEGIN:VEVENT
+UID:period
+DTSTART{form}:20270105T100000{z}
+DURATION:PT1H
+RDATE;VALUE=PERIOD{form}:20270110T100000{z}/20270110T130000{z}
+END:VEVENT
+END:VCALENDAR
+"""
+
+# Berlin wall clock (a TZID, or floating in a Berlin window): hours are elapsed time, days and weeks calendar days
+BERLIN_DURATIONS = [
+    ("24h", "2027-03-27T09:00Z", "2027-03-28T09:00Z"),  # 24 real hours: 11:00 CEST
+    ("autumn", "2027-10-30T23:30Z", "2027-10-31T01:30Z"),  # 01:30 CEST + 2 real hours (was 3)
+    ("autumn-weekly", "2027-10-23T23:30Z", "2027-10-24T01:30Z"),
+    ("autumn-weekly", "2027-10-30T23:30Z", "2027-10-31T01:30Z"),
+    ("day", "2027-03-27T09:00Z", "2027-03-28T08:00Z"),  # 10:00 CET to 10:00 CEST the next day: 23 hours
+    ("day-and-2h", "2027-10-30T08:00Z", "2027-10-31T11:00Z"),  # to 10:00 CET the next day, then 2 hours
+    ("period", "2027-01-05T09:00Z", "2027-01-05T10:00Z"),
+    ("period", "2027-01-10T09:00Z", "2027-01-10T12:00Z"),  # an RDATE period keeps its own end
+    ("spring", "2027-03-28T00:30Z", "2027-03-28T02:30Z"),  # 01:30 CET + 2 real hours (was 1)
+    ("week", "2027-10-25T08:00Z", "2027-11-01T09:00Z"),  # Monday 10:00 CEST to Monday 10:00 CET
+]
+UTC_DURATIONS = [
+    ("24h", "2027-03-27T10:00Z", "2027-03-28T10:00Z"),
+    ("autumn", "2027-10-31T01:30Z", "2027-10-31T03:30Z"),
+    ("autumn-weekly", "2027-10-24T01:30Z", "2027-10-24T03:30Z"),
+    ("autumn-weekly", "2027-10-31T01:30Z", "2027-10-31T03:30Z"),
+    ("day", "2027-03-27T10:00Z", "2027-03-28T10:00Z"),
+    ("day-and-2h", "2027-10-30T10:00Z", "2027-10-31T12:00Z"),
+    ("period", "2027-01-05T10:00Z", "2027-01-05T11:00Z"),
+    ("period", "2027-01-10T10:00Z", "2027-01-10T13:00Z"),
+    ("spring", "2027-03-28T01:30Z", "2027-03-28T03:30Z"),
+    ("week", "2027-10-25T10:00Z", "2027-11-01T10:00Z"),
+]
+
+
+@pytest.mark.parametrize(
+    ("form", "z", "expected"),
+    [(";TZID=Europe/Berlin", "", BERLIN_DURATIONS), ("", "", BERLIN_DURATIONS), ("", "Z", UTC_DURATIONS)],
+    ids=["tzid", "floating", "utc"],
+)
+def test_duration_hours_are_elapsed_and_days_are_calendar_days(
+    tmp_path: Path, form: str, z: str, expected: list[tuple[str, str, str]]
+) -> None:
+    """RFC 5545 3.3.6: dur-time is exact time, dur-day and dur-week nominal (across both 2027 Berlin DST changes)."""
+    write_ics(tmp_path, DURATION_ICS.format(form=form, z=z))
+    schedule = write_schedule(tmp_path, ICS_WINDOW.replace('summary: "ESA*"', "timezone: Europe/Berlin"))
+    assert event_spans(schedule, utc("2027-01-01T00:00"), utc("2028-01-01T00:00")) == expected
+
+
 # --------------------------------------------------------------------------- validation
 
 

@@ -42,6 +42,9 @@ _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _RANGE = ".."
 _QUERY_MARGIN = timedelta(days=2)
 _TOO_FREQUENT = frozenset({"SECONDLY", "MINUTELY"})
+# each event's DURATION as written, copied with the event to every occurrence: the library keeps only
+# a timedelta, in which PT24H and P1D are the same, though DST makes them differ
+_DURATION_AS_WRITTEN = "X-ESA-SCHEDULER-DURATION"
 
 
 def reject_date_times(value: object) -> object:
@@ -179,17 +182,21 @@ class CountryCalendar(Calendar):
 class IcsEvent:
     """One occurrence of an ICS event as the library expands it: date, floating or aware bounds.
 
-    ``fixed`` is the UTC interval when both bounds are aware (the same in every window's zone)."""
+    ``end`` is a local value like ``start`` and ``exact`` elapsed time added to it as an instant: a
+    DURATION's hours, minutes and seconds are exact time (RFC 5545 3.3.6), so they cannot be added on
+    a wall clock that a DST change moves. ``fixed`` is the UTC interval when both bounds are aware
+    (the same in every window's zone)."""
 
     start: date
     end: date
     summary: str
     uid: str
     fixed: tuple[datetime, datetime] | None = None
+    exact: timedelta = timedelta(0)
 
     def interval(self, tz: ZoneInfo) -> tuple[datetime, datetime]:
         """[start, end) in UTC; floating and all-day values are wall clock in ``tz`` (the window's zone)."""
-        return self.fixed or (_instant(self.start, tz), _instant(self.end, tz))
+        return self.fixed or (_instant(self.start, tz), _instant(self.end, tz) + self.exact)
 
     def local_dates(self, tz: ZoneInfo) -> Iterator[date]:
         """The local dates the event touches; an all-day event's end date is exclusive (RFC 5545)."""
@@ -252,10 +259,30 @@ class IcsCalendar(Calendar):
 
 
 def _event(component: Component) -> IcsEvent:
+    """An expanded occurrence; for an event with DURATION, the end the library computed on the wall
+    clock is redone with the duration as written: days and weeks on the wall clock, the rest elapsed.
+
+    The library's end is kept when it is not start + DURATION: an RDATE period has its own end."""
     start = component.decoded("DTSTART")
     end = component.decoded("DTEND") if "DTEND" in component else start
-    fixed = (start.astimezone(UTC), end.astimezone(UTC)) if _aware(start) and _aware(end) else None
-    return IcsEvent(start, end, str(component.get("SUMMARY", "")), str(component.get("UID", "")), fixed)
+    exact = timedelta(0)
+    written = component.get(_DURATION_AS_WRITTEN)
+    if written is not None:
+        nominal, elapsed = _duration_parts(str(written))
+        if end == start + nominal + elapsed:
+            end, exact = start + nominal, elapsed
+    fixed = (start.astimezone(UTC), end.astimezone(UTC) + exact) if _aware(start) and _aware(end) else None
+    return IcsEvent(start, end, str(component.get("SUMMARY", "")), str(component.get("UID", "")), fixed, exact)
+
+
+def _duration_parts(written: str) -> tuple[timedelta, timedelta]:
+    """A DURATION value split into its nominal part (weeks and days) and its exact part (after ``T``)."""
+    from icalendar import vDuration
+
+    days, _, time_part = written.partition("T")
+    nominal: timedelta = vDuration.from_ical(days)  # type: ignore[no-untyped-call]
+    exact: timedelta = vDuration.from_ical(f"PT{time_part}") if time_part else timedelta(0)  # type: ignore[no-untyped-call]
+    return nominal, exact
 
 
 def summary_matches(pattern: str | None, event: IcsEvent) -> bool:
@@ -410,16 +437,20 @@ def _parse_ics(text: str) -> CalendarQuery | str:
     """The calendar ready to expand, or the first problem found, naming its line or its event's UID."""
     import icalendar
 
+    lines = _logical_lines(text)
     try:
         parsed = icalendar.Calendar.from_ical(text)
     except ValueError as exc:
-        return _locate_syntax_error(text) or f"malformed calendar: {_first_line(exc)}"
+        return _locate_syntax_error(lines) or f"malformed calendar: {_first_line(exc)}"
     if not isinstance(parsed, icalendar.Calendar) or parsed.name != "VCALENDAR":
         return "not an iCalendar file (expected BEGIN:VCALENDAR at the top)"
-    for event in parsed.walk("VEVENT"):
+    for event, duration in zip(parsed.walk("VEVENT"), _written_durations(lines), strict=True):
         problem = _event_problem(event)
         if problem is not None:
             return f"event UID {str(event.get('UID', '?'))!r}: {problem}"
+        event.pop(_DURATION_AS_WRITTEN, None)
+        if duration is not None and "DTEND" not in event:
+            event[_DURATION_AS_WRITTEN] = duration
     import recurring_ical_events
 
     try:
@@ -467,16 +498,43 @@ def _refused(parsed: ICalendar) -> str | None:
     return None
 
 
-def _locate_syntax_error(text: str) -> str | None:
-    """The first line icalendar cannot read, or an unbalanced BEGIN/END, as ``line N: ...``."""
-    from icalendar.parser import Contentline
-
+def _logical_lines(text: str) -> list[tuple[int, str]]:
+    """Unfolded content lines with the number of the line each starts on (for messages)."""
     logical: list[tuple[int, str]] = []
     for number, line in enumerate(text.splitlines(), 1):
         if line[:1] in (" ", "\t") and logical:
             logical[-1] = (logical[-1][0], logical[-1][1] + line[1:])
         elif line.strip():
             logical.append((number, line))
+    return logical
+
+
+def _written_durations(lines: list[tuple[int, str]]) -> list[str | None]:
+    """Each VEVENT's own DURATION value as written (``None``: none), in file order, as ``walk`` lists them.
+
+    Only BEGIN, END and DURATION lines are parsed: the file was already read whole by icalendar."""
+    from icalendar.parser import Contentline
+
+    found: list[str | None] = []
+    stack: list[int | None] = []  # the index in ``found`` of each open VEVENT, None for other components
+    for _, line in lines:
+        name = re.split("[;:]", line, maxsplit=1)[0].upper()
+        if name == "BEGIN":
+            is_event = line.partition(":")[2].strip().upper() == "VEVENT"
+            stack.append(len(found) if is_event else None)
+            if is_event:
+                found.append(None)
+        elif name == "END" and stack:
+            stack.pop()
+        elif name == "DURATION" and stack and stack[-1] is not None:
+            found[stack[-1]] = Contentline(line).parts()[2]  # type: ignore[no-untyped-call]
+    return found
+
+
+def _locate_syntax_error(logical: list[tuple[int, str]]) -> str | None:
+    """The first line icalendar cannot read, or an unbalanced BEGIN/END, as ``line N: ...``."""
+    from icalendar.parser import Contentline
+
     open_blocks: list[tuple[str, int]] = []
     for number, line in logical:
         try:
