@@ -349,6 +349,16 @@ def test_ics_calendar_as_a_date_filter(tmp_path: Path) -> None:
     assert days == [d for d in expected if d not in missing]
 
 
+def test_ics_file_with_a_byte_order_mark(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Some calendar apps export UTF-8 with a BOM; it is not part of BEGIN:VCALENDAR."""
+    write_ics(tmp_path, "\ufeff" + OPS_ICS)
+    schedule = write_schedule(tmp_path, ICS_WINDOW)
+    assert validate(capsys, schedule)[0] == 0
+    assert intervals(schedule, utc("2027-06-01T00:00"), utc("2027-06-02T00:00")) == [
+        ("2027-06-01T08:00Z", "2027-06-01T09:30Z")
+    ]
+
+
 def event_spans(schedule: Path, begin: datetime, end: datetime) -> list[tuple[str, str, str]]:
     """Each expanded event of the first window's calendar as (UID, start, end), in UTC, sorted."""
     window = load_schedule(schedule).windows[0]

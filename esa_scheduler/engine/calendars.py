@@ -421,7 +421,7 @@ def _ics_calendar(name: str, ics: str, file: str, where: str, problems: list[str
         if size > MAX_ICS_BYTES:
             problems.append(f"{where}.ics: {path}: file too large ({size} bytes; the limit is {MAX_ICS_BYTES})")
             return None
-        text = path.read_bytes().decode("utf-8")
+        text = path.read_bytes().decode("utf-8-sig")  # a byte order mark is not part of the first line
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         problems.append(f"{where}.ics: cannot read {path}: {reason}")
