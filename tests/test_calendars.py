@@ -588,6 +588,66 @@ BROKEN_ICS = {
         "event UID 'nostart@ops': DTSTART is missing",
     ),
     "not a calendar": ("BEGIN:VEVENT\nUID:x\nDTSTART:20270101T000000Z\nEND:VEVENT\n", "not an iCalendar file"),
+    "same uid twice": (
+        "BEGIN:VCALENDAR\nBEGIN:VEVENT\nUID:dup@ops\nDTSTART:20270101T100000Z\nEND:VEVENT\n"
+        "BEGIN:VEVENT\nUID:dup@ops\nDTSTART:20270102T100000Z\nEND:VEVENT\nEND:VCALENDAR\n",
+        "line 6: event UID 'dup@ops': another event with this UID and no RECURRENCE-ID begins at line 2 "
+        "(only one of them would be used; give each event its own UID)",
+    ),
+    "end before start": (
+        "BEGIN:VCALENDAR\nBEGIN:VEVENT\nUID:backwards@ops\nDTSTART;TZID=Europe/Berlin:20270101T100000\n"
+        "DTEND;TZID=Asia/Shanghai:20270101T120000\nEND:VEVENT\nEND:VCALENDAR\n",
+        # 09:00Z and 04:00Z: the wall times alone would look the right way round
+        "line 2: event UID 'backwards@ops': DTEND;TZID=Asia/Shanghai:20270101T120000 is before "
+        "DTSTART;TZID=Europe/Berlin:20270101T100000",
+    ),
+    "negative duration": (
+        "BEGIN:VCALENDAR\nBEGIN:VEVENT\nUID:negative@ops\nDTSTART:20270101T100000Z\nDURATION:-PT1H\n"
+        "END:VEVENT\nEND:VCALENDAR\n",
+        "line 2: event UID 'negative@ops': DURATION:-PT1H is negative",
+    ),
+    "date start, date-time end": (
+        "BEGIN:VCALENDAR\nBEGIN:VEVENT\nUID:mixed@ops\nDTSTART;VALUE=DATE:20270105\nDTEND:20270105T100000\n"
+        "END:VEVENT\nEND:VCALENDAR\n",
+        "line 2: event UID 'mixed@ops': DTSTART;VALUE=DATE:20270105 is a date, so DTEND must be a date too "
+        "(DTEND:20270105T100000)",
+    ),
+    "date start, hours of duration": (
+        "BEGIN:VCALENDAR\nBEGIN:VEVENT\nUID:hours@ops\nDTSTART;VALUE=DATE:20270105\nDURATION:P1DT2H\n"
+        "END:VEVENT\nEND:VCALENDAR\n",
+        "line 2: event UID 'hours@ops': DTSTART;VALUE=DATE:20270105 is a date, so DURATION must be whole days "
+        "or weeks (DURATION:P1DT2H)",
+    ),
+    "floating start, utc end": (
+        "BEGIN:VCALENDAR\nBEGIN:VEVENT\nUID:half-floating@ops\nDTSTART:20270105T100000\n"
+        "DTEND:20270105T120000Z\nEND:VEVENT\nEND:VCALENDAR\n",
+        "line 2: event UID 'half-floating@ops': DTSTART:20270105T100000 is floating (no TZID, no Z), so DTEND "
+        "must be floating too (DTEND:20270105T120000Z)",
+    ),
+    "utc start, floating end": (
+        "BEGIN:VCALENDAR\nBEGIN:VEVENT\nUID:half-fixed@ops\nDTSTART:20270105T100000Z\n"
+        "DTEND:20270105T120000\nEND:VEVENT\nEND:VCALENDAR\n",
+        "line 2: event UID 'half-fixed@ops': DTSTART:20270105T100000Z has a zone (TZID or Z), so DTEND "
+        "must have one too (DTEND:20270105T120000)",
+    ),
+    "start not a date": (
+        "BEGIN:VCALENDAR\nBEGIN:VEVENT\nUID:start@ops\nDTSTART:PT1H\nEND:VEVENT\nEND:VCALENDAR\n",
+        "line 2: event UID 'start@ops': DTSTART:PT1H is not a date or a date-time",
+    ),
+    "end not a date": (
+        "BEGIN:VCALENDAR\nBEGIN:VEVENT\nUID:end@ops\nDTSTART:20270105T100000Z\nDTEND:PT1H\nEND:VEVENT\nEND:VCALENDAR\n",
+        "line 2: event UID 'end@ops': DTEND:PT1H is not a date or a date-time",
+    ),
+    "duration not a duration": (
+        "BEGIN:VCALENDAR\nBEGIN:VEVENT\nUID:length@ops\nDTSTART:20270105T100000Z\nDURATION:20270105T120000Z\n"
+        "END:VEVENT\nEND:VCALENDAR\n",
+        "line 2: event UID 'length@ops': DURATION:20270105T120000Z is not a duration (like PT2H or P1D)",
+    ),
+    "end and duration": (
+        "BEGIN:VCALENDAR\nBEGIN:VEVENT\nUID:both@ops\nDTSTART:20270105T100000Z\nDTEND:20270105T120000Z\n"
+        "DURATION:PT1H\nEND:VEVENT\nEND:VCALENDAR\n",
+        "line 2: event UID 'both@ops': give DTEND or DURATION, not both",
+    ),
 }
 
 
@@ -600,6 +660,20 @@ def test_malformed_ics_is_reported_by_line_or_uid(
     line = only_line(problems_for(tmp_path, capsys, "ops: {ics: ops.ics}", "    calendar: ops\n"), "calendars.ops.ics")
     assert f"calendars.ops.ics: {path}: " in line
     assert needle in line
+
+
+def test_every_bad_event_is_reported(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    text = (
+        "BEGIN:VCALENDAR\nBEGIN:VEVENT\nUID:one@ops\nDTSTART:20270101T100000Z\nDURATION:-P1D\nEND:VEVENT\n"
+        "BEGIN:VEVENT\nUID:fine@ops\nDTSTART:20270101T100000Z\nEND:VEVENT\n"
+        "BEGIN:VEVENT\nUID:two@ops\nDTSTART:20270101T100000Z\nDTEND:20270101T090000Z\nEND:VEVENT\nEND:VCALENDAR\n"
+    )
+    write_ics(tmp_path, text, "ops.ics")
+    lines = problems_for(tmp_path, capsys, "ops: {ics: ops.ics}", "    calendar: ops\n")
+    assert [line.split(": ", 3)[3] for line in lines if "calendars.ops.ics" in line] == [
+        "line 2: event UID 'one@ops': DURATION:-P1D is negative",
+        "line 11: event UID 'two@ops': DTEND:20270101T090000Z is before DTSTART:20270101T100000Z",
+    ]
 
 
 def test_calendar_names_are_unique_across_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -45,6 +45,7 @@ _TOO_FREQUENT = frozenset({"SECONDLY", "MINUTELY"})
 # each event's DURATION as written, copied with the event to every occurrence: the library keeps only
 # a timedelta, in which PT24H and P1D are the same, though DST makes them differ
 _DURATION_AS_WRITTEN = "X-ESA-SCHEDULER-DURATION"
+_WRITTEN = frozenset({"DTSTART", "DTEND", "DURATION"})
 
 
 def reject_date_times(value: object) -> object:
@@ -427,39 +428,54 @@ def _ics_calendar(name: str, ics: str, file: str, where: str, problems: list[str
         problems.append(f"{where}.ics: cannot read {path}: {reason}")
         return None
     parsed = _parse_ics(text)
-    if isinstance(parsed, str):
-        problems.append(f"{where}.ics: {path}: {parsed}")
+    if isinstance(parsed, list):
+        problems.extend(f"{where}.ics: {path}: {problem}" for problem in parsed)
         return None
     return IcsCalendar(name, file, path, parsed)
 
 
-def _parse_ics(text: str) -> CalendarQuery | str:
-    """The calendar ready to expand, or the first problem found, naming its line or its event's UID."""
+def _parse_ics(text: str) -> CalendarQuery | list[str]:
+    """The calendar ready to expand, or its problems: a syntax error by line, else one per bad event
+    by the line it begins on and its UID (every event is checked, so one pass fixes the file)."""
     import icalendar
+    from icalendar.parser import Contentline
 
     lines = _logical_lines(text)
     try:
         parsed = icalendar.Calendar.from_ical(text)
     except ValueError as exc:
-        return _locate_syntax_error(lines) or f"malformed calendar: {_first_line(exc)}"
+        return [_locate_syntax_error(lines) or f"malformed calendar: {_first_line(exc)}"]
     if not isinstance(parsed, icalendar.Calendar) or parsed.name != "VCALENDAR":
-        return "not an iCalendar file (expected BEGIN:VCALENDAR at the top)"
-    for event, duration in zip(parsed.walk("VEVENT"), _written_durations(lines), strict=True):
-        problem = _event_problem(event)
+        return ["not an iCalendar file (expected BEGIN:VCALENDAR at the top)"]
+    problems: list[str] = []
+    masters: dict[str, int] = {}
+    for event, written in zip(parsed.walk("VEVENT"), _written_events(lines), strict=True):
+        uid = str(event.get("UID", "?"))
+        problem = _event_problem(event, written)
+        if problem is None and "UID" in event and "RECURRENCE-ID" not in event:
+            first = masters.setdefault(uid, written.line)
+            if first != written.line:
+                # the library keeps one of them and drops the other without a word
+                problem = (
+                    f"another event with this UID and no RECURRENCE-ID begins at line {first} "
+                    "(only one of them would be used; give each event its own UID)"
+                )
         if problem is not None:
-            return f"event UID {str(event.get('UID', '?'))!r}: {problem}"
+            problems.append(f"line {written.line}: event UID {uid!r}: {problem}")
         event.pop(_DURATION_AS_WRITTEN, None)
-        if duration is not None and "DTEND" not in event:
-            event[_DURATION_AS_WRITTEN] = duration
+        if "DURATION" in written.props:
+            event[_DURATION_AS_WRITTEN] = Contentline(written.props["DURATION"]).parts()[2]  # type: ignore[no-untyped-call]
+    if problems:
+        return problems
     import recurring_ical_events
 
     try:
         return recurring_ical_events.of(parsed)
     except ValueError as exc:
-        return _refused(parsed) or f"cannot expand the events: {_first_line(exc)}"
+        return [_refused(parsed) or f"cannot expand the events: {_first_line(exc)}"]
 
 
-def _event_problem(event: Component) -> str | None:
+def _event_problem(event: Component, written: _Written) -> str | None:
     errors: list[tuple[str | None, str]] = list(getattr(event, "errors", []))
     if errors:
         prop, message = errors[0]
@@ -480,6 +496,41 @@ def _event_problem(event: Component) -> str | None:
         tzid = value.params.get("TZID") if value is not None else None
         if tzid and getattr(event.decoded(prop), "tzinfo", None) is None:
             return f"{prop}: unknown TZID {tzid!r}"
+    return _bounds_problem(event, written.props)
+
+
+def _bounds_problem(event: Component, shown: Mapping[str, str]) -> str | None:
+    """An end the library would silently move, drop or reinterpret (RFC 5545 3.6.1, 3.8.2.2, 3.8.2.5).
+
+    Each is an error, not a warning: the event as the file writes it cannot be used as it stands
+    (a negative DURATION starts earlier, an end before the start vanishes, a date-time end of an
+    all-day event or a floating start with a UTC end changes its length or its zone)."""
+    start = event.decoded("DTSTART")
+    if not isinstance(start, date):
+        return f"{shown['DTSTART']} is not a date or a date-time"
+    kind = "date-time" if isinstance(start, datetime) else "date"
+    if "DTEND" in event and "DURATION" in event:
+        return "give DTEND or DURATION, not both"
+    if "DURATION" in event:
+        duration = event.decoded("DURATION")
+        if not isinstance(duration, timedelta):
+            return f"{shown['DURATION']} is not a duration (like PT2H or P1D)"
+        if duration < timedelta(0):
+            return f"{shown['DURATION']} is negative"
+        if kind == "date" and duration % timedelta(days=1):
+            return f"{shown['DTSTART']} is a date, so DURATION must be whole days or weeks ({shown['DURATION']})"
+    if "DTEND" in event:
+        end = event.decoded("DTEND")
+        if not isinstance(end, date):
+            return f"{shown['DTEND']} is not a date or a date-time"
+        if isinstance(end, datetime) != isinstance(start, datetime):
+            return f"{shown['DTSTART']} is a {kind}, so DTEND must be a {kind} too ({shown['DTEND']})"
+        if _aware(start) != _aware(end):
+            if _aware(start):
+                return f"{shown['DTSTART']} has a zone (TZID or Z), so DTEND must have one too ({shown['DTEND']})"
+            return f"{shown['DTSTART']} is floating (no TZID, no Z), so DTEND must be floating too ({shown['DTEND']})"
+        if end < start:
+            return f"{shown['DTEND']} is before {shown['DTSTART']}"
     return None
 
 
@@ -509,25 +560,31 @@ def _logical_lines(text: str) -> list[tuple[int, str]]:
     return logical
 
 
-def _written_durations(lines: list[tuple[int, str]]) -> list[str | None]:
-    """Each VEVENT's own DURATION value as written (``None``: none), in file order, as ``walk`` lists them.
+@dataclass(frozen=True)
+class _Written:
+    """A VEVENT as the file writes it: the line it begins on, and its own DTSTART, DTEND and DURATION
+    lines (messages quote them as written; icalendar keeps only their values)."""
 
-    Only BEGIN, END and DURATION lines are parsed: the file was already read whole by icalendar."""
-    from icalendar.parser import Contentline
+    line: int
+    props: dict[str, str]
 
-    found: list[str | None] = []
-    stack: list[int | None] = []  # the index in ``found`` of each open VEVENT, None for other components
-    for _, line in lines:
+
+def _written_events(lines: list[tuple[int, str]]) -> list[_Written]:
+    """Every VEVENT in file order, the order in which ``walk`` lists them (icalendar read the file whole
+    first, so only the property names are looked at here)."""
+    found: list[_Written] = []
+    stack: list[_Written | None] = []  # the open components; None for those that are not a VEVENT
+    for number, line in lines:
         name = re.split("[;:]", line, maxsplit=1)[0].upper()
         if name == "BEGIN":
-            is_event = line.partition(":")[2].strip().upper() == "VEVENT"
-            stack.append(len(found) if is_event else None)
-            if is_event:
-                found.append(None)
+            event = _Written(number, {}) if line.partition(":")[2].strip().upper() == "VEVENT" else None
+            stack.append(event)
+            if event is not None:
+                found.append(event)
         elif name == "END" and stack:
             stack.pop()
-        elif name == "DURATION" and stack and stack[-1] is not None:
-            found[stack[-1]] = Contentline(line).parts()[2]  # type: ignore[no-untyped-call]
+        elif name in _WRITTEN and stack and stack[-1] is not None:
+            stack[-1].props[name] = line.strip()
     return found
 
 
