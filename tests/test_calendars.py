@@ -578,6 +578,20 @@ BROKEN_ICS = {
         "END:VEVENT\nEND:VCALENDAR\n",
         "event UID 'minutely@ops': RRULE refused: FREQ=SECONDLY and FREQ=MINUTELY are not supported",
     ),
+    "rrule every ten minutes": (
+        "BEGIN:VCALENDAR\nBEGIN:VEVENT\nUID:often@ops\nDTSTART:20270101T000000Z\n"
+        "RRULE:FREQ=HOURLY;BYMINUTE=0,10,20,30,40,50\nEND:VEVENT\nEND:VCALENDAR\n",
+        "line 2: event UID 'often@ops': RRULE refused: up to 144 occurrences a day, more than 24 "
+        "(FREQ=HOURLY;BYMINUTE=0,10,20,30,40,50)",
+    ),
+    "rrule every second of half an hour": (
+        "BEGIN:VCALENDAR\nBEGIN:VEVENT\nUID:seconds@ops\nDTSTART:20270101T000000Z\nRRULE:FREQ=DAILY;BYMINUTE="
+        + ",".join(map(str, range(31)))
+        + ";BYSECOND="
+        + ",".join(map(str, range(60)))
+        + "\nEND:VEVENT\nEND:VCALENDAR\n",
+        "line 2: event UID 'seconds@ops': RRULE refused: up to 1860 occurrences a day, more than 24 (FREQ=DAILY;",
+    ),
     "unknown zone": (
         "BEGIN:VCALENDAR\nBEGIN:VEVENT\nUID:mars@ops\nDTSTART;TZID=Mars/Olympus:20270101T000000\nEND:VEVENT\n"
         "END:VCALENDAR\n",
@@ -660,6 +674,43 @@ def test_malformed_ics_is_reported_by_line_or_uid(
     line = only_line(problems_for(tmp_path, capsys, "ops: {ics: ops.ics}", "    calendar: ops\n"), "calendars.ops.ics")
     assert f"calendars.ops.ics: {path}: " in line
     assert needle in line
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        "FREQ=HOURLY",
+        "FREQ=HOURLY;INTERVAL=2;BYMINUTE=0,30",
+        "FREQ=HOURLY;INTERVAL=5;BYMINUTE=0,15,30,45;BYHOUR=0,1,2,3,4,5,6,7,8,9,10,11,12",  # 5 hours of 13 named
+        "FREQ=DAILY;BYHOUR=2,14;BYMINUTE=0,15,30,45;BYSECOND=0,30,45",
+        "FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR,SA,SU;BYHOUR=0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23",
+    ],
+)
+def test_rules_up_to_24_occurrences_a_day_are_accepted(tmp_path: Path, rule: str) -> None:
+    write_ics(
+        tmp_path,
+        f"BEGIN:VCALENDAR\nBEGIN:VEVENT\nUID:u@ops\nDTSTART:20270101T000000Z\nRRULE:{rule}\nEND:VEVENT\nEND:VCALENDAR\n",
+    )
+    assert load_schedule(write_schedule(tmp_path, ICS_WINDOW)).windows[0].events is not None
+
+
+@pytest.mark.parametrize(
+    ("rule", "count"),
+    [
+        ("FREQ=HOURLY;BYSECOND=0,30", 48),
+        ("FREQ=HOURLY;INTERVAL=3;BYMINUTE=0,15,30,45", 32),
+        ("FREQ=MONTHLY;BYHOUR=1,2,3,4,5;BYMINUTE=0,10,20,30,40", 25),
+    ],
+)
+def test_rules_over_24_occurrences_a_day_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], rule: str, count: int
+) -> None:
+    write_ics(
+        tmp_path,
+        f"BEGIN:VCALENDAR\nBEGIN:VEVENT\nUID:u@ops\nDTSTART:20270101T000000Z\nRRULE:{rule}\nEND:VEVENT\nEND:VCALENDAR\n",
+    )
+    lines = problems_for(tmp_path, capsys, "ops: {ics: calendars/ops.ics}", "    calendar: ops\n")
+    assert f"RRULE refused: up to {count} occurrences a day, more than 24" in only_line(lines, "calendars.ops.ics")
 
 
 def test_every_bad_event_is_reported(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -38,6 +38,7 @@ CalendarKind = Literal["holidays", "workdays"]
 DateItem = date | str
 MAX_RANGE_DAYS = 3660
 MAX_ICS_BYTES = 16 * 1024 * 1024
+MAX_OCCURRENCES_PER_DAY = 24
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _RANGE = ".."
 _QUERY_MARGIN = timedelta(days=2)
@@ -487,16 +488,34 @@ def _event_problem(event: Component, written: _Written) -> str | None:
         text = rule.to_ical().decode()
         # RFC 5545 wants a positive INTERVAL (the expansion loops forever on 0), and a maintenance
         # calendar has no use for a rule that makes hundreds of thousands of occurrences a year
-        if any(not isinstance(n, int) or n < 1 for n in rule.get("INTERVAL", [1])):
+        intervals = rule.get("INTERVAL", [1])
+        if any(not isinstance(n, int) or n < 1 for n in intervals):
             return f"RRULE refused: INTERVAL must be a positive integer ({text})"
-        if {str(f).upper() for f in rule.get("FREQ", [])} & _TOO_FREQUENT:
+        frequency = {str(f).upper() for f in rule.get("FREQ", [])}
+        if frequency & _TOO_FREQUENT:
             return f"RRULE refused: FREQ=SECONDLY and FREQ=MINUTELY are not supported ({text})"
+        per_day = _occurrences_per_day("HOURLY" in frequency, intervals[0], rule)
+        if per_day > MAX_OCCURRENCES_PER_DAY:
+            return f"RRULE refused: up to {per_day} occurrences a day, more than {MAX_OCCURRENCES_PER_DAY} ({text})"
     for prop in ("DTSTART", "DTEND"):
         value = event.get(prop)
         tzid = value.params.get("TZID") if value is not None else None
         if tzid and getattr(event.decoded(prop), "tzinfo", None) is None:
             return f"{prop}: unknown TZID {tzid!r}"
     return _bounds_problem(event, written.props)
+
+
+def _occurrences_per_day(hourly: bool, interval: int, rule: Mapping[str, list[Any]]) -> int:
+    """At most how many occurrences a rule makes on one day: it is what expanding a year costs (the
+    planner and ``validate`` look 400 days ahead), and FREQ alone does not bound it.
+
+    An HOURLY rule steps through at most one hour in INTERVAL (and only those BYHOUR names); a DAILY or
+    coarser one picks at most one day a day, on the hours BYHOUR names (the start's without it).
+    BYMINUTE and BYSECOND multiply each hour. MINUTELY and SECONDLY rules are refused before this."""
+    named = len(set(rule.get("BYHOUR", [])))
+    stepped = -(-24 // interval)
+    hours = (min(named, stepped) if named else stepped) if hourly else max(named, 1)
+    return hours * max(len(set(rule.get("BYMINUTE", []))), 1) * max(len(set(rule.get("BYSECOND", []))), 1)
 
 
 def _bounds_problem(event: Component, shown: Mapping[str, str]) -> str | None:
