@@ -457,6 +457,26 @@ def test_duration_hours_are_elapsed_and_days_are_calendar_days(
     assert event_spans(schedule, utc("2027-01-01T00:00"), utc("2028-01-01T00:00")) == expected
 
 
+def test_floating_times_in_a_dst_gap_or_fold_read_like_tzid_times(tmp_path: Path) -> None:
+    """RFC 5545 3.3.5: a time skipped by a DST gap has the offset before the gap; a repeated time is its first pass."""
+    events = "".join(
+        f"BEGIN:VEVENT\nUID:{uid}\nDTSTART{form}:{start}\nDTEND{form}:{end}\nEND:VEVENT\n"
+        for form in ("", ";TZID=Europe/Berlin")
+        for uid, start, end in (
+            (f"gap{form[:5]}", "20270328T023000", "20270328T043000"),
+            (f"fold{form[:5]}", "20271031T023000", "20271031T033000"),
+        )
+    )
+    write_ics(tmp_path, f"BEGIN:VCALENDAR\nVERSION:2.0\nPRODID:-//t//EN\n{events}END:VCALENDAR\n")
+    schedule = write_schedule(tmp_path, ICS_WINDOW.replace('summary: "ESA*"', "timezone: Europe/Berlin"))
+    assert event_spans(schedule, utc("2027-01-01T00:00"), utc("2028-01-01T00:00")) == [
+        ("fold", "2027-10-31T00:30Z", "2027-10-31T02:30Z"),  # 02:30 CEST to 03:30 CET
+        ("fold;TZID", "2027-10-31T00:30Z", "2027-10-31T02:30Z"),
+        ("gap", "2027-03-28T01:30Z", "2027-03-28T02:30Z"),  # 02:30 "CET" (was 03:00 CEST, 01:00Z) to 04:30 CEST
+        ("gap;TZID", "2027-03-28T01:30Z", "2027-03-28T02:30Z"),
+    ]
+
+
 # --------------------------------------------------------------------------- validation
 
 

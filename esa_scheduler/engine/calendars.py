@@ -218,10 +218,15 @@ def _aware(value: date) -> bool:
 
 
 def _instant(value: date, tz: ZoneInfo) -> datetime:
+    """An ICS value as an instant; floating and all-day values are wall clock in ``tz``.
+
+    A floating time reads like a TZID one (RFC 5545 3.3.5): in a DST gap with the offset before the
+    gap, when repeated its first pass (``fold=0`` is both). An all-day date begins when the clock
+    first shows it, the start of the local day."""
     if not isinstance(value, datetime):
         return wall_to_instant(datetime.combine(value, time()), tz)[0]
     if value.tzinfo is None:
-        return wall_to_instant(value, tz)[0]
+        value = value.replace(tzinfo=tz, fold=0)
     return value.astimezone(UTC)
 
 
