@@ -747,6 +747,23 @@ def test_every_bad_event_is_reported(tmp_path: Path, capsys: pytest.CaptureFixtu
     ]
 
 
+@pytest.mark.parametrize(
+    ("calendars", "window", "problem"),
+    [
+        ("x: {country: XX}", CRON + "    skip: [x]\n    only_on: [x]\n", "calendars.x.country: unknown country 'XX'"),
+        ("x: {ics: missing.ics}", "    calendar: x\n    skip: [x]\n", "calendars.x.ics: cannot read"),
+        ('x: {dates: ["2026-12-32"]}', CRON + "    skip: [x]\n", "calendars.x.dates[0]: invalid date or range"),
+    ],
+)
+def test_a_broken_calendar_is_reported_once_not_at_every_reference(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], calendars: str, window: str, problem: str
+) -> None:
+    lines = problems_for(tmp_path, capsys, calendars, window)
+    assert [line.split(": ", 1)[1] for line in lines if line.startswith(str(tmp_path))] == [
+        only_line(lines, problem).split(": ", 1)[1]
+    ]
+
+
 def test_calendar_names_are_unique_across_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     write_schedule(tmp_path, "version: 1\ncalendars:\n  freeze: {dates: [2026-12-24]}\n", "a.yaml")
     write_schedule(tmp_path, "version: 1\ncalendars:\n  freeze: {dates: [2026-12-25]}\n", "b.yaml")

@@ -299,9 +299,12 @@ def summary_matches(pattern: str | None, event: IcsEvent) -> bool:
 
 def resolve_calendars(
     entries: Iterable[tuple[str, Mapping[str, CalendarSpec]]], problems: list[str]
-) -> dict[str, Calendar]:
-    """Every file's ``calendars:`` map, checked and merged; names are unique across files."""
-    calendars: dict[str, Calendar] = {}
+) -> dict[str, Calendar | None]:
+    """Every file's ``calendars:`` map, checked and merged; names are unique across files.
+
+    A calendar that is defined but has problems maps to ``None``: its problems are reported here,
+    once, and a window that names it is not told that the name is unknown."""
+    calendars: dict[str, Calendar | None] = {}
     seen: dict[str, str] = {}
     for file, specs in entries:
         for name, spec in specs.items():
@@ -310,9 +313,7 @@ def resolve_calendars(
                 problems.append(f"{where}: duplicate calendar name {name!r} (also in {seen[name]})")
                 continue
             seen[name] = file
-            resolved = _resolve(name, spec, file, where, problems)
-            if resolved is not None:
-                calendars[name] = resolved
+            calendars[name] = _resolve(name, spec, file, where, problems)
     return calendars
 
 

@@ -683,7 +683,7 @@ def _resolve_window(
     window: WindowSpec,
     file_tz: ZoneInfo,
     file: str,
-    calendars: dict[str, Calendar],
+    calendars: dict[str, Calendar | None],
     where: str,
     problems: list[str],
 ) -> Window | None:
@@ -723,23 +723,25 @@ def _resolve_window(
 
 
 def _calendar_refs(
-    names: list[str], calendars: dict[str, Calendar], where: str, problems: list[str]
+    names: list[str], calendars: dict[str, Calendar | None], where: str, problems: list[str]
 ) -> tuple[Calendar, ...]:
     found = [_calendar_ref(name, calendars, f"{where}[{i}]", problems) for i, name in enumerate(names)]
     return tuple(c for c in found if c is not None)
 
 
-def _calendar_ref(name: str, calendars: dict[str, Calendar], where: str, problems: list[str]) -> Calendar | None:
-    calendar = calendars.get(name)
-    if calendar is None:
-        hint = difflib.get_close_matches(name, list(calendars), n=1)
-        suggestion = f" (did you mean {hint[0]!r}?)" if hint else " (define it under 'calendars:')"
-        problems.append(f"{where}: unknown calendar {name!r}{suggestion}")
-    return calendar
+def _calendar_ref(name: str, calendars: dict[str, Calendar | None], where: str, problems: list[str]) -> Calendar | None:
+    """The calendar a window names; ``None`` for an unknown name (a problem) or for a calendar whose own
+    problems were reported where it is defined (nothing more to say here)."""
+    if name in calendars:
+        return calendars[name]
+    hint = difflib.get_close_matches(name, list(calendars), n=1)
+    suggestion = f" (did you mean {hint[0]!r}?)" if hint else " (define it under 'calendars:')"
+    problems.append(f"{where}: unknown calendar {name!r}{suggestion}")
+    return None
 
 
 def _resolve_events(
-    window: WindowSpec, base: Window, calendars: dict[str, Calendar], where: str, problems: list[str]
+    window: WindowSpec, base: Window, calendars: dict[str, Calendar | None], where: str, problems: list[str]
 ) -> Window | None:
     assert window.calendar is not None
     extras = [k for k in ("duration", "end_cron") if getattr(window, k)]
