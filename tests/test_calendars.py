@@ -528,6 +528,29 @@ def only_line(lines: list[str], *needles: str) -> str:
             CRON,
             ("calendars.x.subdiv: unknown DE subdivision 'BX' (close matches:", "BE"),
         ),
+        (
+            "x: {country: Germany}",
+            CRON,
+            ("calendars.x.country: unknown country 'Germany' (close matches: DE (Germany))",),
+        ),
+        (
+            "x: {country: united states}",
+            CRON,
+            ("calendars.x.country: unknown country 'united states' (close matches: US (United States)",),
+        ),
+        (
+            "x: {country: CN, subdiv: XJ}",
+            CRON,
+            ("calendars.x.subdiv: the holidays library knows no subdivisions of CN (leave subdiv out)",),
+        ),
+        (
+            "x: {country: DE, subdiv: XX}",
+            CRON,
+            (
+                "calendars.x.subdiv: unknown DE subdivision 'XX' (DE subdivisions: BB, BE, BW, BY, HB, HE, HH, MV, "
+                "NI, NW, RP, SH, SL, SN, ST, TH, Augsburg)",
+            ),
+        ),
         ("x: {dates: [2026-12-24, 2026-13-01]}", CRON, ("line 4, column 27", "invalid date '2026-13-01'")),
         (
             'x: {dates: [2026-12-24, "2026-12-31..2026-12-28"]}',

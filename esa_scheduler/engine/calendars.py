@@ -386,15 +386,26 @@ def _country_calendar(name: str, spec: CalendarSpec, file: str, where: str, prob
 
     assert spec.country is not None
     supported: dict[str, list[str]] = holidays.list_supported_countries()
-    country = _pick(spec.country, supported, f"{where}.country", "country", problems)
+    country = _pick(spec.country, supported)
     if country is None:
+        hint = _hint(_close(spec.country, supported) + _close_names(spec.country))
+        problems.append(f"{where}.country: unknown country {spec.country!r}{hint}")
         return None
     subdiv = None
     if spec.subdiv is not None:
+        codes = supported[country]
+        if not codes:
+            problems.append(
+                f"{where}.subdiv: the holidays library knows no subdivisions of {country} (leave subdiv out)"
+            )
+            return None
         aliases = getattr(holidays, country).get_subdivision_aliases()
-        known = [*supported[country], *(alias for names in aliases.values() for alias in names)]
-        subdiv = _pick(spec.subdiv, known, f"{where}.subdiv", f"{country} subdivision", problems)
+        known = [*codes, *(alias for names in aliases.values() for alias in names)]
+        subdiv = _pick(spec.subdiv, known)
         if subdiv is None:
+            close = _close(spec.subdiv, known)
+            hint = _hint(close) if close else f" ({country} subdivisions: {', '.join(codes)})"
+            problems.append(f"{where}.subdiv: unknown {country} subdivision {spec.subdiv!r}{hint}")
             return None
     keys = ("add_holidays", "add_workdays", "remove")
     patches = [parse_dates(getattr(spec, key), f"{where}.{key}", problems) for key in keys]
@@ -408,17 +419,32 @@ def _country_calendar(name: str, spec: CalendarSpec, file: str, where: str, prob
     return CountryCalendar(name, file, library, spec.kind or "holidays", (add_holidays, add_workdays, remove))
 
 
-def _pick(value: str, known: Iterable[str], where: str, what: str, problems: list[str]) -> str | None:
-    """An exact code, else the one that differs only in case; else a problem listing close matches."""
+def _pick(value: str, known: Iterable[str]) -> str | None:
+    """An exact code, else the one that differs only in case; else ``None``."""
     by_case = {k.upper(): k for k in known}
     if value in by_case.values():
         return value
-    if value.upper() in by_case:
-        return by_case[value.upper()]
-    close = difflib.get_close_matches(value.upper(), list(by_case), n=5, cutoff=0.5)
-    hint = f" (close matches: {', '.join(by_case[c] for c in close)})" if close else ""
-    problems.append(f"{where}: unknown {what} {value!r}{hint}")
-    return None
+    return by_case.get(value.upper())
+
+
+def _close(value: str, known: Iterable[str]) -> list[str]:
+    """Codes that look like ``value`` (case aside), closest first."""
+    by_case = {k.upper(): k for k in known}
+    return [by_case[c] for c in difflib.get_close_matches(value.upper(), list(by_case), n=5, cutoff=0.5)]
+
+
+def _close_names(value: str) -> list[str]:
+    """Countries whose English name looks like ``value`` (``Germany``, ``united states``), as
+    ``DE (Germany)``: operators often write the name where the library wants the ISO code."""
+    from holidays.registry import COUNTRIES
+
+    names = {key.replace("_", " "): entry[1] for key, entry in COUNTRIES.items()}
+    close = difflib.get_close_matches(" ".join(value.lower().replace("_", " ").split()), list(names), n=3, cutoff=0.75)
+    return [f"{names[n]} ({n.title()})" for n in close]
+
+
+def _hint(matches: list[str]) -> str:
+    return f" (close matches: {', '.join(dict.fromkeys(matches))})" if matches else ""
 
 
 def _ics_calendar(name: str, ics: str, file: str, where: str, problems: list[str]) -> Calendar | None:
