@@ -558,6 +558,16 @@ def only_line(lines: list[str], *needles: str) -> str:
             ("calendars.x.dates[1]: range '2026-12-31..2026-12-28' ends before it starts",),
         ),
         ('x: {dates: ["2026-12-32"]}', CRON, ("calendars.x.dates[0]: invalid date or range '2026-12-32'",)),
+        (
+            "x: {dates: [2026-12-24, 1900-01-01]}",
+            CRON,
+            ("calendars.x.dates[1]: date 1900-01-01 is outside the supported years 1970-9000",),
+        ),
+        (
+            'x: {country: CN, add_holidays: ["2026-12-24", "8999-12-30..9001-01-02"]}',
+            CRON,
+            ("calendars.x.add_holidays[1]: date 9001-01-02 is outside the supported years 1970-9000",),
+        ),
         ('x: {dates: ["next friday"]}', CRON, ("calendars.x.dates[0]: invalid date or range 'next friday'",)),
         ("x: {dates: [2026-12-24 10:00:00]}", CRON, ("calendars.x.dates", "not a date-time")),
         ("x: {country: CN, add_workdays: [2027-01-02], add_holidays: [2027-01-02]}", CRON, ("2027-01-02 is also in",)),

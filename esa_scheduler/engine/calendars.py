@@ -350,7 +350,7 @@ def parse_dates(items: Iterable[DateItem], where: str, problems: list[str]) -> f
 
 def _expand(item: DateItem) -> Iterator[date]:
     if isinstance(item, date):
-        yield _in_years(item, item)
+        yield _in_years(item)
         return
     first, separator, last = item.partition(_RANGE)
     begin = _date(first, item)
@@ -366,18 +366,18 @@ def _expand(item: DateItem) -> Iterator[date]:
 def _date(text: str, item: str) -> date:
     cleaned = text.strip()
     try:
-        if not _ISO_DATE.fullmatch(cleaned):
-            raise ValueError(cleaned)
-        return _in_years(date.fromisoformat(cleaned), item)
-    except ValueError as exc:
-        if "supported years" in str(exc):
-            raise
-        raise ValueError(f"invalid date or range {item!r} (use 2026-12-24 or 2026-12-28..2027-01-03)") from exc
+        parsed = date.fromisoformat(cleaned) if _ISO_DATE.fullmatch(cleaned) else None
+    except ValueError:
+        parsed = None
+    if parsed is None:
+        raise ValueError(f"invalid date or range {item!r} (use 2026-12-24 or 2026-12-28..2027-01-03)")
+    return _in_years(parsed)
 
 
-def _in_years(day: date, item: object) -> date:
+def _in_years(day: date) -> date:
+    """The date, if the engine supports its year (the message names the date itself, even in a range)."""
     if not MIN_YEAR <= day.year <= MAX_YEAR:
-        raise ValueError(f"date {item!r} is outside the supported years {MIN_YEAR}-{MAX_YEAR}")
+        raise ValueError(f"date {day.isoformat()} is outside the supported years {MIN_YEAR}-{MAX_YEAR}")
     return day
 
 
