@@ -569,7 +569,22 @@ def only_line(lines: list[str], *needles: str) -> str:
             ("calendars.x.add_holidays[1]: date 9001-01-02 is outside the supported years 1970-9000",),
         ),
         ('x: {dates: ["next friday"]}', CRON, ("calendars.x.dates[0]: invalid date or range 'next friday'",)),
-        ("x: {dates: [2026-12-24 10:00:00]}", CRON, ("calendars.x.dates", "not a date-time")),
+        (
+            "x: {dates: [2026-12-24 10:00:00]}",
+            CRON,
+            ("calendars.x.dates[0]: expected a date like 2026-12-25, not a date-time (got 2026-12-24 10:00:00)",),
+        ),
+        (
+            "x: {dates: [2026-12-23, 20261224]}",
+            CRON,
+            (
+                "calendars.x.dates[1]: expected a date like 2026-12-24 or a range like 2026-12-28..2027-01-03 "
+                "(got 20261224)",
+            ),
+        ),
+        # not read as seconds since 1970 (2027-01-01)
+        ("x: {dates: [1798761600]}", CRON, ("calendars.x.dates[0]: expected a date like", "(got 1798761600)")),
+        ("x: {country: CN, remove: [true]}", CRON, ("calendars.x.remove[0]: expected a date like", "(got True)")),
         ("x: {country: CN, add_workdays: [2027-01-02], add_holidays: [2027-01-02]}", CRON, ("2027-01-02 is also in",)),
         (
             "x: {country: CN, dates: [2026-12-24]}",
@@ -794,6 +809,28 @@ def test_a_broken_calendar_is_reported_once_not_at_every_reference(
     lines = problems_for(tmp_path, capsys, calendars, window)
     assert [line.split(": ", 1)[1] for line in lines if line.startswith(str(tmp_path))] == [
         only_line(lines, problem).split(": ", 1)[1]
+    ]
+
+
+def test_each_calendar_is_checked_on_its_own(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A wrongly typed field of one calendar does not hide the problems of the others, or of the windows."""
+    calendars = """
+        a: {country: CN, kind: weekdays}
+        b: {country: XX}
+        c: {dates: [20261224]}
+        d: {countri: CN}
+        e: {dates: ["2026-13-45"]}
+        f: {dates: [2026-12-24]}
+    """
+    window = CRON + "    skip: [a, b, c, d, e, f, g]\n"
+    lines = [line.split(": ", 1)[1] for line in problems_for(tmp_path, capsys, calendars, window) if "ops.yaml" in line]
+    assert lines == [
+        "calendars.a.kind: Input should be 'holidays' or 'workdays' (got 'weekdays')",
+        "calendars.c.dates[0]: expected a date like 2026-12-24 or a range like 2026-12-28..2027-01-03 (got 20261224)",
+        "calendars.d.countri: unknown key 'countri' (did you mean 'country'?)",
+        "calendars.b.country: unknown country 'XX' (close matches: XK, SX, MX, CX, AX)",
+        "calendars.e.dates[0]: invalid date or range '2026-13-45' (use 2026-12-24 or 2026-12-28..2027-01-03)",
+        "windows[0] (w).skip[6]: unknown calendar 'g' (define it under 'calendars:')",
     ]
 
 

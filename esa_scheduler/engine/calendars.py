@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from esa_scheduler.engine.cron import wall_to_instant
 from esa_scheduler.timeutil import MAX_YEAR, MIN_YEAR, UTC
@@ -35,7 +35,6 @@ if TYPE_CHECKING:
     from recurring_ical_events import CalendarQuery
 
 CalendarKind = Literal["holidays", "workdays"]
-DateItem = date | str
 MAX_RANGE_DAYS = 3660
 MAX_ICS_BYTES = 16 * 1024 * 1024
 MAX_OCCURRENCES_PER_DAY = 24
@@ -58,6 +57,19 @@ def reject_date_times(value: object) -> object:
     return value
 
 
+def _date_item(value: object) -> object:
+    """One item of ``dates`` and the patch lists: a date (YAML reads 2026-12-24 as one) or a string
+    that ``parse_dates`` reads. Anything else is one problem here: pydantic would report it once per
+    type of ``date | str``, and would read an integer as seconds since 1970."""
+    reject_date_times(value)
+    if not isinstance(value, date | str):
+        raise ValueError("expected a date like 2026-12-24 or a range like 2026-12-28..2027-01-03")
+    return value
+
+
+DateItem = Annotated[date | str, BeforeValidator(_date_item)]
+
+
 class CalendarSpec(BaseModel):
     """One entry of the top-level ``calendars:`` map: a country, a list of dates, or an ICS file."""
 
@@ -75,11 +87,6 @@ class CalendarSpec(BaseModel):
     add_holidays: list[DateItem] = Field(default_factory=list, description="dates to treat as days off")
     add_workdays: list[DateItem] = Field(default_factory=list, description="dates to treat as working days")
     remove: list[DateItem] = Field(default_factory=list, description="dates taken out of the library's own set")
-
-    @field_validator("dates", "add_holidays", "add_workdays", "remove", mode="before")
-    @classmethod
-    def _dates_not_datetimes(cls, value: Any) -> Any:
-        return reject_date_times(value)
 
 
 class Calendar(ABC):
@@ -298,12 +305,13 @@ def summary_matches(pattern: str | None, event: IcsEvent) -> bool:
 
 
 def resolve_calendars(
-    entries: Iterable[tuple[str, Mapping[str, CalendarSpec]]], problems: list[str]
+    entries: Iterable[tuple[str, Mapping[str, CalendarSpec | None]]], problems: list[str]
 ) -> dict[str, Calendar | None]:
     """Every file's ``calendars:`` map, checked and merged; names are unique across files.
 
-    A calendar that is defined but has problems maps to ``None``: its problems are reported here,
-    once, and a window that names it is not told that the name is unknown."""
+    A calendar that is defined but has problems maps to ``None``: its problems are reported once,
+    here or (``None`` specs, fields of the wrong type) by the loader, and a window that names it is
+    not told that the name is unknown."""
     calendars: dict[str, Calendar | None] = {}
     seen: dict[str, str] = {}
     for file, specs in entries:
@@ -313,7 +321,7 @@ def resolve_calendars(
                 problems.append(f"{where}: duplicate calendar name {name!r} (also in {seen[name]})")
                 continue
             seen[name] = file
-            calendars[name] = _resolve(name, spec, file, where, problems)
+            calendars[name] = _resolve(name, spec, file, where, problems) if spec is not None else None
     return calendars
 
 

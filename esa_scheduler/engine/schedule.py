@@ -367,6 +367,7 @@ class _ParsedFile:
     incidents: list[tuple[int, IncidentSpec]]
     notify: list[tuple[int, NotifySpec]]
     targets: list[tuple[int, TargetSpec]]
+    calendars: dict[str, CalendarSpec | None]
 
 
 _SECTIONS: dict[str, type[BaseModel]] = {
@@ -415,6 +416,7 @@ def _parse_file(file: Path, problems: list[str]) -> _ParsedFile | None:
             entry = _validate_entry(model, item, (key, index), raw, file, problems)
             if entry is not None:
                 entries[key].append((index, entry))
+    calendars = _validate_calendars(raw, top, file, problems)
     try:
         spec = ScheduleFileSpec.model_validate(top)
     except ValidationError as exc:
@@ -428,25 +430,48 @@ def _parse_file(file: Path, problems: list[str]) -> _ParsedFile | None:
         entries["incidents"],
         entries["notify"],
         entries["targets"],
+        calendars,
     )
+
+
+def _validate_calendars(
+    raw: dict[str, Any], top: dict[str, Any], file: Path, problems: list[str]
+) -> dict[str, CalendarSpec | None]:
+    """Each calendar on its own, so that one calendar's bad field hides no other problem; ``None`` for
+    one that did not validate (its name stays defined: windows that name it are not told it is unknown).
+
+    Unlike list entries, a calendar is not retried without its bad fields: without its ``dates``
+    or ``country`` it would draw a misleading "give exactly one of" as well. Names that are not
+    strings are left in ``top``, for the file model to report."""
+    entries = raw.get("calendars")
+    if not isinstance(entries, dict):
+        return {}
+    top["calendars"] = {name: item for name, item in entries.items() if not isinstance(name, str)}
+    return {
+        name: _validate_entry(CalendarSpec, item, ("calendars", name), raw, file, problems, retry=False)
+        for name, item in entries.items()
+        if isinstance(name, str)
+    }
 
 
 def _validate_entry(
     model: type[BaseModel],
     item: Any,
-    prefix: tuple[str, int],
+    prefix: tuple[str, int | str],
     raw: dict[str, Any],
     file: Path,
     problems: list[str],
+    retry: bool = True,
 ) -> Any:
-    """Validate one list entry; on field errors, report them and retry without those fields so
-    the entry's other fields still get their semantic checks (the file is rejected either way)."""
+    """Validate one list (or map) entry; on field errors, report them and (with ``retry``) retry without
+    those fields so the entry's other fields still get their semantic checks (the file is rejected
+    either way)."""
     try:
         return model.model_validate(item)
     except ValidationError as exc:
         errors = exc.errors()
     problems.extend(f"{file}: {_describe({**err, 'loc': (*prefix, *err['loc'])}, raw)}" for err in errors)
-    if not isinstance(item, dict):
+    if not retry or not isinstance(item, dict):
         return None
     bad = {err["loc"][0] for err in errors if err["loc"]}
     try:
@@ -494,8 +519,16 @@ def _describe(err: Any, raw: dict[str, Any]) -> str:
     if kind == "missing":
         return f"{where}: required field is missing"
     value = err.get("input")
-    shown = f" (got {value!r})" if not isinstance(value, (dict, list)) else ""
+    shown = f" (got {_as_written(value)})" if not isinstance(value, (dict, list)) else ""
     return f"{where}: {message}{shown}"
+
+
+def _as_written(value: Any) -> str:
+    """A rejected value for a message: dates as a schedule spells them (``2026-12-24 10:00:00``), not
+    as a Python repr such as ``datetime.datetime(2026, 12, 24, 10, 0)``; strings quoted."""
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ")
+    return value.isoformat() if isinstance(value, date) else repr(value)
 
 
 def _location(loc: tuple[Any, ...], raw: dict[str, Any]) -> str:
@@ -522,7 +555,7 @@ def _resolve(parsed: list[_ParsedFile], problems: list[str]) -> Schedule | None:
         tasks.extend(_resolve_tasks(pf, problems, seen_tasks, targets))
     probe = Schedule(tasks=tuple(tasks), windows=())
     windows: list[Window] = []
-    calendars = resolve_calendars(((pf.file, pf.spec.calendars) for pf in parsed), problems)
+    calendars = resolve_calendars(((pf.file, pf.calendars) for pf in parsed), problems)
     incidents: list[IncidentRule] = []
     seen_windows: dict[str, str] = {}
     seen_incidents: dict[str, str] = {}
