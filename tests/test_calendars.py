@@ -855,12 +855,107 @@ def test_unannounced_workdays_year_is_a_warning(tmp_path: Path, capsys: pytest.C
         f"make-up workdays for {year} yet; once they are announced, add them with add_workdays "
         "(and the days off with add_holidays)"
         for year in (2027, 2028)
+    ] + [
+        # it only knows the statutory holidays of those years, not the days off around them
+        f"{schedule}: calendars.cn-holidays: warning: the holidays library (0.107) does not know CN's official "
+        f"days off for {year} yet, only the statutory holidays; once they are announced, add the other days off "
+        "with add_holidays"
+        for year in (2027, 2028)
     ]
     assert schedule_warnings(loaded, utc("2025-06-01T00:00")) == []
     patched = write_schedule(
         tmp_path, CN_OFFICE.replace("kind: workdays}", "kind: workdays, add_workdays: [2027-02-20]}")
     )
-    assert [w for w in schedule_warnings(load_schedule(patched), utc("2026-12-03T00:00")) if "2027" in w] == []
+    assert [w for w in schedule_warnings(load_schedule(patched), utc("2026-12-03T00:00")) if "2027" in w] == [
+        w for w in warnings if "cn-holidays" in w and "2027" in w
+    ]
+    # Bulgaria has substituted days off but the library knows no make-up workdays there: none to miss
+    bulgaria = write_schedule(
+        tmp_path,
+        CN_OFFICE.replace("{country: CN, kind: workdays}", "{country: BG, kind: workdays}").replace(
+            "{country: CN}", "{country: BG}"
+        ),
+    )
+    assert schedule_warnings(load_schedule(bulgaria), utc("2026-12-03T00:00")) == []
+
+
+def beyond_the_library(schedule: Path, calendar: str, country: str, year: int, covers: str, result: str) -> str:
+    return (
+        f"{schedule}: calendars.{calendar}: warning: the holidays library (0.107) has no {country} dates for {year} "
+        f"(it covers {covers}), so {result}; patch the year with add_holidays and add_workdays"
+    )
+
+
+def test_years_the_library_does_not_cover_are_noted_by_plan(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    schedule = write_schedule(tmp_path, CN_OFFICE)
+    code, out, err = run_cli(capsys, "plan", "--schedule", str(schedule), "--at", "2150-02-14T02:00:00Z", "--json")
+    assert code == 0
+    assert err.splitlines() == [
+        beyond_the_library(
+            schedule, "cn-workdays", "CN", year, "1950-2100", "every Monday to Friday is a workday that year"
+        )
+        for year in (2150, 2151)
+    ] + [
+        beyond_the_library(schedule, "cn-holidays", "CN", year, "1950-2100", "the calendar holds no dates that year")
+        for year in (2150, 2151)
+    ]
+    assert json.loads(out)["tasks"][0]["desired"] == "online"  # a Saturday
+    # the warnings of validate look 400 days ahead of now, and the library covers those years
+    assert validate(capsys, schedule)[0] == 0
+
+
+def test_years_before_the_library_are_noted_too(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    schedule = write_schedule(
+        tmp_path,
+        """
+        version: 1
+        calendars:
+          de: {country: DE}
+          de-patched: {country: DE, add_holidays: [1986-01-01, 1987-01-01]}
+          freeze: {dates: [1985-12-24]}
+        tasks:
+          - name: a
+        windows:
+          - name: w
+            tasks: [a]
+            cron: "0 3 * * *"
+            duration: 1h
+            skip: [de, de-patched, freeze]
+        """,
+    )
+    code, _, err = run_cli(capsys, "plan", "--schedule", str(schedule), "--at", "1985-12-24T02:00:00Z")
+    assert code == 0
+    # de-patched was patched for 1986 and 1987: taken as known; date sets have no library
+    assert err.splitlines() == [
+        beyond_the_library(schedule, "de", "DE", year, "1991-2100", "the calendar holds no dates that year")
+        for year in (1985, 1986, 1987)
+    ] + [beyond_the_library(schedule, "de-patched", "DE", 1985, "1991-2100", "the calendar holds no dates that year")]
+
+
+def test_the_timer_run_is_silent_and_plans_beyond_the_library(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    schedule = write_schedule(tmp_path, CN_OFFICE)
+    state = str(tmp_path / "state")
+    for at, desired_state in (("2150-02-16T02:00:00Z", "offline"), ("2150-02-14T02:00:00Z", "online")):
+        args = [
+            "run",
+            "--emulator",
+            "--dry-run",
+            "--json",
+            "--schedule",
+            str(schedule),
+            "--at",
+            at,
+            "--state-dir",
+            state,
+        ]
+        code, out, err = run_cli(capsys, *args)
+        assert code == 0, err
+        assert "warning" not in out + err
+        logged = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+        office = next(r for r in logged if r["event"] == "task.result" and r["task"] == "office")
+        assert office["desired"] == desired_state, at  # Monday: a workday by the weekdays; Saturday: not
 
 
 # --------------------------------------------------------------------------- no cost when unused

@@ -171,20 +171,46 @@ class CountryCalendar(Calendar):
             added, taken = self.add_holidays, self.add_workdays
         return frozenset(((own - self.remove) | {d for d in added if d.year == year}) - taken)
 
-    def unannounced_years(self, years: Iterable[int]) -> list[int]:
-        """Years a workdays calendar is used for whose official make-up workdays the library lacks.
+    def year_warnings(self, years: Iterable[int]) -> list[str]:
+        """What the library does not know, or only guesses, about the years a window uses this
+        calendar in (a year the operator patched counts as known).
 
-        Only countries that have make-up workdays at all (the library's ``weekend_workdays``, such as
-        China's) can be missing them; a year the operator patched is taken as known."""
+        Outside the library's years (``start_year`` to ``end_year``) it has no dates at all: the
+        calendar would hold no holidays and every Monday to Friday would be a workday. Within them, a
+        country with official make-up workdays (China's: the library's ``weekend_workdays``) announces
+        each year's days off late in the year before; until a release has them, the library knows
+        the statutory holidays only, and no make-up workdays."""
         wanted = sorted(set(years))
-        if self.kind != "workdays" or not getattr(self.library, "has_substituted_holidays", False):
-            return []
         for year in wanted:
-            self.contains(date(year, 1, 1), ZoneInfo("UTC"))
-        known = {d.year for d in self.library.weekend_workdays}
+            self.contains(date(year, 1, 1), ZoneInfo("UTC"))  # the library fills in the years it is asked about
         patched = {d.year for d in self.add_holidays | self.add_workdays}
-        latest = max(known, default=0)
-        return [y for y in wanted if y > latest and y not in patched]
+        first, last = self.library.start_year, self.library.end_year
+        makeup = self.library.weekend_workdays if getattr(self.library, "has_substituted_holidays", False) else ()
+        latest = max((d.year for d in makeup), default=None)
+        library = f"the holidays library ({self.library_version})"
+        found = []
+        for year in (y for y in wanted if y not in patched):
+            if not first <= year <= last:
+                result = (
+                    "every Monday to Friday is a workday that year"
+                    if self.kind == "workdays"
+                    else "the calendar holds no dates that year"
+                )
+                found.append(
+                    f"{library} has no {self.country} dates for {year} (it covers {first}-{last}), so {result}; "
+                    "patch the year with add_holidays and add_workdays"
+                )
+            elif latest is not None and year > latest and self.kind == "workdays":
+                found.append(
+                    f"{library} does not know {self.country}'s official make-up workdays for {year} yet; once they "
+                    "are announced, add them with add_workdays (and the days off with add_holidays)"
+                )
+            elif latest is not None and year > latest:
+                found.append(
+                    f"{library} does not know {self.country}'s official days off for {year} yet, only the statutory "
+                    "holidays; once they are announced, add the other days off with add_holidays"
+                )
+        return found
 
 
 @dataclass(frozen=True)
