@@ -13,6 +13,7 @@ from __future__ import annotations
 import bisect
 import difflib
 import fnmatch
+import functools
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping
@@ -315,8 +316,10 @@ def _event(component: Component) -> IcsEvent:
     return IcsEvent(start, end, str(component.get("SUMMARY", "")), str(component.get("UID", "")), fixed, exact)
 
 
+@functools.lru_cache(maxsize=1024)
 def _duration_parts(written: str) -> tuple[timedelta, timedelta]:
-    """A DURATION value split into its nominal part (weeks and days) and its exact part (after ``T``)."""
+    """A DURATION value split into its nominal part (weeks and days) and its exact part (after ``T``);
+    cached, as every occurrence of an event asks again."""
     from icalendar import vDuration
 
     days, _, time_part = written.partition("T")
