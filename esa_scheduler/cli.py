@@ -88,7 +88,8 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _plan(args: argparse.Namespace) -> int:
-    from esa_scheduler.engine.planner import Planner, TaskRef, managed_tasks
+    from esa_scheduler.engine.diagnostics import calendar_warnings
+    from esa_scheduler.engine.planner import SEARCH_HORIZON, Planner, TaskRef, managed_tasks
     from esa_scheduler.engine.schedule import load_schedule
     from esa_scheduler.invocation.holds import HoldStore, state_dir
     from esa_scheduler.views.tables import plan_text
@@ -96,6 +97,8 @@ def _plan(args: argparse.Namespace) -> int:
     at = _instant_arg(args.at, "--at")
     horizon = _duration_arg(args.horizon, "--horizon")
     schedule = load_schedule(args.schedule)
+    for line in calendar_warnings(schedule, at, at + SEARCH_HORIZON):
+        print(line, file=sys.stderr)
     holds = HoldStore(state_dir(args.state_dir)).active(at, prune=False)
     targets = _chosen_targets(schedule, args.target, views=bool(args.html or args.ics))
     if args.target is not None:
@@ -332,7 +335,8 @@ def _add_schedule_commands(sub: Subcommands) -> None:
         sub,
         "validate",
         "check the schedule files and report every problem",
-        "Exit 0 with a one-line summary (warnings about windows that never occur or overlap go to stderr), "
+        "Exit 0 with a one-line summary (warnings about windows that never occur or overlap, and about "
+        "calendar years the holidays library does not know yet, go to stderr), "
         "or exit 2 with one line per problem naming the file, the entry and the field.",
     )
     validate.add_argument("--schedule", metavar="PATH", help=SCHEDULE_HELP)
@@ -343,7 +347,8 @@ def _add_schedule_commands(sub: Subcommands) -> None:
         "plan",
         "show the desired state of every managed task at an instant",
         "For each task: online or offline, why (a window, a hold or the default) and when it next changes, "
-        "as a table with a timeline or as one JSON object. Nothing is sent to ESA.",
+        "as a table with a timeline or as one JSON object. Nothing is sent to ESA. Calendar years the "
+        "holidays library does not know yet are warned about on stderr.",
     )
     plan.add_argument("--schedule", metavar="PATH", help=SCHEDULE_HELP)
     plan.add_argument("--at", metavar="ISO", help="ISO 8601 instant with an offset or Z (default: now)")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import bisect
 import difflib
 import fnmatch
+import functools
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping
@@ -20,10 +21,10 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from esa_scheduler.engine.cron import wall_to_instant
 from esa_scheduler.timeutil import MAX_YEAR, MIN_YEAR, UTC
@@ -35,13 +36,17 @@ if TYPE_CHECKING:
     from recurring_ical_events import CalendarQuery
 
 CalendarKind = Literal["holidays", "workdays"]
-DateItem = date | str
 MAX_RANGE_DAYS = 3660
 MAX_ICS_BYTES = 16 * 1024 * 1024
+MAX_OCCURRENCES_PER_DAY = 24
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _RANGE = ".."
 _QUERY_MARGIN = timedelta(days=2)
 _TOO_FREQUENT = frozenset({"SECONDLY", "MINUTELY"})
+# each event's DURATION as written, copied with the event to every occurrence: the library keeps only
+# a timedelta, in which PT24H and P1D are the same, though DST makes them differ
+_DURATION_AS_WRITTEN = "X-ESA-SCHEDULER-DURATION"
+_WRITTEN = frozenset({"DTSTART", "DTEND", "DURATION"})
 
 
 def reject_date_times(value: object) -> object:
@@ -51,6 +56,19 @@ def reject_date_times(value: object) -> object:
     if any(isinstance(v, datetime) for v in values):
         raise ValueError("expected a date like 2026-12-25, not a date-time")
     return value
+
+
+def _date_item(value: object) -> object:
+    """One item of ``dates`` and the patch lists: a date (YAML reads 2026-12-24 as one) or a string
+    that ``parse_dates`` reads. Anything else is one problem here: pydantic would report it once per
+    type of ``date | str``, and would read an integer as seconds since 1970."""
+    reject_date_times(value)
+    if not isinstance(value, date | str):
+        raise ValueError("expected a date like 2026-12-24 or a range like 2026-12-28..2027-01-03")
+    return value
+
+
+DateItem = Annotated[date | str, BeforeValidator(_date_item)]
 
 
 class CalendarSpec(BaseModel):
@@ -70,11 +88,6 @@ class CalendarSpec(BaseModel):
     add_holidays: list[DateItem] = Field(default_factory=list, description="dates to treat as days off")
     add_workdays: list[DateItem] = Field(default_factory=list, description="dates to treat as working days")
     remove: list[DateItem] = Field(default_factory=list, description="dates taken out of the library's own set")
-
-    @field_validator("dates", "add_holidays", "add_workdays", "remove", mode="before")
-    @classmethod
-    def _dates_not_datetimes(cls, value: Any) -> Any:
-        return reject_date_times(value)
 
 
 class Calendar(ABC):
@@ -159,37 +172,67 @@ class CountryCalendar(Calendar):
             added, taken = self.add_holidays, self.add_workdays
         return frozenset(((own - self.remove) | {d for d in added if d.year == year}) - taken)
 
-    def unannounced_years(self, years: Iterable[int]) -> list[int]:
-        """Years a workdays calendar is used for whose official make-up workdays the library lacks.
+    def year_warnings(self, years: Iterable[int]) -> list[str]:
+        """What the library does not know, or only guesses, about the years a window uses this
+        calendar in (a year the operator patched counts as known).
 
-        Only countries that have make-up workdays at all (the library's ``weekend_workdays``, such as
-        China's) can be missing them; a year the operator patched is taken as known."""
+        Outside the library's years (``start_year`` to ``end_year``) it has no dates at all: the
+        calendar would hold no holidays and every Monday to Friday would be a workday. Within them, a
+        country with official make-up workdays (China's: the library's ``weekend_workdays``) announces
+        each year's days off late in the year before; until a release has them, the library knows
+        the statutory holidays only, and no make-up workdays."""
         wanted = sorted(set(years))
-        if self.kind != "workdays" or not getattr(self.library, "has_substituted_holidays", False):
-            return []
         for year in wanted:
-            self.contains(date(year, 1, 1), ZoneInfo("UTC"))
-        known = {d.year for d in self.library.weekend_workdays}
+            self.contains(date(year, 1, 1), ZoneInfo("UTC"))  # the library fills in the years it is asked about
         patched = {d.year for d in self.add_holidays | self.add_workdays}
-        latest = max(known, default=0)
-        return [y for y in wanted if y > latest and y not in patched]
+        first, last = self.library.start_year, self.library.end_year
+        makeup = self.library.weekend_workdays if getattr(self.library, "has_substituted_holidays", False) else ()
+        latest = max((d.year for d in makeup), default=None)
+        library = f"the holidays library ({self.library_version})"
+        found = []
+        for year in (y for y in wanted if y not in patched):
+            if not first <= year <= last:
+                result = (
+                    "every Monday to Friday is a workday that year"
+                    if self.kind == "workdays"
+                    else "the calendar holds no dates that year"
+                )
+                found.append(
+                    f"{library} has no {self.country} dates for {year} (it covers {first}-{last}), so {result}; "
+                    "patch the year with add_holidays and add_workdays"
+                )
+            elif latest is not None and year > latest and self.kind == "workdays":
+                found.append(
+                    f"{library} does not know {self.country}'s official make-up workdays for {year} yet; once they "
+                    "are announced, add them with add_workdays (and the days off with add_holidays)"
+                )
+            elif latest is not None and year > latest:
+                found.append(
+                    f"{library} does not know {self.country}'s official days off for {year} yet, only the statutory "
+                    "holidays; once they are announced, add the other days off with add_holidays"
+                )
+        return found
 
 
 @dataclass(frozen=True)
 class IcsEvent:
     """One occurrence of an ICS event as the library expands it: date, floating or aware bounds.
 
-    ``fixed`` is the UTC interval when both bounds are aware (the same in every window's zone)."""
+    ``end`` is a local value like ``start`` and ``exact`` elapsed time added to it as an instant: a
+    DURATION's hours, minutes and seconds are exact time (RFC 5545 3.3.6), so they cannot be added on
+    a wall clock that a DST change moves. ``fixed`` is the UTC interval when both bounds are aware
+    (the same in every window's zone)."""
 
     start: date
     end: date
     summary: str
     uid: str
     fixed: tuple[datetime, datetime] | None = None
+    exact: timedelta = timedelta(0)
 
     def interval(self, tz: ZoneInfo) -> tuple[datetime, datetime]:
         """[start, end) in UTC; floating and all-day values are wall clock in ``tz`` (the window's zone)."""
-        return self.fixed or (_instant(self.start, tz), _instant(self.end, tz))
+        return self.fixed or (_instant(self.start, tz), _instant(self.end, tz) + self.exact)
 
     def local_dates(self, tz: ZoneInfo) -> Iterator[date]:
         """The local dates the event touches; an all-day event's end date is exclusive (RFC 5545)."""
@@ -209,10 +252,15 @@ def _aware(value: date) -> bool:
 
 
 def _instant(value: date, tz: ZoneInfo) -> datetime:
+    """An ICS value as an instant; floating and all-day values are wall clock in ``tz``.
+
+    A floating time reads like a TZID one (RFC 5545 3.3.5): in a DST gap with the offset before the
+    gap, when repeated its first pass (``fold=0`` is both). An all-day date begins when the clock
+    first shows it, the start of the local day."""
     if not isinstance(value, datetime):
         return wall_to_instant(datetime.combine(value, time()), tz)[0]
     if value.tzinfo is None:
-        return wall_to_instant(value, tz)[0]
+        value = value.replace(tzinfo=tz, fold=0)
     return value.astimezone(UTC)
 
 
@@ -252,10 +300,32 @@ class IcsCalendar(Calendar):
 
 
 def _event(component: Component) -> IcsEvent:
+    """An expanded occurrence; for an event with DURATION, the end the library computed on the wall
+    clock is redone with the duration as written: days and weeks on the wall clock, the rest elapsed.
+
+    The library's end is kept when it is not start + DURATION: an RDATE period has its own end."""
     start = component.decoded("DTSTART")
     end = component.decoded("DTEND") if "DTEND" in component else start
-    fixed = (start.astimezone(UTC), end.astimezone(UTC)) if _aware(start) and _aware(end) else None
-    return IcsEvent(start, end, str(component.get("SUMMARY", "")), str(component.get("UID", "")), fixed)
+    exact = timedelta(0)
+    written = component.get(_DURATION_AS_WRITTEN)
+    if written is not None:
+        nominal, elapsed = _duration_parts(str(written))
+        if end == start + nominal + elapsed:
+            end, exact = start + nominal, elapsed
+    fixed = (start.astimezone(UTC), end.astimezone(UTC) + exact) if _aware(start) and _aware(end) else None
+    return IcsEvent(start, end, str(component.get("SUMMARY", "")), str(component.get("UID", "")), fixed, exact)
+
+
+@functools.lru_cache(maxsize=1024)
+def _duration_parts(written: str) -> tuple[timedelta, timedelta]:
+    """A DURATION value split into its nominal part (weeks and days) and its exact part (after ``T``);
+    cached, as every occurrence of an event asks again."""
+    from icalendar import vDuration
+
+    days, _, time_part = written.partition("T")
+    nominal: timedelta = vDuration.from_ical(days)  # type: ignore[no-untyped-call]
+    exact: timedelta = vDuration.from_ical(f"PT{time_part}") if time_part else timedelta(0)  # type: ignore[no-untyped-call]
+    return nominal, exact
 
 
 def summary_matches(pattern: str | None, event: IcsEvent) -> bool:
@@ -264,10 +334,14 @@ def summary_matches(pattern: str | None, event: IcsEvent) -> bool:
 
 
 def resolve_calendars(
-    entries: Iterable[tuple[str, Mapping[str, CalendarSpec]]], problems: list[str]
-) -> dict[str, Calendar]:
-    """Every file's ``calendars:`` map, checked and merged; names are unique across files."""
-    calendars: dict[str, Calendar] = {}
+    entries: Iterable[tuple[str, Mapping[str, CalendarSpec | None]]], problems: list[str]
+) -> dict[str, Calendar | None]:
+    """Every file's ``calendars:`` map, checked and merged; names are unique across files.
+
+    A calendar that is defined but has problems maps to ``None``: its problems are reported once,
+    here or (``None`` specs, fields of the wrong type) by the loader, and a window that names it is
+    not told that the name is unknown."""
+    calendars: dict[str, Calendar | None] = {}
     seen: dict[str, str] = {}
     for file, specs in entries:
         for name, spec in specs.items():
@@ -276,9 +350,7 @@ def resolve_calendars(
                 problems.append(f"{where}: duplicate calendar name {name!r} (also in {seen[name]})")
                 continue
             seen[name] = file
-            resolved = _resolve(name, spec, file, where, problems)
-            if resolved is not None:
-                calendars[name] = resolved
+            calendars[name] = _resolve(name, spec, file, where, problems) if spec is not None else None
     return calendars
 
 
@@ -315,7 +387,7 @@ def parse_dates(items: Iterable[DateItem], where: str, problems: list[str]) -> f
 
 def _expand(item: DateItem) -> Iterator[date]:
     if isinstance(item, date):
-        yield _in_years(item, item)
+        yield _in_years(item)
         return
     first, separator, last = item.partition(_RANGE)
     begin = _date(first, item)
@@ -331,18 +403,18 @@ def _expand(item: DateItem) -> Iterator[date]:
 def _date(text: str, item: str) -> date:
     cleaned = text.strip()
     try:
-        if not _ISO_DATE.fullmatch(cleaned):
-            raise ValueError(cleaned)
-        return _in_years(date.fromisoformat(cleaned), item)
-    except ValueError as exc:
-        if "supported years" in str(exc):
-            raise
-        raise ValueError(f"invalid date or range {item!r} (use 2026-12-24 or 2026-12-28..2027-01-03)") from exc
+        parsed = date.fromisoformat(cleaned) if _ISO_DATE.fullmatch(cleaned) else None
+    except ValueError:
+        parsed = None
+    if parsed is None:
+        raise ValueError(f"invalid date or range {item!r} (use 2026-12-24 or 2026-12-28..2027-01-03)")
+    return _in_years(parsed)
 
 
-def _in_years(day: date, item: object) -> date:
+def _in_years(day: date) -> date:
+    """The date, if the engine supports its year (the message names the date itself, even in a range)."""
     if not MIN_YEAR <= day.year <= MAX_YEAR:
-        raise ValueError(f"date {item!r} is outside the supported years {MIN_YEAR}-{MAX_YEAR}")
+        raise ValueError(f"date {day.isoformat()} is outside the supported years {MIN_YEAR}-{MAX_YEAR}")
     return day
 
 
@@ -351,15 +423,26 @@ def _country_calendar(name: str, spec: CalendarSpec, file: str, where: str, prob
 
     assert spec.country is not None
     supported: dict[str, list[str]] = holidays.list_supported_countries()
-    country = _pick(spec.country, supported, f"{where}.country", "country", problems)
+    country = _pick(spec.country, supported)
     if country is None:
+        hint = _hint(_close(spec.country, supported) + _close_names(spec.country))
+        problems.append(f"{where}.country: unknown country {spec.country!r}{hint}")
         return None
     subdiv = None
     if spec.subdiv is not None:
+        codes = supported[country]
+        if not codes:
+            problems.append(
+                f"{where}.subdiv: the holidays library knows no subdivisions of {country} (leave subdiv out)"
+            )
+            return None
         aliases = getattr(holidays, country).get_subdivision_aliases()
-        known = [*supported[country], *(alias for names in aliases.values() for alias in names)]
-        subdiv = _pick(spec.subdiv, known, f"{where}.subdiv", f"{country} subdivision", problems)
+        known = [*codes, *(alias for names in aliases.values() for alias in names)]
+        subdiv = _pick(spec.subdiv, known)
         if subdiv is None:
+            close = _close(spec.subdiv, known)
+            hint = _hint(close) if close else f" ({country} subdivisions: {', '.join(codes)})"
+            problems.append(f"{where}.subdiv: unknown {country} subdivision {spec.subdiv!r}{hint}")
             return None
     keys = ("add_holidays", "add_workdays", "remove")
     patches = [parse_dates(getattr(spec, key), f"{where}.{key}", problems) for key in keys]
@@ -373,17 +456,32 @@ def _country_calendar(name: str, spec: CalendarSpec, file: str, where: str, prob
     return CountryCalendar(name, file, library, spec.kind or "holidays", (add_holidays, add_workdays, remove))
 
 
-def _pick(value: str, known: Iterable[str], where: str, what: str, problems: list[str]) -> str | None:
-    """An exact code, else the one that differs only in case; else a problem listing close matches."""
+def _pick(value: str, known: Iterable[str]) -> str | None:
+    """An exact code, else the one that differs only in case; else ``None``."""
     by_case = {k.upper(): k for k in known}
     if value in by_case.values():
         return value
-    if value.upper() in by_case:
-        return by_case[value.upper()]
-    close = difflib.get_close_matches(value.upper(), list(by_case), n=5, cutoff=0.5)
-    hint = f" (close matches: {', '.join(by_case[c] for c in close)})" if close else ""
-    problems.append(f"{where}: unknown {what} {value!r}{hint}")
-    return None
+    return by_case.get(value.upper())
+
+
+def _close(value: str, known: Iterable[str]) -> list[str]:
+    """Codes that look like ``value`` (case aside), closest first."""
+    by_case = {k.upper(): k for k in known}
+    return [by_case[c] for c in difflib.get_close_matches(value.upper(), list(by_case), n=5, cutoff=0.5)]
+
+
+def _close_names(value: str) -> list[str]:
+    """Countries whose English name looks like ``value`` (``Germany``, ``united states``), as
+    ``DE (Germany)``: operators often write the name where the library wants the ISO code."""
+    from holidays.registry import COUNTRIES
+
+    names = {key.replace("_", " "): entry[1] for key, entry in COUNTRIES.items()}
+    close = difflib.get_close_matches(" ".join(value.lower().replace("_", " ").split()), list(names), n=3, cutoff=0.75)
+    return [f"{names[n]} ({n.title()})" for n in close]
+
+
+def _hint(matches: list[str]) -> str:
+    return f" (close matches: {', '.join(dict.fromkeys(matches))})" if matches else ""
 
 
 def _ics_calendar(name: str, ics: str, file: str, where: str, problems: list[str]) -> Calendar | None:
@@ -394,41 +492,60 @@ def _ics_calendar(name: str, ics: str, file: str, where: str, problems: list[str
         if size > MAX_ICS_BYTES:
             problems.append(f"{where}.ics: {path}: file too large ({size} bytes; the limit is {MAX_ICS_BYTES})")
             return None
-        text = path.read_bytes().decode("utf-8")
+        text = path.read_bytes().decode("utf-8-sig")  # a byte order mark is not part of the first line
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         problems.append(f"{where}.ics: cannot read {path}: {reason}")
         return None
     parsed = _parse_ics(text)
-    if isinstance(parsed, str):
-        problems.append(f"{where}.ics: {path}: {parsed}")
+    if isinstance(parsed, list):
+        problems.extend(f"{where}.ics: {path}: {problem}" for problem in parsed)
         return None
     return IcsCalendar(name, file, path, parsed)
 
 
-def _parse_ics(text: str) -> CalendarQuery | str:
-    """The calendar ready to expand, or the first problem found, naming its line or its event's UID."""
+def _parse_ics(text: str) -> CalendarQuery | list[str]:
+    """The calendar ready to expand, or its problems: a syntax error by line, else one per bad event
+    by the line it begins on and its UID (every event is checked, so one pass fixes the file)."""
     import icalendar
+    from icalendar.parser import Contentline
 
+    lines = _logical_lines(text)
     try:
         parsed = icalendar.Calendar.from_ical(text)
     except ValueError as exc:
-        return _locate_syntax_error(text) or f"malformed calendar: {_first_line(exc)}"
+        return [_locate_syntax_error(lines) or f"malformed calendar: {_first_line(exc)}"]
     if not isinstance(parsed, icalendar.Calendar) or parsed.name != "VCALENDAR":
-        return "not an iCalendar file (expected BEGIN:VCALENDAR at the top)"
-    for event in parsed.walk("VEVENT"):
-        problem = _event_problem(event)
+        return ["not an iCalendar file (expected BEGIN:VCALENDAR at the top)"]
+    problems: list[str] = []
+    masters: dict[str, int] = {}
+    for event, written in zip(parsed.walk("VEVENT"), _written_events(lines), strict=True):
+        uid = str(event.get("UID", "?"))
+        problem = _event_problem(event, written)
+        if problem is None and "UID" in event and "RECURRENCE-ID" not in event:
+            first = masters.setdefault(uid, written.line)
+            if first != written.line:
+                # the library keeps one of them and drops the other without a word
+                problem = (
+                    f"another event with this UID and no RECURRENCE-ID begins at line {first} "
+                    "(only one of them would be used; give each event its own UID)"
+                )
         if problem is not None:
-            return f"event UID {str(event.get('UID', '?'))!r}: {problem}"
+            problems.append(f"line {written.line}: event UID {uid!r}: {problem}")
+        event.pop(_DURATION_AS_WRITTEN, None)
+        if "DURATION" in written.props:
+            event[_DURATION_AS_WRITTEN] = Contentline(written.props["DURATION"]).parts()[2]  # type: ignore[no-untyped-call]
+    if problems:
+        return problems
     import recurring_ical_events
 
     try:
         return recurring_ical_events.of(parsed)
     except ValueError as exc:
-        return _refused(parsed) or f"cannot expand the events: {_first_line(exc)}"
+        return [_refused(parsed) or f"cannot expand the events: {_first_line(exc)}"]
 
 
-def _event_problem(event: Component) -> str | None:
+def _event_problem(event: Component, written: _Written) -> str | None:
     errors: list[tuple[str | None, str]] = list(getattr(event, "errors", []))
     if errors:
         prop, message = errors[0]
@@ -440,15 +557,68 @@ def _event_problem(event: Component) -> str | None:
         text = rule.to_ical().decode()
         # RFC 5545 wants a positive INTERVAL (the expansion loops forever on 0), and a maintenance
         # calendar has no use for a rule that makes hundreds of thousands of occurrences a year
-        if any(not isinstance(n, int) or n < 1 for n in rule.get("INTERVAL", [1])):
+        intervals = rule.get("INTERVAL", [1])
+        if any(not isinstance(n, int) or n < 1 for n in intervals):
             return f"RRULE refused: INTERVAL must be a positive integer ({text})"
-        if {str(f).upper() for f in rule.get("FREQ", [])} & _TOO_FREQUENT:
+        frequency = {str(f).upper() for f in rule.get("FREQ", [])}
+        if frequency & _TOO_FREQUENT:
             return f"RRULE refused: FREQ=SECONDLY and FREQ=MINUTELY are not supported ({text})"
+        per_day = _occurrences_per_day("HOURLY" in frequency, intervals[0], rule)
+        if per_day > MAX_OCCURRENCES_PER_DAY:
+            return f"RRULE refused: up to {per_day} occurrences a day, more than {MAX_OCCURRENCES_PER_DAY} ({text})"
     for prop in ("DTSTART", "DTEND"):
         value = event.get(prop)
         tzid = value.params.get("TZID") if value is not None else None
         if tzid and getattr(event.decoded(prop), "tzinfo", None) is None:
             return f"{prop}: unknown TZID {tzid!r}"
+    return _bounds_problem(event, written.props)
+
+
+def _occurrences_per_day(hourly: bool, interval: int, rule: Mapping[str, list[Any]]) -> int:
+    """At most how many occurrences a rule makes on one day: it is what expanding a year costs (the
+    planner and ``validate`` look 400 days ahead), and FREQ alone does not bound it.
+
+    An HOURLY rule steps through at most one hour in INTERVAL (and only those BYHOUR names); a DAILY or
+    coarser one picks at most one day a day, on the hours BYHOUR names (the start's without it).
+    BYMINUTE and BYSECOND multiply each hour. MINUTELY and SECONDLY rules are refused before this."""
+    named = len(set(rule.get("BYHOUR", [])))
+    stepped = -(-24 // interval)
+    hours = (min(named, stepped) if named else stepped) if hourly else max(named, 1)
+    return hours * max(len(set(rule.get("BYMINUTE", []))), 1) * max(len(set(rule.get("BYSECOND", []))), 1)
+
+
+def _bounds_problem(event: Component, shown: Mapping[str, str]) -> str | None:
+    """An end the library would silently move, drop or reinterpret (RFC 5545 3.6.1, 3.8.2.2, 3.8.2.5).
+
+    Each is an error, not a warning: the event as the file writes it cannot be used as it stands
+    (a negative DURATION starts earlier, an end before the start vanishes, a date-time end of an
+    all-day event or a floating start with a UTC end changes its length or its zone)."""
+    start = event.decoded("DTSTART")
+    if not isinstance(start, date):
+        return f"{shown['DTSTART']} is not a date or a date-time"
+    kind = "date-time" if isinstance(start, datetime) else "date"
+    if "DTEND" in event and "DURATION" in event:
+        return "give DTEND or DURATION, not both"
+    if "DURATION" in event:
+        duration = event.decoded("DURATION")
+        if not isinstance(duration, timedelta):
+            return f"{shown['DURATION']} is not a duration (like PT2H or P1D)"
+        if duration < timedelta(0):
+            return f"{shown['DURATION']} is negative"
+        if kind == "date" and duration % timedelta(days=1):
+            return f"{shown['DTSTART']} is a date, so DURATION must be whole days or weeks ({shown['DURATION']})"
+    if "DTEND" in event:
+        end = event.decoded("DTEND")
+        if not isinstance(end, date):
+            return f"{shown['DTEND']} is not a date or a date-time"
+        if isinstance(end, datetime) != isinstance(start, datetime):
+            return f"{shown['DTSTART']} is a {kind}, so DTEND must be a {kind} too ({shown['DTEND']})"
+        if _aware(start) != _aware(end):
+            if _aware(start):
+                return f"{shown['DTSTART']} has a zone (TZID or Z), so DTEND must have one too ({shown['DTEND']})"
+            return f"{shown['DTSTART']} is floating (no TZID, no Z), so DTEND must be floating too ({shown['DTEND']})"
+        if end < start:
+            return f"{shown['DTEND']} is before {shown['DTSTART']}"
     return None
 
 
@@ -467,16 +637,49 @@ def _refused(parsed: ICalendar) -> str | None:
     return None
 
 
-def _locate_syntax_error(text: str) -> str | None:
-    """The first line icalendar cannot read, or an unbalanced BEGIN/END, as ``line N: ...``."""
-    from icalendar.parser import Contentline
-
+def _logical_lines(text: str) -> list[tuple[int, str]]:
+    """Unfolded content lines with the number of the line each starts on (for messages)."""
     logical: list[tuple[int, str]] = []
     for number, line in enumerate(text.splitlines(), 1):
         if line[:1] in (" ", "\t") and logical:
             logical[-1] = (logical[-1][0], logical[-1][1] + line[1:])
         elif line.strip():
             logical.append((number, line))
+    return logical
+
+
+@dataclass(frozen=True)
+class _Written:
+    """A VEVENT as the file writes it: the line it begins on, and its own DTSTART, DTEND and DURATION
+    lines (messages quote them as written; icalendar keeps only their values)."""
+
+    line: int
+    props: dict[str, str]
+
+
+def _written_events(lines: list[tuple[int, str]]) -> list[_Written]:
+    """Every VEVENT in file order, the order in which ``walk`` lists them (icalendar read the file whole
+    first, so only the property names are looked at here)."""
+    found: list[_Written] = []
+    stack: list[_Written | None] = []  # the open components; None for those that are not a VEVENT
+    for number, line in lines:
+        name = re.split("[;:]", line, maxsplit=1)[0].upper()
+        if name == "BEGIN":
+            event = _Written(number, {}) if line.partition(":")[2].strip().upper() == "VEVENT" else None
+            stack.append(event)
+            if event is not None:
+                found.append(event)
+        elif name == "END" and stack:
+            stack.pop()
+        elif name in _WRITTEN and stack and stack[-1] is not None:
+            stack[-1].props[name] = line.strip()
+    return found
+
+
+def _locate_syntax_error(logical: list[tuple[int, str]]) -> str | None:
+    """The first line icalendar cannot read, or an unbalanced BEGIN/END, as ``line N: ...``."""
+    from icalendar.parser import Contentline
+
     open_blocks: list[tuple[str, int]] = []
     for number, line in logical:
         try:

@@ -49,7 +49,7 @@ def schedule_warnings(schedule: Schedule, now: datetime) -> list[str]:
         for w in schedule.windows
         if not spans[w.name]
     ]
-    lines.extend(_unannounced_workdays(schedule, now, limit))
+    lines.extend(calendar_warnings(schedule, now, limit))
     for a, b in combinations(schedule.windows, 2):
         if a.status == b.status or a.priority != b.priority or not _may_share_tasks(a, b):
             continue
@@ -65,14 +65,12 @@ def schedule_warnings(schedule: Schedule, now: datetime) -> list[str]:
     return lines
 
 
-def _unannounced_workdays(schedule: Schedule, now: datetime, limit: datetime) -> list[str]:
-    """A ``kind: workdays`` calendar in use for a year whose make-up workdays the library lacks."""
+def calendar_warnings(schedule: Schedule, begin: datetime, end: datetime) -> list[str]:
+    """Country calendars in use, for each year from ``begin`` to ``end`` whose dates their library does
+    not know or only guesses: ``validate`` warns about the coming 400 days, ``plan`` about the ones it
+    looks at; a timed run says nothing, and plans with what the library has."""
     used = {id(c): c for w in schedule.windows for c in (*w.skip, *w.only_on) if isinstance(c, CountryCalendar)}
-    years = range(now.year, limit.year + 1)
+    years = range(begin.year, end.year + 1)
     return [
-        f"{c.origin}: calendars.{c.name}: warning: the holidays library ({c.library_version}) does not know "
-        f"{c.country}'s official make-up workdays for {year} yet; once they are announced, add them with "
-        "add_workdays (and the days off with add_holidays)"
-        for c in used.values()
-        for year in c.unannounced_years(years)
+        f"{c.origin}: calendars.{c.name}: warning: {text}" for c in used.values() for text in c.year_warnings(years)
     ]

@@ -391,6 +391,7 @@ class _ParsedFile:
     notify: list[tuple[int, NotifySpec]]
     targets: list[tuple[int, TargetSpec]]
     expect: list[tuple[int, ExpectSpec]]
+    calendars: dict[str, CalendarSpec | None]
 
 
 _SECTIONS: dict[str, type[BaseModel]] = {
@@ -436,6 +437,7 @@ def _parse_file(file: Path, problems: list[str], expectations: bool) -> _ParsedF
     if raw.get("targets") == []:
         # an empty fleet would manage nothing at all; without the key the function's own account is managed
         problems.append(f"{file}: targets: empty list; omit the key to use the function's own account")
+    calendars = _validate_calendars(raw, top, file, problems)
     try:
         spec = ScheduleFileSpec.model_validate(top)
     except ValidationError as exc:
@@ -450,6 +452,7 @@ def _parse_file(file: Path, problems: list[str], expectations: bool) -> _ParsedF
         entries["notify"],
         entries["targets"],
         entries.get("expect", []),
+        calendars,
     )
 
 
@@ -470,16 +473,38 @@ def _validate_section(
     return found
 
 
+def _validate_calendars(
+    raw: dict[str, Any], top: dict[str, Any], file: Path, problems: list[str]
+) -> dict[str, CalendarSpec | None]:
+    """Each calendar on its own, so that one calendar's bad field hides no other problem; ``None`` for
+    one that did not validate (its name stays defined: windows that name it are not told it is unknown).
+
+    Unlike list entries, a calendar is not retried without its bad fields: without its ``dates``
+    or ``country`` it would draw a misleading "give exactly one of" as well. Names that are not
+    strings are left in ``top``, for the file model to report."""
+    entries = raw.get("calendars")
+    if not isinstance(entries, dict):
+        return {}
+    top["calendars"] = {name: item for name, item in entries.items() if not isinstance(name, str)}
+    return {
+        name: _validate_entry(CalendarSpec, item, ("calendars", name), raw, file, problems, retry=False)
+        for name, item in entries.items()
+        if isinstance(name, str)
+    }
+
+
 def _validate_entry(
     model: type[BaseModel],
     item: Any,
-    prefix: tuple[str, int],
+    prefix: tuple[str, int | str],
     raw: dict[str, Any],
     file: Path,
     problems: list[str],
+    retry: bool = True,
 ) -> Any:
-    """Validate one list entry; on field errors, report them and retry without those fields so
-    the entry's other fields still get their semantic checks (the file is rejected either way)."""
+    """Validate one list (or map) entry; on field errors, report them and (with ``retry``) retry without
+    those fields so the entry's other fields still get their semantic checks (the file is rejected
+    either way)."""
     if not isinstance(item, dict):
         where = _location(prefix, raw)
         required = [name for name, info in model.model_fields.items() if info.is_required()]
@@ -491,7 +516,7 @@ def _validate_entry(
     except ValidationError as exc:
         errors = exc.errors()
     problems.extend(f"{file}: {_describe({**err, 'loc': (*prefix, *err['loc'])}, raw)}" for err in errors)
-    if not isinstance(item, dict):
+    if not retry:
         return None
     bad = {err["loc"][0] for err in errors if err["loc"]}
     try:
@@ -582,7 +607,7 @@ def _resolve(parsed: list[_ParsedFile], problems: list[str]) -> Schedule | None:
         tasks.extend(_resolve_tasks(pf, problems, seen_tasks, targets))
     probe = Schedule(tasks=tuple(tasks), windows=())
     windows: list[Window] = []
-    calendars = resolve_calendars(((pf.file, pf.spec.calendars) for pf in parsed), problems)
+    calendars = resolve_calendars(((pf.file, pf.calendars) for pf in parsed), problems)
     incidents: list[IncidentRule] = []
     seen_windows: dict[str, str] = {}
     seen_incidents: dict[str, str] = {}
@@ -759,7 +784,7 @@ def _resolve_window(
     window: WindowSpec,
     file_tz: ZoneInfo,
     file: str,
-    calendars: dict[str, Calendar],
+    calendars: dict[str, Calendar | None],
     where: str,
     problems: list[str],
 ) -> Window | None:
@@ -799,23 +824,25 @@ def _resolve_window(
 
 
 def _calendar_refs(
-    names: list[str], calendars: dict[str, Calendar], where: str, problems: list[str]
+    names: list[str], calendars: dict[str, Calendar | None], where: str, problems: list[str]
 ) -> tuple[Calendar, ...]:
     found = [_calendar_ref(name, calendars, f"{where}[{i}]", problems) for i, name in enumerate(names)]
     return tuple(c for c in found if c is not None)
 
 
-def _calendar_ref(name: str, calendars: dict[str, Calendar], where: str, problems: list[str]) -> Calendar | None:
-    calendar = calendars.get(name)
-    if calendar is None:
-        hint = difflib.get_close_matches(name, list(calendars), n=1)
-        suggestion = f" (did you mean {hint[0]!r}?)" if hint else " (define it under 'calendars:')"
-        problems.append(f"{where}: unknown calendar {name!r}{suggestion}")
-    return calendar
+def _calendar_ref(name: str, calendars: dict[str, Calendar | None], where: str, problems: list[str]) -> Calendar | None:
+    """The calendar a window names; ``None`` for an unknown name (a problem) or for a calendar whose own
+    problems were reported where it is defined (nothing more to say here)."""
+    if name in calendars:
+        return calendars[name]
+    hint = difflib.get_close_matches(name, list(calendars), n=1)
+    suggestion = f" (did you mean {hint[0]!r}?)" if hint else " (define it under 'calendars:')"
+    problems.append(f"{where}: unknown calendar {name!r}{suggestion}")
+    return None
 
 
 def _resolve_events(
-    window: WindowSpec, base: Window, calendars: dict[str, Calendar], where: str, problems: list[str]
+    window: WindowSpec, base: Window, calendars: dict[str, Calendar | None], where: str, problems: list[str]
 ) -> Window | None:
     assert window.calendar is not None
     extras = [k for k in ("duration", "end_cron") if getattr(window, k)]
