@@ -106,6 +106,14 @@ def context(request_id: str = "fc-req-coordinator") -> Any:
     return ctx
 
 
+def async_fleet() -> Emulator:
+    """Two member accounts with their roles and this account; FC runs each dispatched target
+    invocation through the real handler, as a target invocation of its own."""
+    roles = [EmulatedRole(arn=ROLE_A), EmulatedRole(arn=ROLE_B)]
+    target_run = {FUNCTION: lambda body: fc_handler.handler(body, context("fc-req-target"))}
+    return Emulator(tasks=TASKS, accounts=accounts(), roles=roles, functions=target_run)
+
+
 def timer(at: str = NIGHT) -> bytes:
     return json.dumps({"triggerTime": at, "triggerName": "schedule-tick", "payload": ""}).encode()
 
@@ -279,9 +287,7 @@ def test_a_retried_event_dispatches_no_target_twice(
     schedule: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], event: dict[str, Any]
 ) -> None:
     schedule.write_text(SCHEDULE + INCIDENT, encoding="utf-8")
-    roles = [EmulatedRole(arn=ROLE_A), EmulatedRole(arn=ROLE_B)]
-    target_run = {FUNCTION: lambda body: fc_handler.handler(body, context("fc-req-target"))}
-    with Emulator(tasks=TASKS, accounts=accounts(), roles=roles, functions=target_run) as emulator:
+    with async_fleet() as emulator:
         use_env(monkeypatch, emulator, schedule, ESA_FANOUT="async")
         body = json.dumps(event).encode()
         first = fc_handler.handler(body, context())
@@ -302,10 +308,8 @@ def test_a_retried_event_dispatches_no_target_twice(
 def test_a_dry_run_preview_at_the_same_instant_does_not_suppress_the_real_run(
     schedule: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    roles = [EmulatedRole(arn=ROLE_A), EmulatedRole(arn=ROLE_B)]
-    target_run = {FUNCTION: lambda body: fc_handler.handler(body, context("fc-req-target"))}
     preview = {"triggerTime": NIGHT, "triggerName": "preview-tick", "payload": '{"dry_run": true}'}
-    with Emulator(tasks=TASKS, accounts=accounts(), roles=roles, functions=target_run) as emulator:
+    with async_fleet() as emulator:
         use_env(monkeypatch, emulator, schedule, ESA_FANOUT="async")
         fc_handler.handler(json.dumps(preview).encode(), context())
         emulator.wait_for_invocations(3)
@@ -326,14 +330,8 @@ def test_async_fanout_target_invocations_each_send_their_own_message(
     write_schedule(
         schedule.parent, SCHEDULE + 'notify:\n  - {"name": "hook", "kind": "webhook", "url_env": "HOOK_URL"}\n'
     )
-    roles = [EmulatedRole(arn=ROLE_A), EmulatedRole(arn=ROLE_B)]
     with Receiver(lambda request: (202, {})) as hook:
-        with Emulator(
-            tasks=TASKS,
-            accounts=accounts(),
-            roles=roles,
-            functions={FUNCTION: lambda event: fc_handler.handler(event, context("fc-req-target"))},
-        ) as emulator:
+        with async_fleet() as emulator:
             use_env(monkeypatch, emulator, schedule, ESA_FANOUT="async", HOOK_URL=f"{hook.base}/hook")
             coordinator = fc_handler.handler(timer(), context())
             assert all(i.outcome == "ok" for i in emulator.wait_for_invocations(3))
@@ -358,15 +356,9 @@ def test_async_fanout_announces_hold_changes_once_from_the_coordinator(
     target invocations it dispatches must not announce them again."""
     hook_entry = 'notify:\n  - {"name": "hook", "kind": "webhook", "url_env": "HOOK_URL", "send_on": ["holds"]}\n'
     write_schedule(schedule.parent, SCHEDULE + hook_entry)
-    roles = [EmulatedRole(arn=ROLE_A), EmulatedRole(arn=ROLE_B)]
     now = datetime.now(timezone.utc)
     with Receiver(lambda request: (202, {})) as hook:
-        with Emulator(
-            tasks=TASKS,
-            accounts=accounts(),
-            roles=roles,
-            functions={FUNCTION: lambda event: fc_handler.handler(event, context("fc-req-target"))},
-        ) as emulator:
+        with async_fleet() as emulator:
             use_env(monkeypatch, emulator, schedule, ESA_FANOUT="async", HOOK_URL=f"{hook.base}/hook")
             hold = {"action": "hold", "tasks": ["access-1"], "ttl": "1h", "reason": "incident", "targets": ["prod-a"]}
             coordinator = fc_handler.handler(json.dumps(hold).encode(), context())
@@ -393,13 +385,7 @@ def test_async_fanout_announces_hold_changes_once_from_the_coordinator(
 def test_async_fanout_carries_hold_events_to_the_targets_they_touch(
     schedule: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    roles = [EmulatedRole(arn=ROLE_A), EmulatedRole(arn=ROLE_B)]
-    with Emulator(
-        tasks=TASKS,
-        accounts=accounts(),
-        roles=roles,
-        functions={FUNCTION: lambda event: fc_handler.handler(event, context("fc-req-target"))},
-    ) as emulator:
+    with async_fleet() as emulator:
         use_env(monkeypatch, emulator, schedule, ESA_FANOUT="async")
         hold = {"action": "hold", "tasks": ["access-1"], "ttl": "1h", "reason": "incident", "targets": ["prod-a"]}
         fc_handler.handler(json.dumps(hold).encode(), context())
