@@ -278,18 +278,29 @@ async def send_all(
     run ids of a fan-out's invocations (fleet target names have no dots)."""
     scope = f"{serves}." if serves else ""
     async with new_http() as http:
-        deliveries = await asyncio.gather(
+        outcomes = await asyncio.gather(
             *(
                 deliver(http, target, message, environ, deadline, f"{log.run_id}.{scope}{target.spec.name}", log)
                 for target, message in messages
-            )
+            ),
+            return_exceptions=True,
         )
+    # An error nobody foresaw (a bug, an exception of the HTTP client) fails its target alone; only
+    # its type is kept, since its text may quote the URL. Cancellation still ends the run's sending.
+    deliveries = []
+    for (target, _), outcome in zip(messages, outcomes, strict=True):
+        if isinstance(outcome, Exception):
+            deliveries.append(Delivery(target, False, 0, detail=f"unexpected error: {type(outcome).__name__}"))
+        elif isinstance(outcome, BaseException):
+            raise outcome
+        else:
+            deliveries.append(outcome)
     for delivery in deliveries:
         if delivery.ok:
             log.info("notify.sent", **delivery.log_fields())
         else:
             log.warning("notify.failed", **delivery.log_fields())
-    return list(deliveries)
+    return deliveries
 
 
 def send_test(name: str, schedule_path: str | None, environ: Mapping[str, str], log: RunLog) -> tuple[Delivery, str]:

@@ -151,26 +151,7 @@ async def deliver(
     event_id: str,
     log: RunLog,
 ) -> Delivery:
-    """Send until the service accepts, refuses for good, or the deadline leaves no room to retry.
-
-    Never raises: the targets of a run are sent to together, and an error nobody foresaw (a bug,
-    an exception of the HTTP client) must fail this target alone. Only its type is kept, since
-    its text may quote the URL."""
-    try:
-        return await _deliver(http, target, message, environ, deadline, event_id, log)
-    except Exception as exc:
-        return Delivery(target, False, 0, detail=f"unexpected error: {type(exc).__name__}")
-
-
-async def _deliver(
-    http: httpx.AsyncClient,
-    target: NotifyTarget,
-    message: Message,
-    environ: Mapping[str, str],
-    deadline: float,
-    event_id: str,
-    log: RunLog,
-) -> Delivery:
+    """Send until the service accepts, refuses for good, or the deadline leaves no room to retry."""
     try:
         url, secret = read_target(target, environ)
     except TargetConfigError as exc:
