@@ -32,6 +32,8 @@ from esa_scheduler.edge.client import (
     resolve_endpoint,
 )
 from esa_scheduler.edge.credentials import Credentials
+from esa_scheduler.edge.pacing import Pacer
+from esa_scheduler.edge.retry import Deadline
 from esa_scheduler.errors import ConfigError
 
 T = TypeVar("T")
@@ -1091,6 +1093,16 @@ def test_no_attempt_starts_after_the_deadline() -> None:
 
     run(go())
     assert seen == []
+
+
+@pytest.mark.parametrize(("cut_off", "passed"), [(100.0, True), (100.001, False)], ids=["at", "just-before"])
+def test_the_cut_off_instant_itself_is_past_the_deadline(cut_off: float, passed: bool) -> None:
+    """Pinned on ``Deadline`` and the pacer themselves: through the client, the wait for a connection
+    slot, whose timeout is the time remaining (0 here), gives up first and hides this edge."""
+    clock = FakeClock()  # reads 100.0
+    deadline = Deadline(cut_off, clock)
+    assert deadline.passed() is passed
+    assert run(Pacer(1.0, FakeSleep(clock), clock).wait(deadline)) is not passed  # no slot reserved at it
 
 
 def test_a_pacer_slot_after_the_deadline_is_not_waited_for() -> None:

@@ -236,6 +236,21 @@ def test_body_hash_and_content_type_are_signed_for_a_form_body() -> None:
     )
 
 
+def test_header_values_are_trimmed_in_the_canonical_headers() -> None:
+    # GIVEN a signed header with whitespace around its value (a server's HTTP parser drops it)
+    padded = esa_request("GetUserDeliveryTask", {"TaskName": "t"})
+    padded.headers["x-acs-version"] = " \t2024-09-10  "
+    # WHEN it is signed
+    esa_auth().sign(padded)
+    # THEN the SDK, given the value as sent, signs the same, and so does the trimmed value
+    assert padded.headers["Authorization"] == sdk_authorization(
+        padded, TEST_CREDS.access_key_id, TEST_CREDS.access_key_secret
+    )
+    trimmed = esa_request("GetUserDeliveryTask", {"TaskName": "t"})
+    esa_auth().sign(trimmed)
+    assert padded.headers["Authorization"] == trimmed.headers["Authorization"]
+
+
 def test_each_signing_takes_a_fresh_nonce_and_the_current_date() -> None:
     nonces = iter(["n1", "n2"])
     dates = iter([ESA_DATE, datetime(2025, 1, 1, 0, 0, 5, tzinfo=timezone.utc)])
