@@ -217,7 +217,7 @@ def main() -> int:
         command += ["--html", str(page), "--task", "waf-edge", "--state-dir", str(Path(scratch) / "state")]
         subprocess.run(command, check=True, env={**os.environ, "ESA_STATE_DIR": ""})
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        screenshot(page, Path(args.output), 1620, 270)
+        screenshot(page, Path(args.output), 1400, 352)
     print(f"wrote {args.output}")
     return 0
 

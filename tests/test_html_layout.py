@@ -222,12 +222,12 @@ def _overlap_problems(found: dict[str, Any]) -> list[str]:
             problems += [
                 f"leader of bar {leader['bar']} crosses text {t['text']!r}"
                 for t in texts
-                if t["bar"] != leader["bar"] and _meet(stroke, t["box"], slack=0)
+                if t["bar"] != leader["bar"] and _meet(stroke, t["box"])
             ]
             problems += [
                 f"leader of bar {leader['bar']} crosses bar {i}"
                 for i, bar in enumerate(bars)
-                if i != leader["bar"] and _meet(stroke, bar["box"], slack=0)
+                if i != leader["bar"] and _meet(stroke, bar["box"])
             ]
     return problems
 
