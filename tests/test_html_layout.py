@@ -45,6 +45,8 @@ windows:
   - {name: nightly, tasks: [warehouse, edge-logs], cron: "30 2 * * *", duration: 1h}
   - {name: weekend-freeze, tasks: [warehouse], cron: "0 22 * * fri", end_cron: "0 6 * * mon"}
   - {name: maintenance, tasks: ["an-*"], cron: "0 20 * * tue", duration: 2h}
+  # wide enough for its name on either side of the --at line, online (white on green)
+  - {name: migration, tasks: ["an-*"], status: online, priority: 5, cron: "0 6 * * fri", duration: 20h}
 """
 VIEWPORTS = [(1280, 900), (1400, 900), (1920, 1080)]
 MIN_PX_AT_1280 = 12.0
@@ -66,13 +68,14 @@ def _plan_html(capsys: pytest.CaptureFixture[str], tmp_path: Path, schedule: Pat
 
 
 def _hard_page(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> Path:
-    """The hard cases, and two holds: one long with a long reason, one an hour long."""
+    """The hard cases, and two holds: one with a long reason across the --at line, one whose name
+    fits inside it, white on its stripes."""
     schedule = write_schedule(tmp_path, HARD_CASES)
     at = utc(HARD_AT.rstrip("Z"))
     store = HoldStore(tmp_path / "s")
     for hold_id, start, hours, reason in (
         ("INC-4711", at - timedelta(hours=3), 24, LONG_REASON),
-        ("CHG-88", at + timedelta(days=4), 1, "vendor maintenance call"),
+        ("CHG-88", at + timedelta(days=4), 48, "vendor maintenance call"),
     ):
         store.save(
             Hold(
@@ -293,7 +296,13 @@ def test_hard_cases_fit_the_window_and_name_every_bar(
     assert min(b["box"][2] - b["box"][0] for b in by_source["window:rotate"]) < 3
     at_x = (found["at"][0] + found["at"][2]) / 2
     crossed = {b["source"] for b in bars if b["box"][0] < at_x < b["box"][2]}
-    assert {"window:reporting", "hold:INC-4711"} <= crossed
+    assert {"window:reporting", "hold:INC-4711", "window:migration"} <= crossed
+    migration = next(
+        t
+        for t in found["texts"]
+        if t["bar"] >= 0 and bars[t["bar"]]["box"][0] < at_x < bars[t["bar"]]["box"][2] and t["text"] == "migration"
+    )
+    assert migration["cls"] == "name" and migration["box"][0] > at_x, "inside its bar, right of the --at line"
 
     # a hold shows its id and the start of its reason, the whole reason in its tooltip
     (hold,) = by_source["hold:INC-4711"]
@@ -301,7 +310,7 @@ def test_hard_cases_fit_the_window_and_name_every_bar(
     assert label["text"].startswith("hold INC-4711: Origin 5xx storm") and label["text"].endswith("…")
     assert f"reason: {LONG_REASON}" in hold["title"]
     (short,) = [t for t in found["texts"] if t["bar"] == bars.index(by_source["hold:CHG-88"][0])]
-    assert short["text"] == "hold CHG-88: vendor maintenance call"
+    assert (short["cls"], short["text"]) == ("name", "hold CHG-88: vendor maintenance call")
 
     # a row name too long for its column is cut, whole in its tooltip
     (long_row,) = [t for t in found["texts"] if t["cls"] == "label" and t["text"].startswith("an-unusually")]
