@@ -221,6 +221,9 @@ def _overlap_problems(found: dict[str, Any]) -> list[str]:
             elif _meet(text["box"], bar["box"]):
                 problems.append(f"text {text['text']!r} overlaps bar {i} ({bar['source']})")
     for leader in found["leaders"]:
+        (x, y), own = leader["points"][0], bars[leader["bar"]]["box"]
+        if not (own[0] - 0.75 <= x <= own[2] + 0.75 and abs(y - own[3]) < 0.5):
+            problems.append(f"leader of bar {leader['bar']} does not leave from its bar's foot")
         for stroke in _leader_boxes(leader):
             problems += [
                 f"leader of bar {leader['bar']} crosses text {t['text']!r}"
