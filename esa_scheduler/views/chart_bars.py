@@ -2,9 +2,10 @@
 
 A bar's name goes inside it when it fits (clear of the ``--at`` line); otherwise into a lane under
 the row's bars, joined to its bar by a leader line, so that it never sits on another bar (a name
-beside a narrow bar read as the name of the faded default after it). Lanes are packed left to
-right, at most ``MAX_LANES`` of them; the bars of a row too crowded even for that are listed by name
-on one more line, and every bar keeps its tooltip. Default bars carry no name: their fading says it.
+beside a narrow bar read as the name of the faded default after it). Lanes are packed from the
+right, at most ``MAX_LANES`` of them; the bars of a row too crowded even for that (names longer than
+the gaps between their bars, over many bars) are listed by name on one more line, and every bar
+keeps its tooltip. Default bars carry no name: their fading says it.
 """
 
 from __future__ import annotations
@@ -124,7 +125,7 @@ class _Lanes:
         lo = min(anchor + 2, WIDTH - 2 - width) if right else anchor - 2 - width
         return self._clear_of_at(lo, width)
 
-    def start(self, bar: _Bar, text: str) -> float:
+    def best_start(self, bar: _Bar, text: str) -> float:
         """Where the name would begin in the best case: names are placed from the right by this, so
         a name pulled left (at the chart's end, or off the --at line) comes after the bars under it."""
         return self._span(self._anchors(bar)[0], text_width(text), right=True)[0]
@@ -183,13 +184,15 @@ def _labels(bars: Sequence[_Bar], at_x: float) -> tuple[list[str], int, dict[str
     outside: list[tuple[float, int, str]] = []
     listed: dict[str, int] = {}
     for i, bar in enumerate(bars):
-        inside = _inside(bar, at_x) if bar.name else None
-        text = fit(bar.name, TAG_W, bar.keep) if bar.name else None
+        if not bar.name:
+            continue
+        inside = _inside(bar, at_x)
+        text = fit(bar.name, TAG_W, bar.keep) if inside is None else None
         if inside is not None:
             labels[i] = f'<text class="name" x="{inside[1]:.2f}" y="{BAR_Y + 13}">{escape(inside[0])}</text>'
         elif text is not None:
-            outside.append((lanes.start(bar, text), i, text))
-        elif bar.name:  # a hold id too long for any lane
+            outside.append((lanes.best_start(bar, text), i, text))
+        else:  # what must show of the name is wider than a lane (a very long hold id)
             listed[bar.name] = listed.get(bar.name, 0) + 1
     for _, i, text in sorted(outside, reverse=True):
         labels[i] = lanes.place(bars[i], text) or ""
