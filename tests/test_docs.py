@@ -286,7 +286,7 @@ def test_the_tour_covers_the_first_ten_minutes() -> None:
         "esa-scheduler hold list",
         "esa-scheduler run",
         "esa-scheduler hold release",
-        "esa-scheduler invoke events/hold.json",
+        "esa-scheduler invoke --emulator events/hold.json",
         "esa-scheduler notify test",
         "esa-scheduler emulator",
     ]
