@@ -11,7 +11,8 @@ import json
 import sys
 from typing import Any
 
-from esa_scheduler.engine.schedule import Schedule, load_schedule
+from esa_scheduler.engine.schedule.load import load_schedule
+from esa_scheduler.engine.schedule.model import Schedule
 from esa_scheduler.engine.targets import unmatched_selector
 from esa_scheduler.errors import UserError
 from esa_scheduler.invocation.events import EventReader

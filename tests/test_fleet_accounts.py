@@ -23,7 +23,7 @@ from esa_scheduler.emulator import (
     Faults,
 )
 from esa_scheduler.emulator.models import TOO_MANY_REQUESTS
-from esa_scheduler.engine.schedule import load_schedule
+from esa_scheduler.engine.schedule.load import load_schedule
 from esa_scheduler.invocation import fleet
 from esa_scheduler.invocation.events import EventReader
 from esa_scheduler.invocation.function import RunFailed

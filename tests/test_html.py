@@ -21,7 +21,7 @@ from browser import chromium, dump_dom, png_pixels, screenshot
 from helpers import UTC, add_hold, iso, parse_instant, run_cli, utc, write_schedule
 
 from esa_scheduler.engine.planner import TaskRef, plan
-from esa_scheduler.engine.schedule import load_schedule
+from esa_scheduler.engine.schedule.load import load_schedule
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "schedule" / "sample.yaml"

@@ -32,7 +32,7 @@ from helpers import Answer, Received, Receiver, parse_lines, run_cli, write_sche
 
 from esa_scheduler.edge.credentials import Credentials
 from esa_scheduler.emulator import EMULATOR_ACCESS_KEY_ID, EMULATOR_ACCESS_KEY_SECRET, Emulator
-from esa_scheduler.engine.schedule import load_schedule
+from esa_scheduler.engine.schedule.load import load_schedule
 from esa_scheduler.invocation.function import Target, execute
 from esa_scheduler.invocation.holds import Hold, HoldStore
 from esa_scheduler.invocation.notify.message import Section
@@ -866,7 +866,7 @@ LOADED_NOTIFY_MODULES = """\
 import io, json, sys
 from esa_scheduler.edge.credentials import Credentials
 from esa_scheduler.emulator import EMULATOR_ACCESS_KEY_ID, EMULATOR_ACCESS_KEY_SECRET, Emulator
-from esa_scheduler.engine.schedule import load_schedule
+from esa_scheduler.engine.schedule.load import load_schedule
 from esa_scheduler.invocation.function import Target, execute
 with Emulator(tasks=[{"TaskName": "access-a", "Status": "online"}]) as emulator:
     target = Target(emulator.url, Credentials(EMULATOR_ACCESS_KEY_ID, EMULATOR_ACCESS_KEY_SECRET))

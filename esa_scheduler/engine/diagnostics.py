@@ -11,7 +11,8 @@ from itertools import combinations
 
 from esa_scheduler.engine.calendars import CountryCalendar
 from esa_scheduler.engine.planner import SEARCH_HORIZON
-from esa_scheduler.engine.schedule import Schedule, Window, selector_matches
+from esa_scheduler.engine.schedule.model import Schedule, Window
+from esa_scheduler.engine.selectors import selector_matches
 from esa_scheduler.engine.targets import applies_to
 from esa_scheduler.engine.windows import Interval, Timeline
 from esa_scheduler.timeutil import utc_iso

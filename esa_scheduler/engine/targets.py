@@ -22,7 +22,7 @@ from esa_scheduler.edge.endpoints import check_endpoint
 from esa_scheduler.errors import ConfigError
 
 if TYPE_CHECKING:
-    from esa_scheduler.engine.schedule import Schedule
+    from esa_scheduler.engine.schedule.model import Schedule
     from esa_scheduler.invocation.holds import Hold
 
 _NAME = r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$"

@@ -17,7 +17,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from esa_scheduler.engine.schedule import IncidentRule, MatchSpec, Schedule, Status, selector_matches
+from esa_scheduler.engine.schedule.model import IncidentRule, Schedule
+from esa_scheduler.engine.schedule.spec import MatchSpec, Status
+from esa_scheduler.engine.selectors import selector_matches
 from esa_scheduler.engine.targets import check_target_selectors, unknown_target
 from esa_scheduler.errors import EventError, first_problem
 from esa_scheduler.invocation.holds import Hold, check_hold_id, new_hold_id

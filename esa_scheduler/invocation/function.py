@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple, TextIO
 
 from esa_scheduler import config
 from esa_scheduler.edge.client import EsaClient
-from esa_scheduler.engine.schedule import Schedule, load_schedule
+from esa_scheduler.engine.schedule.load import load_schedule
+from esa_scheduler.engine.schedule.model import Schedule
 from esa_scheduler.engine.targets import select_targets
 from esa_scheduler.errors import UserError
 from esa_scheduler.invocation.connection import Edge, Target, fc_field

@@ -27,7 +27,8 @@ from pydantic import (
 )
 
 from esa_scheduler import config
-from esa_scheduler.engine.schedule import Status, selector_matches
+from esa_scheduler.engine.schedule.spec import Status
+from esa_scheduler.engine.selectors import selector_matches
 from esa_scheduler.errors import ConfigError, UserError
 from esa_scheduler.invocation.statefile import write_atomic
 from esa_scheduler.timeutil import utc_iso

@@ -18,7 +18,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from esa_scheduler.engine.planner import Planner
-from esa_scheduler.engine.schedule import Schedule, load_schedule
+from esa_scheduler.engine.schedule.load import load_schedule
+from esa_scheduler.engine.schedule.model import Schedule
 from esa_scheduler.engine.targets import holds_for, project
 from esa_scheduler.errors import ConfigError
 from esa_scheduler.invocation.holds import Hold

@@ -1,0 +1,149 @@
+"""The schedule file format: one pydantic spec per entry, strict, as an operator writes it."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from esa_scheduler.engine.calendars import CalendarSpec, reject_date_times
+from esa_scheduler.engine.targets import TargetSpec
+from esa_scheduler.invocation.notify.model import NotifySpec
+from esa_scheduler.timeutil import UTC, in_range, parse_datetime, parse_instant
+
+Status = Literal["online", "offline"]
+Mode = Literal["enforce", "transitions"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TaskSpec(_Strict):
+    """One managed task entry: an exact ``name`` or a ``pattern`` over the names ESA lists."""
+
+    name: str | None = Field(default=None, min_length=1)
+    pattern: str | None = Field(default=None, min_length=1)
+    site_id: int | None = None
+    default_status: Status | None = None
+    mode: Mode | None = None
+    targets: list[str] | None = None
+
+
+class WindowSpec(_Strict):
+    """A recurring (``cron`` + ``duration``/``end_cron``), one-off (``start`` + ``end``) or ICS
+    (``calendar``: every event is an occurrence) window; ``skip``/``only_on`` name calendars."""
+
+    name: str = Field(min_length=1)
+    tasks: list[str] = Field(min_length=1)
+    status: Status = "offline"
+    priority: int = 0
+    cron: str | None = None
+    duration: str | None = None
+    end_cron: str | None = None
+    timezone: str | None = None
+    skip_dates: list[date] = Field(default_factory=list)
+    skip: list[str] = Field(default_factory=list)
+    only_on: list[str] = Field(default_factory=list)
+    calendar: str | None = Field(default=None, min_length=1)
+    summary: str | None = Field(default=None, min_length=1)
+    active_from: date | None = None
+    active_until: date | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+    targets: list[str] | None = None
+
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _iso(cls, value: Any) -> Any:
+        return parse_datetime(value) if isinstance(value, str) else value
+
+    @field_validator("skip_dates", "active_from", "active_until", mode="before")
+    @classmethod
+    def _dates_not_datetimes(cls, value: Any) -> Any:
+        return reject_date_times(value)
+
+
+class MatchSpec(_Strict):
+    """What an incident rule looks for in a CloudEvent: globs on string fields, nested ``data``."""
+
+    type: str | None = None
+    source: str | None = None
+    subject: str | None = None
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class IncidentSpec(_Strict):
+    """Maps a matching CloudEvent to a hold (and optionally another one to its release)."""
+
+    name: str = Field(min_length=1)
+    match: MatchSpec
+    tasks: list[str] = Field(min_length=1)
+    status: Status = "offline"
+    ttl: str
+    release_on: MatchSpec | None = None
+    targets: list[str] | None = None
+
+
+class SafetySpec(_Strict):
+    """Limits that stop a run from changing too much at once (a bad schedule, a wrong inventory)."""
+
+    max_changes: int | None = Field(default=None, ge=0)
+    max_change_ratio: float | None = Field(default=None, ge=0, le=1)
+
+
+class ExpectSpec(_Strict):
+    """A claim about the schedule alone, checked by ``validate``: at ``at``, ``task`` is ``desired``.
+
+    ``site_id`` and ``target`` narrow it to one site or one fleet target; left out, it must hold
+    for every managed task of that name (user-level or on any site, on every target managing it).
+    """
+
+    at: datetime
+    task: str = Field(min_length=1)
+    desired: Status
+    source: str | None = Field(default=None, min_length=1)
+    site_id: int | None = None
+    target: str | None = Field(default=None, min_length=1)
+
+    @field_validator("at", mode="before")
+    @classmethod
+    def _instant(cls, value: Any) -> Any:
+        """Like ``--at``: an instant needs an offset or Z (a wall time can be ambiguous around DST).
+
+        YAML reads an unquoted ``2027-03-28T03:15:00`` as a datetime and ``2027-03-28`` as a date;
+        both are named back in ISO form, as written, never as Python objects."""
+        if isinstance(value, datetime):
+            if value.tzinfo is None:
+                raise ValueError(f"date-time {value.isoformat()!r} needs an offset or Z")
+            return in_range(value, value.isoformat()).astimezone(UTC)
+        if isinstance(value, date):
+            raise ValueError(f"{value.isoformat()!r} is a date; an instant needs a time and an offset or Z")
+        return parse_instant(value if isinstance(value, str) else str(value))
+
+
+class ScheduleFileSpec(_Strict):
+    """The top level of one schedule file."""
+
+    version: Literal[1] = 1
+    timezone: str = "UTC"
+    default_status: Status = "online"
+    mode: Mode = "enforce"
+    tick: str | None = None
+    safety: SafetySpec | None = None
+    calendars: dict[str, CalendarSpec] = Field(default_factory=dict)
+    tasks: list[TaskSpec] = Field(default_factory=list)
+    windows: list[WindowSpec] = Field(default_factory=list)
+    incidents: list[IncidentSpec] = Field(default_factory=list)
+    expect: list[ExpectSpec] = Field(default_factory=list)
+    notify: list[NotifySpec] = Field(default_factory=list)
+    targets: list[TargetSpec] = Field(default_factory=list, json_schema_extra={"minItems": 1})
+    """An empty list is refused when the file is read (``_parse_file``); the schema tells editors the same."""
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _exactly_one(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            raise ValueError("version must be 1")
+        return value
