@@ -10,7 +10,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from esa_scheduler import config
-from esa_scheduler.engine.calendars import CalendarSpec
+from esa_scheduler.engine.calendars.spec import CalendarSpec
 from esa_scheduler.engine.schedule.messages import as_written, describe, location, yaml_error
 from esa_scheduler.engine.schedule.model import Schedule
 from esa_scheduler.engine.schedule.resolve import ParsedFile, resolve

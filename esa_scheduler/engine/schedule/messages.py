@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from esa_scheduler.engine.calendars import CalendarSpec
+from esa_scheduler.engine.calendars.spec import CalendarSpec
 from esa_scheduler.engine.schedule.spec import (
     ExpectSpec,
     IncidentSpec,

@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from esa_scheduler.engine.calendars import Calendar, IcsCalendar
+from esa_scheduler.engine.calendars.dates import Calendar
+from esa_scheduler.engine.calendars.ics import IcsCalendar
 from esa_scheduler.engine.cron import CronExpr
 from esa_scheduler.engine.schedule.spec import ExpectSpec, MatchSpec, Mode, Status
 from esa_scheduler.engine.selectors import is_glob, selector_matches

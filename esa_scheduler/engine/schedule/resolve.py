@@ -8,7 +8,8 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
-from esa_scheduler.engine.calendars import CalendarSpec, resolve_calendars
+from esa_scheduler.engine.calendars.resolve import resolve_calendars
+from esa_scheduler.engine.calendars.spec import CalendarSpec
 from esa_scheduler.engine.schedule.model import UTC_ZONE, Expectation, IncidentRule, Safety, Schedule, TaskRule, Window
 from esa_scheduler.engine.schedule.resolve_windows import read_duration, resolve_window, zone_or_utc
 from esa_scheduler.engine.schedule.spec import (

@@ -7,7 +7,8 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from esa_scheduler.engine.calendars import Calendar, IcsCalendar
+from esa_scheduler.engine.calendars.dates import Calendar
+from esa_scheduler.engine.calendars.ics import IcsCalendar
 from esa_scheduler.engine.cron import CronExpr, wall_to_instant
 from esa_scheduler.engine.schedule.model import Window
 from esa_scheduler.engine.schedule.spec import WindowSpec

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from esa_scheduler.engine.calendars import CalendarSpec, reject_date_times
+from esa_scheduler.engine.calendars.spec import CalendarSpec, reject_date_times
 from esa_scheduler.engine.targets import TargetSpec
 from esa_scheduler.invocation.notify.model import NotifySpec
 from esa_scheduler.timeutil import UTC, in_range, parse_datetime, parse_instant
