@@ -25,7 +25,7 @@ from esa_scheduler.emulator import (
 from esa_scheduler.emulator.models import TOO_MANY_REQUESTS
 from esa_scheduler.engine.schedule.load import load_schedule
 from esa_scheduler.invocation import fleet
-from esa_scheduler.invocation.events import EventReader
+from esa_scheduler.invocation.events.reader import EventReader
 from esa_scheduler.invocation.function import RunFailed
 from esa_scheduler.invocation.holds import Hold, HoldStore
 from esa_scheduler.timeutil import parse_instant

@@ -36,7 +36,7 @@ from esa_scheduler.engine.planner import Planner, TaskRef, managed_tasks
 from esa_scheduler.engine.schedule.load import load_schedule
 from esa_scheduler.engine.schedule.model import Schedule
 from esa_scheduler.errors import EventError, ScheduleError
-from esa_scheduler.invocation.events import EventReader
+from esa_scheduler.invocation.events.reader import EventReader
 from esa_scheduler.invocation.holds import Hold
 
 UTC = timezone.utc

@@ -36,7 +36,7 @@ from esa_scheduler.timeutil import utc_iso
 
 if TYPE_CHECKING:
     from esa_scheduler.edge.sts import RoleSessionCache, StsClient
-    from esa_scheduler.invocation.events import Intent
+    from esa_scheduler.invocation.events.models import Intent
 
 FANOUT_MODES = ("inline", "async")
 STALE_CREDENTIALS = frozenset(
