@@ -24,10 +24,10 @@ from esa_scheduler.timeutil import now_utc, parse_duration, parse_instant, utc_i
 
 if TYPE_CHECKING:
     from esa_scheduler.emulator import Emulator
+    from esa_scheduler.engine.holds import Hold
     from esa_scheduler.engine.planner import TaskRef
     from esa_scheduler.engine.schedule.model import Schedule
     from esa_scheduler.invocation.function import Target
-    from esa_scheduler.invocation.holds import Hold
     from esa_scheduler.invocation.reconciler import RunSummary
 
     Subcommands = argparse._SubParsersAction[argparse.ArgumentParser]

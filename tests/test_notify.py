@@ -32,9 +32,10 @@ from helpers import Answer, Received, Receiver, parse_lines, run_cli, write_sche
 
 from esa_scheduler.edge.credentials import Credentials
 from esa_scheduler.emulator import EMULATOR_ACCESS_KEY_ID, EMULATOR_ACCESS_KEY_SECRET, Emulator
+from esa_scheduler.engine.holds import Hold
 from esa_scheduler.engine.schedule.load import load_schedule
 from esa_scheduler.invocation.function import Target, execute
-from esa_scheduler.invocation.holds import Hold, HoldStore
+from esa_scheduler.invocation.holds import HoldStore
 from esa_scheduler.invocation.notify.message import Section
 from esa_scheduler.invocation.reconciler import RunSummary
 from esa_scheduler.timeutil import now_utc, utc_iso

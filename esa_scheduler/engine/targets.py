@@ -22,8 +22,8 @@ from esa_scheduler.edge.endpoints import check_endpoint
 from esa_scheduler.errors import ConfigError
 
 if TYPE_CHECKING:
+    from esa_scheduler.engine.holds import Hold
     from esa_scheduler.engine.schedule.model import Schedule
-    from esa_scheduler.invocation.holds import Hold
 
 _NAME = r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$"
 _ROLE_ARN = r"^acs:ram::[0-9]{16}:role/[A-Za-z0-9.\-]{1,64}$"

@@ -15,9 +15,9 @@ from html import escape
 from zoneinfo import ZoneInfo
 
 from esa_scheduler.engine.cron import wall_to_instant
+from esa_scheduler.engine.holds import Hold
 from esa_scheduler.engine.planner import Planner, Segment
 from esa_scheduler.engine.schedule.model import Schedule
-from esa_scheduler.invocation.holds import Hold
 from esa_scheduler.timeutil import utc_iso
 from esa_scheduler.views.rows import Row, build_rows, source_words, view_tasks
 

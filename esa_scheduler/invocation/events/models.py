@@ -8,9 +8,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from esa_scheduler.engine.holds import Hold, check_hold_id
 from esa_scheduler.engine.schedule.spec import Status
 from esa_scheduler.errors import EventError, first_problem
-from esa_scheduler.invocation.holds import Hold, check_hold_id
 from esa_scheduler.timeutil import parse_duration, parse_instant
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from esa_scheduler.engine.holds import Hold, new_hold_id
 from esa_scheduler.engine.schedule.model import Schedule
 from esa_scheduler.engine.targets import check_target_selectors, unknown_target
 from esa_scheduler.errors import EventError, first_problem
@@ -24,7 +25,6 @@ from esa_scheduler.invocation.events.models import (
     ReleaseCommand,
     TimerEvent,
 )
-from esa_scheduler.invocation.holds import Hold, new_hold_id
 from esa_scheduler.timeutil import parse_duration, parse_instant, utc_iso
 
 

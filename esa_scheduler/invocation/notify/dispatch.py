@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from esa_scheduler.engine.holds import Hold
 from esa_scheduler.engine.planner import Planner
 from esa_scheduler.engine.schedule.load import load_schedule
 from esa_scheduler.engine.schedule.model import Schedule
 from esa_scheduler.engine.targets import holds_for, project
 from esa_scheduler.errors import ConfigError
-from esa_scheduler.invocation.holds import Hold
 from esa_scheduler.invocation.notify.message import (
     Message,
     Reminder,
