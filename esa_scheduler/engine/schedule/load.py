@@ -14,10 +14,16 @@ from esa_scheduler.engine.calendars.spec import CalendarSpec
 from esa_scheduler.engine.schedule.messages import as_written, describe, location, yaml_error
 from esa_scheduler.engine.schedule.model import Schedule
 from esa_scheduler.engine.schedule.resolve import ParsedFile, resolve
-from esa_scheduler.engine.schedule.spec import ExpectSpec, IncidentSpec, ScheduleFileSpec, TaskSpec, WindowSpec
+from esa_scheduler.engine.schedule.spec import (
+    ExpectSpec,
+    IncidentSpec,
+    NotifySpec,
+    ScheduleFileSpec,
+    TaskSpec,
+    WindowSpec,
+)
 from esa_scheduler.engine.targets import TargetSpec
 from esa_scheduler.errors import ScheduleError
-from esa_scheduler.invocation.notify.model import NotifySpec
 
 MAX_FILE_BYTES = 1024 * 1024
 

@@ -13,13 +13,13 @@ from esa_scheduler.engine.schedule.spec import (
     ExpectSpec,
     IncidentSpec,
     MatchSpec,
+    NotifySpec,
     SafetySpec,
     ScheduleFileSpec,
     TaskSpec,
     WindowSpec,
 )
 from esa_scheduler.engine.targets import TargetSpec
-from esa_scheduler.invocation.notify.model import NotifySpec
 
 
 def yaml_error(exc: yaml.YAMLError) -> str:

@@ -9,10 +9,9 @@ from zoneinfo import ZoneInfo
 from esa_scheduler.engine.calendars.dates import Calendar
 from esa_scheduler.engine.calendars.ics import IcsCalendar
 from esa_scheduler.engine.cron import CronExpr
-from esa_scheduler.engine.schedule.spec import ExpectSpec, MatchSpec, Mode, Status
+from esa_scheduler.engine.schedule.spec import ExpectSpec, MatchSpec, Mode, NotifySpec, Status
 from esa_scheduler.engine.selectors import is_glob, selector_matches
 from esa_scheduler.engine.targets import ScheduleTarget
-from esa_scheduler.invocation.notify.model import NotifyTarget
 from esa_scheduler.timeutil import zone
 
 UTC_ZONE = zone("UTC")
@@ -89,6 +88,15 @@ class Expectation:
     file: str
     index: int
     spec: ExpectSpec
+
+
+@dataclass(frozen=True)
+class NotifyTarget:
+    """A validated entry with the zone of its file: messages show times in it, UTC beside them."""
+
+    spec: NotifySpec
+    tz: ZoneInfo
+    origin: str
 
 
 @dataclass(frozen=True)

@@ -10,11 +10,21 @@ from typing import Any
 
 from esa_scheduler.engine.calendars.resolve import resolve_calendars
 from esa_scheduler.engine.calendars.spec import CalendarSpec
-from esa_scheduler.engine.schedule.model import UTC_ZONE, Expectation, IncidentRule, Safety, Schedule, TaskRule, Window
+from esa_scheduler.engine.schedule.model import (
+    UTC_ZONE,
+    Expectation,
+    IncidentRule,
+    NotifyTarget,
+    Safety,
+    Schedule,
+    TaskRule,
+    Window,
+)
 from esa_scheduler.engine.schedule.resolve_windows import read_duration, resolve_window, zone_or_utc
 from esa_scheduler.engine.schedule.spec import (
     ExpectSpec,
     IncidentSpec,
+    NotifySpec,
     SafetySpec,
     ScheduleFileSpec,
     TaskSpec,
@@ -29,7 +39,6 @@ from esa_scheduler.engine.targets import (
     resolve_target,
     unknown_target,
 )
-from esa_scheduler.invocation.notify.model import NotifySpec, NotifyTarget
 from esa_scheduler.timeutil import zone
 
 
