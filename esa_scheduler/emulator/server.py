@@ -21,7 +21,7 @@ from typing import Any
 import h11
 from pydantic import ValidationError
 
-from esa_scheduler.edge.endpoints import is_loopback
+from esa_scheduler.addresses import is_loopback
 from esa_scheduler.emulator.functions import FunctionBody
 from esa_scheduler.emulator.models import (
     EMULATOR_ACCESS_KEY_ID,

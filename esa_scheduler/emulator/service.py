@@ -19,7 +19,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from esa_scheduler.edge.endpoints import is_loopback
+from esa_scheduler.addresses import is_loopback
 from esa_scheduler.emulator.esa_api import SCRIPTED_RETRY_AFTER_MS, Account, Stats, page, target, update
 from esa_scheduler.emulator.fc_api import invoke_function
 from esa_scheduler.emulator.functions import FunctionBody, FunctionRunner, Invocation

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from esa_scheduler.edge.endpoints import check_endpoint
+from esa_scheduler.addresses import check_endpoint
 from esa_scheduler.errors import ConfigError
 
 if TYPE_CHECKING:
