@@ -19,10 +19,10 @@ from esa_scheduler.engine.schedule.spec import (
     IncidentSpec,
     NotifySpec,
     ScheduleFileSpec,
+    TargetSpec,
     TaskSpec,
     WindowSpec,
 )
-from esa_scheduler.engine.targets import TargetSpec
 from esa_scheduler.errors import ScheduleError
 
 MAX_FILE_BYTES = 1024 * 1024

@@ -16,10 +16,10 @@ from esa_scheduler.engine.schedule.spec import (
     NotifySpec,
     SafetySpec,
     ScheduleFileSpec,
+    TargetSpec,
     TaskSpec,
     WindowSpec,
 )
-from esa_scheduler.engine.targets import TargetSpec
 
 
 def yaml_error(exc: yaml.YAMLError) -> str:

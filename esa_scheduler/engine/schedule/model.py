@@ -11,7 +11,6 @@ from esa_scheduler.engine.calendars.ics import IcsCalendar
 from esa_scheduler.engine.cron import CronExpr
 from esa_scheduler.engine.schedule.spec import ExpectSpec, MatchSpec, Mode, NotifySpec, Status
 from esa_scheduler.engine.selectors import is_glob, selector_matches
-from esa_scheduler.engine.targets import ScheduleTarget
 from esa_scheduler.timeutil import zone
 
 UTC_ZONE = zone("UTC")
@@ -97,6 +96,22 @@ class NotifyTarget:
     spec: NotifySpec
     tz: ZoneInfo
     origin: str
+
+
+@dataclass(frozen=True)
+class ScheduleTarget:
+    """A resolved target; ``role_arn=None`` means the function's own credentials."""
+
+    name: str
+    region: str
+    role_arn: str | None
+    endpoint: str | None
+    origin: str
+
+    @property
+    def account_id(self) -> str | None:
+        """The account the role lives in (``None`` for the function's own account)."""
+        return self.role_arn.split(":")[3] if self.role_arn else None
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from esa_scheduler.engine.schedule.model import (
     NotifyTarget,
     Safety,
     Schedule,
+    ScheduleTarget,
     TaskRule,
     Window,
 )
@@ -27,18 +28,12 @@ from esa_scheduler.engine.schedule.spec import (
     NotifySpec,
     SafetySpec,
     ScheduleFileSpec,
+    TargetSpec,
     TaskSpec,
     WindowSpec,
 )
 from esa_scheduler.engine.selectors import is_glob
-from esa_scheduler.engine.targets import (
-    ScheduleTarget,
-    TargetSpec,
-    applies_to_target,
-    check_target_selectors,
-    resolve_target,
-    unknown_target,
-)
+from esa_scheduler.engine.targets import applies_to_target, check_target_selectors, resolve_target, unknown_target
 from esa_scheduler.timeutil import zone
 
 

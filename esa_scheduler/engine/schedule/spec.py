@@ -9,7 +9,6 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from esa_scheduler.engine.calendars.spec import CalendarSpec, reject_date_times
-from esa_scheduler.engine.targets import TargetSpec
 from esa_scheduler.timeutil import UTC, in_range, parse_datetime, parse_duration, parse_instant
 
 Status = Literal["online", "offline"]
@@ -21,6 +20,9 @@ ENV_NAME_PATTERN = r"^[A-Z_][A-Z0-9_]*$"
 ENV_NAME_MAX = 64
 _ENV_NAME = re.compile(ENV_NAME_PATTERN)
 _VARIABLES = ("url_env", "secret_env")
+_TARGET_NAME = r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$"
+_ROLE_ARN = r"^acs:ram::[0-9]{16}:role/[A-Za-z0-9.\-]{1,64}$"
+_REGION = r"^[a-z]{2,}(?:-[a-z0-9]+)+$"
 
 
 class _Strict(BaseModel):
@@ -128,6 +130,17 @@ class ExpectSpec(_Strict):
         if isinstance(value, date):
             raise ValueError(f"{value.isoformat()!r} is a date; an instant needs a time and an offset or Z")
         return parse_instant(value if isinstance(value, str) else str(value))
+
+
+class TargetSpec(BaseModel):
+    """One ``targets:`` entry as written: a name, a region, and how to reach its account."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=_TARGET_NAME)
+    region: str = Field(pattern=_REGION)
+    role_arn: str | None = Field(default=None, pattern=_ROLE_ARN)
+    endpoint: str | None = Field(default=None, min_length=1)
 
 
 class ScheduleFileSpec(_Strict):
