@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -28,6 +29,65 @@ from esa_scheduler.invocation.events.models import (
 from esa_scheduler.timeutil import parse_duration, parse_instant, utc_iso
 
 
+@dataclass
+class _Gathered:
+    """What the events of one body ask for so far: ``read`` folds them in, in order, and the last
+    instant given wins."""
+
+    at: datetime
+    dry_run: bool = False
+    force: bool = False
+    holds: list[Hold] = field(default_factory=list)
+    release_ids: list[str] = field(default_factory=list)
+    release_tasks: list[str] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
+    target: str | None = None
+    touched: list[str] = field(default_factory=list)
+    carried: list[str] = field(default_factory=list)
+    """What an operator would recognise in the delivery's identity (hold ids, ``at``)."""
+    timers: list[TimerEvent] = field(default_factory=list)
+
+    def flags(self, dry_run: bool, force: bool) -> None:
+        """Any event of the body may ask for a dry run or a forced run."""
+        self.dry_run, self.force = self.dry_run or dry_run, self.force or force
+
+    def timer(self, event: TimerEvent) -> None:
+        """A timer firing: evaluate at its trigger time, with its payload's options."""
+        self.at = parse_instant(event.triggerTime)
+        options = event.options()
+        self.flags(options.dry_run, options.force)
+        self.sources.append(f"timer:{event.triggerName or 'timer'}")
+        self.timers.append(event)
+
+    def incident(self, result: Hold | IncidentRelease) -> None:
+        """A CloudEvent an incident rule matched: its hold, or the end of it."""
+        if isinstance(result, Hold):
+            self.holds.append(result)
+            hold_id = result.id
+        else:
+            self.release_ids.append(result.hold_id)
+            hold_id = result.hold_id
+        self.sources.append(f"incident:{hold_id}")
+        self.carried.append(hold_id)
+
+    def intent(self, body: bytes | str | Mapping[str, Any] | list[Any], count: int) -> Intent:
+        """The one ``Intent`` of the body (``count`` elements), with the identity of its delivery."""
+        lone_timer = self.timers[0] if count == 1 and self.timers else None
+        kind = "-".join(sorted({source.split(":", 1)[0] for source in self.sources}))
+        return Intent(
+            self.at,
+            self.dry_run,
+            self.force,
+            tuple(self.holds),
+            tuple(self.release_ids),
+            tuple(self.release_tasks),
+            tuple(self.sources),
+            self.target,
+            tuple(self.touched),
+            delivery_identity(body, lone_timer, self.carried, kind),
+        )
+
+
 class EventReader:
     """Turns a body into one ``Intent``, using the schedule's incident rules for CloudEvents."""
 
@@ -37,68 +97,39 @@ class EventReader:
 
     def read(self, body: bytes | str | Mapping[str, Any] | list[Any]) -> Intent:
         """Every element must be understood; otherwise nothing happens."""
-        at, dry_run, force = self.now, False, False
-        holds: list[Hold] = []
-        release_ids: list[str] = []
-        release_tasks: list[str] = []
-        sources: list[str] = []
-        target: str | None = None
-        touched: list[str] = []
-        carried: list[str] = []
-        timers: list[TimerEvent] = []
         items = decode_body(body)
+        got = _Gathered(self.now)
         for index, item in enumerate(items):
             where = f"event[{index}]"
             result = self._one(item, where)
             if isinstance(result, TimerEvent):
-                at = parse_instant(result.triggerTime)
-                options = result.options()
-                dry_run, force = dry_run or options.dry_run, force or options.force
-                sources.append(f"timer:{result.triggerName or 'timer'}")
-                timers.append(result)
-                continue
-            if isinstance(result, Hold):
-                holds.append(result)
-                sources.append(f"incident:{result.id}")
-                carried.append(result.id)
-                continue
-            if isinstance(result, IncidentRelease):
-                release_ids.append(result.hold_id)
-                sources.append(f"incident:{result.hold_id}")
-                carried.append(result.hold_id)
-                continue
-            dry_run, force = dry_run or result.dry_run, force or result.force
-            sources.append(f"command:{result.action}")
-            if isinstance(result, ReconcileCommand):
-                if result.at:
-                    at = parse_instant(result.at)
-                    carried.append(utc_iso(at))
-                target = self._target(result.target, f"{where}.target") or target
-                touched.extend(result.touched)
-            elif isinstance(result, HoldCommand):
-                holds.append(self._hold(result, where))
-                if result.id is not None:
-                    carried.append(result.id)
-            elif isinstance(result, ReleaseCommand):
-                if result.id is not None:
-                    release_ids.append(result.id)
-                    carried.append(result.id)
-                else:
-                    release_tasks.extend(result.tasks or ())
-        lone_timer = timers[0] if len(items) == 1 and timers else None
-        kind = "-".join(sorted({source.split(":", 1)[0] for source in sources}))
-        return Intent(
-            at,
-            dry_run,
-            force,
-            tuple(holds),
-            tuple(release_ids),
-            tuple(release_tasks),
-            tuple(sources),
-            target,
-            tuple(touched),
-            delivery_identity(body, lone_timer, carried, kind),
-        )
+                got.timer(result)
+            elif isinstance(result, Hold | IncidentRelease):
+                got.incident(result)
+            else:
+                self._apply(result, where, got)
+        return got.intent(body, len(items))
+
+    def _apply(self, command: Command, where: str, got: _Gathered) -> None:
+        """A command's part of the intent; its target and its hold are checked against the schedule."""
+        got.flags(command.dry_run, command.force)
+        got.sources.append(f"command:{command.action}")
+        if isinstance(command, ReconcileCommand):
+            if command.at:
+                got.at = parse_instant(command.at)
+                got.carried.append(utc_iso(got.at))
+            got.target = self._target(command.target, f"{where}.target") or got.target
+            got.touched.extend(command.touched)
+        elif isinstance(command, HoldCommand):
+            got.holds.append(self._hold(command, where))
+            if command.id is not None:
+                got.carried.append(command.id)
+        elif isinstance(command, ReleaseCommand):
+            if command.id is not None:
+                got.release_ids.append(command.id)
+                got.carried.append(command.id)
+            else:
+                got.release_tasks.extend(command.tasks or ())
 
     def _target(self, name: str | None, where: str) -> str | None:
         problem = unknown_target(name, self.schedule.targets)
