@@ -4,10 +4,12 @@ settings given once, and every problem recorded rather than raised."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from esa_scheduler.engine.calendars.dates import Calendar
 from esa_scheduler.engine.calendars.resolve import resolve_calendars
 from esa_scheduler.engine.calendars.spec import CalendarSpec
 from esa_scheduler.engine.schedule.model import (
@@ -52,6 +54,23 @@ class ParsedFile:
     calendars: dict[str, CalendarSpec | None]
 
 
+@dataclass
+class _Entries:
+    """The windows, incident rules and notify targets of the files read so far, and the names they took
+    (names are unique across files)."""
+
+    probe: Schedule
+    """The task entries alone, which the other entries' selectors must select."""
+    targets: tuple[ScheduleTarget, ...]
+    calendars: dict[str, Calendar | None]
+    windows: list[Window] = field(default_factory=list)
+    incidents: list[IncidentRule] = field(default_factory=list)
+    notify: list[NotifyTarget] = field(default_factory=list)
+    seen_windows: dict[str, str] = field(default_factory=dict)
+    seen_incidents: dict[str, str] = field(default_factory=dict)
+    seen_notify: dict[str, str] = field(default_factory=dict)
+
+
 def resolve(parsed: list[ParsedFile], problems: list[str]) -> Schedule | None:
     """The merged ``Schedule``, or ``None`` once any problem is recorded: every check runs, so one pass
     reports them all."""
@@ -61,42 +80,13 @@ def resolve(parsed: list[ParsedFile], problems: list[str]) -> Schedule | None:
     for pf in parsed:
         tasks.extend(_resolve_tasks(pf, problems, seen_tasks, targets))
     probe = Schedule(tasks=tuple(tasks), windows=())
-    windows: list[Window] = []
     calendars = resolve_calendars(((pf.file, pf.calendars) for pf in parsed), problems)
-    incidents: list[IncidentRule] = []
-    seen_windows: dict[str, str] = {}
-    seen_incidents: dict[str, str] = {}
-    seen_notify: dict[str, str] = {}
-    notify_targets: list[NotifyTarget] = []
+    found = _Entries(probe, targets, calendars)
     for pf in parsed:
-        file = pf.file
-        file_tz = zone_or_utc(pf.spec.timezone, f"{file}: timezone", problems)
-        for index, window in pf.windows:
-            where = f"{file}: windows[{index}] ({window.name})"
-            _check_unique(window.name, where, seen_windows, problems)
-            _check_selectors(window.tasks, where, probe, problems)
-            on = check_target_selectors(window.targets, where, targets, problems)
-            resolved = resolve_window(window, file_tz, file, calendars, where, problems)
-            if resolved is not None:
-                windows.append(replace(resolved, targets=on))
-        for index, rule in pf.incidents:
-            where = f"{file}: incidents[{index}] ({rule.name})"
-            _check_unique(rule.name, where, seen_incidents, problems)
-            _check_selectors(rule.tasks, where, probe, problems)
-            on = check_target_selectors(rule.targets, where, targets, problems)
-            ttl = read_duration(rule.ttl, f"{where}.ttl", problems)
-            if ttl is not None:
-                incidents.append(
-                    IncidentRule(rule.name, rule.match, tuple(rule.tasks), rule.status, ttl, rule.release_on, file, on)
-                )
-        for index, entry in pf.notify:
-            where = f"{file}: notify[{index}] ({entry.name})"
-            _check_unique(entry.name, where, seen_notify, problems)
-            _check_selectors(entry.tasks, where, probe, problems)
-            for i, selector in enumerate(entry.tasks):
-                if is_glob(selector) and not probe.selector_may_match(selector):
-                    problems.append(f"{where}.tasks[{i}]: {selector!r} matches no managed task")
-            notify_targets.append(NotifyTarget(entry, file_tz, file))
+        file_tz = zone_or_utc(pf.spec.timezone, f"{pf.file}: timezone", problems)
+        _add_windows(pf, file_tz, found, problems)
+        _add_incidents(pf, found, problems)
+        _add_notify(pf, file_tz, found, problems)
     expectations = tuple(Expectation(pf.file, i, e) for pf in parsed for i, e in pf.expect)
     for expectation in expectations:
         _check_expect_target(expectation, targets, problems)
@@ -107,16 +97,51 @@ def resolve(parsed: list[ParsedFile], problems: list[str]) -> Schedule | None:
         return None
     return Schedule(
         tasks=tuple(tasks),
-        windows=tuple(windows),
-        incidents=tuple(incidents),
+        windows=tuple(found.windows),
+        incidents=tuple(found.incidents),
         tick=tick_delta or timedelta(minutes=1),
         safety=Safety(safety.max_changes, safety.max_change_ratio) if isinstance(safety, SafetySpec) else Safety(),
         files=tuple(pf.file for pf in parsed),
         timezone=next((zone(pf.spec.timezone) for pf in parsed if "timezone" in pf.spec.model_fields_set), UTC_ZONE),
         expectations=expectations,
-        notify=tuple(notify_targets),
+        notify=tuple(found.notify),
         targets=targets,
     )
+
+
+def _add_windows(pf: ParsedFile, file_tz: ZoneInfo, found: _Entries, problems: list[str]) -> None:
+    for index, window in pf.windows:
+        where = f"{pf.file}: windows[{index}] ({window.name})"
+        _check_unique(window.name, where, found.seen_windows, problems)
+        _check_selectors(window.tasks, where, found.probe, problems)
+        on = check_target_selectors(window.targets, where, found.targets, problems)
+        resolved = resolve_window(window, file_tz, pf.file, found.calendars, where, problems)
+        if resolved is not None:
+            found.windows.append(replace(resolved, targets=on))
+
+
+def _add_incidents(pf: ParsedFile, found: _Entries, problems: list[str]) -> None:
+    for index, rule in pf.incidents:
+        where = f"{pf.file}: incidents[{index}] ({rule.name})"
+        _check_unique(rule.name, where, found.seen_incidents, problems)
+        _check_selectors(rule.tasks, where, found.probe, problems)
+        on = check_target_selectors(rule.targets, where, found.targets, problems)
+        ttl = read_duration(rule.ttl, f"{where}.ttl", problems)
+        if ttl is not None:
+            found.incidents.append(
+                IncidentRule(rule.name, rule.match, tuple(rule.tasks), rule.status, ttl, rule.release_on, pf.file, on)
+            )
+
+
+def _add_notify(pf: ParsedFile, file_tz: ZoneInfo, found: _Entries, problems: list[str]) -> None:
+    for index, entry in pf.notify:
+        where = f"{pf.file}: notify[{index}] ({entry.name})"
+        _check_unique(entry.name, where, found.seen_notify, problems)
+        _check_selectors(entry.tasks, where, found.probe, problems)
+        for i, selector in enumerate(entry.tasks):
+            if is_glob(selector) and not found.probe.selector_may_match(selector):
+                problems.append(f"{where}.tasks[{i}]: {selector!r} matches no managed task")
+        found.notify.append(NotifyTarget(entry, file_tz, pf.file))
 
 
 def _check_expect_target(expectation: Expectation, targets: tuple[ScheduleTarget, ...], problems: list[str]) -> None:
