@@ -20,7 +20,8 @@ from pathlib import Path
 
 from plan_bench import inventory, shared, window_lines, write_schedule
 
-from esa_scheduler.engine.schedule import Schedule, load_schedule
+from esa_scheduler.engine.schedule.load import load_schedule
+from esa_scheduler.engine.schedule.model import Schedule
 
 WORKDAY_WINDOWS = 100
 ICS_WINDOWS = 10

@@ -20,7 +20,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from esa_scheduler.engine.planner import Planner, TaskRef, managed_tasks
-from esa_scheduler.engine.schedule import Schedule, load_schedule
+from esa_scheduler.engine.schedule.load import load_schedule
+from esa_scheduler.engine.schedule.model import Schedule
 
 TASKS = 10_000
 WINDOWS = 500

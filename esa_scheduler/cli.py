@@ -24,10 +24,10 @@ from esa_scheduler.timeutil import now_utc, parse_duration, parse_instant, utc_i
 
 if TYPE_CHECKING:
     from esa_scheduler.emulator import Emulator
+    from esa_scheduler.engine.holds import Hold
     from esa_scheduler.engine.planner import TaskRef
-    from esa_scheduler.engine.schedule import Schedule
+    from esa_scheduler.engine.schedule.model import Schedule
     from esa_scheduler.invocation.function import Target
-    from esa_scheduler.invocation.holds import Hold
     from esa_scheduler.invocation.reconciler import RunSummary
 
     Subcommands = argparse._SubParsersAction[argparse.ArgumentParser]
@@ -68,7 +68,7 @@ def _duration_arg(value: str, flag: str) -> timedelta:
 def _validate(args: argparse.Namespace) -> int:
     from esa_scheduler.engine.diagnostics import schedule_warnings
     from esa_scheduler.engine.expectations import failed_expectations
-    from esa_scheduler.engine.schedule import default_schedule_path, load_schedule
+    from esa_scheduler.engine.schedule.load import default_schedule_path, load_schedule
 
     path = args.schedule or default_schedule_path()
     schedule = load_schedule(path, expectations=True)
@@ -90,7 +90,7 @@ def _validate(args: argparse.Namespace) -> int:
 def _plan(args: argparse.Namespace) -> int:
     from esa_scheduler.engine.diagnostics import calendar_warnings
     from esa_scheduler.engine.planner import SEARCH_HORIZON, Planner, TaskRef, managed_tasks
-    from esa_scheduler.engine.schedule import load_schedule
+    from esa_scheduler.engine.schedule.load import load_schedule
     from esa_scheduler.invocation.holds import HoldStore, state_dir
     from esa_scheduler.views.tables import plan_text
 
@@ -162,7 +162,7 @@ def _write_views(args: argparse.Namespace, schedule: Schedule, at: datetime, hol
     """``plan --html`` / ``--ics``: write the files (the CLI only: these modules never load on the timer path)."""
     if not 1 <= args.days <= MAX_VIEW_DAYS:
         raise UserError(f"--days: {args.days} must be a whole number of days from 1 to {MAX_VIEW_DAYS}")
-    from esa_scheduler.engine.schedule import default_schedule_path
+    from esa_scheduler.engine.schedule.load import default_schedule_path
 
     path = args.schedule or default_schedule_path()
     views: list[tuple[str, str]] = []
@@ -197,7 +197,7 @@ def _embedded_target(schedule_path: str | None, forced: bool) -> tuple[Target, E
         EmulatedRole,
         Emulator,
     )
-    from esa_scheduler.engine.schedule import load_schedule
+    from esa_scheduler.engine.schedule.load import load_schedule
     from esa_scheduler.invocation.function import Target
 
     if not forced and (config.env(config.ENDPOINT) or has_configured_credentials()):

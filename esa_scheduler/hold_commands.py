@@ -11,10 +11,11 @@ import json
 import sys
 from typing import Any
 
-from esa_scheduler.engine.schedule import Schedule, load_schedule
+from esa_scheduler.engine.schedule.load import load_schedule
+from esa_scheduler.engine.schedule.model import Schedule
 from esa_scheduler.engine.targets import unmatched_selector
 from esa_scheduler.errors import UserError
-from esa_scheduler.invocation.events import EventReader
+from esa_scheduler.invocation.events.reader import EventReader
 from esa_scheduler.invocation.function import HoldChanges, apply_hold_changes
 from esa_scheduler.invocation.holds import HoldStore, state_dir
 from esa_scheduler.logs import RunLog

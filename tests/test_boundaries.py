@@ -16,7 +16,8 @@ from helpers import run_cli, utc, write_schedule
 from esa_scheduler.edge.client import ClientSettings, EsaApiError, EsaClient
 from esa_scheduler.edge.credentials import Credentials
 from esa_scheduler.emulator import EMULATOR_ACCESS_KEY_ID, EMULATOR_ACCESS_KEY_SECRET, EmulatedTask, Emulator, Faults
-from esa_scheduler.invocation.holds import Hold, HoldStore
+from esa_scheduler.engine.holds import Hold
+from esa_scheduler.invocation.holds import HoldStore
 
 # --- a listing that goes on after its end -------------------------------------------------------
 

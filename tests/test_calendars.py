@@ -19,7 +19,7 @@ import pytest
 from helpers import parse_instant, run_cli, utc, write_schedule
 
 from esa_scheduler.engine.diagnostics import schedule_warnings
-from esa_scheduler.engine.schedule import load_schedule
+from esa_scheduler.engine.schedule.load import load_schedule
 from esa_scheduler.engine.windows import Timeline
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -963,7 +963,7 @@ def test_the_timer_run_is_silent_and_plans_beyond_the_library(
 
 IMPORTS = (
     "import sys, handler\n"
-    "from esa_scheduler.engine.schedule import load_schedule\n"
+    "from esa_scheduler.engine.schedule.load import load_schedule\n"
     "from esa_scheduler.engine.planner import plan\n"
     "from datetime import datetime, timezone\n"
     "plan(load_schedule(sys.argv[1]), datetime(2027, 1, 4, tzinfo=timezone.utc))\n"
@@ -1025,7 +1025,7 @@ import esa_scheduler, holidays, icalendar
 assert all(m.__file__.startswith(sys.argv[2]) for m in (esa_scheduler, holidays, icalendar)), sys.path
 from datetime import datetime, timezone
 from esa_scheduler.engine.planner import TaskRef, plan
-from esa_scheduler.engine.schedule import load_schedule
+from esa_scheduler.engine.schedule.load import load_schedule
 schedule = load_schedule(sys.argv[1])
 for at in (datetime(2027, 4, 12, 21, tzinfo=timezone.utc), datetime(2027, 4, 13, 2, tzinfo=timezone.utc)):
     print([d.desired for d in plan(schedule, at, [TaskRef("office"), TaskRef("maint")]).decisions])

@@ -17,7 +17,7 @@ from helpers import clean_environment, endpoint_env, parse_lines, set_env, updat
 
 from esa_scheduler import cli
 from esa_scheduler.emulator import Emulator, Faults
-from esa_scheduler.engine.schedule import load_schedule
+from esa_scheduler.engine.schedule.load import load_schedule
 from esa_scheduler.timeutil import parse_instant
 
 REPO = Path(__file__).resolve().parents[1]

@@ -18,7 +18,7 @@ import pytest
 from helpers import iso, run_cli, utc, write_schedule
 
 from esa_scheduler.engine.cron import CronExpr
-from esa_scheduler.engine.schedule import load_schedule
+from esa_scheduler.engine.schedule.load import load_schedule
 from esa_scheduler.errors import ScheduleError
 
 Wall = Callable[[datetime], bool]

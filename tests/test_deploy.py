@@ -49,7 +49,7 @@ from ros_spec import (
 from esa_scheduler import config
 from esa_scheduler.edge.client import ACTIONS
 from esa_scheduler.emulator import EMULATOR_ACCESS_KEY_ID, EMULATOR_ACCESS_KEY_SECRET, EmulatedTask, Emulator
-from esa_scheduler.invocation.events import TimerEvent
+from esa_scheduler.invocation.events.models import TimerEvent
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "template.yml"

@@ -14,7 +14,7 @@ from helpers import clean_environment, parse_lines, run_cli, updates, write_sche
 
 from esa_scheduler.edge.credentials import Credentials
 from esa_scheduler.emulator import EMULATOR_ACCESS_KEY_ID, EMULATOR_ACCESS_KEY_SECRET, Emulator
-from esa_scheduler.engine.schedule import load_schedule
+from esa_scheduler.engine.schedule.load import load_schedule
 from esa_scheduler.errors import EventError, ScheduleError
 from esa_scheduler.invocation.function import Target, execute
 from esa_scheduler.invocation.reconciler import RunSummary

@@ -23,11 +23,12 @@ from esa_scheduler.emulator import (
     Faults,
 )
 from esa_scheduler.emulator.models import TOO_MANY_REQUESTS
-from esa_scheduler.engine.schedule import load_schedule
+from esa_scheduler.engine.holds import Hold
+from esa_scheduler.engine.schedule.load import load_schedule
 from esa_scheduler.invocation import fleet
-from esa_scheduler.invocation.events import EventReader
+from esa_scheduler.invocation.events.reader import EventReader
 from esa_scheduler.invocation.function import RunFailed
-from esa_scheduler.invocation.holds import Hold, HoldStore
+from esa_scheduler.invocation.holds import HoldStore
 from esa_scheduler.timeutil import parse_instant
 
 NIGHT = "2026-11-28T02:30:00Z"

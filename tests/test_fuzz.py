@@ -33,11 +33,12 @@ from esa_scheduler.edge.credentials import Credentials
 from esa_scheduler.edge.signer import AcsV3Auth, canonical_query, parse_query
 from esa_scheduler.emulator.models import ApiError
 from esa_scheduler.emulator.verify import HttpRequest, KeyPair, Verifier
+from esa_scheduler.engine.holds import Hold
 from esa_scheduler.engine.planner import Planner, TaskRef, managed_tasks
-from esa_scheduler.engine.schedule import Schedule, load_schedule
+from esa_scheduler.engine.schedule.load import load_schedule
+from esa_scheduler.engine.schedule.model import Schedule
 from esa_scheduler.errors import EventError, ScheduleError
-from esa_scheduler.invocation.events import EventReader
-from esa_scheduler.invocation.holds import Hold
+from esa_scheduler.invocation.events.reader import EventReader
 
 UTC = timezone.utc
 NOW = datetime(2027, 3, 27, 12, 0, tzinfo=UTC)

@@ -16,9 +16,10 @@ import pytest
 from browser import Node, dump_dom, parse_dom, png_pixels, require_chromium, screenshot
 from helpers import UTC, iso, parse_instant, run_cli, utc, write_schedule
 
+from esa_scheduler.engine.holds import Hold
 from esa_scheduler.engine.planner import TaskRef, plan
-from esa_scheduler.engine.schedule import load_schedule
-from esa_scheduler.invocation.holds import Hold, HoldStore
+from esa_scheduler.engine.schedule.load import load_schedule
+from esa_scheduler.invocation.holds import HoldStore
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "schedule" / "sample.yaml"

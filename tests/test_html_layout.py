@@ -18,7 +18,8 @@ import pytest
 from browser import probe, require_chromium
 from helpers import run_cli, utc, write_schedule
 
-from esa_scheduler.invocation.holds import Hold, HoldStore
+from esa_scheduler.engine.holds import Hold
+from esa_scheduler.invocation.holds import HoldStore
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "schedule" / "sample.yaml"

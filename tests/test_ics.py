@@ -13,7 +13,7 @@ import pytest
 from helpers import UTC, add_hold, iso, run_cli, utc, write_schedule
 
 from esa_scheduler.engine.planner import Planner, TaskRef, managed_tasks, plan
-from esa_scheduler.engine.schedule import load_schedule
+from esa_scheduler.engine.schedule.load import load_schedule
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "schedule" / "sample.yaml"

@@ -33,9 +33,10 @@ from helpers import Answer, Received, Receiver, parse_lines, run_cli, write_sche
 
 from esa_scheduler.edge.credentials import Credentials
 from esa_scheduler.emulator import EMULATOR_ACCESS_KEY_ID, EMULATOR_ACCESS_KEY_SECRET, Emulator
-from esa_scheduler.engine.schedule import load_schedule
+from esa_scheduler.engine.holds import Hold
+from esa_scheduler.engine.schedule.load import load_schedule
 from esa_scheduler.invocation.function import Target, execute
-from esa_scheduler.invocation.holds import Hold, HoldStore
+from esa_scheduler.invocation.holds import HoldStore
 from esa_scheduler.invocation.notify.message import Section
 from esa_scheduler.invocation.reconciler import RunSummary
 from esa_scheduler.timeutil import now_utc, utc_iso
@@ -880,7 +881,7 @@ LOADED_NOTIFY_MODULES = """\
 import io, json, sys
 from esa_scheduler.edge.credentials import Credentials
 from esa_scheduler.emulator import EMULATOR_ACCESS_KEY_ID, EMULATOR_ACCESS_KEY_SECRET, Emulator
-from esa_scheduler.engine.schedule import load_schedule
+from esa_scheduler.engine.schedule.load import load_schedule
 from esa_scheduler.invocation.function import Target, execute
 with Emulator(tasks=[{"TaskName": "access-a", "Status": "online"}]) as emulator:
     target = Target(emulator.url, Credentials(EMULATOR_ACCESS_KEY_ID, EMULATOR_ACCESS_KEY_SECRET))
@@ -893,7 +894,7 @@ print(json.dumps(sorted(name for name in sys.modules if name.startswith("esa_sch
 @pytest.mark.parametrize(
     ("notify", "loaded"),
     [
-        ("", ["esa_scheduler.invocation.notify", "esa_scheduler.invocation.notify.model"]),
+        ("", []),
         (
             "notify:\n  - {name: ops, kind: webhook, url_env: UNSET_HOOK_URL}\n",
             ["esa_scheduler.invocation.notify.dispatch"],
@@ -902,7 +903,8 @@ print(json.dumps(sorted(name for name in sys.modules if name.startswith("esa_sch
     ids=["without-notify", "with-notify"],
 )
 def test_the_sender_is_imported_only_for_schedules_with_targets(tmp_path: Path, notify: str, loaded: list[str]) -> None:
-    """The timer's cold start pays for the ``notify:`` model only, unless the schedule has targets."""
+    """The timer's cold start loads nothing under ``invocation/notify/`` (the ``notify:`` model is the
+    schedule's), unless the schedule has targets."""
     schedule = write_schedule(tmp_path, "version: 1\ntasks:\n  - name: access-a\n" + notify)
     command = [sys.executable, "-c", LOADED_NOTIFY_MODULES, str(schedule), str(tmp_path / "state")]
     found = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)

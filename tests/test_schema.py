@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from esa_scheduler.engine.schedule import ScheduleFileSpec
+from esa_scheduler.engine.schedule.spec import ScheduleFileSpec
 from esa_scheduler.engine.schema import JSON_SCHEMA_DIALECT, schedule_json_schema
 
 ROOT = Path(__file__).resolve().parent.parent

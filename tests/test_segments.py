@@ -11,7 +11,7 @@ import pytest
 from helpers import utc
 
 from esa_scheduler.engine.planner import Planner, TaskRef, managed_tasks, plan
-from esa_scheduler.engine.schedule import load_schedule
+from esa_scheduler.engine.schedule.load import load_schedule
 
 SAMPLE = Path(__file__).resolve().parent.parent / "schedule" / "sample.yaml"
 

@@ -37,7 +37,7 @@ from helpers import endpoint_env
 from esa_scheduler.edge.credentials import Credentials
 from esa_scheduler.edge.signer import parse_query
 from esa_scheduler.emulator import EMULATOR_ACCESS_KEY_ID, EMULATOR_ACCESS_KEY_SECRET, Emulator, Faults
-from esa_scheduler.emulator.service import Reply
+from esa_scheduler.emulator.replies import Reply
 from esa_scheduler.emulator.verify import HttpRequest
 from esa_scheduler.invocation.function import Target, execute
 

@@ -23,8 +23,8 @@ from typing import Any, TypeVar
 import httpx
 
 from esa_scheduler import __version__, config
+from esa_scheduler.addresses import check_endpoint
 from esa_scheduler.edge.credentials import Credentials
-from esa_scheduler.edge.endpoints import check_endpoint
 from esa_scheduler.edge.pacing import Pacer
 from esa_scheduler.edge.responses import NONCE_REUSED, DeadlineExceeded, EsaApiError, read_response
 from esa_scheduler.edge.retry import Deadline, RetryPolicy, retry_after

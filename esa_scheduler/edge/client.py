@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from esa_scheduler.addresses import check_endpoint, is_loopback
 from esa_scheduler.edge.acs import AcsClient, ApiRequest, ClientSettings
 from esa_scheduler.edge.credentials import Credentials
-from esa_scheduler.edge.endpoints import check_endpoint, is_loopback, resolve_endpoint
+from esa_scheduler.edge.endpoints import resolve_endpoint
 from esa_scheduler.edge.listing import list_all
 from esa_scheduler.edge.responses import (
     DeadlineExceeded,

@@ -1,61 +1,20 @@
-"""Where signed requests may go: HTTPS anywhere, plain HTTP only on loopback (the emulator's home).
-
-Every API the scheduler calls (ESA, STS and FC) resolves its endpoint here, so one rule
-decides whether an AccessKey id, an STS token and signatures can cross a network in clear text.
+"""The endpoint of every API the scheduler calls (ESA, STS and FC), from the region, the network and
+the overrides; each passes ``check_endpoint`` (``esa_scheduler/addresses.py``), so one rule decides
+whether an AccessKey id, an STS token and signatures can cross a network in clear text.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
 from collections.abc import Mapping
-from urllib.parse import urlsplit
 
 from esa_scheduler import config
+from esa_scheduler.addresses import check_endpoint
 from esa_scheduler.errors import ConfigError
 
 _REGION = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 _ACCOUNT_ID = re.compile(r"[0-9]{1,32}")
-
-
-def check_endpoint(url: str, variable: str | None = None) -> str:
-    """Refuse endpoints that would expose signed requests; return ``scheme://host[:port]``.
-
-    Plain ``http`` is only accepted on loopback, where the local emulator lives: anywhere else the
-    AccessKey id, STS token and signatures would cross the network in clear text. ``variable`` is
-    the environment variable the value came from, so the refusal names what to fix.
-    """
-    what = f"{variable}={url!r}" if variable else f"endpoint {url!r}"
-    parts = urlsplit(url.strip())
-    scheme = parts.scheme.lower()
-    if scheme not in ("https", "http"):
-        raise ConfigError(f"{what} must start with https:// (or http:// on loopback)")
-    if parts.username is not None or parts.password is not None:
-        raise ConfigError(f"{variable or 'endpoint'} must not carry a user name or password")
-    try:
-        host = parts.hostname
-        port = parts.port
-    except ValueError:
-        raise ConfigError(f"{what} has an invalid host or port") from None
-    if not host:
-        raise ConfigError(f"{what} has no host")
-    if parts.path not in ("", "/") or parts.query or parts.fragment:
-        raise ConfigError(f"{what} must be scheme://host[:port] with no path or query")
-    if scheme == "http" and not is_loopback(host):
-        raise ConfigError(f"{what} uses plain http on a non-loopback host; use https://")
-    shown_host = f"[{host}]" if ":" in host else host
-    return f"{scheme}://{shown_host}" + (f":{port}" if port is not None else "")
-
-
-def is_loopback(host: str) -> bool:
-    """127.0.0.0/8, ::1 or ``localhost``: the only hosts plain HTTP and the emulator may use."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _region(env: Mapping[str, str], region: str | None) -> str:

@@ -21,7 +21,7 @@ from typing import Any
 import h11
 from pydantic import ValidationError
 
-from esa_scheduler.edge.endpoints import is_loopback
+from esa_scheduler.addresses import is_loopback
 from esa_scheduler.emulator.functions import FunctionBody
 from esa_scheduler.emulator.models import (
     EMULATOR_ACCESS_KEY_ID,
@@ -33,7 +33,8 @@ from esa_scheduler.emulator.models import (
     Faults,
     load_tasks,
 )
-from esa_scheduler.emulator.service import EsaBackend, Reply, error_reply
+from esa_scheduler.emulator.replies import Reply, error_reply
+from esa_scheduler.emulator.service import EsaBackend
 from esa_scheduler.emulator.verify import HttpRequest
 from esa_scheduler.errors import ConfigError
 from esa_scheduler.timeutil import now_utc

@@ -9,9 +9,10 @@ from __future__ import annotations
 from datetime import datetime
 from itertools import combinations
 
-from esa_scheduler.engine.calendars import CountryCalendar
+from esa_scheduler.engine.calendars.country import CountryCalendar
 from esa_scheduler.engine.planner import SEARCH_HORIZON
-from esa_scheduler.engine.schedule import Schedule, Window, selector_matches
+from esa_scheduler.engine.schedule.model import Schedule, Window
+from esa_scheduler.engine.selectors import selector_matches
 from esa_scheduler.engine.targets import applies_to
 from esa_scheduler.engine.windows import Interval, Timeline
 from esa_scheduler.timeutil import utc_iso

@@ -10,7 +10,8 @@ against what the targets' invocations would decide, not against the schedule as 
 from __future__ import annotations
 
 from esa_scheduler.engine.planner import Decision, Planner, TaskRef, managed_tasks
-from esa_scheduler.engine.schedule import Expectation, Schedule, selector_matches
+from esa_scheduler.engine.schedule.model import Expectation, Schedule
+from esa_scheduler.engine.selectors import selector_matches
 from esa_scheduler.engine.targets import project
 from esa_scheduler.timeutil import utc_iso
 

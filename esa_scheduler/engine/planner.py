@@ -13,9 +13,11 @@ from datetime import datetime, timedelta
 from itertools import pairwise
 from typing import Any
 
-from esa_scheduler.engine.schedule import Mode, Schedule, SelectorIndex, Status, Window
+from esa_scheduler.engine.holds import Hold
+from esa_scheduler.engine.schedule.model import Schedule, Window
+from esa_scheduler.engine.schedule.spec import Mode, Status
+from esa_scheduler.engine.selectors import SelectorIndex
 from esa_scheduler.engine.windows import Timeline
-from esa_scheduler.invocation.holds import Hold
 from esa_scheduler.timeutil import utc_iso
 
 SEARCH_HORIZON = timedelta(days=400)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from esa_scheduler.engine.schedule import ScheduleFileSpec
+from esa_scheduler.engine.schedule.spec import ScheduleFileSpec
 
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 TITLE = "esa-scheduler schedule file"

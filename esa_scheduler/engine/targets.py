@@ -13,49 +13,16 @@ from __future__ import annotations
 import fnmatch
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Protocol
+from dataclasses import replace
+from typing import Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from esa_scheduler.edge.endpoints import check_endpoint
+from esa_scheduler.addresses import check_endpoint
+from esa_scheduler.engine.holds import Hold
+from esa_scheduler.engine.schedule.model import Schedule, ScheduleTarget
+from esa_scheduler.engine.schedule.spec import TargetSpec
 from esa_scheduler.errors import ConfigError
 
-if TYPE_CHECKING:
-    from esa_scheduler.engine.schedule import Schedule
-    from esa_scheduler.invocation.holds import Hold
-
-_NAME = r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$"
-_ROLE_ARN = r"^acs:ram::[0-9]{16}:role/[A-Za-z0-9.\-]{1,64}$"
-_REGION = r"^[a-z]{2,}(?:-[a-z0-9]+)+$"
 _GLOB = re.compile(r"[*?\[]")
-
-
-class TargetSpec(BaseModel):
-    """One ``targets:`` entry as written: a name, a region, and how to reach its account."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: str = Field(pattern=_NAME)
-    region: str = Field(pattern=_REGION)
-    role_arn: str | None = Field(default=None, pattern=_ROLE_ARN)
-    endpoint: str | None = Field(default=None, min_length=1)
-
-
-@dataclass(frozen=True)
-class ScheduleTarget:
-    """A resolved target; ``role_arn=None`` means the function's own credentials."""
-
-    name: str
-    region: str
-    role_arn: str | None
-    endpoint: str | None
-    origin: str
-
-    @property
-    def account_id(self) -> str | None:
-        """The account the role lives in (``None`` for the function's own account)."""
-        return self.role_arn.split(":")[3] if self.role_arn else None
 
 
 class _Targeted(Protocol):

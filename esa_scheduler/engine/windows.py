@@ -16,9 +16,9 @@ import bisect
 from collections.abc import Iterator
 from datetime import date, datetime, time, timedelta
 
-from esa_scheduler.engine.calendars import IcsEvent, summary_matches
+from esa_scheduler.engine.calendars.ics import IcsEvent, summary_matches
 from esa_scheduler.engine.cron import wall_to_instant
-from esa_scheduler.engine.schedule import Window
+from esa_scheduler.engine.schedule.model import Window
 from esa_scheduler.timeutil import UTC
 
 FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)

@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any
 from esa_scheduler import config
 from esa_scheduler.edge.credentials import Credentials
 from esa_scheduler.edge.responses import DeadlineExceeded, EsaApiError
-from esa_scheduler.engine.schedule import Schedule
-from esa_scheduler.engine.targets import ScheduleTarget, holds_for, project
+from esa_scheduler.engine.schedule.model import Schedule, ScheduleTarget
+from esa_scheduler.engine.targets import holds_for, project
 from esa_scheduler.errors import ConfigError
 from esa_scheduler.invocation.connection import Edge, retry_logger
 from esa_scheduler.invocation.reconciler import Reconciler, RunRequest, RunSummary, notify_safely
@@ -36,7 +36,7 @@ from esa_scheduler.timeutil import utc_iso
 
 if TYPE_CHECKING:
     from esa_scheduler.edge.sts import RoleSessionCache, StsClient
-    from esa_scheduler.invocation.events import Intent
+    from esa_scheduler.invocation.events.models import Intent
 
 FANOUT_MODES = ("inline", "async")
 STALE_CREDENTIALS = frozenset(

@@ -18,12 +18,15 @@ from typing import TYPE_CHECKING, Any, NamedTuple, TextIO
 
 from esa_scheduler import config
 from esa_scheduler.edge.client import EsaClient
-from esa_scheduler.engine.schedule import Schedule, load_schedule
+from esa_scheduler.engine.holds import Hold, holds_touching
+from esa_scheduler.engine.schedule.load import load_schedule
+from esa_scheduler.engine.schedule.model import Schedule
 from esa_scheduler.engine.targets import select_targets
 from esa_scheduler.errors import UserError
 from esa_scheduler.invocation.connection import Edge, Target, fc_field
-from esa_scheduler.invocation.events import EventReader, Intent
-from esa_scheduler.invocation.holds import Hold, HoldStore, holds_touching, state_dir
+from esa_scheduler.invocation.events.models import Intent
+from esa_scheduler.invocation.events.reader import EventReader
+from esa_scheduler.invocation.holds import HoldStore, state_dir
 from esa_scheduler.invocation.reconciler import AfterReconcile, Reconciler, RunRequest, RunSummary
 from esa_scheduler.invocation.statefile import (
     check_writable,

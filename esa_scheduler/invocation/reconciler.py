@@ -18,9 +18,10 @@ from typing import Any
 
 from esa_scheduler.edge.client import DeadlineExceeded, DeliveryTask, EsaApiError, EsaClient
 from esa_scheduler.edge.listing import gather_in_order
+from esa_scheduler.engine.holds import Hold
 from esa_scheduler.engine.planner import Decision, ManagedTask, Planner, TaskRef, managed_tasks
-from esa_scheduler.engine.schedule import Schedule, selector_matches
-from esa_scheduler.invocation.holds import Hold
+from esa_scheduler.engine.schedule.model import Schedule
+from esa_scheduler.engine.selectors import selector_matches
 from esa_scheduler.logs import RunLog
 from esa_scheduler.timeutil import utc_iso
 

@@ -14,8 +14,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from html import escape
 
+from esa_scheduler.engine.holds import Hold
 from esa_scheduler.engine.planner import Segment
-from esa_scheduler.invocation.holds import Hold
 from esa_scheduler.timeutil import utc_iso
 from esa_scheduler.views.chart_axis import AXIS_H, GAP, LABEL_W, WIDTH, Axis, local_text
 from esa_scheduler.views.rows import Row, source_words

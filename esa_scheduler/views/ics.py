@@ -19,9 +19,9 @@ from zoneinfo import ZoneInfo
 
 import icalendar
 
+from esa_scheduler.engine.holds import Hold
 from esa_scheduler.engine.planner import SEARCH_HORIZON, ManagedTask, Planner, Segment
-from esa_scheduler.engine.schedule import Schedule
-from esa_scheduler.invocation.holds import Hold
+from esa_scheduler.engine.schedule.model import Schedule
 from esa_scheduler.timeutil import UTC
 from esa_scheduler.views.rows import row_label, source_words, view_tasks
 

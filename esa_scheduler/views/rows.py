@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from esa_scheduler.engine.planner import ManagedTask, Planner, Segment, TaskRef, managed_tasks
-from esa_scheduler.engine.schedule import Schedule, selector_matches
+from esa_scheduler.engine.schedule.model import Schedule
+from esa_scheduler.engine.selectors import selector_matches
 
 
 @dataclass(frozen=True)

@@ -17,11 +17,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from esa_scheduler.engine.holds import Hold
 from esa_scheduler.engine.planner import Planner
-from esa_scheduler.engine.schedule import Schedule, load_schedule
+from esa_scheduler.engine.schedule.load import load_schedule
+from esa_scheduler.engine.schedule.model import NotifyTarget, Schedule
 from esa_scheduler.engine.targets import holds_for, project
 from esa_scheduler.errors import ConfigError
-from esa_scheduler.invocation.holds import Hold
 from esa_scheduler.invocation.notify.message import (
     Message,
     Reminder,
@@ -32,7 +33,6 @@ from esa_scheduler.invocation.notify.message import (
     probe_message,
     task_filter,
 )
-from esa_scheduler.invocation.notify.model import NotifyTarget
 from esa_scheduler.invocation.notify.sender import BUDGET_WITHOUT_DEADLINE, Delivery, deliver, new_http
 from esa_scheduler.invocation.notify.state import (
     KnownHolds,

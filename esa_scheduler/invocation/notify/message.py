@@ -17,9 +17,9 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from esa_scheduler.engine.schedule import selector_matches
-from esa_scheduler.invocation.holds import Hold, holds_touching
-from esa_scheduler.invocation.notify.model import NotifyTarget
+from esa_scheduler.engine.holds import Hold, holds_touching
+from esa_scheduler.engine.schedule.model import NotifyTarget
+from esa_scheduler.engine.selectors import selector_matches
 from esa_scheduler.invocation.reconciler import RunSummary, TaskResult
 from esa_scheduler.timeutil import UTC, utc_iso
 

@@ -23,11 +23,11 @@ from urllib.parse import parse_qsl, urlsplit
 import httpx
 
 from esa_scheduler import __version__, config
-from esa_scheduler.edge.endpoints import is_loopback
+from esa_scheduler.addresses import is_loopback
 from esa_scheduler.edge.retry import retry_after
+from esa_scheduler.engine.schedule.model import NotifyTarget
 from esa_scheduler.invocation.notify import dingtalk, feishu, webhook, wecom
 from esa_scheduler.invocation.notify.message import Message, Reminder
-from esa_scheduler.invocation.notify.model import NotifyTarget
 from esa_scheduler.invocation.notify.wire import Answer
 from esa_scheduler.logs import RunLog, redact, register_secret
 from esa_scheduler.timeutil import now_utc

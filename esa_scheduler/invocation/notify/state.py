@@ -17,7 +17,7 @@ from typing import Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_serializer
 
-from esa_scheduler.invocation.holds import Hold
+from esa_scheduler.engine.holds import Hold
 from esa_scheduler.invocation.statefile import write_atomic
 from esa_scheduler.timeutil import utc_iso
 

@@ -1,0 +1,152 @@
+"""Reading an ICS file once, when the schedule loads, so that ``validate`` (not a later run) reports
+what is wrong with it, by line and UID."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from esa_scheduler.engine.calendars.dates import Calendar
+from esa_scheduler.engine.calendars.ics import DURATION_AS_WRITTEN, IcsCalendar
+from esa_scheduler.engine.calendars.ics_checks import Written, event_problem
+
+if TYPE_CHECKING:
+    from icalendar import Calendar as ICalendar
+    from recurring_ical_events import CalendarQuery
+
+MAX_ICS_BYTES = 16 * 1024 * 1024
+_WRITTEN = frozenset({"DTSTART", "DTEND", "DURATION"})
+
+
+def ics_calendar(name: str, ics: str, file: str, where: str, problems: list[str]) -> Calendar | None:
+    """Read and check an ICS file now, so that ``validate`` (not a later run) reports what is wrong."""
+    path = Path(file).parent / ics
+    try:
+        size = path.stat().st_size
+        if size > MAX_ICS_BYTES:
+            problems.append(f"{where}.ics: {path}: file too large ({size} bytes; the limit is {MAX_ICS_BYTES})")
+            return None
+        text = path.read_bytes().decode("utf-8-sig")  # a byte order mark is not part of the first line
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        problems.append(f"{where}.ics: cannot read {path}: {reason}")
+        return None
+    parsed = _parse_ics(text)
+    if isinstance(parsed, list):
+        problems.extend(f"{where}.ics: {path}: {problem}" for problem in parsed)
+        return None
+    return IcsCalendar(name, file, path, parsed)
+
+
+def _parse_ics(text: str) -> CalendarQuery | list[str]:
+    """The calendar ready to expand, or its problems: a syntax error by line, else one per bad event
+    by the line it begins on and its UID (every event is checked, so one pass fixes the file)."""
+    import icalendar
+    from icalendar.parser import Contentline
+
+    lines = _logical_lines(text)
+    try:
+        parsed = icalendar.Calendar.from_ical(text)
+    except ValueError as exc:
+        return [_locate_syntax_error(lines) or f"malformed calendar: {_first_line(exc)}"]
+    if not isinstance(parsed, icalendar.Calendar) or parsed.name != "VCALENDAR":
+        return ["not an iCalendar file (expected BEGIN:VCALENDAR at the top)"]
+    problems: list[str] = []
+    masters: dict[str, int] = {}
+    for event, written in zip(parsed.walk("VEVENT"), _written_events(lines), strict=True):
+        uid = str(event.get("UID", "?"))
+        problem = event_problem(event, written)
+        if problem is None and "UID" in event and "RECURRENCE-ID" not in event:
+            first = masters.setdefault(uid, written.line)
+            if first != written.line:
+                # the library keeps one of them and drops the other without a word
+                problem = (
+                    f"another event with this UID and no RECURRENCE-ID begins at line {first} "
+                    "(only one of them would be used; give each event its own UID)"
+                )
+        if problem is not None:
+            problems.append(f"line {written.line}: event UID {uid!r}: {problem}")
+        event.pop(DURATION_AS_WRITTEN, None)
+        if "DURATION" in written.props:
+            event[DURATION_AS_WRITTEN] = Contentline(written.props["DURATION"]).parts()[2]  # type: ignore[no-untyped-call]
+    if problems:
+        return problems
+    import recurring_ical_events
+
+    try:
+        return recurring_ical_events.of(parsed)
+    except ValueError as exc:
+        return [_refused(parsed) or f"cannot expand the events: {_first_line(exc)}"]
+
+
+def _refused(parsed: ICalendar) -> str | None:
+    """Which event ``recurring-ical-events`` refuses to prepare for expansion, by UID."""
+    import icalendar
+    import recurring_ical_events
+
+    for event in parsed.walk("VEVENT"):
+        single = icalendar.Calendar()
+        single.add_component(event)
+        try:
+            recurring_ical_events.of(single)
+        except ValueError as exc:
+            return f"event UID {str(event.get('UID', '?'))!r}: RRULE refused: {_first_line(exc)}"
+    return None
+
+
+def _logical_lines(text: str) -> list[tuple[int, str]]:
+    """Unfolded content lines with the number of the line each starts on (for messages)."""
+    logical: list[tuple[int, str]] = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if line[:1] in (" ", "\t") and logical:
+            logical[-1] = (logical[-1][0], logical[-1][1] + line[1:])
+        elif line.strip():
+            logical.append((number, line))
+    return logical
+
+
+def _written_events(lines: list[tuple[int, str]]) -> list[Written]:
+    """Every VEVENT in file order, the order in which ``walk`` lists them (icalendar read the file whole
+    first, so only the property names are looked at here)."""
+    found: list[Written] = []
+    stack: list[Written | None] = []  # the open components; None for those that are not a VEVENT
+    for number, line in lines:
+        name = re.split("[;:]", line, maxsplit=1)[0].upper()
+        if name == "BEGIN":
+            event = Written(number, {}) if line.partition(":")[2].strip().upper() == "VEVENT" else None
+            stack.append(event)
+            if event is not None:
+                found.append(event)
+        elif name == "END" and stack:
+            stack.pop()
+        elif name in _WRITTEN and stack and stack[-1] is not None:
+            stack[-1].props[name] = line.strip()
+    return found
+
+
+def _locate_syntax_error(logical: list[tuple[int, str]]) -> str | None:
+    """The first line icalendar cannot read, or an unbalanced BEGIN/END, as ``line N: ...``."""
+    from icalendar.parser import Contentline
+
+    open_blocks: list[tuple[str, int]] = []
+    for number, line in logical:
+        try:
+            key, _, value = Contentline(line).parts()  # type: ignore[no-untyped-call]
+        except ValueError as exc:
+            return f"line {number}: {_first_line(exc)}"
+        if key.upper() == "BEGIN":
+            open_blocks.append((value.upper(), number))
+        elif key.upper() == "END":
+            if not open_blocks or open_blocks[-1][0] != value.upper():
+                return f"line {number}: END:{value} has no matching BEGIN"
+            open_blocks.pop()
+    if open_blocks:
+        block, number = open_blocks[-1]
+        return f"line {number}: BEGIN:{block} is never closed"
+    return None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:200]
