@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import traceback
 from collections.abc import Sequence
@@ -23,12 +22,9 @@ from esa_scheduler.logs import LOG_FORMATS, log_format, masked_stdio, register_s
 from esa_scheduler.timeutil import now_utc, parse_duration, parse_instant, utc_iso
 
 if TYPE_CHECKING:
-    from esa_scheduler.emulator import Emulator
     from esa_scheduler.engine.planner import TaskRef
     from esa_scheduler.engine.schedule import Schedule
-    from esa_scheduler.invocation.function import Target
     from esa_scheduler.invocation.holds import Hold
-    from esa_scheduler.invocation.reconciler import RunSummary
 
     Subcommands = argparse._SubParsersAction[argparse.ArgumentParser]
 
@@ -183,93 +179,16 @@ def _write_views(args: argparse.Namespace, schedule: Schedule, at: datetime, hol
     return 0
 
 
-def _embedded_target(schedule_path: str | None, forced: bool) -> tuple[Target, Emulator | None]:
-    """With ``--emulator``, or no endpoint and no credentials anywhere, run against a seeded local emulator.
-
-    A fleet schedule gets one emulated account per target role (each seeded like the function's own),
-    and STS on the same emulator, so not one call of the run leaves loopback.
-    """
-    from esa_scheduler.edge.credentials import Credentials, has_configured_credentials
-    from esa_scheduler.emulator import (
-        EMULATOR_ACCESS_KEY_ID,
-        EMULATOR_ACCESS_KEY_SECRET,
-        EmulatedAccount,
-        EmulatedRole,
-        Emulator,
-    )
-    from esa_scheduler.engine.schedule import load_schedule
-    from esa_scheduler.invocation.function import Target
-
-    if not forced and (config.env(config.ENDPOINT) or has_configured_credentials()):
-        return Target(), None
-    schedule = load_schedule(schedule_path)
-    # a task named by one entry per target is still one task of the emulated account
-    named = dict.fromkeys((t.site_id, t.name) for t in schedule.explicit_tasks if t.name)
-    seed = [{"TaskName": name, "Status": "online", "SiteId": site_id} for site_id, name in named]
-    members = sorted({(t.account_id, t.role_arn) for t in schedule.targets if t.role_arn and t.account_id})
-    accounts = [
-        EmulatedAccount(id=account, access_key_id=f"embedded-{account}", access_key_secret=f"{account}-key", tasks=seed)
-        for account in sorted({account for account, _ in members})
-    ]
-    emulator = Emulator(tasks=seed, accounts=accounts, roles=[EmulatedRole(arn=arn) for _, arn in members]).start()
-    why = "--emulator" if forced else "no ESA endpoint or credentials configured"
-    print(
-        f"{why}: using the embedded ESA emulator at {emulator.url} "
-        f"seeded with {len(seed)} task(s) from the schedule, all online",
-        file=sys.stderr,
-    )
-    creds = Credentials(EMULATOR_ACCESS_KEY_ID, EMULATOR_ACCESS_KEY_SECRET, source="embedded-emulator")
-    return Target(emulator.url, creds, ephemeral=True, sts_endpoint=emulator.url), emulator
-
-
-def _print_run(summary: RunSummary, as_json: bool) -> None:
-    from esa_scheduler.views.tables import run_text
-
-    print(json.dumps(summary.to_json()) if as_json else run_text(summary))
-
-
 def _run(args: argparse.Namespace) -> int:
-    from esa_scheduler.invocation.function import execute
+    from esa_scheduler.run_commands import run
 
-    if args.deadline is not None and not (math.isfinite(args.deadline) and args.deadline > 0):
-        raise UserError(f"--deadline: {args.deadline} must be a positive number of seconds")
-
-    command: dict[str, object] = {"action": "reconcile", "dry_run": args.dry_run, "force": args.force}
-    if args.at:
-        command["at"] = args.at
-    target, emulator = _embedded_target(args.schedule, args.emulator)
-    try:
-        summary = execute(
-            command,
-            target=target,
-            schedule_path=args.schedule,
-            state=args.state_dir,
-            budget_s=args.deadline,
-            stream=sys.stderr,
-        )
-    finally:
-        if emulator is not None:
-            emulator.stop()
-    _print_run(summary, args.json)
-    return 1 if summary.failed else 0
+    return run(args)
 
 
 def _invoke(args: argparse.Namespace) -> int:
-    from esa_scheduler.fc_context import load_context
-    from esa_scheduler.invocation.function import RunFailed, execute, fail_on_error
+    from esa_scheduler.run_commands import invoke
 
-    try:
-        body = Path(args.event_file).read_bytes()
-    except OSError as exc:
-        raise UserError(f"{args.event_file}: cannot read event file: {exc.strerror}") from exc
-    context = load_context(args.context)
-    raise_on_failure = fail_on_error()  # checked before the run, as the handler does: a typo must not act first
-    summary = execute(body, context, stream=sys.stderr)
-    print(json.dumps(summary.to_json()))
-    if summary.failed and raise_on_failure:
-        print(RunFailed(summary), file=sys.stderr)
-        return 1
-    return 0
+    return invoke(args)
 
 
 def _hold(args: argparse.Namespace) -> int:
@@ -407,12 +326,19 @@ def _add_run_commands(sub: Subcommands) -> None:
         sub,
         "invoke",
         "run the Function Compute handler on an event file, as Function Compute would",
-        "Prints the handler's result as one JSON object; exit 1 if the run failed (unless ESA_FAIL_ON_ERROR=false).",
+        "Prints the handler's result as one JSON object; exit 1 if the run failed (unless ESA_FAIL_ON_ERROR=false). "
+        "With no ESA endpoint and no credentials configured (in the environment, the credential files or the "
+        "--context file), or with --emulator, it runs against an embedded ESA emulator and says so.",
         logs=True,
     )
     invoke.add_argument("event_file", metavar="EVENT_FILE", help="the event, as JSON (see events/ for examples)")
     invoke.add_argument(
         "--context", metavar="FILE", help="JSON file with request_id, function {name, timeout}, region, credentials"
+    )
+    invoke.add_argument("--schedule", metavar="PATH", help=SCHEDULE_HELP)
+    invoke.add_argument("--state-dir", metavar="DIR", help=STATE_HELP)
+    invoke.add_argument(
+        "--emulator", action="store_true", help="use the embedded ESA emulator even if ESA is configured"
     )
     invoke.set_defaults(func=_invoke)
 

@@ -357,6 +357,67 @@ def test_invoke_example_events_with_the_sample_schedule(esa: Cli) -> None:
         assert {line["fc_request_id"] for line in result.logs()} == {context["request_id"]}
 
 
+SAMPLE = REPO / "schedule" / "sample.yaml"
+EVENTS = sorted((REPO / "events").glob("*.json"))
+NOT_AN_EVENT = {"context.json": "event[0]: not a timer event (triggerTime), a command (action) or a CloudEvent"}
+"""The files of events/ that ``invoke`` refuses, and why: context.json is the FC context for ``--context``."""
+
+
+def test_invoke_without_endpoint_or_credentials_uses_the_embedded_emulator(esa: Cli) -> None:
+    """A newcomer's ``invoke events/hold.json`` after ``make demo``: the embedded emulator, and the hold kept."""
+    where = ["--schedule", str(SAMPLE), "--state-dir", str(esa.state)]
+    result = esa("invoke", str(REPO / "events" / "hold.json"), *where)
+    assert result.code == 0, result.err
+    prose = [line for line in result.err.splitlines() if not line.startswith("{")]
+    assert len(prose) == 1 and "no ESA endpoint or credentials configured" in prose[0], result.err
+    assert "embedded ESA emulator at http://127.0.0.1:" in prose[0]
+    assert result.summary()["ok"] is True
+    logs = parse_lines("\n".join(line for line in result.err.splitlines() if line.startswith("{")))
+    results = {line["task"]: line for line in logs if line["event"] == "task.result"}
+    assert (results["access-logs-prod"]["action"], results["access-logs-prod"]["source"]) == (
+        "updated",
+        "hold:inc-4211",
+    )
+    # the hold outlives the emulator (the next run or tick applies it); nothing is recorded about the emulator
+    assert sorted(p.name for p in esa.state.iterdir()) == ["inc-4211.json"]
+    listed = esa("hold", "list", "--json", *where)
+    assert [h["id"] for h in json.loads(listed.out)] == ["inc-4211"]
+
+
+def test_invoke_with_the_emulator_flag_leaves_the_configured_esa_alone(esa: Cli, emulator: Emulator) -> None:
+    esa.point_at(emulator)
+    timer = esa.write("timer.json", json.dumps({"triggerTime": NIGHT, "triggerName": "t", "payload": ""}))
+    result = esa("invoke", str(timer), "--schedule", str(esa.schedule()), "--state-dir", str(esa.state), "--emulator")
+    assert result.code == 0, result.err
+    assert "--emulator: using the embedded ESA emulator at http://127.0.0.1:" in result.err
+    assert result.summary()["counts"]["updated"] == 2  # the embedded one is seeded all online
+    assert emulator.stats["total"] == 0
+
+
+def test_invoke_with_credentials_in_the_context_does_not_fall_back(esa: Cli) -> None:
+    """FC's context counts as credentials: the run goes to the ESA ``ESA_REGION`` names, here refused
+    at once for its bad name, and never quietly to an emulator."""
+    esa.monkeypatch.setenv("ESA_REGION", "no such region")
+    context = context_file(esa, credentials={"access_key_id": "ctx-id", "access_key_secret": "ctx-secret-value"})
+    timer = esa.write("timer.json", json.dumps({"triggerTime": NIGHT}))
+    with_context = esa("invoke", str(timer), "--schedule", str(esa.schedule()), "--context", str(context))
+    assert with_context.code == 2 and "no such region" in with_context.err
+    assert "emulator" not in with_context.err
+    without = esa("invoke", str(timer), "--schedule", str(esa.schedule()), "--state-dir", str(esa.state))
+    assert without.code == 0 and "embedded ESA emulator" in without.err
+
+
+@pytest.mark.parametrize("event", EVENTS, ids=[path.name for path in EVENTS])
+def test_every_example_event_runs_on_the_embedded_emulator(esa: Cli, event: Path) -> None:
+    result = esa("invoke", str(event), "--schedule", str(SAMPLE), "--state-dir", str(esa.state))
+    if event.name in NOT_AN_EVENT:
+        assert (result.code, result.out) == (2, ""), result.err
+        assert NOT_AN_EVENT[event.name] in result.err
+    else:
+        assert result.code == 0, result.err
+        assert result.summary()["ok"] is True
+
+
 # --- hold ---------------------------------------------------------------------------------------
 
 
