@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from esa_scheduler import __version__, config
 from esa_scheduler.errors import UserError
-from esa_scheduler.logs import LOG_FORMATS, log_format, masked_stdio, register_secret
+from esa_scheduler.logs import LOG_FORMATS, forget_secret, log_format, masked_stdio, register_secret
 from esa_scheduler.timeutil import now_utc, parse_duration, parse_instant, utc_iso
 
 if TYPE_CHECKING:
@@ -30,8 +30,11 @@ if TYPE_CHECKING:
 
 
 def _emulator(args: argparse.Namespace) -> int:
-    from esa_scheduler.emulator import serve
+    from esa_scheduler.emulator import EMULATOR_ACCESS_KEY_SECRET, serve
 
+    # its export lines show the public test secret, also when pasted before; an operator's own is masked
+    forget_secret(EMULATOR_ACCESS_KEY_SECRET)
+    register_secret(args.access_key_secret)
     return serve(
         host=args.host,
         port=args.port,
@@ -412,7 +415,9 @@ def _add_emulator_command(sub: Subcommands) -> None:
         "emulator",
         "serve a local ESA emulator on loopback until interrupted",
         "It speaks the ESA delivery-task API, verifies signatures like the real gateway and can inject faults. "
-        "The first line it prints is `listening on http://127.0.0.1:PORT`.",
+        "The first line it prints is `listening on http://127.0.0.1:PORT`, then the `export` lines (ESA_ENDPOINT "
+        "and its AccessKey pair) that point run, invoke and hold at it; a secret given with --access-key-secret "
+        "is never printed.",
     )
     emu.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     emu.add_argument("--port", type=int, default=0, help="port to bind (default: any free port)")
@@ -425,7 +430,13 @@ def _add_emulator_command(sub: Subcommands) -> None:
     )
     emu.add_argument("--latency-ms", type=float, default=0.0, help="added latency per call, in milliseconds")
     emu.add_argument("--throttle-rps", type=float, default=None, help="answer Throttling.User above this many calls/s")
-    emu.add_argument("--error-rate", type=float, default=0.0, help="fraction of calls that fail with a 5xx (0 to 1)")
+    emu.add_argument(
+        "--error-rate",
+        type=float,
+        default=0.0,
+        help="fraction (0 to 1) of API calls that pass the signature check and then fail with a transient error the "
+        "client retries: half ServiceUnavailable (HTTP 503), half InternalError (HTTP 400, as ESA answers it)",
+    )
     emu.add_argument("--seed", type=int, default=None, help="random seed, for repeatable faults")
     emu.set_defaults(func=_emulator)
 

@@ -42,6 +42,12 @@ def register_secret(value: str | None) -> None:
         _secrets.add(value)
 
 
+def forget_secret(value: str) -> None:
+    """Stop masking a value known to be public (the emulator's built-in test key), so that a
+    command whose job is to print it can do so even when it was also found in the environment."""
+    _secrets.discard(value)
+
+
 def redact(text: str) -> str:
     """Mask every registered secret in ``text``."""
     for secret in _secrets:

@@ -9,12 +9,22 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import pytest
+from helpers import write_schedule
+
+from esa_scheduler.edge.credentials import Credentials
+from esa_scheduler.edge.signer import AcsV3Auth
+from esa_scheduler.emulator import API_VERSION, EMULATOR_ACCESS_KEY_ID, EMULATOR_ACCESS_KEY_SECRET
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = str(REPO / "schedule" / "sample.yaml")
@@ -119,3 +129,90 @@ def test_a_stdout_closed_from_the_start_is_no_error(env: dict[str, str], tmp_pat
     hold = shell(env, tmp_path, '"$@" >&-', *ESA, *argv)
     assert hold.returncode == 0, hold.stderr
     assert [p.name for p in (tmp_path / "state").iterdir()] == ["h-2.json"]
+
+
+# --- the emulator command ---------------------------------------------------------------------------
+
+
+@contextmanager
+def emulator_process(env: dict[str, str], *argv: str) -> Iterator[list[str]]:
+    """``esa-scheduler emulator ARGV`` until the block ends; yields the lines it printed on starting."""
+    process = subprocess.Popen(
+        [*ESA, "emulator", "--port", "0", *argv], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    watchdog = threading.Timer(60, process.kill)
+    watchdog.start()
+    try:
+        assert process.stdout is not None
+        lines = [process.stdout.readline().rstrip("\n") for _ in range(5)]
+        yield lines
+    finally:
+        watchdog.cancel()
+        process.terminate()
+        process.wait(timeout=30)
+        for stream in (process.stdout, process.stderr):
+            assert stream is not None
+            stream.close()
+
+
+def test_the_emulators_export_lines_work_when_pasted_into_a_shell(env: dict[str, str], tmp_path: Path) -> None:
+    tasks = tmp_path / "tasks.json"
+    tasks.write_text(json.dumps([{"TaskName": "access-a", "Status": "online"}]))
+    schedule = write_schedule(tmp_path, SCHEDULE)
+    # pasted once before: its own test secret in the environment is still printed, not masked
+    with emulator_process(
+        {**env, "ALIBABA_CLOUD_ACCESS_KEY_SECRET": EMULATOR_ACCESS_KEY_SECRET}, "--tasks", str(tasks)
+    ) as lines:
+        listening = re.fullmatch(r"listening on (http://127\.0\.0\.1:\d+)", lines[0])
+        assert listening, lines
+        url = listening.group(1)
+        exports = lines[1:4]
+        assert exports == [
+            f"export ESA_ENDPOINT={url}",
+            f"export ALIBABA_CLOUD_ACCESS_KEY_ID={EMULATOR_ACCESS_KEY_ID}",
+            f"export ALIBABA_CLOUD_ACCESS_KEY_SECRET={EMULATOR_ACCESS_KEY_SECRET}",
+        ]
+        assert lines[4].startswith("# ")
+        run = f"{shlex.join(ESA)} run --schedule {shlex.quote(str(schedule))} --at {NIGHT} --json"
+        done = shell(env, tmp_path, "\n".join([*lines[1:], run]))  # the lines as pasted, then the command
+        assert done.returncode == 0, done.stderr
+        assert "emulator" not in done.stderr  # the live one, not an embedded stand-in
+        summary = json.loads(done.stdout)
+        assert (summary["counts"]["updated"], summary["api_calls"]) == (1, 2)
+        with httpx.Client(trust_env=False) as client:
+            stats = client.get(f"{url}/_emulator/stats").json()
+        assert stats["by_action"]["UpdateUserDeliveryTaskStatus"] == 1
+
+
+def test_the_emulator_never_prints_a_secret_it_was_given(env: dict[str, str]) -> None:
+    secret = "operator-chosen-secret-0123"
+    with emulator_process(env, "--access-key-id", "ops-key", "--access-key-secret", secret) as lines:
+        assert lines[2:4] == [
+            "export ALIBABA_CLOUD_ACCESS_KEY_ID=ops-key",
+            "export ALIBABA_CLOUD_ACCESS_KEY_SECRET='<the value of --access-key-secret>'",
+        ]
+        assert not [line for line in lines if secret in line]
+
+
+def test_the_error_rate_help_says_what_the_emulator_injects(env: dict[str, str], tmp_path: Path) -> None:
+    helped = esa({**env, "COLUMNS": "1000"}, tmp_path, "emulator", "--help")  # one line per option
+    described = {(code, int(status)) for code, status in re.findall(r"(\w+) \(HTTP (\d{3})", helped.stdout)}
+    assert len(described) == 2, helped.stdout
+    assert "signature check" in helped.stdout
+    credentials = Credentials(EMULATOR_ACCESS_KEY_ID, EMULATOR_ACCESS_KEY_SECRET)
+    seen: set[tuple[str, int]] = set()
+    with emulator_process(env, "--error-rate", "1", "--seed", "7") as lines, httpx.Client(trust_env=False) as client:
+        url = lines[0].removeprefix("listening on ")
+        for _ in range(40):
+            request = httpx.Request(
+                "GET",
+                f"{url}/",
+                params={"TaskName": "any"},
+                headers={"x-acs-action": "GetUserDeliveryTask", "x-acs-version": API_VERSION},
+            )
+            AcsV3Auth(credentials).sign(request)
+            answer = client.send(request)
+            seen.add((answer.json()["Code"], answer.status_code))
+        unsigned = client.get(f"{url}/", headers={"x-acs-action": "GetUserDeliveryTask", "x-acs-version": API_VERSION})
+    assert seen == described
+    assert (unsigned.json()["Code"], unsigned.status_code) not in described
