@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from esa_scheduler import __version__, config
-from esa_scheduler.errors import UserError
+from esa_scheduler.errors import UserError, close_hint, close_matches
 from esa_scheduler.logs import LOG_FORMATS, forget_secret, log_format, masked_stdio, register_secret
 from esa_scheduler.timeutil import now_utc, parse_duration, parse_instant, utc_iso
 
@@ -96,6 +96,7 @@ def _plan(args: argparse.Namespace) -> int:
     at = _instant_arg(args.at, "--at")
     horizon = _duration_arg(args.horizon, "--horizon")
     schedule = load_schedule(args.schedule)
+    _check_task_names(schedule, args.task)
     for line in calendar_warnings(schedule, at, at + SEARCH_HORIZON):
         print(line, file=sys.stderr)
     holds = HoldStore(state_dir(args.state_dir)).active(at, prune=False)
@@ -116,6 +117,14 @@ def _plan(args: argparse.Namespace) -> int:
     else:
         print(plan_text(plan, planner, horizon))
     return 0
+
+
+def _check_task_names(schedule: Schedule, names: Sequence[str]) -> None:
+    """A ``--task`` the schedule would not manage would silently drop out of the plan: name it instead."""
+    for name in names:
+        if not schedule.is_managed_name(name):
+            hint = close_hint(close_matches(name, schedule.task_entries))
+            raise UserError(f"--task: {name!r} is neither a managed task nor matched by a task pattern{hint}")
 
 
 def _chosen_targets(schedule: Schedule, name: str | None, *, views: bool) -> tuple[str, ...]:

@@ -487,6 +487,32 @@ def test_hold_release_by_task_and_errors(esa: Cli) -> None:
     assert len(list(esa.state.glob("*.json"))) == 2
 
 
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        (["--task", "acess-a"], "--task: 'acess-a' select(s) no managed task (close matches: access-a, access-b)"),
+        (["--task", "access-a", "nothing-*"], "--task: 'nothing-*' select(s) no managed task"),
+        (["--ttl", "0s"], "--ttl: duration '0s' must be greater than zero"),
+        (["--until", "2020-01-01T00:00:00Z"], "--until: 2020-01-01T00:00:00Z is not in the future"),
+        (["--reason", ""], "--reason: String should have at least 1 character"),
+        (["--id", "no spaces"], "--id: hold id 'no spaces' is invalid"),
+    ],
+    ids=["task-typo", "task-glob", "ttl", "until", "reason", "id"],
+)
+def test_hold_add_names_the_flag_the_event_reader_refused(esa: Cli, flags: list[str], expected: str) -> None:
+    """``hold add`` builds a hold event; its problems name the flag the operator typed, not the event's field."""
+    given = {"--task": ["access-a"], "--ttl": ["1h"], "--reason": ["r"]}
+    if "--until" in flags:
+        del given["--ttl"]
+    given[flags[0]] = flags[1:]
+    argv = [part for flag, values in given.items() for part in (flag, *values)]
+    result = esa("hold", "add", *argv, "--schedule", str(esa.schedule()), "--state-dir", str(esa.state))
+    assert (result.code, result.out) == (2, "")
+    assert result.err.startswith(expected) and result.err.count("\n") == 1, result.err
+    assert "event" not in result.err
+    assert not esa.state.exists()
+
+
 def test_hold_add_with_a_bad_schedule_writes_nothing(esa: Cli) -> None:
     schedule = esa.schedule(SCHEDULE.replace("timezone: UTC", "timezone: Nowhere/Land"))
     where = ["--schedule", str(schedule), "--state-dir", str(esa.state)]

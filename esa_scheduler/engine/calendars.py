@@ -27,6 +27,7 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from esa_scheduler.engine.cron import wall_to_instant
+from esa_scheduler.errors import close_hint, close_matches
 from esa_scheduler.timeutil import MAX_YEAR, MIN_YEAR, UTC
 
 if TYPE_CHECKING:
@@ -425,7 +426,7 @@ def _country_calendar(name: str, spec: CalendarSpec, file: str, where: str, prob
     supported: dict[str, list[str]] = holidays.list_supported_countries()
     country = _pick(spec.country, supported)
     if country is None:
-        hint = _hint(_close(spec.country, supported) + _close_names(spec.country))
+        hint = close_hint(close_matches(spec.country, supported) + _close_names(spec.country))
         problems.append(f"{where}.country: unknown country {spec.country!r}{hint}")
         return None
     subdiv = None
@@ -440,8 +441,8 @@ def _country_calendar(name: str, spec: CalendarSpec, file: str, where: str, prob
         known = [*codes, *(alias for names in aliases.values() for alias in names)]
         subdiv = _pick(spec.subdiv, known)
         if subdiv is None:
-            close = _close(spec.subdiv, known)
-            hint = _hint(close) if close else f" ({country} subdivisions: {', '.join(codes)})"
+            close = close_matches(spec.subdiv, known)
+            hint = close_hint(close) if close else f" ({country} subdivisions: {', '.join(codes)})"
             problems.append(f"{where}.subdiv: unknown {country} subdivision {spec.subdiv!r}{hint}")
             return None
     keys = ("add_holidays", "add_workdays", "remove")
@@ -464,12 +465,6 @@ def _pick(value: str, known: Iterable[str]) -> str | None:
     return by_case.get(value.upper())
 
 
-def _close(value: str, known: Iterable[str]) -> list[str]:
-    """Codes that look like ``value`` (case aside), closest first."""
-    by_case = {k.upper(): k for k in known}
-    return [by_case[c] for c in difflib.get_close_matches(value.upper(), list(by_case), n=5, cutoff=0.5)]
-
-
 def _close_names(value: str) -> list[str]:
     """Countries whose English name looks like ``value`` (``Germany``, ``united states``), as
     ``DE (Germany)``: operators often write the name where the library wants the ISO code."""
@@ -478,10 +473,6 @@ def _close_names(value: str) -> list[str]:
     names = {key.replace("_", " "): entry[1] for key, entry in COUNTRIES.items()}
     close = difflib.get_close_matches(" ".join(value.lower().replace("_", " ").split()), list(names), n=3, cutoff=0.75)
     return [f"{names[n]} ({n.title()})" for n in close]
-
-
-def _hint(matches: list[str]) -> str:
-    return f" (close matches: {', '.join(dict.fromkeys(matches))})" if matches else ""
 
 
 def _ics_calendar(name: str, ics: str, file: str, where: str, problems: list[str]) -> Calendar | None:

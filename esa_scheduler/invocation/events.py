@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from esa_scheduler.engine.schedule import IncidentRule, MatchSpec, Schedule, Status, selector_matches
 from esa_scheduler.engine.targets import check_target_selectors, unknown_target
-from esa_scheduler.errors import EventError, first_problem
+from esa_scheduler.errors import EventError, close_hint, close_matches, first_problem
 from esa_scheduler.invocation.holds import Hold, check_hold_id, new_hold_id
 from esa_scheduler.timeutil import parse_duration, parse_instant, utc_iso
 
@@ -427,7 +427,10 @@ class EventReader:
             raise EventError(f"{where}.until: {command.until} is not in the future")
         unmanaged = [s for s in command.tasks if not self.schedule.selector_may_match(s)]
         if unmanaged:
-            raise EventError(f"{where}.tasks: {', '.join(map(repr, unmanaged))} select(s) no managed task")
+            close = [m for s in unmanaged for m in close_matches(s, self.schedule.task_entries)]
+            raise EventError(
+                f"{where}.tasks: {', '.join(map(repr, unmanaged))} select(s) no managed task{close_hint(close)}"
+            )
         problems: list[str] = []
         targets = check_target_selectors(command.targets, where, self.schedule.targets, problems)
         if problems:
