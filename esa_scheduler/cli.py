@@ -213,12 +213,18 @@ def _hold(args: argparse.Namespace) -> int:
 def _notify(args: argparse.Namespace) -> int:
     import os
 
-    from esa_scheduler.invocation.notify.dispatch import send_test
+    from esa_scheduler.engine.schedule import default_schedule_path
+    from esa_scheduler.invocation.notify.dispatch import send_tests
     from esa_scheduler.logs import RunLog
 
-    delivery, line = send_test(args.name, args.schedule, os.environ, RunLog(stream=sys.stderr))
-    print(line)
-    return 0 if delivery.ok else 1
+    sent = send_tests(args.name, args.schedule, os.environ, RunLog(stream=sys.stderr))
+    if not sent:  # nothing to test is not a failure: a newcomer's schedule has no targets yet
+        path = args.schedule or default_schedule_path()
+        print(f"{path}: no notify targets to test; add a notify: entry to the schedule (see docs/notifications.md)")
+        return 0
+    for _, line in sent:
+        print(line)
+    return 0 if all(delivery.ok for delivery, _ in sent) else 1
 
 
 def _schema(args: argparse.Namespace) -> int:
@@ -473,11 +479,14 @@ def _add_notify_commands(sub: Subcommands) -> None:
     test = _command(
         notify.add_subparsers(dest="notify_command", required=True),
         "test",
-        "send a test message to the notify target NAME and print the service's answer",
-        "The URL and secret come from the variables its url_env and secret_env name. "
-        "Exit 0 when the service accepted it, 1 when it refused or could not be reached, 2 for an unknown NAME.",
+        "send a test message to the notify target NAME, or to every target, and print each service's answer",
+        "The URL and secret come from the variables its url_env and secret_env name. Exit 0 when every service "
+        "accepted it (or the schedule has no notify: targets, which is said), 1 when one refused or could not be "
+        "reached, 2 for an unknown NAME.",
     )
-    test.add_argument("name", metavar="NAME", help="the name of a notify: entry in the schedule")
+    test.add_argument(
+        "name", metavar="NAME", nargs="?", help="the name of a notify: entry in the schedule (default: every entry)"
+    )
     test.add_argument("--schedule", metavar="PATH", help=SCHEDULE_HELP)
     test.set_defaults(func=_notify)
 
