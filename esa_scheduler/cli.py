@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from esa_scheduler import __version__, config
 from esa_scheduler.errors import UserError, close_hint, close_matches
 from esa_scheduler.logs import LOG_FORMATS, forget_secret, log_format, masked_stdio, register_secret
-from esa_scheduler.timeutil import now_utc, parse_duration, parse_instant, utc_iso
+from esa_scheduler.timeutil import now_to_the_second, parse_duration, parse_instant, utc_iso
 
 if TYPE_CHECKING:
     from esa_scheduler.engine.planner import TaskRef
@@ -50,7 +50,7 @@ def _emulator(args: argparse.Namespace) -> int:
 
 def _instant_arg(value: str | None, flag: str) -> datetime:
     if value is None:
-        return now_utc()
+        return now_to_the_second()
     try:
         return parse_instant(value)
     except ValueError as exc:
@@ -71,7 +71,7 @@ def _validate(args: argparse.Namespace) -> int:
 
     path = args.schedule or default_schedule_path()
     schedule = load_schedule(path, expectations=True)
-    for line in schedule_warnings(schedule, now_utc()):
+    for line in schedule_warnings(schedule, now_to_the_second()):
         print(line, file=sys.stderr)
     failures = failed_expectations(schedule)
     if failures:

@@ -19,7 +19,7 @@ from esa_scheduler.invocation.events import EventReader
 from esa_scheduler.invocation.function import HoldChanges, apply_hold_changes
 from esa_scheduler.invocation.holds import HoldStore, state_dir
 from esa_scheduler.logs import RunLog
-from esa_scheduler.timeutil import now_utc, utc_iso
+from esa_scheduler.timeutil import now_to_the_second, now_utc, utc_iso
 from esa_scheduler.views.tables import table
 
 
@@ -52,7 +52,7 @@ def _as_flag(problem: str) -> str:
 def _apply(args: argparse.Namespace, command: dict[str, Any], schedule: Schedule | None = None) -> HoldChanges:
     schedule = schedule or load_schedule(args.schedule)
     try:
-        intent = EventReader(schedule, now_utc()).read(command)
+        intent = EventReader(schedule, now_to_the_second()).read(command)
     except EventError as exc:
         problems = [_as_flag(problem) for problem in exc.problems]
         raise EventError(problems[0], problems) from None

@@ -9,13 +9,14 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
 from helpers import clean_environment, endpoint_env, parse_lines, set_env, updates
 
-from esa_scheduler import cli
+from esa_scheduler import cli, timeutil
 from esa_scheduler.emulator import Emulator, Faults
 from esa_scheduler.engine.schedule import load_schedule
 from esa_scheduler.timeutil import parse_instant
@@ -416,6 +417,26 @@ def test_every_example_event_runs_on_the_embedded_emulator(esa: Cli, event: Path
     else:
         assert result.code == 0, result.err
         assert result.summary()["ok"] is True
+
+
+# --- now ----------------------------------------------------------------------------------------
+
+PINNED = datetime(2026, 12, 7, 7, 54, 23, 918273, tzinfo=timezone.utc)
+"""The clock the test below injects: a fraction of a second that must never be printed or used."""
+
+
+def test_instants_that_default_to_now_are_printed_to_the_second(esa: Cli) -> None:
+    """Without ``--at`` the command decides at now without its fraction, so what it prints is what it used."""
+    esa.monkeypatch.setattr(timeutil, "now_utc", lambda: PINNED)
+    where = ["--schedule", str(esa.schedule()), "--state-dir", str(esa.state)]
+    assert esa("plan", *where).out.splitlines()[0] == "plan at 2026-12-07T07:54:23Z"
+    assert json.loads(esa("plan", "--json", *where).out)["at"] == "2026-12-07T07:54:23Z"
+    assert esa("run", "--dry-run", *where).out.splitlines()[0] == "run at 2026-12-07T07:54:23Z (dry run)"
+    assert esa("run", "--dry-run", "--json", *where).summary()["at"] == "2026-12-07T07:54:23Z"
+    held = esa("hold", "add", "--task", "access-a", "--ttl", "90m", "--reason", "r", "--id", "h-now", *where)
+    assert held.out.startswith("hold h-now: access-a offline until 2026-12-07T09:24:23Z "), held.out
+    stored = json.loads((esa.state / "h-now.json").read_text())
+    assert (stored["created_at"], stored["expires_at"]) == ("2026-12-07T07:54:23Z", "2026-12-07T09:24:23Z")
 
 
 # --- hold ---------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import io
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -37,7 +38,7 @@ from esa_scheduler.invocation.function import Target, execute
 from esa_scheduler.invocation.holds import Hold, HoldStore
 from esa_scheduler.invocation.notify.message import Section
 from esa_scheduler.invocation.reconciler import RunSummary
-from esa_scheduler.timeutil import now_utc, utc_iso
+from esa_scheduler.timeutil import now_to_the_second, now_utc, utc_iso
 
 CREDS = Credentials(EMULATOR_ACCESS_KEY_ID, EMULATOR_ACCESS_KEY_SECRET)
 KINDS = ("dingtalk", "feishu", "wecom", "webhook")
@@ -447,7 +448,7 @@ def test_a_blocked_run_alerts_once_within_the_hour(rig: Rig) -> None:
 
 def test_holds_created_released_and_expired_are_reported(rig: Rig) -> None:
     rig.write(rig.target("ops", "dingtalk", send_on=["holds"], tasks=["access-*"]))
-    now = now_utc()
+    now = now_to_the_second()  # what the runs below decide at (and record), so the timer is not before them
     hold = {"action": "hold", "tasks": ["access-a"], "reason": "INC-42 origin 5xx", "by": "oncall", "ttl": "2h"}
     summary, lines = rig.run(hold)
     hold_id = named(lines, "hold.created")[0]["id"]
@@ -768,7 +769,7 @@ def test_notify_test_without_a_name_tests_every_target(
     ]
     assert [len(receiver.received) for receiver in rig.receivers.values()] == [1, 1, 1]
     (event,) = (request.json() for request in rig.receivers["hook"].received)
-    assert event["type"] == "esa-scheduler.test"
+    assert event["type"] == "esa-scheduler.test" and re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", event["time"])
 
     rig.write(rig.target("ops", "dingtalk"), rig.target("hook", "webhook"))
     for name, value in rig.env.items():

@@ -47,7 +47,7 @@ from esa_scheduler.invocation.notify.state import (
 )
 from esa_scheduler.invocation.reconciler import RunSummary
 from esa_scheduler.logs import RunLog, redact
-from esa_scheduler.timeutil import now_utc
+from esa_scheduler.timeutil import now_to_the_second, now_utc
 
 REPEAT_ALERT_AFTER = timedelta(hours=1)
 """An unchanged alert (a run that stays blocked or failing) is sent again after this long, not every tick."""
@@ -315,7 +315,7 @@ def send_tests(
         raise ConfigError(f"notify test: no notify target named {name!r} (targets: {known})")
     if not targets:
         return []
-    now = now_utc()
+    now = now_to_the_second()
     deadline = time.monotonic() + BUDGET_WITHOUT_DEADLINE
     deliveries = asyncio.run(send_all([(t, probe_message(t, now)) for t in targets], environ, deadline, log))
     return [(delivery, _test_line(delivery)) for delivery in deliveries]
