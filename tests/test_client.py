@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
+from helpers import sdk_authorization, sdk_canonical_query, wire_params
 
 from esa_scheduler.edge.client import (
     ACTIONS,
@@ -31,7 +32,8 @@ from esa_scheduler.edge.client import (
     resolve_endpoint,
 )
 from esa_scheduler.edge.credentials import Credentials
-from esa_scheduler.edge.signer import canonical_query, canonical_request, parse_query, signature
+from esa_scheduler.edge.pacing import Pacer
+from esa_scheduler.edge.retry import Deadline
 from esa_scheduler.errors import ConfigError
 
 T = TypeVar("T")
@@ -146,21 +148,16 @@ def sequence(*responses: httpx.Response | Exception) -> tuple[Handler, list[http
     return handler, seen
 
 
-def verify_signature(request: httpx.Request, secret: str = "testAccessKeySecret") -> None:
-    """Recompute the signature the way the service does, from what actually arrived."""
-    match = re.fullmatch(
-        r"ACS3-HMAC-SHA256 Credential=(\S+),SignedHeaders=(\S+),Signature=([0-9a-f]{64})",
-        request.headers["Authorization"],
-    )
-    assert match is not None
-    names = match.group(2).split(";")
-    lowered = {k.lower(): v for k, v in request.headers.items()}
-    query = canonical_query(parse_query(request.url.query.decode()))
-    assert query == request.url.query.decode()
-    body_hash = hashlib.sha256(request.content).hexdigest()
-    assert lowered["x-acs-content-sha256"] == body_hash
-    canonical = canonical_request(request.method, request.url.path, query, lowered, names, body_hash)
-    assert signature(secret, canonical) == match.group(3)
+def verify_signature(request: httpx.Request) -> None:
+    """Check what arrived the way the service would, with the official SDK's signer as the judge: the
+    wire carries the SDK's canonical query, the body hash is the body's, ``host`` and every
+    ``x-acs-*`` header are signed, and the ``Authorization`` is the one the SDK computes."""
+    authorization = request.headers["Authorization"]
+    names = authorization.split("SignedHeaders=")[1].split(",")[0].split(";")
+    assert {"host", *(k.lower() for k in request.headers if k.lower().startswith("x-acs-"))} <= set(names)
+    assert request.url.query.decode() == sdk_canonical_query(wire_params(request))
+    assert request.headers["x-acs-content-sha256"] == hashlib.sha256(request.content).hexdigest()
+    assert authorization == sdk_authorization(request, CREDS.access_key_id, CREDS.access_key_secret)
 
 
 # --- constants and configuration -------------------------------------------------------------
@@ -1096,6 +1093,16 @@ def test_no_attempt_starts_after_the_deadline() -> None:
 
     run(go())
     assert seen == []
+
+
+@pytest.mark.parametrize(("cut_off", "passed"), [(100.0, True), (100.001, False)], ids=["at", "just-before"])
+def test_the_cut_off_instant_itself_is_past_the_deadline(cut_off: float, passed: bool) -> None:
+    """Pinned on ``Deadline`` and the pacer themselves: through the client, the wait for a connection
+    slot, whose timeout is the time remaining (0 here), gives up first and hides this edge."""
+    clock = FakeClock()  # reads 100.0
+    deadline = Deadline(cut_off, clock)
+    assert deadline.passed() is passed
+    assert run(Pacer(1.0, FakeSleep(clock), clock).wait(deadline)) is not passed  # no slot reserved at it
 
 
 def test_a_pacer_slot_after_the_deadline_is_not_waited_for() -> None:

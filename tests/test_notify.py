@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from helpers import Answer, Received, Receiver, parse_lines, run_cli, write_schedule
@@ -642,13 +643,26 @@ def test_missing_variables_and_plain_http_fail_the_target_not_the_run(rig: Rig) 
 
 
 def test_only_token_like_parts_of_a_url_are_masked(rig: Rig) -> None:
-    """``async=true`` in a URL must not make the masker turn every ``true`` in the logs into ``***``."""
-    rig.write(rig.target("hook", "webhook"))
+    """``async=true`` in a URL must not make the masker turn every ``true`` in the logs into ``***``,
+    while the token in the path is masked: the receiver echoes the path and query it was called on."""
+
+    def echo(service: Callable[[Received], Answer]) -> Callable[[Received], Answer]:
+        def respond(request: Received) -> Answer:
+            assert service(request)[0] == 202
+            return 202, {"called": f"{request.path}?{urlencode(request.query)}"}
+
+        return respond
+
+    rig.write(rig.target("hook", "webhook", respond=echo))
     rig.env["HOOK_URL"] += "?async=true"
+    token = rig.env["HOOK_URL"].split("/esa/")[1].split("?")[0]
     summary, lines = rig.run(reconcile(NIGHT))
 
     assert summary.notified == 1
-    assert named(lines, "run.summary")[0]["ok"] is True
+    assert rig.receivers["hook"].received[0].query == {"async": "true"}
+    (sent,) = named(lines, "notify.sent")
+    assert json.loads(sent["detail"]) == {"called": "/esa/***?async=true"}
+    assert token not in json.dumps(lines)
 
 
 def test_a_malformed_url_fails_its_target_alone(rig: Rig) -> None:

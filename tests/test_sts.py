@@ -4,13 +4,15 @@ accounts and roles, the credentials' reach and lifetime, ``RoleSessionCache``, a
 from __future__ import annotations
 
 import asyncio
+import io
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from helpers import official_sdk_config
+from helpers import iso, official_sdk_config, write_schedule
 
 from esa_scheduler import logs
 from esa_scheduler.edge import sts
@@ -29,6 +31,9 @@ from esa_scheduler.emulator import (
     Emulator,
     Faults,
 )
+from esa_scheduler.invocation import fleet as fleet_run
+from esa_scheduler.invocation.connection import Target
+from esa_scheduler.invocation.function import execute
 from esa_scheduler.timeutil import parse_instant
 
 MEMBER = "2000000000000002"
@@ -134,7 +139,7 @@ def test_assume_role_issues_credentials_that_act_on_the_roles_account(fleet: Emu
     assert fleet.stats["total"] == 3
 
 
-def test_credentials_of_one_account_never_reach_another(fleet: Emulator, clock: Clock) -> None:
+def test_the_emulator_keeps_assumed_credentials_to_the_roles_account(fleet: Emulator, clock: Clock) -> None:
     creds = assume(fleet, clock, TARGET_ROLE).credentials
 
     async def poke_default_task() -> None:
@@ -147,6 +152,54 @@ def test_credentials_of_one_account_never_reach_another(fleet: Emulator, clock: 
     assert "own-access" in info.value.message
     assert fleet.status("own-access") == "online"
     assert fleet.tasks_of(MEMBER).keys() == {(None, "member-access")}
+
+
+FLEET_SCHEDULE = f"""\
+version: 1
+timezone: UTC
+targets:
+  - name: own
+    region: cn-hangzhou
+  - name: member
+    role_arn: "{TARGET_ROLE}"
+    region: cn-hangzhou
+tasks:
+  - pattern: "*-access"
+windows:
+  - name: morning
+    tasks: ["*-access"]
+    status: offline
+    cron: "0 9 * * *"
+    duration: 1h
+"""
+
+
+def test_a_fleet_run_acts_on_each_account_with_that_accounts_credentials(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fleet: Emulator, clock: Clock
+) -> None:
+    """The scheduler's routing, seen from ESA: each target's calls arrive in its own account."""
+    monkeypatch.setattr(fleet_run, "_sessions", None)  # no credentials cached by another test
+    clock.now = datetime.now(START.tzinfo).replace(microsecond=0)  # the run signs with the real time
+    schedule = write_schedule(tmp_path / "schedule", FLEET_SCHEDULE)
+
+    summary = execute(
+        {"action": "reconcile", "at": iso(START)},
+        target=Target(fleet.url, SCHEDULER, sts_endpoint=fleet.url),
+        schedule_path=str(schedule),
+        state=str(tmp_path / "state"),
+        stream=io.StringIO(),
+        environ={"ESA_MAX_RPS": "0"},
+    )
+
+    assert not summary.failed, summary.error
+    by_account = {account: stats["by_action"] for account, stats in fleet.stats["by_account"].items()}
+    assert by_account == {
+        EMULATOR_ACCOUNT_ID: {"AssumeRole": 1, "ListUserDeliveryTasks": 1, "UpdateUserDeliveryTaskStatus": 1},
+        MEMBER: {"ListUserDeliveryTasks": 1, "UpdateUserDeliveryTaskStatus": 1},
+        OTHER: {},
+    }
+    assert fleet.status("own-access") == "offline"
+    assert fleet.status("member-access", account=MEMBER) == "offline"
 
 
 @pytest.mark.parametrize(
