@@ -1,7 +1,7 @@
 """Names of every environment variable the scheduler reads, in one place.
 
-Explicit arguments beat these variables, which beat the defaults given here. The README's
-configuration table and the template's environment block are checked against this module.
+Explicit arguments beat these variables, which beat the defaults given here. The configuration
+table of docs/operations.md and the template's environment block are checked against this module.
 """
 
 from __future__ import annotations

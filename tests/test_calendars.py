@@ -991,8 +991,8 @@ def test_calendar_libraries_are_imported_only_when_used(tmp_path: Path, calendar
 
 
 def test_readme_calendars_example_is_valid(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = readme.split("### Calendars", 1)[1]
+    readme = (ROOT / "docs" / "schedule.md").read_text(encoding="utf-8")
+    section = readme.split("## Calendars", 1)[1]
     example = section.split("```yaml\n", 1)[1].split("```", 1)[0]
     write_ics(tmp_path)
     tasks = "version: 1\ntasks:\n  - name: access-logs-prod\n  - pattern: 'waf-*'\n"

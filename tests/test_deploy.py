@@ -1,4 +1,4 @@
-"""The deployment artefacts agree with the code: template.yml, the README's configuration table, the zip.
+"""The deployment artefacts agree with the code: template.yml, the configuration table of docs/operations.md, the zip.
 
 Nothing here talks to Alibaba Cloud. The templates are checked offline against the ROS resource
 specification that the pinned ``ros-cdk-*`` wheels carry (``ros_spec``): every resource type, property
@@ -55,7 +55,8 @@ ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "template.yml"
 # template.yml and any template added under templates/ get the same specification checks.
 TEMPLATES = [TEMPLATE, *sorted((ROOT / "templates").glob("*.yml"))]
-README = ROOT / "README.md"
+OPERATIONS_DOC = ROOT / "docs" / "operations.md"
+DEPLOY_DOC = ROOT / "docs" / "deploy.md"
 SUPPORTED_RUNTIMES = {"python3.10", "python3.12"}
 
 # FC's TimerTriggerConfig keys (FC 3.0 API). The ROS specification leaves TriggerConfig a free map.
@@ -226,10 +227,10 @@ def _config_variables() -> dict[str, str]:
 
 
 def _readme_configuration_rows() -> dict[str, list[str]]:
-    """``{variable: cells}`` for each row of the table under README's ``## Configuration``."""
-    text = README.read_text(encoding="utf-8")
+    """``{variable: cells}`` for each row of the table under docs/operations.md's ``## Configuration``."""
+    text = OPERATIONS_DOC.read_text(encoding="utf-8")
     match = re.search(r"^## Configuration\s*$(.*?)(?=^## |\Z)", text, flags=re.M | re.S)
-    assert match, "README.md has no '## Configuration' section"
+    assert match, "docs/operations.md has no '## Configuration' section"
     rows: dict[str, list[str]] = {}
     for line in match.group(1).splitlines():
         cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
@@ -675,7 +676,7 @@ def test_the_send_permission_exists_before_the_failure_queue_is_named(template: 
 
 def test_invocations_are_serialized(template: dict[str, Any]) -> None:
     # One instance (reserved concurrency 1) handling one request at a time (instance concurrency 1):
-    # a timer run and an incident event never interleave. See the README's "Deploy" section.
+    # a timer run and an incident event never interleave. See docs/deploy.md.
     (name,) = _resources(template, "ALIYUN::FC3::ConcurrencyConfig")
     limit = template["Resources"][name]["Properties"]
     function = next(iter(_resources(template, "ALIYUN::FC3::Function")))
@@ -683,9 +684,8 @@ def test_invocations_are_serialized(template: dict[str, Any]) -> None:
     assert _only(template, "ALIYUN::FC3::Function")["InstanceConcurrency"] == 1
     (trigger,) = _resources(template, "ALIYUN::FC3::Trigger")
     assert {name, "AsyncInvokeConfig"} <= _depends_on(template, trigger), "the first tick must already be limited"
-    readme = README.read_text(encoding="utf-8")
-    deploy = readme[readme.index("## Deploy") : readme.index("## Configuration")]
-    assert "ConcurrencyConfig" in deploy and "serialized" in deploy, "README must say why invocations are serialized"
+    deploy = DEPLOY_DOC.read_text(encoding="utf-8")
+    assert "ConcurrencyConfig" in deploy and "serialized" in deploy, "docs/deploy.md must say why runs are serialized"
 
 
 def test_outputs_name_the_function_and_its_arn(template: dict[str, Any]) -> None:
@@ -775,7 +775,7 @@ def test_the_target_role_template_trusts_only_the_scheduler_account() -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# configuration: config.py <-> README <-> template
+# configuration: config.py <-> docs/operations.md <-> template
 
 
 def test_config_names_the_variables_the_code_reads() -> None:
@@ -794,10 +794,10 @@ def test_readme_documents_every_variable_and_nothing_else() -> None:
     rows = _readme_configuration_rows()
     names = set(_config_variables().values())
     assert set(rows) == names, (
-        f"missing from README: {sorted(names - set(rows))}; not in config.py: {sorted(set(rows) - names)}"
+        f"missing from docs/operations.md: {sorted(names - set(rows))}; not in config.py: {sorted(set(rows) - names)}"
     )
     for name, cells in rows.items():
-        assert len(cells) >= 3 and all(cells[:3]), f"README row for {name} needs name, default and meaning"
+        assert len(cells) >= 3 and all(cells[:3]), f"docs/operations.md row for {name} needs name, default and meaning"
 
 
 def test_every_variable_has_a_default_or_is_set_by_the_template(template: dict[str, Any]) -> None:
@@ -827,7 +827,7 @@ def test_readme_defaults_match_config() -> None:
     for constant, name in _config_variables().items():
         default = getattr(config, f"DEFAULT_{constant}", None)
         if default is not None:
-            assert str(default) in rows[name][1], f"README default for {name} should say {default}"
+            assert str(default) in rows[name][1], f"docs/operations.md default for {name} should say {default}"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -267,8 +267,8 @@ def test_sample_schedule_pins_its_dst_behaviour(tmp_path: Path, capsys: pytest.C
     assert code == 2
     assert err[0].endswith("expected access-logs-prod offline (window:nightly), the plan says online (default)")
     assert err[-1] == f"{broken}: 3 expectation(s) failed, 4 hold"
-    # the README shows exactly this output
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    # docs/schedule.md shows exactly this output
+    readme = (ROOT / "docs" / "schedule.md").read_text(encoding="utf-8")
     shown = "\n".join(line.replace(str(broken), "schedule/sample.yaml") for line in err)
     assert f"```text\n{shown}\n```" in readme
 

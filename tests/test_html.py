@@ -6,86 +6,34 @@ Without Chromium these tests skip locally and fail under CI (``CI`` set), which 
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from html.parser import HTMLParser
 from itertools import pairwise
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from browser import chromium, dump_dom, png_pixels, screenshot
-from helpers import UTC, add_hold, iso, parse_instant, run_cli, utc, write_schedule
+from browser import Node, dump_dom, parse_dom, png_pixels, require_chromium, screenshot
+from helpers import UTC, iso, parse_instant, run_cli, utc, write_schedule
 
 from esa_scheduler.engine.planner import TaskRef, plan
 from esa_scheduler.engine.schedule import load_schedule
+from esa_scheduler.invocation.holds import Hold, HoldStore
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "schedule" / "sample.yaml"
 BERLIN = ZoneInfo("Europe/Berlin")
 SPRING_WEEK = "2027-03-26T10:00:00Z"
-VOID = {"meta", "br", "img", "input", "link", "hr"}
 
 
 @pytest.fixture(scope="module")
 def browser() -> str:
-    """Chromium's path; a skip with the reason when it is missing locally, a failure under CI."""
-    found = chromium()
-    if found is None:
-        reason = "chromium is not installed (apt-get install -y chromium); .ci/run installs it"
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must run the browser tests: {reason}")
-        pytest.skip(reason)
-    return found
-
-
-@dataclass
-class Node:
-    tag: str
-    attrs: dict[str, str]
-    children: list[Node] = field(default_factory=list)
-    text: str = ""
-
-    def walk(self) -> Iterator[Node]:
-        yield self
-        for child in self.children:
-            yield from child.walk()
-
-    def find(self, tag: str, cls: str | None = None) -> list[Node]:
-        return [n for n in self.walk() if n.tag == tag and (cls is None or cls in n.attrs.get("class", "").split())]
-
-    def child(self, tag: str) -> Node:
-        return next(c for c in self.children if c.tag == tag)
-
-
-class _Tree(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.root = Node("#document", {})
-        self.stack = [self.root]
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        node = Node(tag, {k: v or "" for k, v in attrs})
-        self.stack[-1].children.append(node)
-        if tag not in VOID:
-            self.stack.append(node)
-
-    def handle_endtag(self, tag: str) -> None:
-        while len(self.stack) > 1:
-            if self.stack.pop().tag == tag:
-                return
-
-    def handle_data(self, data: str) -> None:
-        self.stack[-1].text += data
+    """Chromium's path, or a skip (locally) or failure (under CI) saying it is missing."""
+    return require_chromium()
 
 
 def _dom(page: Path) -> Node:
-    parser = _Tree()
-    parser.feed(dump_dom(page))
-    return parser.root
+    return parse_dom(dump_dom(page))
 
 
 def _render(capsys: pytest.CaptureFixture[str], tmp_path: Path, at: str, *extra: str) -> Path:
@@ -182,14 +130,30 @@ def test_rows_bars_and_positions_in_chromium(browser: str, capsys: pytest.Captur
 
 
 def test_holds_are_drawn_apart_from_windows(browser: str, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    now = datetime.now(UTC).replace(microsecond=0)
-    add_hold(capsys, SAMPLE, tmp_path / "state", "access-logs-prod", now + timedelta(hours=30), "inc-9")
-    dom = _dom(_render(capsys, tmp_path, iso(now), "--days", "3"))
+    """A hold is its own bar, named by its id and its reason (cut to fit, whole in the tooltip)."""
+    at = utc("2027-05-10T10:00:00")
+    reason = "collector disk full on cn-hangzhou; drain before re-enabling (ticket OPS-5531)"
+    hold = Hold(
+        id="inc-9",
+        tasks=("access-logs-prod",),
+        status="offline",
+        reason=reason,
+        by="oncall",
+        created_at=at - timedelta(hours=2),
+        expires_at=at + timedelta(hours=30),
+    )
+    HoldStore(tmp_path / "state").save(hold)
+    dom = _dom(_render(capsys, tmp_path, iso(at), "--days", "3"))
     access = dom.find("g", "row")[0]
     held = [b for b in access.find("g", "bar") if b.attrs["data-source"] == "hold:inc-9"]
     assert len(held) == 1
     assert held[0].attrs["class"].split() == ["bar", "offline", "hold"]
-    assert parse_instant(held[0].attrs["data-end"]) == now + timedelta(hours=30)
+    assert parse_instant(held[0].attrs["data-start"]) == at - timedelta(hours=2)
+    assert parse_instant(held[0].attrs["data-end"]) == at + timedelta(hours=30)
+    (name,) = held[0].find("text")
+    assert name.text.startswith("hold inc-9: collector disk full") and name.text.endswith("…")
+    assert reason.startswith(name.text.removeprefix("hold inc-9: ").removesuffix("…"))
+    assert f"reason: {reason}" in held[0].child("title").text
 
 
 def test_rows_over_500_are_cut_with_a_note(browser: str, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
@@ -209,14 +173,12 @@ def test_screenshot_is_not_blank(browser: str, capsys: pytest.CaptureFixture[str
     colours = set(pixels)
     assert len(colours) > 50
     offline = sum(1 for r, g, b in pixels if r > 180 and g < 80 and b < 70)  # the offline red, #c8372d
-    online = sum(1 for r, g, b in pixels if r < 70 and 120 < g < 160 and b < 110)  # the online green, #2e8b57
+    online = sum(1 for r, g, b in pixels if r < 70 and 120 < g < 160 and b < 110)  # the online green, #1f7d4b
     assert offline > 500 and online > 500, (offline, online)
 
 
 def _parse(page: Path) -> Node:
-    parser = _Tree()
-    parser.feed(page.read_text(encoding="utf-8"))
-    return parser.root
+    return parse_dom(page.read_text(encoding="utf-8"))
 
 
 def test_half_hour_dst_shift_is_one_mark(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
@@ -301,7 +263,7 @@ def test_legend_shows_both_faded_defaults(capsys: pytest.CaptureFixture[str], tm
     belong in the legend, each as the bars draw it."""
     dom = _parse(_render(capsys, tmp_path, SPRING_WEEK))
     swatches = {li.text.strip(): li.find("rect")[0].attrs for li in dom.find("li") if li.find("rect")}
-    for state, colour in (("online", "#2e8b57"), ("offline", "#c8372d")):
+    for state, colour in (("online", "#1f7d4b"), ("offline", "#c8372d")):
         assert swatches[f"{state} by default (faded)"] == {
             "width": "22",
             "height": "12",
@@ -311,7 +273,7 @@ def test_legend_shows_both_faded_defaults(capsys: pytest.CaptureFixture[str], tm
         faded = [b for b in dom.find("g", "bar") if b.attrs["class"].split() == ["bar", state, "default"]]
         assert faded, f"the sample week has {state} default bars"
     style = dom.find("style")[0].text
-    assert ".offline rect{fill:#c8372d}" in style and ".online rect{fill:#2e8b57}" in style
+    assert ".offline rect{fill:#c8372d}" in style and ".online rect{fill:#1f7d4b}" in style
     assert ".default rect{fill-opacity:.3}" in style
 
 
@@ -337,11 +299,12 @@ def test_the_chart_covers_days_after_at(
     assert midnights[0] == start_at and len(midnights) == round((end_at - start_at) / timedelta(days=1))
 
 
-def test_narrow_bars_are_named_beside_them_in_chromium(
+def test_narrow_bars_are_named_under_them_in_chromium(
     browser: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    """A 1 h window in a week is about 7 px: its name goes right of the bar, over the faded default
-    bar that follows (which carries no text), and only where it stays clear of the next window."""
+    """A 1 h window in a week is about 5 px: its name goes into a lane under the row's bars, joined to
+    it by a leader from its foot, never beside it on the faded default bar after it (which carries no
+    text, and would read as the name of that default)."""
     schedule = write_schedule(
         tmp_path,
         """
@@ -358,23 +321,24 @@ def test_narrow_bars_are_named_beside_them_in_chromium(
     code, _, err = run_cli(capsys, *args, "--state-dir", str(tmp_path / "state"))
     assert code == 0, err
     (row,) = _dom(page).find("g", "row")
-    bars = row.find("g", "bar")
     by_source: dict[str, list[Node]] = {}
-    for bar in bars:
+    for bar in row.find("g", "bar"):
         by_source.setdefault(bar.attrs["data-source"], []).append(bar)
-    assert len(by_source["window:second"]) == 8
+    assert len(by_source["window:first"]) == len(by_source["window:second"]) == 8
     assert all(not bar.find("text") for bar in by_source["default"])
-    assert all(not bar.find("text") for bar in by_source["window:first"]), "no room: 'second' follows at once"
-    for bar in by_source["window:second"]:
+    for bar in by_source["window:first"] + by_source["window:second"]:
         rect = bar.child("rect")
+        left, width = float(rect.attrs["x"]), float(rect.attrs["width"])
+        foot = float(rect.attrs["y"]) + float(rect.attrs["height"])
+        assert width < 6
         (text,) = bar.find("text")
-        assert (text.text, text.attrs["class"]) == ("second", "beside")
-        right = float(rect.attrs["x"]) + float(rect.attrs["width"])
-        assert float(rect.attrs["width"]) < 10
-        assert float(text.attrs["x"]) == pytest.approx(right + 3, abs=0.01)
-        later = [float(b.child("rect").attrs["x"]) for b in bars if b.attrs["data-source"] == "window:first"]
-        following = min((x for x in later if x > right), default=float("inf"))
-        assert float(text.attrs["x"]) + 6.6 * len("second") < following, "the label ends before the next window"
+        assert (text.text, text.attrs["class"]) == (bar.attrs["data-source"].partition(":")[2], "tag")
+        assert float(text.attrs["y"]) - 12 > foot, "the name sits in a lane under the bars"
+        (leader,) = bar.find("path")
+        start = re.match(r"M([\d.]+) ([\d.]+)V", leader.attrs["d"])
+        assert start, leader.attrs["d"]
+        x, y = float(start[1]), float(start[2])
+        assert left <= x <= left + width and y == foot
 
 
 @pytest.mark.parametrize("days", [7, 60])

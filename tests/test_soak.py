@@ -257,8 +257,8 @@ def test_one_run_converges_under_faults(tmp_path: Path) -> None:
 
 
 def test_deadline_stops_starting_calls_in_a_large_run(tmp_path: Path) -> None:
-    """README: the client "stops starting new calls shortly before the function timeout, so the
-    summary is always written". With 200 changes at 50 ms each, two at a time (5 s of work) and a
+    """docs/operations.md, Failure handling: no call starts after the deadline's cut-off, so the summary
+    is always written. With 200 changes at 50 ms each, two at a time (5 s of work) and a
     deadline 1 s in, the run must end soon after the deadline and skip what it could not start."""
     tasks = [{"TaskName": f"slow-{i:03d}", "Status": "offline"} for i in range(200)]
     schedule = tmp_path / "slow.yaml"
