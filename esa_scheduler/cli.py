@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import traceback
 from collections.abc import Sequence
@@ -18,24 +17,24 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from esa_scheduler import __version__, config
-from esa_scheduler.errors import UserError
-from esa_scheduler.logs import LOG_FORMATS, log_format, masked_stdio, register_secret
-from esa_scheduler.timeutil import now_utc, parse_duration, parse_instant, utc_iso
+from esa_scheduler.errors import UserError, close_hint, close_matches
+from esa_scheduler.logs import LOG_FORMATS, forget_secret, log_format, masked_stdio, register_secret
+from esa_scheduler.timeutil import now_to_the_second, parse_duration, parse_instant, utc_iso
 
 if TYPE_CHECKING:
-    from esa_scheduler.emulator import Emulator
     from esa_scheduler.engine.holds import Hold
     from esa_scheduler.engine.planner import TaskRef
     from esa_scheduler.engine.schedule.model import Schedule
-    from esa_scheduler.invocation.function import Target
-    from esa_scheduler.invocation.reconciler import RunSummary
 
     Subcommands = argparse._SubParsersAction[argparse.ArgumentParser]
 
 
 def _emulator(args: argparse.Namespace) -> int:
-    from esa_scheduler.emulator import serve
+    from esa_scheduler.emulator import EMULATOR_ACCESS_KEY_SECRET, serve
 
+    # its export lines show the public test secret, also when pasted before; an operator's own is masked
+    forget_secret(EMULATOR_ACCESS_KEY_SECRET)
+    register_secret(args.access_key_secret)
     return serve(
         host=args.host,
         port=args.port,
@@ -51,7 +50,7 @@ def _emulator(args: argparse.Namespace) -> int:
 
 def _instant_arg(value: str | None, flag: str) -> datetime:
     if value is None:
-        return now_utc()
+        return now_to_the_second()
     try:
         return parse_instant(value)
     except ValueError as exc:
@@ -72,7 +71,7 @@ def _validate(args: argparse.Namespace) -> int:
 
     path = args.schedule or default_schedule_path()
     schedule = load_schedule(path, expectations=True)
-    for line in schedule_warnings(schedule, now_utc()):
+    for line in schedule_warnings(schedule, now_to_the_second()):
         print(line, file=sys.stderr)
     failures = failed_expectations(schedule)
     if failures:
@@ -97,6 +96,7 @@ def _plan(args: argparse.Namespace) -> int:
     at = _instant_arg(args.at, "--at")
     horizon = _duration_arg(args.horizon, "--horizon")
     schedule = load_schedule(args.schedule)
+    _check_task_names(schedule, args.task)
     for line in calendar_warnings(schedule, at, at + SEARCH_HORIZON):
         print(line, file=sys.stderr)
     holds = HoldStore(state_dir(args.state_dir)).active(at, prune=False)
@@ -117,6 +117,14 @@ def _plan(args: argparse.Namespace) -> int:
     else:
         print(plan_text(plan, planner, horizon))
     return 0
+
+
+def _check_task_names(schedule: Schedule, names: Sequence[str]) -> None:
+    """A ``--task`` the schedule would not manage would silently drop out of the plan: name it instead."""
+    for name in names:
+        if not schedule.is_managed_name(name):
+            hint = close_hint(close_matches(name, schedule.task_entries))
+            raise UserError(f"--task: {name!r} is neither a managed task nor matched by a task pattern{hint}")
 
 
 def _chosen_targets(schedule: Schedule, name: str | None, *, views: bool) -> tuple[str, ...]:
@@ -183,93 +191,16 @@ def _write_views(args: argparse.Namespace, schedule: Schedule, at: datetime, hol
     return 0
 
 
-def _embedded_target(schedule_path: str | None, forced: bool) -> tuple[Target, Emulator | None]:
-    """With ``--emulator``, or no endpoint and no credentials anywhere, run against a seeded local emulator.
-
-    A fleet schedule gets one emulated account per target role (each seeded like the function's own),
-    and STS on the same emulator, so not one call of the run leaves loopback.
-    """
-    from esa_scheduler.edge.credentials import Credentials, has_configured_credentials
-    from esa_scheduler.emulator import (
-        EMULATOR_ACCESS_KEY_ID,
-        EMULATOR_ACCESS_KEY_SECRET,
-        EmulatedAccount,
-        EmulatedRole,
-        Emulator,
-    )
-    from esa_scheduler.engine.schedule.load import load_schedule
-    from esa_scheduler.invocation.function import Target
-
-    if not forced and (config.env(config.ENDPOINT) or has_configured_credentials()):
-        return Target(), None
-    schedule = load_schedule(schedule_path)
-    # a task named by one entry per target is still one task of the emulated account
-    named = dict.fromkeys((t.site_id, t.name) for t in schedule.explicit_tasks if t.name)
-    seed = [{"TaskName": name, "Status": "online", "SiteId": site_id} for site_id, name in named]
-    members = sorted({(t.account_id, t.role_arn) for t in schedule.targets if t.role_arn and t.account_id})
-    accounts = [
-        EmulatedAccount(id=account, access_key_id=f"embedded-{account}", access_key_secret=f"{account}-key", tasks=seed)
-        for account in sorted({account for account, _ in members})
-    ]
-    emulator = Emulator(tasks=seed, accounts=accounts, roles=[EmulatedRole(arn=arn) for _, arn in members]).start()
-    why = "--emulator" if forced else "no ESA endpoint or credentials configured"
-    print(
-        f"{why}: using the embedded ESA emulator at {emulator.url} "
-        f"seeded with {len(seed)} task(s) from the schedule, all online",
-        file=sys.stderr,
-    )
-    creds = Credentials(EMULATOR_ACCESS_KEY_ID, EMULATOR_ACCESS_KEY_SECRET, source="embedded-emulator")
-    return Target(emulator.url, creds, ephemeral=True, sts_endpoint=emulator.url), emulator
-
-
-def _print_run(summary: RunSummary, as_json: bool) -> None:
-    from esa_scheduler.views.tables import run_text
-
-    print(json.dumps(summary.to_json()) if as_json else run_text(summary))
-
-
 def _run(args: argparse.Namespace) -> int:
-    from esa_scheduler.invocation.function import execute
+    from esa_scheduler.run_commands import run
 
-    if args.deadline is not None and not (math.isfinite(args.deadline) and args.deadline > 0):
-        raise UserError(f"--deadline: {args.deadline} must be a positive number of seconds")
-
-    command: dict[str, object] = {"action": "reconcile", "dry_run": args.dry_run, "force": args.force}
-    if args.at:
-        command["at"] = args.at
-    target, emulator = _embedded_target(args.schedule, args.emulator)
-    try:
-        summary = execute(
-            command,
-            target=target,
-            schedule_path=args.schedule,
-            state=args.state_dir,
-            budget_s=args.deadline,
-            stream=sys.stderr,
-        )
-    finally:
-        if emulator is not None:
-            emulator.stop()
-    _print_run(summary, args.json)
-    return 1 if summary.failed else 0
+    return run(args)
 
 
 def _invoke(args: argparse.Namespace) -> int:
-    from esa_scheduler.fc_context import load_context
-    from esa_scheduler.invocation.function import RunFailed, execute, fail_on_error
+    from esa_scheduler.run_commands import invoke
 
-    try:
-        body = Path(args.event_file).read_bytes()
-    except OSError as exc:
-        raise UserError(f"{args.event_file}: cannot read event file: {exc.strerror}") from exc
-    context = load_context(args.context)
-    raise_on_failure = fail_on_error()  # checked before the run, as the handler does: a typo must not act first
-    summary = execute(body, context, stream=sys.stderr)
-    print(json.dumps(summary.to_json()))
-    if summary.failed and raise_on_failure:
-        print(RunFailed(summary), file=sys.stderr)
-        return 1
-    return 0
+    return invoke(args)
 
 
 def _hold(args: argparse.Namespace) -> int:
@@ -282,12 +213,18 @@ def _hold(args: argparse.Namespace) -> int:
 def _notify(args: argparse.Namespace) -> int:
     import os
 
-    from esa_scheduler.invocation.notify.dispatch import send_test
+    from esa_scheduler.engine.schedule.load import default_schedule_path
+    from esa_scheduler.invocation.notify.dispatch import send_tests
     from esa_scheduler.logs import RunLog
 
-    delivery, line = send_test(args.name, args.schedule, os.environ, RunLog(stream=sys.stderr))
-    print(line)
-    return 0 if delivery.ok else 1
+    sent = send_tests(args.name, args.schedule, os.environ, RunLog(stream=sys.stderr))
+    if not sent:  # nothing to test is not a failure: a newcomer's schedule has no targets yet
+        path = args.schedule or default_schedule_path()
+        print(f"{path}: no notify targets to test; add a notify: entry to the schedule (see docs/notifications.md)")
+        return 0
+    for _, line in sent:
+        print(line)
+    return 0 if all(delivery.ok for delivery, _ in sent) else 1
 
 
 def _schema(args: argparse.Namespace) -> int:
@@ -407,12 +344,19 @@ def _add_run_commands(sub: Subcommands) -> None:
         sub,
         "invoke",
         "run the Function Compute handler on an event file, as Function Compute would",
-        "Prints the handler's result as one JSON object; exit 1 if the run failed (unless ESA_FAIL_ON_ERROR=false).",
+        "Prints the handler's result as one JSON object; exit 1 if the run failed (unless ESA_FAIL_ON_ERROR=false). "
+        "With no ESA endpoint and no credentials configured (in the environment, the credential files or the "
+        "--context file), or with --emulator, it runs against an embedded ESA emulator and says so.",
         logs=True,
     )
     invoke.add_argument("event_file", metavar="EVENT_FILE", help="the event, as JSON (see events/ for examples)")
     invoke.add_argument(
         "--context", metavar="FILE", help="JSON file with request_id, function {name, timeout}, region, credentials"
+    )
+    invoke.add_argument("--schedule", metavar="PATH", help=SCHEDULE_HELP)
+    invoke.add_argument("--state-dir", metavar="DIR", help=STATE_HELP)
+    invoke.add_argument(
+        "--emulator", action="store_true", help="use the embedded ESA emulator even if ESA is configured"
     )
     invoke.set_defaults(func=_invoke)
 
@@ -486,7 +430,9 @@ def _add_emulator_command(sub: Subcommands) -> None:
         "emulator",
         "serve a local ESA emulator on loopback until interrupted",
         "It speaks the ESA delivery-task API, verifies signatures like the real gateway and can inject faults. "
-        "The first line it prints is `listening on http://127.0.0.1:PORT`.",
+        "The first line it prints is `listening on http://127.0.0.1:PORT`, then the `export` lines (ESA_ENDPOINT "
+        "and its AccessKey pair) that point run, invoke and hold at it; a secret given with --access-key-secret "
+        "is never printed.",
     )
     emu.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     emu.add_argument("--port", type=int, default=0, help="port to bind (default: any free port)")
@@ -499,7 +445,13 @@ def _add_emulator_command(sub: Subcommands) -> None:
     )
     emu.add_argument("--latency-ms", type=float, default=0.0, help="added latency per call, in milliseconds")
     emu.add_argument("--throttle-rps", type=float, default=None, help="answer Throttling.User above this many calls/s")
-    emu.add_argument("--error-rate", type=float, default=0.0, help="fraction of calls that fail with a 5xx (0 to 1)")
+    emu.add_argument(
+        "--error-rate",
+        type=float,
+        default=0.0,
+        help="fraction (0 to 1) of API calls that pass the signature check and then fail with a transient error the "
+        "client retries: half ServiceUnavailable (HTTP 503), half InternalError (HTTP 400, as ESA answers it)",
+    )
     emu.add_argument("--seed", type=int, default=None, help="random seed, for repeatable faults")
     emu.set_defaults(func=_emulator)
 
@@ -527,11 +479,14 @@ def _add_notify_commands(sub: Subcommands) -> None:
     test = _command(
         notify.add_subparsers(dest="notify_command", required=True),
         "test",
-        "send a test message to the notify target NAME and print the service's answer",
-        "The URL and secret come from the variables its url_env and secret_env name. "
-        "Exit 0 when the service accepted it, 1 when it refused or could not be reached, 2 for an unknown NAME.",
+        "send a test message to the notify target NAME, or to every target, and print each service's answer",
+        "The URL and secret come from the variables its url_env and secret_env name. Exit 0 when every service "
+        "accepted it (or the schedule has no notify: targets, which is said), 1 when one refused or could not be "
+        "reached, 2 for an unknown NAME.",
     )
-    test.add_argument("name", metavar="NAME", help="the name of a notify: entry in the schedule")
+    test.add_argument(
+        "name", metavar="NAME", nargs="?", help="the name of a notify: entry in the schedule (default: every entry)"
+    )
     test.add_argument("--schedule", metavar="PATH", help=SCHEDULE_HELP)
     test.set_defaults(func=_notify)
 

@@ -7,6 +7,8 @@ without a traceback. Anything else reaching the top is a bug and is allowed to s
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -49,3 +51,14 @@ def first_problem(exc: ValidationError) -> str:
     if err["type"] == "extra_forbidden":
         message = "unknown field"
     return f"{where}: {message}"
+
+
+def close_matches(value: str, known: Iterable[str], *, n: int = 5, cutoff: float = 0.5) -> list[str]:
+    """The known values that look like ``value`` (case aside), closest first: a typo is shown its fix."""
+    by_case = {k.upper(): k for k in known}
+    return [by_case[c] for c in difflib.get_close_matches(value.upper(), list(by_case), n=n, cutoff=cutoff)]
+
+
+def close_hint(matches: Sequence[str]) -> str:
+    """`` (close matches: a, b)`` to end a problem line, or nothing when nothing looks close."""
+    return f" (close matches: {', '.join(dict.fromkeys(matches))})" if matches else ""

@@ -8,18 +8,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from typing import Any
 
 from esa_scheduler.engine.schedule.load import load_schedule
 from esa_scheduler.engine.schedule.model import Schedule
 from esa_scheduler.engine.targets import unmatched_selector
-from esa_scheduler.errors import UserError
+from esa_scheduler.errors import EventError, UserError
 from esa_scheduler.invocation.events.reader import EventReader
 from esa_scheduler.invocation.function import HoldChanges, apply_hold_changes
 from esa_scheduler.invocation.holds import HoldStore, state_dir
 from esa_scheduler.logs import RunLog
-from esa_scheduler.timeutil import now_utc, utc_iso
+from esa_scheduler.timeutil import now_to_the_second, now_utc, utc_iso
 from esa_scheduler.views.tables import table
 
 
@@ -27,9 +28,35 @@ def _store(args: argparse.Namespace) -> HoldStore:
     return HoldStore(state_dir(args.state_dir))
 
 
+FLAGS = {
+    "tasks": "--task",
+    "targets": "--target",
+    "status": "--status",
+    "reason": "--reason",
+    "ttl": "--ttl",
+    "until": "--until",
+    "id": "--id",
+    "by": "--by",
+}
+"""The flag of ``hold add`` or ``release`` that fills each field of the hold or release event."""
+_EVENT_FIELD = re.compile(r"event\[0\]\.(\w+)(?:\[\d+\])?")
+
+
+def _as_flag(problem: str) -> str:
+    """The event reader names the event's field (``event[0].tasks: ...``); the operator wrote a flag."""
+    match = _EVENT_FIELD.match(problem)
+    if match is None or match.group(1) not in FLAGS:
+        return problem
+    return FLAGS[match.group(1)] + problem[match.end() :]
+
+
 def _apply(args: argparse.Namespace, command: dict[str, Any], schedule: Schedule | None = None) -> HoldChanges:
     schedule = schedule or load_schedule(args.schedule)
-    intent = EventReader(schedule, now_utc()).read(command)
+    try:
+        intent = EventReader(schedule, now_to_the_second()).read(command)
+    except EventError as exc:
+        problems = [_as_flag(problem) for problem in exc.problems]
+        raise EventError(problems[0], problems) from None
     return apply_hold_changes(intent, _store(args), RunLog(stream=sys.stderr))
 
 

@@ -14,6 +14,7 @@ import copy
 import io
 import json
 import logging
+import os
 import re
 import sys
 import uuid
@@ -41,6 +42,12 @@ def register_secret(value: str | None) -> None:
         _secrets.add(value)
 
 
+def forget_secret(value: str) -> None:
+    """Stop masking a value known to be public (the emulator's built-in test key), so that a
+    command whose job is to print it can do so even when it was also found in the environment."""
+    _secrets.discard(value)
+
+
 def redact(text: str) -> str:
     """Mask every registered secret in ``text``."""
     for secret in _secrets:
@@ -54,9 +61,14 @@ class MaskedStream(io.TextIOBase):
 
     Text is passed on a complete line at a time, so a secret written in pieces is still seen
     whole; ``flush`` passes on what is left.
+
+    Output nobody can receive is dropped quietly, as a Unix tool's output is: a stream closed
+    before the command started (``>&-``: Python gives ``None``) and a pipe whose reader went away
+    (``| head``). The command still finishes and exits with its own status, whoever stopped
+    reading: a report cut short must not turn into a traceback, nor undo or hide what was done.
     """
 
-    def __init__(self, inner: TextIO) -> None:
+    def __init__(self, inner: TextIO | None) -> None:
         super().__init__()
         self._inner = inner
         self._pending = ""
@@ -64,7 +76,7 @@ class MaskedStream(io.TextIOBase):
     @property
     def encoding(self) -> str:  # type: ignore[override]
         """The wrapped stream's encoding."""
-        return self._inner.encoding
+        return self._inner.encoding if self._inner is not None else "utf-8"
 
     def writable(self) -> bool:
         """Always: this is an output stream."""
@@ -75,22 +87,45 @@ class MaskedStream(io.TextIOBase):
         self._pending += text
         if "\n" in self._pending:
             lines, _, self._pending = self._pending.rpartition("\n")
-            self._inner.write(redact(lines + "\n"))
+            self._pass_on(lines + "\n")
         return len(text)
 
     def flush(self) -> None:
         """Pass on the unfinished line, masked, and flush the wrapped stream."""
-        if self._pending:
-            self._inner.write(redact(self._pending))
-            self._pending = ""
-        self._inner.flush()
+        text, self._pending = self._pending, ""
+        self._pass_on(text, flush=True)
+
+    def _pass_on(self, text: str, *, flush: bool = False) -> None:
+        if self._inner is None:
+            return
+        try:
+            if text:
+                self._inner.write(redact(text))
+            if flush:
+                self._inner.flush()
+        except BrokenPipeError:
+            self._reader_gone(self._inner)
+
+    def _reader_gone(self, inner: TextIO) -> None:
+        """Nothing more is passed on, and the wrapped stream's descriptor becomes ``/dev/null``: what
+        its buffer still holds goes there when the interpreter flushes it at exit, instead of failing
+        again on stderr."""
+        self._inner = None
+        try:
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, inner.fileno())
+            os.close(null)
+        except (OSError, ValueError):  # a stream without a descriptor keeps nothing for the exit
+            pass
 
     def isatty(self) -> bool:
         """Whether the wrapped stream is a terminal (``--log-format auto`` asks)."""
-        return self._inner.isatty()
+        return self._inner is not None and self._inner.isatty()
 
     def fileno(self) -> int:
         """The wrapped stream's descriptor."""
+        if self._inner is None:
+            raise io.UnsupportedOperation("the stream is closed")
         return self._inner.fileno()
 
 
@@ -102,14 +137,14 @@ def masked_stdio() -> Iterator[None]:
     tracebacks), rather than a ``redact`` call at each ``print``.
     """
     saved = sys.stdout, sys.stderr
-    sys.stdout = cast(TextIO, MaskedStream(saved[0]))
-    sys.stderr = cast(TextIO, MaskedStream(saved[1]))
+    masked = MaskedStream(saved[0]), MaskedStream(saved[1])
+    sys.stdout, sys.stderr = cast(TextIO, masked[0]), cast(TextIO, masked[1])
     try:
         yield
     finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
         sys.stdout, sys.stderr = saved
+        for stream in masked:
+            stream.flush()
 
 
 @contextmanager

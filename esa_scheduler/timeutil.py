@@ -37,6 +37,13 @@ def now_utc() -> datetime:
     return datetime.now(UTC)
 
 
+def now_to_the_second() -> datetime:
+    """The current instant without its fraction of a second: what an invocation decides at when no
+    instant is given, so the instant printed (``2026-12-07T07:54:23Z``) is exactly the one used.
+    Log lines keep their own, finer timestamps."""
+    return now_utc().replace(microsecond=0)
+
+
 @lru_cache(maxsize=256)
 def zone(name: str) -> ZoneInfo:
     """Resolve an IANA zone name, raising ``ValueError`` with the name when it is unknown."""

@@ -9,13 +9,14 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
 from helpers import clean_environment, endpoint_env, parse_lines, set_env, updates
 
-from esa_scheduler import cli
+from esa_scheduler import cli, timeutil
 from esa_scheduler.emulator import Emulator, Faults
 from esa_scheduler.engine.schedule.load import load_schedule
 from esa_scheduler.timeutil import parse_instant
@@ -357,6 +358,87 @@ def test_invoke_example_events_with_the_sample_schedule(esa: Cli) -> None:
         assert {line["fc_request_id"] for line in result.logs()} == {context["request_id"]}
 
 
+SAMPLE = REPO / "schedule" / "sample.yaml"
+EVENTS = sorted((REPO / "events").glob("*.json"))
+NOT_AN_EVENT = {"context.json": "event[0]: not a timer event (triggerTime), a command (action) or a CloudEvent"}
+"""The files of events/ that ``invoke`` refuses, and why: context.json is the FC context for ``--context``."""
+
+
+def test_invoke_without_endpoint_or_credentials_uses_the_embedded_emulator(esa: Cli) -> None:
+    """A newcomer's ``invoke events/hold.json`` after ``make demo``: the embedded emulator, and the hold kept."""
+    where = ["--schedule", str(SAMPLE), "--state-dir", str(esa.state)]
+    result = esa("invoke", str(REPO / "events" / "hold.json"), *where)
+    assert result.code == 0, result.err
+    prose = [line for line in result.err.splitlines() if not line.startswith("{")]
+    assert len(prose) == 1 and "no ESA endpoint or credentials configured" in prose[0], result.err
+    assert "embedded ESA emulator at http://127.0.0.1:" in prose[0]
+    assert result.summary()["ok"] is True
+    logs = parse_lines("\n".join(line for line in result.err.splitlines() if line.startswith("{")))
+    results = {line["task"]: line for line in logs if line["event"] == "task.result"}
+    assert (results["access-logs-prod"]["action"], results["access-logs-prod"]["source"]) == (
+        "updated",
+        "hold:inc-4211",
+    )
+    # the hold outlives the emulator (the next run or tick applies it); nothing is recorded about the emulator
+    assert sorted(p.name for p in esa.state.iterdir()) == ["inc-4211.json"]
+    listed = esa("hold", "list", "--json", *where)
+    assert [h["id"] for h in json.loads(listed.out)] == ["inc-4211"]
+
+
+def test_invoke_with_the_emulator_flag_leaves_the_configured_esa_alone(esa: Cli, emulator: Emulator) -> None:
+    esa.point_at(emulator)
+    timer = esa.write("timer.json", json.dumps({"triggerTime": NIGHT, "triggerName": "t", "payload": ""}))
+    result = esa("invoke", str(timer), "--schedule", str(esa.schedule()), "--state-dir", str(esa.state), "--emulator")
+    assert result.code == 0, result.err
+    assert "--emulator: using the embedded ESA emulator at http://127.0.0.1:" in result.err
+    assert result.summary()["counts"]["updated"] == 2  # the embedded one is seeded all online
+    assert emulator.stats["total"] == 0
+
+
+def test_invoke_with_credentials_in_the_context_does_not_fall_back(esa: Cli) -> None:
+    """FC's context counts as credentials: the run goes to the ESA ``ESA_REGION`` names, here refused
+    at once for its bad name, and never quietly to an emulator."""
+    esa.monkeypatch.setenv("ESA_REGION", "no such region")
+    context = context_file(esa, credentials={"access_key_id": "ctx-id", "access_key_secret": "ctx-secret-value"})
+    timer = esa.write("timer.json", json.dumps({"triggerTime": NIGHT}))
+    with_context = esa("invoke", str(timer), "--schedule", str(esa.schedule()), "--context", str(context))
+    assert with_context.code == 2 and "no such region" in with_context.err
+    assert "emulator" not in with_context.err
+    without = esa("invoke", str(timer), "--schedule", str(esa.schedule()), "--state-dir", str(esa.state))
+    assert without.code == 0 and "embedded ESA emulator" in without.err
+
+
+@pytest.mark.parametrize("event", EVENTS, ids=[path.name for path in EVENTS])
+def test_every_example_event_runs_on_the_embedded_emulator(esa: Cli, event: Path) -> None:
+    result = esa("invoke", str(event), "--schedule", str(SAMPLE), "--state-dir", str(esa.state))
+    if event.name in NOT_AN_EVENT:
+        assert (result.code, result.out) == (2, ""), result.err
+        assert NOT_AN_EVENT[event.name] in result.err
+    else:
+        assert result.code == 0, result.err
+        assert result.summary()["ok"] is True
+
+
+# --- now ----------------------------------------------------------------------------------------
+
+PINNED = datetime(2026, 12, 7, 7, 54, 23, 918273, tzinfo=timezone.utc)
+"""The clock the test below injects: a fraction of a second that must never be printed or used."""
+
+
+def test_instants_that_default_to_now_are_printed_to_the_second(esa: Cli) -> None:
+    """Without ``--at`` the command decides at now without its fraction, so what it prints is what it used."""
+    esa.monkeypatch.setattr(timeutil, "now_utc", lambda: PINNED)
+    where = ["--schedule", str(esa.schedule()), "--state-dir", str(esa.state)]
+    assert esa("plan", *where).out.splitlines()[0] == "plan at 2026-12-07T07:54:23Z"
+    assert json.loads(esa("plan", "--json", *where).out)["at"] == "2026-12-07T07:54:23Z"
+    assert esa("run", "--dry-run", *where).out.splitlines()[0] == "run at 2026-12-07T07:54:23Z (dry run)"
+    assert esa("run", "--dry-run", "--json", *where).summary()["at"] == "2026-12-07T07:54:23Z"
+    held = esa("hold", "add", "--task", "access-a", "--ttl", "90m", "--reason", "r", "--id", "h-now", *where)
+    assert held.out.startswith("hold h-now: access-a offline until 2026-12-07T09:24:23Z "), held.out
+    stored = json.loads((esa.state / "h-now.json").read_text())
+    assert (stored["created_at"], stored["expires_at"]) == ("2026-12-07T07:54:23Z", "2026-12-07T09:24:23Z")
+
+
 # --- hold ---------------------------------------------------------------------------------------
 
 
@@ -424,6 +506,32 @@ def test_hold_release_by_task_and_errors(esa: Cli) -> None:
     none = esa("hold", "release", "--task", "access-a", *where)
     assert none.code == 0 and "no hold" in none.out
     assert len(list(esa.state.glob("*.json"))) == 2
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        (["--task", "acess-a"], "--task: 'acess-a' select(s) no managed task (close matches: access-a, access-b)"),
+        (["--task", "access-a", "nothing-*"], "--task: 'nothing-*' select(s) no managed task"),
+        (["--ttl", "0s"], "--ttl: duration '0s' must be greater than zero"),
+        (["--until", "2020-01-01T00:00:00Z"], "--until: 2020-01-01T00:00:00Z is not in the future"),
+        (["--reason", ""], "--reason: String should have at least 1 character"),
+        (["--id", "no spaces"], "--id: hold id 'no spaces' is invalid"),
+    ],
+    ids=["task-typo", "task-glob", "ttl", "until", "reason", "id"],
+)
+def test_hold_add_names_the_flag_the_event_reader_refused(esa: Cli, flags: list[str], expected: str) -> None:
+    """``hold add`` builds a hold event; its problems name the flag the operator typed, not the event's field."""
+    given = {"--task": ["access-a"], "--ttl": ["1h"], "--reason": ["r"]}
+    if "--until" in flags:
+        del given["--ttl"]
+    given[flags[0]] = flags[1:]
+    argv = [part for flag, values in given.items() for part in (flag, *values)]
+    result = esa("hold", "add", *argv, "--schedule", str(esa.schedule()), "--state-dir", str(esa.state))
+    assert (result.code, result.out) == (2, "")
+    assert result.err.startswith(expected) and result.err.count("\n") == 1, result.err
+    assert "event" not in result.err
+    assert not esa.state.exists()
 
 
 def test_hold_add_with_a_bad_schedule_writes_nothing(esa: Cli) -> None:

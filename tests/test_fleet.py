@@ -249,10 +249,7 @@ def test_targets_on_an_entry_need_declared_targets(clean: Path) -> None:
         load_schedule(str(path))
 
 
-def test_the_embedded_emulator_serves_a_fleet_on_loopback_only(clean: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    # role targets and an endpoint far away: with nothing configured, every call goes to the
-    # embedded emulator (one account per role, STS included), never to a real host
-    fleet = """\
+FAR_FLEET = """\
 version: 1
 timezone: UTC
 targets:
@@ -270,7 +267,13 @@ windows:
     cron: "0 2 * * *"
     duration: 1h
 """
-    schedule = write_schedule(clean / "schedule", fleet)
+"""Role targets and an endpoint far away."""
+
+
+def test_the_embedded_emulator_serves_a_fleet_on_loopback_only(clean: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # with nothing configured, every call goes to the embedded emulator (one account per role, STS
+    # included), never to a real host
+    schedule = write_schedule(clean / "schedule", FAR_FLEET)
     code, out, err = run_cli(
         capsys, "run", "--schedule", str(schedule), "--at", NIGHT, "--json", "--log-format", "json"
     )
@@ -279,6 +282,21 @@ windows:
     assert {name: t["counts"]["updated"] for name, t in summary["targets"].items()} == {"member": 1, "self": 1}
     assert "embedded ESA emulator at http://127.0.0.1:" in err
     assert not list((clean / ".esa-scheduler").glob("last-run*")), "nothing is recorded about an embedded run"
+
+
+def test_invoke_on_the_embedded_emulator_reconciles_an_async_fleet_itself(
+    clean: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With ESA_FANOUT=async the handler would invoke FC once per target; the embedded emulator plays
+    ESA and STS, not FC, so ``invoke`` reconciles every target inline, on loopback."""
+    monkeypatch.setenv("ESA_FANOUT", "async")
+    schedule = write_schedule(clean / "schedule", FAR_FLEET)
+    timer = write_schedule(clean, json.dumps({"triggerTime": NIGHT}), name="timer.json")
+    code, out, err = run_cli(capsys, "invoke", str(timer), "--schedule", str(schedule), "--log-format", "json")
+    assert code == 0, err
+    assert "embedded ESA emulator at http://127.0.0.1:" in err
+    summary = json.loads(out)
+    assert {name: t["counts"]["updated"] for name, t in summary["targets"].items()} == {"member": 1, "self": 1}
 
 
 def test_a_fleet_run_sends_one_message_per_notify_entry(clean: Path, cn: Emulator, intl: Emulator) -> None:

@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import io
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -39,7 +40,7 @@ from esa_scheduler.invocation.function import Target, execute
 from esa_scheduler.invocation.holds import HoldStore
 from esa_scheduler.invocation.notify.message import Section
 from esa_scheduler.invocation.reconciler import RunSummary
-from esa_scheduler.timeutil import now_utc, utc_iso
+from esa_scheduler.timeutil import now_to_the_second, now_utc, utc_iso
 
 CREDS = Credentials(EMULATOR_ACCESS_KEY_ID, EMULATOR_ACCESS_KEY_SECRET)
 KINDS = ("dingtalk", "feishu", "wecom", "webhook")
@@ -449,7 +450,7 @@ def test_a_blocked_run_alerts_once_within_the_hour(rig: Rig) -> None:
 
 def test_holds_created_released_and_expired_are_reported(rig: Rig) -> None:
     rig.write(rig.target("ops", "dingtalk", send_on=["holds"], tasks=["access-*"]))
-    now = now_utc()
+    now = now_to_the_second()  # what the runs below decide at (and record), so the timer is not before them
     hold = {"action": "hold", "tasks": ["access-a"], "reason": "INC-42 origin 5xx", "by": "oncall", "ttl": "2h"}
     summary, lines = rig.run(hold)
     hold_id = named(lines, "hold.created")[0]["id"]
@@ -762,6 +763,46 @@ def test_notify_test_prints_the_services_answer(
     )
     code, _, err = run_cli(capsys, "notify", "test", "nope", "--schedule", str(rig.schedule))
     assert code == 2 and err.strip() == "notify test: no notify target named 'nope' (targets: ops, refused)"
+
+
+def test_notify_test_without_a_name_tests_every_target(
+    rig: Rig, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    refused = always((200, {"errcode": 310000, "errmsg": "sign not match"}))
+    rig.write(
+        rig.target("ops", "dingtalk"), rig.target("hook", "webhook"), rig.target("refused", "dingtalk", respond=refused)
+    )
+    for name, value in rig.env.items():
+        monkeypatch.setenv(name, value)
+
+    code, out, _ = run_cli(capsys, "notify", "test", "--schedule", str(rig.schedule))
+    assert code == 1, "one target refused"
+    assert out.splitlines() == [
+        "ops (dingtalk): accepted after 1 attempt(s): HTTP 200, code 0: ok",
+        "hook (webhook): accepted after 1 attempt(s): HTTP 202: {}",
+        "refused (dingtalk): FAILED after 1 attempt(s): HTTP 200, code 310000: sign not match",
+    ]
+    assert [len(receiver.received) for receiver in rig.receivers.values()] == [1, 1, 1]
+    (event,) = (request.json() for request in rig.receivers["hook"].received)
+    assert event["type"] == "esa-scheduler.test" and re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", event["time"])
+
+    rig.write(rig.target("ops", "dingtalk"), rig.target("hook", "webhook"))
+    for name, value in rig.env.items():
+        monkeypatch.setenv(name, value)
+    code, out, _ = run_cli(capsys, "notify", "test", "--schedule", str(rig.schedule))
+    assert code == 0 and [line.split(":")[1] for line in out.splitlines()] == [" accepted after 1 attempt(s)"] * 2
+
+
+def test_notify_test_with_no_targets_says_how_to_add_one(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    schedule = write_schedule(tmp_path, "version: 1\ntasks:\n  - name: access-a\n")
+    code, out, err = run_cli(capsys, "notify", "test", "--schedule", str(schedule))
+    assert (code, err) == (0, ""), "nothing to test is not a failure"
+    assert (
+        out
+        == f"{schedule}: no notify targets to test; add a notify: entry to the schedule (see docs/notifications.md)\n"
+    )
+    code, _, err = run_cli(capsys, "notify", "test", "ops", "--schedule", str(schedule))
+    assert code == 2 and err == "notify test: no notify target named 'ops' (targets: none)\n"
 
 
 def test_notify_test_with_a_malformed_url_prints_one_line(

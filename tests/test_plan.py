@@ -383,10 +383,10 @@ def test_task_flag_adds_inventory_that_patterns_match(tmp_path: Path, capsys: py
         capsys,
         tmp_path,
         "2027-06-01T10:30:00Z",
-        *task_flags("waf-eu", "waf-us", "billing-logs", "access-logs-prod"),
+        *task_flags("waf-eu", "waf-us", "access-logs-prod"),
     )
     tasks = by_name(result)
-    # unmanaged names (billing-logs) are never reported; explicit names are reported once
+    # explicit names are reported once, whether --task names them or not
     assert set(tasks) == {"access-logs-prod", "site-logs", "waf-eu", "waf-us"}
     for name in ("waf-eu", "waf-us"):
         assert tasks[name]["desired"] == "offline"
@@ -400,13 +400,36 @@ def test_task_flag_adds_inventory_that_patterns_match(tmp_path: Path, capsys: py
 
 def test_star_glob_selects_every_managed_task(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     write_schedule(tmp_path, INVENTORY)
-    result = plan_json(capsys, tmp_path, "2027-06-01T12:30:00Z", *task_flags("waf-eu", "billing-logs"))
+    result = plan_json(capsys, tmp_path, "2027-06-01T12:30:00Z", *task_flags("waf-eu"))
     tasks = by_name(result)
     assert set(tasks) == {"access-logs-prod", "site-logs", "waf-eu"}
     for entry in tasks.values():
         assert entry["desired"] == "offline"
         assert entry["source"] == "window:everything"
         assert entry["matches"] == ["window:everything"]
+
+
+@pytest.mark.parametrize(
+    ("name", "hint"),
+    [
+        ("acess-logs-prod", " (close matches: access-logs-prod"),
+        ("wafeu", " (close matches: waf-*)"),
+        ("billing", ""),
+    ],
+    ids=["typo-of-a-name", "typo-of-a-pattern", "nothing-close"],
+)
+def test_task_flag_refuses_a_name_the_schedule_does_not_manage(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, hint: str
+) -> None:
+    """It would drop out of the plan without a word: the operator would think it was planned."""
+    write_schedule(tmp_path, INVENTORY)
+    args = ["plan", "--schedule", str(tmp_path), "--at", "2027-06-01T10:30:00Z", "--json"]
+    code, out, err = run_cli(capsys, *args, *task_flags("waf-eu", name))
+    assert (code, out) == (2, "")
+    expected = f"--task: {name!r} is neither a managed task nor matched by a task pattern{hint}"
+    assert err.startswith(expected) and err.count("\n") == 1, err
+    if not hint:
+        assert "close matches" not in err
 
 
 def test_tasks_sorted_by_site_id_then_name(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

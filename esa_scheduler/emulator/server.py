@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shlex
 import signal
 import threading
 import time
@@ -21,6 +22,7 @@ from typing import Any
 import h11
 from pydantic import ValidationError
 
+from esa_scheduler import config
 from esa_scheduler.addresses import is_loopback
 from esa_scheduler.emulator.functions import FunctionBody
 from esa_scheduler.emulator.models import (
@@ -269,6 +271,19 @@ def _write_reply(conn: h11.Connection, writer: asyncio.StreamWriter, reply: Repl
     writer.write(out)
 
 
+def export_lines(url: str, access_key_id: str | None, access_key_secret: str | None) -> list[str]:
+    """``export`` lines an operator pastes into a shell so that ``run``, ``invoke`` and ``hold`` use
+    this emulator. The built-in test key pair is public; a secret given with ``--access-key-secret``
+    may be a real one, so it is never printed: a placeholder names the flag instead."""
+    secret = EMULATOR_ACCESS_KEY_SECRET if access_key_secret is None else "<the value of --access-key-secret>"
+    values = {
+        config.ENDPOINT: url,
+        config.ACCESS_KEY_ID: access_key_id or EMULATOR_ACCESS_KEY_ID,
+        config.ACCESS_KEY_SECRET: secret,
+    }
+    return [f"export {name}={shlex.quote(value)}" for name, value in values.items()]
+
+
 def serve(
     host: str,
     port: int,
@@ -314,10 +329,12 @@ def serve(
     }
     try:
         with emulator:
-            print(f"listening on {emulator.url}", flush=True)
             print(
-                f"ESA API 2024-09-10 with {len(emulator.tasks)} task(s); "
-                f"AccessKeyId {access_key_id or EMULATOR_ACCESS_KEY_ID}; stats at {emulator.url}/_emulator/stats",
+                f"listening on {emulator.url}", *export_lines(emulator.url, access_key_id, access_key_secret), sep="\n"
+            )
+            print(
+                f"# ESA API 2024-09-10 with {len(emulator.tasks)} task(s), stats at {emulator.url}/_emulator/stats; "
+                "the export lines above point run, invoke and hold at it",
                 flush=True,
             )
             # Polled, not waited on: the kernel may deliver the signal to a server thread, and a

@@ -35,7 +35,7 @@ from esa_scheduler.invocation.statefile import (
     transitions_since,
 )
 from esa_scheduler.logs import RunLog
-from esa_scheduler.timeutil import now_utc
+from esa_scheduler.timeutil import now_to_the_second, now_utc
 
 if TYPE_CHECKING:
     from esa_scheduler.invocation.notify.dispatch import Notifier
@@ -134,7 +134,7 @@ def execute(
     deadline = deadline_from(context, budget_s, started)
     try:
         schedule = load_schedule(schedule_path)
-        intent = EventReader(schedule, now_utc()).read(body)
+        intent = EventReader(schedule, now_to_the_second()).read(body)
         fanout = fleet_fanout(schedule, intent, context, env)
         roles = any(t.role_arn for t in select_targets(schedule.targets, intent.target))
         edge = Edge.resolve(

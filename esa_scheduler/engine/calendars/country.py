@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 from esa_scheduler.engine.calendars.dates import Calendar, parse_dates
 from esa_scheduler.engine.calendars.spec import CalendarKind, CalendarSpec
+from esa_scheduler.errors import close_hint, close_matches
 
 if TYPE_CHECKING:
     from holidays import HolidayBase
@@ -112,7 +113,7 @@ def country_calendar(name: str, spec: CalendarSpec, file: str, where: str, probl
     supported: dict[str, list[str]] = holidays.list_supported_countries()
     country = _pick(spec.country, supported)
     if country is None:
-        hint = _hint(_close(spec.country, supported) + _close_names(spec.country))
+        hint = close_hint(close_matches(spec.country, supported) + _close_names(spec.country))
         problems.append(f"{where}.country: unknown country {spec.country!r}{hint}")
         return None
     subdiv = None
@@ -127,8 +128,8 @@ def country_calendar(name: str, spec: CalendarSpec, file: str, where: str, probl
         known = [*codes, *(alias for names in aliases.values() for alias in names)]
         subdiv = _pick(spec.subdiv, known)
         if subdiv is None:
-            close = _close(spec.subdiv, known)
-            hint = _hint(close) if close else f" ({country} subdivisions: {', '.join(codes)})"
+            close = close_matches(spec.subdiv, known)
+            hint = close_hint(close) if close else f" ({country} subdivisions: {', '.join(codes)})"
             problems.append(f"{where}.subdiv: unknown {country} subdivision {spec.subdiv!r}{hint}")
             return None
     keys = ("add_holidays", "add_workdays", "remove")
@@ -151,12 +152,6 @@ def _pick(value: str, known: Iterable[str]) -> str | None:
     return by_case.get(value.upper())
 
 
-def _close(value: str, known: Iterable[str]) -> list[str]:
-    """Codes that look like ``value`` (case aside), closest first."""
-    by_case = {k.upper(): k for k in known}
-    return [by_case[c] for c in difflib.get_close_matches(value.upper(), list(by_case), n=5, cutoff=0.5)]
-
-
 def _close_names(value: str) -> list[str]:
     """Countries whose English name looks like ``value`` (``Germany``, ``united states``), as
     ``DE (Germany)``: operators often write the name where the library wants the ISO code."""
@@ -165,7 +160,3 @@ def _close_names(value: str) -> list[str]:
     names = {key.replace("_", " "): entry[1] for key, entry in COUNTRIES.items()}
     close = difflib.get_close_matches(" ".join(value.lower().replace("_", " ").split()), list(names), n=3, cutoff=0.75)
     return [f"{names[n]} ({n.title()})" for n in close]
-
-
-def _hint(matches: list[str]) -> str:
-    return f" (close matches: {', '.join(dict.fromkeys(matches))})" if matches else ""

@@ -136,6 +136,11 @@ class Schedule:
         """Task entries naming one task exactly (these are reported even when ESA lacks them)."""
         return tuple(t for t in self.tasks if t.name is not None)
 
+    @property
+    def task_entries(self) -> tuple[str, ...]:
+        """Every task entry as written, a name or a pattern: what a mistyped task name is compared with."""
+        return tuple(t.name or t.pattern or "" for t in self.tasks)
+
     def is_managed_name(self, name: str) -> bool:
         """Whether ``name`` is, or could be, a managed task (an explicit name or a pattern match)."""
         return any(t.name == name or (t.pattern and selector_matches(t.pattern, name)) for t in self.tasks)

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from esa_scheduler.engine.holds import Hold, new_hold_id
 from esa_scheduler.engine.schedule.model import Schedule
 from esa_scheduler.engine.targets import check_target_selectors, unknown_target
-from esa_scheduler.errors import EventError, first_problem
+from esa_scheduler.errors import EventError, close_hint, close_matches, first_problem
 from esa_scheduler.invocation.events.body import decode_body, delivery_identity
 from esa_scheduler.invocation.events.incidents import event_matches, incident_hold_id, release_spec
 from esa_scheduler.invocation.events.models import (
@@ -191,7 +191,10 @@ class EventReader:
             raise EventError(f"{where}.until: {command.until} is not in the future")
         unmanaged = [s for s in command.tasks if not self.schedule.selector_may_match(s)]
         if unmanaged:
-            raise EventError(f"{where}.tasks: {', '.join(map(repr, unmanaged))} select(s) no managed task")
+            close = [m for s in unmanaged for m in close_matches(s, self.schedule.task_entries)]
+            raise EventError(
+                f"{where}.tasks: {', '.join(map(repr, unmanaged))} select(s) no managed task{close_hint(close)}"
+            )
         problems: list[str] = []
         targets = check_target_selectors(command.targets, where, self.schedule.targets, problems)
         if problems:

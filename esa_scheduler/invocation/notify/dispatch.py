@@ -47,7 +47,7 @@ from esa_scheduler.invocation.notify.state import (
 )
 from esa_scheduler.invocation.reconciler import RunSummary
 from esa_scheduler.logs import RunLog, redact
-from esa_scheduler.timeutil import now_utc
+from esa_scheduler.timeutil import now_to_the_second, now_utc
 
 REPEAT_ALERT_AFTER = timedelta(hours=1)
 """An unchanged alert (a run that stays blocked or failing) is sent again after this long, not every tick."""
@@ -303,19 +303,29 @@ async def send_all(
     return deliveries
 
 
-def send_test(name: str, schedule_path: str | None, environ: Mapping[str, str], log: RunLog) -> tuple[Delivery, str]:
-    """``notify test NAME``: one test message to one target; the delivery and a line for the operator."""
+def send_tests(
+    name: str | None, schedule_path: str | None, environ: Mapping[str, str], log: RunLog
+) -> list[tuple[Delivery, str]]:
+    """``notify test [NAME]``: one test message to the target NAME, or to every target of the schedule
+    (none when it has none), sent together; each delivery with a line for the operator."""
     schedule = load_schedule(schedule_path)
-    target = next((t for t in schedule.notify if t.spec.name == name), None)
-    if target is None:
+    targets = [t for t in schedule.notify if name is None or t.spec.name == name]
+    if name is not None and not targets:
         known = ", ".join(t.spec.name for t in schedule.notify) or "none"
         raise ConfigError(f"notify test: no notify target named {name!r} (targets: {known})")
-    message = probe_message(target, now_utc())
+    if not targets:
+        return []
+    now = now_to_the_second()
     deadline = time.monotonic() + BUDGET_WITHOUT_DEADLINE
-    (delivery,) = asyncio.run(send_all([(target, message)], environ, deadline, log))
+    deliveries = asyncio.run(send_all([(t, probe_message(t, now)) for t in targets], environ, deadline, log))
+    return [(delivery, _test_line(delivery)) for delivery in deliveries]
+
+
+def _test_line(delivery: Delivery) -> str:
+    spec = delivery.target.spec
     status = f"HTTP {delivery.http_status}" if delivery.http_status is not None else "no HTTP answer"
     code = f", code {delivery.code}" if delivery.code is not None else ""
     verdict = "accepted" if delivery.ok else "FAILED"
-    line = f"{name} ({target.spec.kind}): {verdict} after {delivery.attempts} attempt(s): {status}{code}"
+    line = f"{spec.name} ({spec.kind}): {verdict} after {delivery.attempts} attempt(s): {status}{code}"
     line += f": {delivery.detail}" if delivery.detail else ""
-    return delivery, redact(line)
+    return redact(line)
