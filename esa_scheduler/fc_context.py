@@ -12,6 +12,10 @@ import uuid
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from esa_scheduler.errors import UserError, first_problem
+from esa_scheduler.files import read_bounded
+
+CONTEXT_FILE_BYTES = 1024 * 1024
+"""A context file is FC's context object as JSON: a few hundred bytes."""
 
 
 class _Shape(BaseModel):
@@ -50,8 +54,7 @@ def load_context(path: str | None) -> FcContext:
     if path is None:
         return FcContext()
     try:
-        with open(path, encoding="utf-8") as handle:
-            raw = json.load(handle)
+        raw = json.loads(read_bounded(path, CONTEXT_FILE_BYTES, "context file").decode("utf-8"))
     except OSError as exc:
         raise UserError(f"{path}: cannot read context file: {exc.strerror}") from exc
     except json.JSONDecodeError as exc:

@@ -87,8 +87,18 @@ def apply_hold_changes(intent: Intent, store: HoldStore, log: RunLog, since: dat
     """Persist an intent's new holds and releases (unless it is a dry run) and log each one.
 
     ``previous`` holds are those in force at any time since ``since`` (the start of the last
-    tick), so that a hold that ended within the tick still counts as a transition.
+    tick), so that a hold that ended within the tick still counts as a transition. An intent that
+    changes holds takes the store's writers' lock over its reading as well as its writing: a release
+    decided on holds that a concurrent writer is changing could miss one. One that changes none only
+    reads (and prunes, which locks by itself), so a timer tick leaves an untouched folder alone.
     """
+    if intent.dry_run or not (intent.new_holds or intent.release_ids or intent.release_tasks):
+        return _hold_changes(intent, store, log, since)
+    with store.writing():
+        return _hold_changes(intent, store, log, since)
+
+
+def _hold_changes(intent: Intent, store: HoldStore, log: RunLog, since: datetime | None) -> HoldChanges:
     now = now_utc()
     recent = store.active(min(since or now, now), prune=not intent.dry_run)
     existing = [h for h in recent if h.expires_at > now]

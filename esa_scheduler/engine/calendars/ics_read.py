@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from esa_scheduler.engine.calendars.dates import Calendar
 from esa_scheduler.engine.calendars.ics import DURATION_AS_WRITTEN, IcsCalendar
 from esa_scheduler.engine.calendars.ics_checks import Written, event_problem
+from esa_scheduler.files import FileRefused, read_bounded
 
 if TYPE_CHECKING:
     from icalendar import Calendar as ICalendar
@@ -23,11 +24,11 @@ def ics_calendar(name: str, ics: str, file: str, where: str, problems: list[str]
     """Read and check an ICS file now, so that ``validate`` (not a later run) reports what is wrong."""
     path = Path(file).parent / ics
     try:
-        size = path.stat().st_size
-        if size > MAX_ICS_BYTES:
-            problems.append(f"{where}.ics: {path}: file too large ({size} bytes; the limit is {MAX_ICS_BYTES})")
-            return None
-        text = path.read_bytes().decode("utf-8-sig")  # a byte order mark is not part of the first line
+        data = read_bounded(path, MAX_ICS_BYTES, "ICS file")
+        text = data.decode("utf-8-sig")  # a byte order mark is not part of the first line
+    except FileRefused as exc:
+        problems.append(f"{where}.ics: {exc}")
+        return None
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         problems.append(f"{where}.ics: cannot read {path}: {reason}")
