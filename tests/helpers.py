@@ -12,7 +12,7 @@ import os
 import sys
 import textwrap
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -81,16 +81,29 @@ def iso(instant: datetime) -> str:
 # --------------------------------------------------------------------------- environment and emulator
 
 
+SETTING_PREFIXES = ("ALIBABA_CLOUD_", "ESA_", "FC_")
+"""Environment variables that configure the scheduler or its credentials; a test sets its own."""
+
+
 def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     """No inherited ALIBABA_CLOUD_*/ESA_*/FC_* settings, HOME without credential files, cwd in tmp_path."""
     for name in list(os.environ):
-        if name.startswith(("ALIBABA_CLOUD_", "ESA_", "FC_")):
+        if name.startswith(SETTING_PREFIXES):
             monkeypatch.delenv(name)
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+def child_environment(values: Mapping[str, str]) -> dict[str, str]:
+    """The whole environment of a child process that must inherit nothing else: PATH, ``values``, and
+    what keeps it on this process's clock, LD_PRELOAD and every FAKETIME* variable. Under
+    ``faketime`` a child without them runs on the real clock, and an emulator on the faked one
+    refuses its signatures (InvalidTimeStamp.Expired)."""
+    clock = {name: value for name, value in os.environ.items() if name == "LD_PRELOAD" or name.startswith("FAKETIME")}
+    return {"PATH": os.environ.get("PATH", ""), **clock, **values}
 
 
 def endpoint_env(
