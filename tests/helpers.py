@@ -25,6 +25,9 @@ import pytest
 
 from esa_scheduler.cli import main
 from esa_scheduler.emulator import EMULATOR_ACCESS_KEY_ID, EMULATOR_ACCESS_KEY_SECRET, Emulator
+from esa_scheduler.engine.schedule import load_schedule
+from esa_scheduler.invocation.events import EventReader
+from esa_scheduler.invocation.holds import HoldStore
 
 UTC = timezone.utc
 
@@ -50,13 +53,12 @@ def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, s
     return code, out, err
 
 
-def add_hold(
-    capsys: pytest.CaptureFixture[str], schedule: Path, state: Path, task: str, until: datetime, hold_id: str
-) -> None:
-    """``hold add`` through the CLI: the hold starts now (``created_at`` is the real clock) and ends at ``until``."""
-    args = ["--schedule", str(schedule), "--state-dir", str(state), "--task", task, "--until", iso(until)]
-    code, _, err = run_cli(capsys, "hold", "add", *args, "--reason", f"test {hold_id}", "--id", hold_id)
-    assert code == 0, err
+def add_hold(schedule: Path, state: Path, task: str, start: datetime, until: datetime, hold_id: str) -> None:
+    """The hold ``hold add --until`` stores, as if made at ``start``: the same event reader, with the
+    instant pinned where ``hold add`` stamps ``created_at`` with the real clock."""
+    command = {"action": "hold", "tasks": [task], "until": iso(until), "reason": f"test {hold_id}", "id": hold_id}
+    (hold,) = EventReader(load_schedule(schedule), start).read(command).new_holds
+    HoldStore(state).save(hold)
 
 
 # --------------------------------------------------------------------------- instants

@@ -182,8 +182,8 @@ def test_rows_bars_and_positions_in_chromium(browser: str, capsys: pytest.Captur
 
 
 def test_holds_are_drawn_apart_from_windows(browser: str, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    now = datetime.now(UTC).replace(microsecond=0)
-    add_hold(capsys, SAMPLE, tmp_path / "state", "access-logs-prod", now + timedelta(hours=30), "inc-9")
+    now = utc("2027-01-08T09:15:00")
+    add_hold(SAMPLE, tmp_path / "state", "access-logs-prod", now, now + timedelta(hours=30), "inc-9")
     dom = _dom(_render(capsys, tmp_path, iso(now), "--days", "3"))
     access = dom.find("g", "row")[0]
     held = [b for b in access.find("g", "bar") if b.attrs["data-source"] == "hold:inc-9"]
