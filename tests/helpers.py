@@ -27,8 +27,8 @@ import pytest
 
 from esa_scheduler.cli import main
 from esa_scheduler.emulator import EMULATOR_ACCESS_KEY_ID, EMULATOR_ACCESS_KEY_SECRET, Emulator
-from esa_scheduler.engine.schedule import load_schedule
-from esa_scheduler.invocation.events import EventReader
+from esa_scheduler.engine.schedule.load import load_schedule
+from esa_scheduler.invocation.events.reader import EventReader
 from esa_scheduler.invocation.holds import HoldStore
 
 UTC = timezone.utc
