@@ -51,11 +51,12 @@ class Scheduler:
         command = json.loads(event)
         self.events.append(command)
         summary = execute(
-            {**command, "at": utc_iso(NOW)},
+            command,
             target=Target(self.emulator.url, EMULATED, ephemeral=True),
             schedule_path=str(self.schedule),
             state=str(self.state),
             stream=self.stream,
+            now=NOW,
         )
         return summary.to_json()
 
@@ -201,7 +202,7 @@ def test_a_hold_id_in_touched_stands_for_its_tasks(tmp_path: Path) -> None:
 
         def reconcile(touched: list[str]) -> str:
             event = {"action": "reconcile", "at": utc_iso(NOW), "touched": touched}
-            summary = execute(event, target=target, schedule_path=str(schedule), state=str(state))
+            summary = execute(event, target=target, schedule_path=str(schedule), state=str(state), now=NOW)
             return str(summary.results[0].action)
 
         assert reconcile([]) == "skipped"

@@ -77,7 +77,14 @@ class Served:
             self.emulator.url, Credentials(EMULATOR_ACCESS_KEY_ID, EMULATOR_ACCESS_KEY_SECRET), ephemeral=True
         )
         event = {"triggerTime": self.clock[0].strftime("%Y-%m-%dT%H:%M:%SZ"), "triggerName": "tick"}
-        execute(event, target=target, schedule_path=self.schedule, state=str(self.state), stream=sys.stderr)
+        execute(
+            event,
+            target=target,
+            schedule_path=self.schedule,
+            state=str(self.state),
+            stream=sys.stderr,
+            now=self.clock[0],
+        )
 
     def chat(self, text: str, msg_id: str) -> dict[str, Any]:
         response = self.post("/chat/dingtalk", chat_body(text, msg_id), signed(self.clock[0]))

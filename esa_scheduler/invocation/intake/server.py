@@ -47,11 +47,9 @@ def in_process(
     A bad schedule or state is refused by the run itself (``run.rejected``), which changes nothing."""
 
     def run(reconcile: Reconcile) -> None:
-        event: dict[str, Any] = json.loads(reconcile.event())
-        if clock is not None:
-            event["at"] = utc_iso(clock())
+        now = clock() if clock is not None else None
         with contextlib.suppress(UserError):
-            execute(event, target=target, schedule_path=schedule_path, state=state, stream=stream)
+            execute(reconcile.event(), target=target, schedule_path=schedule_path, state=state, stream=stream, now=now)
 
     return run
 
