@@ -390,7 +390,8 @@ def _add_run_commands(sub: Subcommands) -> None:
         "serve the intake's routes (alerts, DingTalk, /healthz) on loopback until interrupted",
         "Each request goes to handler.intake as FC's HTTP trigger would deliver it; the reconcile an answer "
         "asks for runs in process after the answer, one at a time, against ESA as configured or the embedded "
-        "emulator. The first line printed is `listening on http://HOST:PORT`.",
+        "emulator. The first line printed is `listening on http://HOST:PORT`, the second `export "
+        'INTAKE=http://HOST:PORT` for another shell to paste and curl "$INTAKE/healthz".',
         logs=True,
     )
     serve.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)")

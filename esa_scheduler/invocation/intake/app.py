@@ -54,9 +54,8 @@ class Intake:
             route = request.path
             answer = self._route(request, env, log)
         except HttpProblem as problem:
-            log.warning(
-                "intake.rejected", route=route, reason=problem.reason, status=problem.status, error=problem.error
-            )
+            fields = {"route": route, "reason": problem.reason, "status": problem.status, "error": problem.error}
+            log.warning("intake.rejected", **fields, **problem.logged)
             return problem_response(problem)
         except UserError as exc:
             # the schedule or the state folder is unusable: the deployment's fault, so the sender retries
