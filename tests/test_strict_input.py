@@ -303,11 +303,22 @@ def test_an_emulator_tasks_file_is_read_strictly(tmp_path: Path, tasks: str, pro
         (b'{"k": "\\udc00"}', "doc.k: lone surrogate \\udc00 is not text"),
         (b'{"k": Infinity}', "doc: not valid JSON (Infinity is not a JSON number)"),
         (b"[" * 33 + b"]" * 33, "doc: JSON nested deeper than 32 levels"),
+        (b"[" * 32 + b"1" + b"]" * 32, "doc: JSON nested deeper than 32 levels"),
         (b"\xef\xbb\xbf{}", "doc: not valid JSON (Unexpected UTF-8 BOM"),
         (b"  ", "doc: the body is empty (expected JSON)"),
         (b'"' + b"x" * (256 * 1024) + b'"', "doc: 262146 bytes is larger than the 262144-byte limit"),
     ],
-    ids=["nested-duplicate", "quoted-key-path", "lone-surrogate", "infinity", "too-deep", "bom", "empty", "too-large"],
+    ids=[
+        "nested-duplicate",
+        "quoted-key-path",
+        "lone-surrogate",
+        "infinity",
+        "too-deep",
+        "a-number-too-deep",
+        "bom",
+        "empty",
+        "too-large",
+    ],
 )
 def test_loads_strict_names_the_place(raw: bytes, problem: str) -> None:
     with pytest.raises(EventError) as caught:
@@ -320,6 +331,7 @@ def test_loads_strict_keeps_what_json_allows() -> None:
     text = '{"a": {"k": 1}, "b": {"k": 1}, "c": "\\u00e9\\ud83d\\ude00", "d": [1.5e3, null, true]}'
     assert loads_strict(text, "doc") == {"a": {"k": 1}, "b": {"k": 1}, "c": "é😀", "d": [1500.0, None, True]}
     assert loads_strict("[" * 31 + "1" + "]" * 31, "doc") is not None
+    assert loads_strict("[" * 32 + "]" * 32, "doc") is not None
 
 
 @pytest.mark.parametrize(
