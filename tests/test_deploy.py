@@ -50,6 +50,7 @@ from ros_spec import (
 from esa_scheduler import config
 from esa_scheduler.edge.client import ACTIONS
 from esa_scheduler.emulator import EMULATOR_ACCESS_KEY_ID, EMULATOR_ACCESS_KEY_SECRET, EmulatedTask, Emulator
+from esa_scheduler.invocation.events.alerts import ALERT_EVENT_TYPES
 from esa_scheduler.invocation.events.models import TimerEvent
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,6 +59,7 @@ TEMPLATE = ROOT / "template.yml"
 TEMPLATES = [TEMPLATE, *sorted((ROOT / "templates").glob("*.yml"))]
 OPERATIONS_DOC = ROOT / "docs" / "operations.md"
 DEPLOY_DOC = ROOT / "docs" / "deploy.md"
+EVENTS = ROOT / "events"
 SUPPORTED_RUNTIMES = {"python3.10", "python3.12"}
 
 # The ROS specification leaves a trigger's TriggerConfig a free map: FC 3.0's own models (the official
@@ -1028,6 +1030,21 @@ def test_cloudmonitor_alerts_reach_the_scheduler_through_eventbridge(template: d
     assert settings["runOptions"] == {"mode": "event-driven"}, "one event per invocation"
     # Asynchronous: queued behind a running reconcile like the timer's ticks, not throttled.
     assert (settings["triggerEnable"], settings["asyncInvocationType"]) == (True, True)
+
+
+def test_the_eventbridge_filter_admits_the_cloudmonitor_events_the_handler_reads(template: dict[str, Any]) -> None:
+    # The filter, the handler's alert types and the handler's real-shaped fixtures name the same events.
+    trigger = Evaluation(template, _scenario(template, CloudMonitorEvents="enabled")).resources()["CloudMonitorTrigger"]
+    pattern = json.loads(trigger["TriggerConfig"]["eventRuleFilterPattern"])
+    assert {ALERT_EVENT_TYPES[kind] for kind in pattern["type"]} == {"cloudmonitor"}
+
+    def admitted(event: dict[str, Any]) -> bool:
+        return all(event.get(field) in values for field, values in pattern.items())
+
+    fixtures = {path.name: json.loads(path.read_text(encoding="utf-8")) for path in sorted(EVENTS.glob("*.json"))}
+    cloudmonitor = {name for name in fixtures if name.startswith("cloudevent-cms-")}
+    assert cloudmonitor, "events/ has no CloudMonitor CloudEvent to check the filter with"
+    assert {name for name, event in fixtures.items() if admitted(event)} == cloudmonitor
 
 
 def _trigger_config_problems(trigger_type: str, settings: dict[str, Any]) -> list[str]:
