@@ -34,6 +34,7 @@ from croniter import croniter
 from helpers import child_environment
 from hypothesis import HealthCheck, find, given, settings
 from hypothesis import strategies as st
+from intake_support import TOKEN as INTAKE_TEST_TOKEN
 from ros_spec import (
     PSEUDO_PARAMETERS,
     Evaluation,
@@ -50,6 +51,7 @@ from ros_spec import (
 from esa_scheduler import config
 from esa_scheduler.edge.client import ACTIONS
 from esa_scheduler.emulator import EMULATOR_ACCESS_KEY_ID, EMULATOR_ACCESS_KEY_SECRET, EmulatedTask, Emulator
+from esa_scheduler.invocation.events.alerts import ALERT_EVENT_TYPES
 from esa_scheduler.invocation.events.models import TimerEvent
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,6 +60,7 @@ TEMPLATE = ROOT / "template.yml"
 TEMPLATES = [TEMPLATE, *sorted((ROOT / "templates").glob("*.yml"))]
 OPERATIONS_DOC = ROOT / "docs" / "operations.md"
 DEPLOY_DOC = ROOT / "docs" / "deploy.md"
+EVENTS = ROOT / "events"
 SUPPORTED_RUNTIMES = {"python3.10", "python3.12"}
 
 # The ROS specification leaves a trigger's TriggerConfig a free map: FC 3.0's own models (the official
@@ -577,12 +580,12 @@ def _handler_module(monkeypatch: pytest.MonkeyPatch, module_name: str) -> Module
 def test_handler_resolves_to_a_callable_taking_event_and_context(
     template: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    function = _only(template, "ALIYUN::FC3::Function")
-    module_name, _, attribute = function["Handler"].rpartition(".")
-    assert module_name == "handler", "FC loads <file>.<function>; the package ships handler.py at its root"
-    entry = getattr(_handler_module(monkeypatch, module_name), attribute)
-    assert callable(entry)
-    inspect.signature(entry).bind(b"{}", object())  # FC calls handler(event, context)
+    for name, function in _functions(template).items():
+        module_name, _, attribute = function["Handler"].rpartition(".")
+        assert module_name == "handler", f"{name}: FC loads <file>.<function>; the package ships handler.py at its root"
+        entry = getattr(_handler_module(monkeypatch, module_name), attribute)
+        assert callable(entry), name
+        inspect.signature(entry).bind(b"{}", object())  # FC calls handler(event, context)
 
 
 def test_runtime_is_a_supported_python_and_matches_the_packaged_wheels(template: dict[str, Any]) -> None:
@@ -1030,6 +1033,21 @@ def test_cloudmonitor_alerts_reach_the_scheduler_through_eventbridge(template: d
     assert (settings["triggerEnable"], settings["asyncInvocationType"]) == (True, True)
 
 
+def test_the_eventbridge_filter_admits_the_cloudmonitor_events_the_handler_reads(template: dict[str, Any]) -> None:
+    # The filter, the handler's alert types and the handler's real-shaped fixtures name the same events.
+    trigger = Evaluation(template, _scenario(template, CloudMonitorEvents="enabled")).resources()["CloudMonitorTrigger"]
+    pattern = json.loads(trigger["TriggerConfig"]["eventRuleFilterPattern"])
+    assert {ALERT_EVENT_TYPES[kind] for kind in pattern["type"]} == {"cloudmonitor"}
+
+    def admitted(event: dict[str, Any]) -> bool:
+        return all(event.get(field) in values for field, values in pattern.items())
+
+    fixtures = {path.name: json.loads(path.read_text(encoding="utf-8")) for path in sorted(EVENTS.glob("*.json"))}
+    cloudmonitor = {name for name in fixtures if name.startswith("cloudevent-cms-")}
+    assert cloudmonitor, "events/ has no CloudMonitor CloudEvent to check the filter with"
+    assert {name for name, event in fixtures.items() if admitted(event)} == cloudmonitor
+
+
 def _trigger_config_problems(trigger_type: str, settings: dict[str, Any]) -> list[str]:
     """What FC 3.0's model of ``trigger_type``'s configuration would not read back as written."""
     if trigger_type not in FC_TRIGGER_CONFIGS:
@@ -1200,12 +1218,17 @@ Path(sys.argv[1]).write_text(json.dumps(result))
 """
 
 
-@pytest.mark.slow
-def test_zip_runs_the_handler_from_its_unzipped_tree(tmp_path: Path) -> None:
-    package = _package_script()
-    zip_path = package.build(tmp_path / "esa-scheduler.zip", tmp_path / "build", deps_from_env=True)
+@pytest.fixture(scope="module")
+def package_zip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """dist/esa-scheduler.zip as make package builds it, built once for the tests that run it."""
+    root = tmp_path_factory.mktemp("package")
+    built: Path = _package_script().build(root / "esa-scheduler.zip", root / "build", deps_from_env=True)
+    return built
 
-    with zipfile.ZipFile(zip_path) as archive:
+
+@pytest.mark.slow
+def test_zip_runs_the_handler_from_its_unzipped_tree(package_zip: Path, tmp_path: Path) -> None:
+    with zipfile.ZipFile(package_zip) as archive:
         names = archive.namelist()
         assert names == sorted(names), "entries are sorted (reproducible zip)"
         for name in names:
@@ -1272,3 +1295,67 @@ def test_zip_runs_the_handler_from_its_unzipped_tree(tmp_path: Path) -> None:
     assert {line["task"] for line in results} == {"access-logs-prod", "waf-eu", "site-logs"}
     assert all(line["fc_request_id"] == "fc-req-1" for line in lines)
     assert EMULATOR_ACCESS_KEY_SECRET not in completed.stdout + completed.stderr
+
+
+RUN_INTAKE_FROM_ZIP = r"""
+import json, sys, types
+from pathlib import Path
+
+import handler
+
+context = types.SimpleNamespace(
+    request_id="fc-req-2",
+    region="cn-hangzhou",
+    function=types.SimpleNamespace(name="esa-scheduler-intake", handler="handler.intake", memory=256, timeout=10),
+)
+response = handler.intake(Path(sys.argv[2]).read_bytes(), context)
+Path(sys.argv[1]).write_text(json.dumps(response))
+"""
+
+
+@pytest.mark.slow
+def test_zip_runs_the_intake_which_dispatches_to_the_scheduler_function(package_zip: Path, tmp_path: Path) -> None:
+    # The template's intake function: the same zip, handler.intake, the token and ESA_SCHEDULER_FUNCTION
+    # in the variables the template sets, and FC (the emulator's) to dispatch the reconcile to.
+    with zipfile.ZipFile(package_zip) as archive:
+        archive.extractall(tmp_path / "code")
+    unzipped, state, result_file = tmp_path / "code", tmp_path / "state", tmp_path / "response.json"
+    dispatched: list[bytes] = []
+    with Emulator(functions={"esa-scheduler": dispatched.append}) as emulator:
+        env = child_environment(
+            {
+                "HOME": str(tmp_path),
+                "PYTHONPATH": str(unzipped),
+                "PYTHONDONTWRITEBYTECODE": "1",
+                config.SCHEDULE: str(unzipped / "schedule"),
+                config.STATE_DIR: str(state),
+                config.INTAKE_TOKEN: INTAKE_TEST_TOKEN,
+                config.SCHEDULER_FUNCTION: "esa-scheduler",
+                config.FC_ENDPOINT: emulator.url,
+                config.ACCESS_KEY_ID: EMULATOR_ACCESS_KEY_ID,
+                config.ACCESS_KEY_SECRET: EMULATOR_ACCESS_KEY_SECRET,
+            }
+        )
+        alert = EVENTS / "intake-cloudmonitor-alert.json"  # carries ?token=<the test token>
+        completed = subprocess.run(
+            [sys.executable, "-S", "-c", RUN_INTAKE_FROM_ZIP, str(result_file), str(alert)],
+            cwd=unzipped,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert completed.returncode == 0, completed.stderr
+        (invocation,) = emulator.wait_for_invocations(1, timeout=30)
+
+    response = json.loads(result_file.read_text(encoding="utf-8"))
+    assert response["statusCode"] == 200, response
+    answer = json.loads(response["body"])
+    (hold,) = answer["holds"]["created"]
+    assert (answer["ok"], answer["alerts"], answer["matched"], answer["reconcile"]) == (True, 1, 1, "dispatched")
+    assert (state / f"{hold}.json").is_file(), "the hold is on the state mount the scheduler reads"
+    assert (invocation.function, invocation.invocation_type) == ("esa-scheduler", "Async")
+    assert invocation.task_id, "a task id, so that FC refuses a retried callback's second reconcile"
+    assert [json.loads(event) for event in dispatched] == [{"action": "reconcile", "touched": [hold]}]
+    assert INTAKE_TEST_TOKEN not in completed.stdout + completed.stderr
