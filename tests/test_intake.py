@@ -83,6 +83,16 @@ def test_the_handler_entry_point_answers_fc(tmp_path: Path, monkeypatch: pytest.
     assert response["statusCode"] == 200 and response["isBase64Encoded"] is False
 
 
+def test_headers_and_query_may_be_null_or_repeated(h: Harness) -> None:
+    """FC joins a repeated header with commas; a gateway may send lists, or null for none."""
+    event = json.loads(http_event("GET", "/healthz"))
+    for headers, query in [(None, None), ({"X-Forwarded-For": ["10.0.0.1", "10.0.0.2"]}, {"a": ["1", "2"]})]:
+        response = Intake(str(h.schedule), str(h.state), h.environ, lambda: NOW).handle(
+            json.dumps({**event, "headers": headers, "queryParameters": query})
+        )
+        assert response["statusCode"] == 200, response
+
+
 def test_a_body_that_is_not_an_http_trigger_event_is_400(h: Harness, tmp_path: Path) -> None:
     intake = Intake(str(h.schedule), str(h.state), h.environ, lambda: NOW, stream=h.stream)
     for event, problem in [
@@ -341,6 +351,10 @@ def test_release_by_id_or_by_selectors_ends_the_hold_and_dispatches(h: Harness) 
     assert [json.loads(r.event())["touched"] for r in h.dispatches.seen][-2:] == [[first["id"]], [second["id"]]]
     ok, text = say(h, "release access-logs-prod", "e")
     assert not ok and text.startswith("no hold in force applies to access-logs-prod")
+    say(h, "hold access-logs-dev 1h INC-3", "f")
+    say(h, "hold waf-edge 1h INC-4", "g")
+    ok, text = say(h, "release access-logs-dev, waf-*", "h")  # commas, spaces or both between selectors
+    assert ok and text.count("**released**") == 2
 
 
 def test_status_lists_the_holds_and_the_tasks_offline_now(h: Harness) -> None:

@@ -93,7 +93,7 @@ class HttpTriggerEvent(_Open):
     @field_validator("headers", "queryParameters", mode="before")
     @classmethod
     def _repeated(cls, value: Any) -> Any:
-        return _joined(value)
+        return {} if value is None else _joined(value)
 
 
 @dataclass(frozen=True)
