@@ -384,6 +384,8 @@ def _add_run_commands(sub: Subcommands) -> None:
     invoke.add_argument("--at", metavar="ISO", help="with --handler intake: the instant taken for now (default: now)")
     invoke.set_defaults(func=_invoke)
 
+
+def _add_serve_command(sub: Subcommands) -> None:
     serve = _command(
         sub,
         "serve",
@@ -506,6 +508,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_schedule_commands(sub)
     _add_run_commands(sub)
+    _add_serve_command(sub)
     _add_hold_commands(sub)
     _add_emulator_command(sub)
     _add_notify_commands(sub)
