@@ -223,6 +223,36 @@ def test_every_rdate_period_is_an_occurrence(tmp_path: Path) -> None:
     ]
 
 
+APPLE_EDITED = """\
+BEGIN:VEVENT
+UID:invoice@apple
+SUMMARY:Pay the hosting invoice
+DTSTART;VALUE=DATE:20270115
+DTEND;VALUE=DATE:20270116
+RRULE:FREQ=MONTHLY;BYMONTHDAY=15;COUNT=4
+EXDATE;VALUE=DATE:20270215
+EXDATE;VALUE=DATE:20270315
+END:VEVENT
+BEGIN:VEVENT
+UID:invoice@apple
+SUMMARY:Pay the hosting invoice (late)
+RECURRENCE-ID;VALUE=DATE:20270215
+DTSTART;VALUE=DATE:20270217
+DTEND;VALUE=DATE:20270218
+END:VEVENT
+"""
+
+
+def test_an_edited_instance_survives_the_exdate_apple_writes_beside_it(tmp_path: Path) -> None:
+    """Apple iCal lists an edited instance in its master's EXDATE as well as writing the override: the
+    edited instance happens (17 February); 15 March, excluded with no override, does not."""
+    assert spans(calendar(tmp_path, APPLE_EDITED, "UTC"), "2027-01-01T00:00", "2027-06-01T00:00") == [
+        ("2027-01-15T00:00Z", "2027-01-16T00:00Z"),
+        ("2027-02-17T00:00Z", "2027-02-18T00:00Z"),
+        ("2027-04-15T00:00Z", "2027-04-16T00:00Z"),
+    ]
+
+
 MALFORMED_BOOKKEEPING = """\
 BEGIN:VEVENT
 UID:labour-day@google

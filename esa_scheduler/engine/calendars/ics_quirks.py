@@ -108,3 +108,22 @@ def orphans_as_series(events: Iterable[Component]) -> None:
     for uid, overrides in orphans.items():
         if uid not in masters and len(overrides) == 1:
             overrides[0].pop("RECURRENCE-ID")
+
+
+def overrides_over_exdates(events: Iterable[Component]) -> None:
+    """An override keeps its occurrence when its master also lists that occurrence in EXDATE: Apple
+    iCal writes both for an instance that was edited (moved, or given another summary), and
+    ``recurring-ical-events`` would drop the edited instance with the excluded one. An instance meant
+    to go away has no override, or one with ``STATUS:CANCELLED``."""
+    named: dict[str, set[object]] = {}
+    masters: list[Component] = []
+    for event in events:
+        if "RECURRENCE-ID" in event:
+            named.setdefault(str(event.get("UID", "")), set()).add(event.decoded("RECURRENCE-ID"))
+        else:
+            masters.append(event)
+    for master in masters:
+        edited = named.get(str(master.get("UID", "")), set())
+        exdates = master.get("EXDATE", []) if edited else []
+        for exdate in exdates if isinstance(exdates, list) else [exdates]:
+            exdate.dts = [value for value in exdate.dts if value.dt not in edited]

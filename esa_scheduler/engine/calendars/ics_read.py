@@ -12,6 +12,7 @@ from esa_scheduler.engine.calendars.ics import DURATION_AS_WRITTEN, IcsCalendar
 from esa_scheduler.engine.calendars.ics_checks import Written, event_problem, set_aside
 from esa_scheduler.engine.calendars.ics_quirks import (
     orphans_as_series,
+    overrides_over_exdates,
     timezone_problems,
     until_in_start_zone,
     zoned_dates,
@@ -93,6 +94,7 @@ def _parse_ics(text: str, ignored: list[str]) -> CalendarQuery | list[str]:
     ignored.extend(_ignored(prop, *seen) for prop, seen in set_apart.items())
     events = parsed.walk("VEVENT")
     orphans_as_series(events)
+    overrides_over_exdates(events)
     for event in events:
         until_in_start_zone(event)
     import recurring_ical_events
