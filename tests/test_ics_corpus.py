@@ -26,6 +26,7 @@ import pytest
 from helpers import run_cli, write_schedule
 from ics_oracle import Interval, oracle_intervals
 
+from esa_scheduler.engine.calendars.ics_read import ics_calendar
 from esa_scheduler.engine.schedule.load import load_schedule
 from esa_scheduler.engine.windows import Timeline
 from esa_scheduler.timeutil import UTC
@@ -154,6 +155,22 @@ DIFFERENCES: dict[str, Difference] = {
         "the rule's COUNT, dateutil (under ical) drops it",
         only_project=("2027-03-06T14:00Z/2027-03-06T15:00Z",),
     ),
+    "google-xwr-timezone-utc-series.ics": Difference(
+        why="X-WR-TIMEZONE is the calendar's zone, as Google means it (docs/schedule.md): the UTC series "
+        "repeats at 10:00 Berlin wall time, an hour earlier in UTC once Berlin is on summer time (29 March "
+        "on), and the floating one-off is 10:00 in Berlin; ical ignores X-WR-TIMEZONE (09:00Z every week, "
+        "the one-off at 10:00 in the window's zone, Shanghai)",
+        only_project=(
+            "2027-03-29T08:00Z/2027-03-29T09:00Z",
+            "2027-04-05T08:00Z/2027-04-05T09:00Z",
+            "2027-06-01T08:00Z/2027-06-01T10:00Z",
+        ),
+        only_oracle=(
+            "2027-03-29T09:00Z/2027-03-29T10:00Z",
+            "2027-04-05T09:00Z/2027-04-05T10:00Z",
+            "2027-06-01T02:00Z/2027-06-01T04:00Z",
+        ),
+    ),
     "zimbra-la-mixed-recurrence.ics": Difference(
         why="ical 8.3 fails on an event whose RDATEs mix date-times and periods; the oracle reads the file "
         "without the RDATE;VALUE=PERIOD line, whose period (25 March, 3.5 hours) only the project has",
@@ -221,6 +238,38 @@ def test_a_corpus_file_reads_like_the_oracle(tmp_path: Path, capsys: pytest.Capt
     only_project = [i for i in project if i not in oracle]
     only_oracle = [i for i in oracle if i not in project]
     assert (only_project, only_oracle) == (list(expected.only_project), list(expected.only_oracle))
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "outlook-2016-weekly-w-europe.ics",
+        "google-recurring-berlin.ics",
+        "zimbra-la-mixed-recurrence.ics",
+        "lotus-notes-rdate-periods.ics",
+    ],
+)
+def test_any_line_given_twice_is_read_or_refused_in_one_line(tmp_path: Path, name: str) -> None:
+    """Each content line of a real-looking file repeated in turn, as a careless exporter or a bad merge
+    writes it: the reader takes the file (and expands it) or refuses it with one-line problems naming
+    it, and never raises (a repeated DTSTART, UID, TZID or X-WR-TIMEZONE used to end in a traceback)."""
+    lines = (CORPUS / name).read_bytes().decode("utf-8-sig").splitlines()
+    ics = tmp_path / "x.ics"
+    head = header(CORPUS / name)
+    refused = 0
+    for i, line in enumerate(lines):
+        if not line or line.startswith((" ", "BEGIN:", "END:")):
+            continue
+        ics.write_text("\r\n".join([*lines[: i + 1], line, *lines[i + 1 :]]) + "\r\n", encoding="utf-8")
+        problems: list[str] = []
+        calendar = ics_calendar("x", ics.name, str(tmp_path / "ops.yaml"), "where", problems)
+        if calendar is None:
+            assert problems, line
+            assert all(p.startswith(f"where.ics: {ics}: ") and "\n" not in p for p in problems), problems
+            refused += 1
+        else:
+            calendar.contains(head.begin.date(), head.zone)
+    assert refused >= 3  # at least DTSTART, DTEND and UID given twice
 
 
 def test_the_corpus_covers_the_producers_and_their_quirks() -> None:

@@ -104,6 +104,28 @@ def test_a_vtimezone_with_several_tzids_is_one_line(tmp_path: Path, capsys: pyte
     assert line == "line 4: VTIMEZONE has 2 TZID lines: 'America/New_York' (line 5), 'US/Eastern' (line 6); give it one"
 
 
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        (
+            "X-WR-TIMEZONE:Mars/Olympus\n",
+            "line 4: X-WR-TIMEZONE: unknown zone 'Mars/Olympus' (use an IANA name like Europe/Berlin)",
+        ),
+        (
+            "X-WR-TIMEZONE:Europe/Berlin\nX-WR-TIMEZONE:Europe/Paris\n",
+            "line 4: X-WR-TIMEZONE is given 2 times (give the calendar one zone)",
+        ),
+    ],
+)
+def test_a_calendar_zone_that_cannot_be_used_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], header: str, expected: str
+) -> None:
+    """The expansion reads floating and UTC times in X-WR-TIMEZONE: an unknown one, or two, ended in a
+    ZoneInfoNotFoundError traceback."""
+    events = "BEGIN:VEVENT\nUID:u@google\nDTSTART:20270105T090000\nDTEND:20270105T100000\nEND:VEVENT\n"
+    assert refusal(capsys, calendar(tmp_path, header + events)) == expected
+
+
 # --------------------------------------------------------------------------- read as the producer meant
 
 

@@ -127,3 +127,22 @@ def overrides_over_exdates(events: Iterable[Component]) -> None:
         exdates = master.get("EXDATE", []) if edited else []
         for exdate in exdates if isinstance(exdates, list) else [exdates]:
             exdate.dts = [value for value in exdate.dts if value.dt not in edited]
+
+
+def calendar_zone_problem(calendar: Component, lines: Iterable[tuple[int, str]]) -> str | None:
+    """An X-WR-TIMEZONE that cannot be the calendar's zone: Google and Apple write it, and the expansion
+    reads the file's floating and UTC times in it, so an unknown zone, or two of them, cannot be
+    guessed around (and ended in a traceback)."""
+    value = calendar.get("X-WR-TIMEZONE")
+    if value is None:
+        return None
+    number = next((n for n, line in lines if line[:14].upper() == "X-WR-TIMEZONE:"), 0)
+    if isinstance(value, list):
+        return f"line {number}: X-WR-TIMEZONE is given {len(value)} times (give the calendar one zone)"
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(str(value))
+    except (ZoneInfoNotFoundError, ValueError):
+        return f"line {number}: X-WR-TIMEZONE: unknown zone {str(value)!r} (use an IANA name like Europe/Berlin)"
+    return None

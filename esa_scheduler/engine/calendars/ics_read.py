@@ -11,6 +11,7 @@ from esa_scheduler.engine.calendars.dates import Calendar
 from esa_scheduler.engine.calendars.ics import DURATION_AS_WRITTEN, IcsCalendar
 from esa_scheduler.engine.calendars.ics_checks import Written, event_problem, set_aside
 from esa_scheduler.engine.calendars.ics_quirks import (
+    calendar_zone_problem,
     orphans_as_series,
     overrides_over_exdates,
     timezone_problems,
@@ -67,7 +68,8 @@ def _parse_ics(text: str, ignored: list[str]) -> CalendarQuery | list[str]:
         return [_locate_syntax_error(lines) or f"malformed calendar: {_first_line(exc)}"]
     if not isinstance(parsed, icalendar.Calendar) or parsed.name != "VCALENDAR":
         return ["not an iCalendar file (expected BEGIN:VCALENDAR at the top)"]
-    problems: list[str] = []
+    zone_problem = calendar_zone_problem(parsed, lines)
+    problems: list[str] = [zone_problem] if zone_problem else []
     masters: dict[str, int] = {}
     set_apart: dict[str, tuple[int, str, str, int]] = {}  # property: first line, UID, message, events
     for event, written in zip(parsed.walk("VEVENT"), _written_events(lines), strict=True):
