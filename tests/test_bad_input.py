@@ -864,6 +864,18 @@ MALFORMED: list[tuple[str, str, Responder, tuple[str, ...]]] = [
         ("TotalCount",),
     ),
     (
+        "list-total-count-a-boolean",
+        "ListUserDeliveryTasks",
+        lambda a, q: json_response({"RequestId": "R", "TotalCount": True, "Tasks": []}),
+        ("TotalCount", "valid integer"),
+    ),
+    (
+        "list-page-size-a-string",
+        "ListUserDeliveryTasks",
+        lambda a, q: json_response({"RequestId": "R", "TotalCount": 0, "PageSize": "20", "Tasks": []}),
+        ("PageSize", "valid integer"),
+    ),
+    (
         "list-item-without-status",
         "ListUserDeliveryTasks",
         lambda a, q: json_response({"RequestId": "R", "TotalCount": 1, "Tasks": [{"TaskName": "a"}]}),

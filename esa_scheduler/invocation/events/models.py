@@ -11,11 +11,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from esa_scheduler.engine.holds import Hold, check_hold_id
 from esa_scheduler.engine.schedule.spec import Status
 from esa_scheduler.errors import EventError, first_problem
+from esa_scheduler.strict_json import loads_strict
 from esa_scheduler.timeutil import parse_duration, parse_instant
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """Strict: a value is taken only in its JSON type. Lax pydantic reads ``"force": "on"``, ``1`` or
+    ``"yes"`` as true, so a typo or a hostile sender would bypass the safety limits or turn a run
+    into a dry run; a string where a boolean belongs is refused, naming the field."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class Options(_Model):
@@ -39,11 +44,11 @@ class TimerEvent(_Model):
         return value
 
     def options(self) -> Options:
-        """The payload is empty or JSON text with options."""
+        """The payload is empty or JSON text with options, read as strictly as the event around it."""
         if not self.payload.strip():
             return Options()
         try:
-            return Options.model_validate_json(self.payload)
+            return Options.model_validate(loads_strict(self.payload, "timer payload"))
         except ValidationError as exc:
             raise EventError(f"timer payload: {first_problem(exc)}") from exc
 
@@ -133,7 +138,7 @@ class ReleaseCommand(_Model):
 class CloudEvent(BaseModel):
     """A CloudEvents 1.0 envelope (EventBridge adds its own extension attributes)."""
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True, strict=True)
 
     specversion: Literal["1.0"]
     id: str = Field(min_length=1)
