@@ -3,8 +3,9 @@
 The order of checks is the order of cost and of trust: the event and the body's size (400, 413,
 before anything decodes more than it must), the route and method (404, 405), the route's
 configuration and secret (503: closed by default), the token or signature (401), the body (400),
-the DingTalk sender and conversation (403), a replayed message id; only then are holds written. Every refusal is one ``intake.rejected`` line with its ``reason``; no answer and
-no log line carries a token, an app secret or a signature.
+the DingTalk sender and conversation (403), a replayed message id; only then are holds written.
+Every refusal is one ``intake.rejected`` line with its ``reason``; no answer and no log line
+carries a token, an app secret or a signature.
 """
 
 from __future__ import annotations
