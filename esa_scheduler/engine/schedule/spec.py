@@ -14,6 +14,8 @@ from esa_scheduler.timeutil import UTC, in_range, parse_datetime, parse_duration
 Status = Literal["online", "offline"]
 Mode = Literal["enforce", "transitions"]
 NotifyKind = Literal["dingtalk", "feishu", "wecom", "webhook"]
+AlertSource = Literal["cloudmonitor", "sls", "alertmanager"]
+Severity = Literal["critical", "warning", "info", "unknown"]
 NotifyTrigger = Literal["changes", "failures", "blocked", "holds", "reminders"]
 DEFAULT_SEND_ON: tuple[NotifyTrigger, ...] = ("changes", "failures", "blocked", "holds")
 ENV_NAME_PATTERN = r"^[A-Z_][A-Z0-9_]*$"
@@ -83,16 +85,47 @@ class MatchSpec(_Strict):
     data: dict[str, Any] = Field(default_factory=dict)
 
 
+class AlertSpec(_Strict):
+    """What an incident rule looks for in a normalized alert (any source, HTTP or EventBridge): every
+    given field must match, ``name`` and ``labels`` values as globs. A resolve is matched on
+    ``source``, ``name`` and ``labels`` only: it pairs with its firing by key, and CloudMonitor's
+    recovery carries no severity of its own."""
+
+    source: AlertSource | None = None
+    name: str | None = Field(default=None, min_length=1)
+    severity: list[Severity] | None = Field(default=None, min_length=1)
+    labels: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _not_a_catch_all(self) -> AlertSpec:
+        """An empty ``alert: {}`` would hold the tasks for any alert of any sender: refused as a slip."""
+        if self.source is None and self.name is None and self.severity is None and not self.labels:
+            raise ValueError(
+                "give at least one of source, name, severity or labels (an empty alert matches every alert)"
+            )
+        return self
+
+
 class IncidentSpec(_Strict):
-    """Maps a matching CloudEvent to a hold (and optionally another one to its release)."""
+    """Maps a matching CloudEvent (``match``) or normalized alert (``alert``) to a hold, and a
+    ``release_on`` CloudEvent or the alert's resolve to its end."""
 
     name: str = Field(min_length=1)
-    match: MatchSpec
+    match: MatchSpec | None = None
+    alert: AlertSpec | None = None
     tasks: list[str] = Field(min_length=1)
     status: Status = "offline"
     ttl: str
+    cooldown: str | None = None
+    """``alert:`` rules: a resolve ends the hold only after this long without a new firing."""
     release_on: MatchSpec | None = None
     targets: list[str] | None = None
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        json_schema_extra={"oneOf": [{"required": ["match"]}, {"required": ["alert"]}]},
+    )
 
 
 class SafetySpec(_Strict):

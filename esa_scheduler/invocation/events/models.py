@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -13,6 +14,9 @@ from esa_scheduler.engine.schedule.spec import Status
 from esa_scheduler.errors import EventError, first_problem
 from esa_scheduler.strict_json import loads_strict
 from esa_scheduler.timeutil import parse_duration, parse_instant
+
+if TYPE_CHECKING:
+    from esa_scheduler.engine.alerts import Alert
 
 
 class _Model(BaseModel):
@@ -63,7 +67,8 @@ class ReconcileCommand(_Model):
     target: str | None = Field(default=None, min_length=1)
     """One fleet target only (what an ``async`` fan-out dispatches); default: every target."""
     touched: list[str] = Field(default_factory=list)
-    """Task selectors whose holds the dispatching event made or ended (transitions mode acts on them)."""
+    """Task selectors, or ids of holds standing for their selectors, whose holds the dispatching event
+    made or ended (transitions mode acts on them)."""
 
     @field_validator("at")
     @classmethod
@@ -178,3 +183,8 @@ class Intent:
     touched: tuple[str, ...] = ()
     delivery: tuple[str, ...] = ()
     """What identifies the delivered event, whenever it is read (see ``delivery_identity``)."""
+    alerts: tuple[Alert, ...] = ()
+    """Normalized alerts (EventBridge CloudEvents of alert sources): their holds are decided against the
+    store when they are written (``invocation/intake/apply.py``), like the intake's."""
+    unstated: tuple[Mapping[str, Any], ...] = ()
+    """The ``intake.alert`` lines of alerts without a state (CloudMonitor ``INSUFFICIENT_DATA``)."""
