@@ -1,4 +1,4 @@
-"""The ``esa-scheduler`` command line: validate, plan, run, invoke, emulator, hold, schema.
+"""The ``esa-scheduler`` command line: validate, plan, run, invoke, serve, emulator, hold, schema.
 
 Each sub-command parses its flags and hands off to the module that owns the concept; a
 ``UserError`` anywhere becomes its one-line message on stderr and exit code 2. The help texts
@@ -69,9 +69,10 @@ def _validate(args: argparse.Namespace) -> int:
     from esa_scheduler.engine.expectations import failed_expectations
     from esa_scheduler.engine.schedule.load import default_schedule_path, load_schedule
 
+    at = _instant_arg(args.at, "--at")
     path = args.schedule or default_schedule_path()
     schedule = load_schedule(path, expectations=True)
-    for line in schedule_warnings(schedule, now_to_the_second()):
+    for line in schedule_warnings(schedule, at):
         print(line, file=sys.stderr)
     failures = failed_expectations(schedule)
     if failures:
@@ -198,9 +199,21 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _invoke(args: argparse.Namespace) -> int:
+    if args.handler == "intake":
+        from esa_scheduler.intake_commands import invoke_intake
+
+        return invoke_intake(args)
+    if args.at is not None:
+        raise UserError("--at: only with --handler intake (the scheduler's events carry their own instant)")
     from esa_scheduler.run_commands import invoke
 
     return invoke(args)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from esa_scheduler.intake_commands import serve
+
+    return serve(args)
 
 
 def _hold(args: argparse.Namespace) -> int:
@@ -272,11 +285,14 @@ def _add_schedule_commands(sub: Subcommands) -> None:
         sub,
         "validate",
         "check the schedule files and report every problem",
-        "Exit 0 with a one-line summary (warnings about windows that never occur or overlap, and about "
-        "calendar years the holidays library does not know yet, go to stderr), "
+        "Exit 0 with a one-line summary (warnings about windows that never occur or overlap in the 400 days "
+        "from --at, and about calendar years the holidays library does not know yet, go to stderr), "
         "or exit 2 with one line per problem naming the file, the entry and the field.",
     )
     validate.add_argument("--schedule", metavar="PATH", help=SCHEDULE_HELP)
+    validate.add_argument(
+        "--at", metavar="ISO", help="warn about the 400 days from this ISO 8601 instant (default: now)"
+    )
     validate.set_defaults(func=_validate)
 
     plan = _command(
@@ -358,7 +374,36 @@ def _add_run_commands(sub: Subcommands) -> None:
     invoke.add_argument(
         "--emulator", action="store_true", help="use the embedded ESA emulator even if ESA is configured"
     )
+    invoke.add_argument(
+        "--handler",
+        choices=["handler", "intake"],
+        default="handler",
+        help="handler.handler (default: timer, commands, CloudEvents) or handler.intake (an HTTP trigger event: "
+        "the response on stdout, then the reconcile it asks for, in process; exit 1 for an answer other than 2xx)",
+    )
+    invoke.add_argument("--at", metavar="ISO", help="with --handler intake: the instant taken for now (default: now)")
     invoke.set_defaults(func=_invoke)
+
+
+def _add_serve_command(sub: Subcommands) -> None:
+    serve = _command(
+        sub,
+        "serve",
+        "serve the intake's routes (alerts, DingTalk, /healthz) on loopback until interrupted",
+        "Each request goes to handler.intake as FC's HTTP trigger would deliver it; the reconcile an answer "
+        "asks for runs in process after the answer, one at a time, against ESA as configured or the embedded "
+        "emulator. The first line printed is `listening on http://HOST:PORT`, the second `export "
+        'INTAKE=http://HOST:PORT` for another shell to paste and curl "$INTAKE/healthz".',
+        logs=True,
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8080, help="port to bind (default 8080; 0 picks a free port)")
+    serve.add_argument("--schedule", metavar="PATH", help=SCHEDULE_HELP)
+    serve.add_argument("--state-dir", metavar="DIR", help=STATE_HELP)
+    serve.add_argument(
+        "--emulator", action="store_true", help="use the embedded ESA emulator even if ESA is configured"
+    )
+    serve.set_defaults(func=_serve)
 
 
 def _add_hold_commands(sub: Subcommands) -> None:
@@ -463,6 +508,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_schedule_commands(sub)
     _add_run_commands(sub)
+    _add_serve_command(sub)
     _add_hold_commands(sub)
     _add_emulator_command(sub)
     _add_notify_commands(sub)

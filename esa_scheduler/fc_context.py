@@ -6,20 +6,19 @@ pydantic model so that a context file with a typo is refused like any other bad 
 
 from __future__ import annotations
 
-import json
 import uuid
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from esa_scheduler.errors import UserError, first_problem
 from esa_scheduler.files import read_bounded
-
-CONTEXT_FILE_BYTES = 1024 * 1024
-"""A context file is FC's context object as JSON: a few hundred bytes."""
+from esa_scheduler.strict_json import MAX_BYTES, loads_strict
 
 
 class _Shape(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """Strict, like an event: ``"timeout": true`` or ``"300"`` is a typo to name, not a number to guess."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class FunctionInfo(_Shape):
@@ -27,8 +26,8 @@ class FunctionInfo(_Shape):
 
     name: str = "esa-scheduler"
     handler: str = "handler.handler"
-    memory: int = 256
-    timeout: float = 300
+    memory: int = Field(default=256, gt=0)
+    timeout: float = Field(default=300, gt=0)
 
 
 class ContextCredentials(_Shape):
@@ -54,13 +53,9 @@ def load_context(path: str | None) -> FcContext:
     if path is None:
         return FcContext()
     try:
-        raw = json.loads(read_bounded(path, CONTEXT_FILE_BYTES, "context file").decode("utf-8"))
+        raw = loads_strict(read_bounded(path, MAX_BYTES, "context file"), path)
     except OSError as exc:
         raise UserError(f"{path}: cannot read context file: {exc.strerror}") from exc
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from exc
-    except (UnicodeDecodeError, RecursionError) as exc:
-        raise UserError(f"{path}: not a readable JSON context file ({type(exc).__name__})") from exc
     try:
         return FcContext.model_validate(raw)
     except ValidationError as exc:

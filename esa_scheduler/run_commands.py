@@ -99,11 +99,11 @@ def invoke(args: argparse.Namespace) -> int:
     failed run unless ``ESA_FAIL_ON_ERROR`` is off."""
     from esa_scheduler.fc_context import load_context
     from esa_scheduler.files import read_bounded
-    from esa_scheduler.invocation.events.body import MAX_EVENT_BYTES
     from esa_scheduler.invocation.function import RunFailed, execute, fail_on_error
+    from esa_scheduler.strict_json import MAX_BYTES
 
     try:
-        body = read_bounded(args.event_file, MAX_EVENT_BYTES, "event file")
+        body = read_bounded(args.event_file, MAX_BYTES, "event file")
     except OSError as exc:
         raise UserError(f"{args.event_file}: cannot read event file: {exc.strerror}") from exc
     context = load_context(args.context)

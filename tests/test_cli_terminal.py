@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import clean_environment, parse_lines, run_cli
+from helpers import SETTING_PREFIXES, clean_environment, parse_lines, run_cli
 
 from esa_scheduler import cli, logs
 from esa_scheduler.emulator import Emulator, Faults
@@ -127,7 +127,7 @@ def emulator(keys: Keys) -> Iterator[Emulator]:
 
 
 def _operator_env(tmp_path: Path, emulator: Emulator, keys: Keys) -> dict[str, str]:
-    env = {name: value for name, value in os.environ.items() if not name.startswith(("ALIBABA_CLOUD_", "ESA_", "FC_"))}
+    env = {name: value for name, value in os.environ.items() if not name.startswith(SETTING_PREFIXES)}
     home = tmp_path / "home"
     home.mkdir()
     env.update(
@@ -411,7 +411,7 @@ def test_help_speaks_to_users(capsys: pytest.CaptureFixture[str]) -> None:
     internal = _module_docstrings()
     assert internal
     commands = list(_parsers(cli.build_parser()))
-    assert len(commands) == 13
+    assert len(commands) == 14
     for name, parser in commands:
         code, out, _ = run_cli(capsys, *name.split()[1:], "--help")
         assert code == 0, name
@@ -431,6 +431,7 @@ def test_help_speaks_to_users(capsys: pytest.CaptureFixture[str]) -> None:
     assert logs_flag == [
         "esa-scheduler run",
         "esa-scheduler invoke",
+        "esa-scheduler serve",
         "esa-scheduler hold add",
         "esa-scheduler hold release",
     ]

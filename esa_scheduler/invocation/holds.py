@@ -118,4 +118,4 @@ def _read(path: Path) -> Hold | None:
         reason = first_problem(exc)
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
-    raise UserError(f"{path}: unreadable hold file ({reason}); runs stop until it is fixed or {removal_hint(path)}")
+    raise UserError(f"{path}: unreadable hold file: {reason}; runs stop until it is fixed or {removal_hint(path)}")

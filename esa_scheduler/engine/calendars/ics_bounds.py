@@ -15,28 +15,35 @@ from datetime import datetime, timedelta
 from itertools import islice
 from typing import TYPE_CHECKING, Any
 
+from esa_scheduler.engine.calendars.ics_checks import OTHER_ONCE, SHAPING
 from esa_scheduler.errors import ScheduleError
 
 if TYPE_CHECKING:
     from icalendar import Calendar as ICalendar
     from recurring_ical_events import CalendarQuery
 
-MAX_EVENTS = 5000
-"""VEVENTs per ICS calendar: with this many, ``validate`` stays under 2 s and 200 MB (see
-``bench/calendar_bench.py``); a maintenance calendar has dozens."""
+MAX_EVENTS = 1500
+"""VEVENTs per ICS calendar: with this many real-shaped ones and rules making ``MAX_RULE_OCCURRENCES``,
+``validate`` takes 1.6 s of CPU and 80 MB (``bench/ics_bench.py``; 2,000 took 2.1 s); a
+maintenance calendar has dozens, a team's Google export of eight years 1,300."""
 MAX_READ_CHARS = 64 * 1024
 """The longest content line of a property that is read (a few thousand RDATE or EXDATE values)."""
-READ = frozenset(
-    {
-        *("BEGIN", "END", "VERSION", "PRODID", "CALSCALE", "METHOD", "X-WR-TIMEZONE"),
-        *("UID", "SUMMARY", "STATUS", "SEQUENCE", "DTSTAMP", "CREATED", "LAST-MODIFIED"),
-        *("DTSTART", "DTEND", "DURATION", "RRULE", "EXRULE", "RDATE", "EXDATE", "RECURRENCE-ID"),
-        *("TZID", "TZOFFSETFROM", "TZOFFSETTO", "TZNAME", "TZURL", "X-LIC-LOCATION", "TRIGGER", "ACTION"),
-    }
-)
-"""The properties ``icalendar`` is given: those that make or name an interval, and what a calendar,
-a zone or an alarm needs to be one. The others (DESCRIPTION, ATTACH, ATTENDEE, X-...) cannot change
-an interval and are not read: an 8 MB folded DESCRIPTION cost ``icalendar`` two seconds for nothing."""
+READ = SHAPING | {
+    *("BEGIN", "END", "VERSION", "PRODID", "CALSCALE", "METHOD", "X-WR-TIMEZONE", "SEQUENCE"),
+    *("TZID", "TZOFFSETFROM", "TZOFFSETTO", "TZNAME", "TZURL", "X-LIC-LOCATION"),
+}
+"""The properties ``icalendar`` is always given: those that make or name an interval (``SHAPING``),
+and what a calendar or a zone needs to be one."""
+OTHER_READ_CHARS = 1024
+"""The single-valued properties that cannot change an interval (``OTHER_ONCE``: CREATED, DESCRIPTION,
+LOCATION...) are read when at most this long, so that a malformed or repeated one is a warning; a
+longer one, and every other property (ATTENDEE, ATTACH, X-...), is skipped: an 8 MB folded
+DESCRIPTION cost ``icalendar`` two seconds for nothing, and a meeting's attendees a line each."""
+SKIPPED = frozenset({"VALARM", "VTODO", "VJOURNAL", "VFREEBUSY", "VAVAILABILITY"})
+"""Components that cannot make an interval of a VEVENT: skipped whole, whatever they hold."""
+MAX_LINES = 30_000
+"""Content lines read per calendar (after the skipped ones): 20 an event at ``MAX_EVENTS`` (a Google
+export's event has 15); 40,000 EXDATE lines took ``validate`` 1.6 s."""
 MAX_RULE_OCCURRENCES = 10_000
 RULE_SPAN_DAYS = 400
 """The occurrences the rules of one calendar may make in one command or invocation: each costs
@@ -55,23 +62,33 @@ _PROPERTY = re.compile(r"([A-Za-z0-9-]+)[;:]")
 
 
 def readable(lines: list[tuple[int, str]]) -> tuple[list[tuple[int, str]], list[str]]:
-    """The unfolded lines of the properties that are read (``READ``), and a problem for each over
-    ``MAX_READ_CHARS``; the VEVENT count over ``MAX_EVENTS`` is a problem too."""
+    """The unfolded lines ``icalendar`` is given (``READ``, ``OTHER_READ_CHARS``, ``SKIPPED``), and
+    the problems that stop the reading: a line of ``READ`` over ``MAX_READ_CHARS``, and more than
+    ``MAX_LINES`` lines or ``MAX_EVENTS`` events."""
     kept: list[tuple[int, str]] = []
     problems: list[str] = []
-    events = 0
+    events = skipping = 0
     for number, line in lines:
         match = _PROPERTY.match(line)
         name = match.group(1).upper() if match else None
-        if name is not None and name not in READ:
+        if name in ("BEGIN", "END"):
+            component = line.partition(":")[2].strip().upper()
+            if skipping or component in SKIPPED:
+                skipping = max(0, skipping + (1 if name == "BEGIN" else -1))
+                continue
+            events += name == "BEGIN" and component == "VEVENT"
+        elif skipping or (
+            name is not None and name not in READ and (name not in OTHER_ONCE or len(line) > OTHER_READ_CHARS)
+        ):
             continue  # a line that is no property at all is kept: icalendar says what is wrong with it
-        if len(line) > MAX_READ_CHARS:
-            what = name or "a line that is no property"
-            problems.append(f"line {number}: {what} is {len(line)} characters long (at most {MAX_READ_CHARS} are read)")
+        elif len(line) > MAX_READ_CHARS:
+            problems.append(
+                f"line {number}: {name or 'a line'} is {len(line)} characters long (at most {MAX_READ_CHARS} are read)"
+            )
             continue
-        if name == "BEGIN" and line.partition(":")[2].strip().upper() == "VEVENT":
-            events += 1
         kept.append((number, line))
+    if len(kept) > MAX_LINES:
+        problems.append(f"{len(kept)} content lines, more than the {MAX_LINES} a calendar may have")
     if events > MAX_EVENTS:
         problems.append(
             f"{events} events, more than the {MAX_EVENTS} a calendar may have (split it, or export only the "
@@ -92,7 +109,7 @@ def zone_problems(parsed: ICalendar) -> list[str]:
         for part in zone.subcomponents:
             rules = part.get("RRULE", [])
             start = part.get("DTSTART")
-            if start is None or not isinstance(start.dt, datetime):
+            if start is None or isinstance(start, list) or not isinstance(start.dt, datetime):
                 continue  # no onset to expand from: dateutil refuses the zone itself
             for rule in rules if isinstance(rules, list) else [rules]:
                 text = rule.to_ical().decode()

@@ -10,8 +10,11 @@ import yaml
 
 from esa_scheduler.engine.calendars.spec import CalendarSpec
 from esa_scheduler.engine.schedule.spec import (
+    AlertSpec,
+    DingTalkIntakeSpec,
     ExpectSpec,
     IncidentSpec,
+    IntakeSpec,
     MatchSpec,
     NotifySpec,
     SafetySpec,
@@ -40,8 +43,11 @@ _FIELD_NAMES: dict[str, tuple[str, ...]] = {
     "safety": tuple(SafetySpec.model_fields),
     "match": tuple(MatchSpec.model_fields),
     "release_on": tuple(MatchSpec.model_fields),
+    "alert": tuple(AlertSpec.model_fields),
     "expect": tuple(ExpectSpec.model_fields),
     "targets": tuple(TargetSpec.model_fields),
+    "intake": tuple(IntakeSpec.model_fields),
+    "dingtalk": tuple(DingTalkIntakeSpec.model_fields),
 }
 
 

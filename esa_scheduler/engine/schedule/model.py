@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 from esa_scheduler.engine.calendars.dates import Calendar
 from esa_scheduler.engine.calendars.ics import IcsCalendar
 from esa_scheduler.engine.cron import CronExpr
-from esa_scheduler.engine.schedule.spec import ExpectSpec, MatchSpec, Mode, NotifySpec, Status
+from esa_scheduler.engine.schedule.spec import AlertSpec, ExpectSpec, MatchSpec, Mode, NotifySpec, Status
 from esa_scheduler.engine.selectors import is_glob, selector_matches
 from esa_scheduler.timeutil import zone
 
@@ -60,16 +60,19 @@ class Window:
 
 @dataclass(frozen=True)
 class IncidentRule:
-    """A resolved incident rule."""
+    """A resolved incident rule: exactly one of ``match`` (a CloudEvent's fields, ``release_on`` for
+    its end) and ``alert`` (a normalized alert, whose resolve ends it, after ``cooldown`` if set)."""
 
     name: str
-    match: MatchSpec
+    match: MatchSpec | None
     selectors: tuple[str, ...]
     status: Status
     ttl: timedelta
     release_on: MatchSpec | None
     origin: str
     targets: tuple[str, ...] = ()
+    alert: AlertSpec | None = None
+    cooldown: timedelta | None = None
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,25 @@ class NotifyTarget:
 
     spec: NotifySpec
     tz: ZoneInfo
+    origin: str
+
+
+@dataclass(frozen=True)
+class DingTalkSettings:
+    """``intake.dingtalk``: the robot's secret (by variable name) and who may give commands, from where."""
+
+    app_secret_env: str
+    allow_senders: frozenset[str]
+    allow_conversations: frozenset[str] | None
+    """``None``: any conversation of an allowed sender."""
+
+
+@dataclass(frozen=True)
+class IntakeSettings:
+    """``intake:``: which routes of ``handler.intake`` are open, and where their secrets are read from."""
+
+    token_env: str | None
+    dingtalk: DingTalkSettings | None
     origin: str
 
 
@@ -127,6 +149,8 @@ class Schedule:
     expectations: tuple[Expectation, ...] = ()
     notify: tuple[NotifyTarget, ...] = ()
     targets: tuple[ScheduleTarget, ...] = ()
+    intake: IntakeSettings | None = None
+    """The intake's settings; ``None``: every route but ``/healthz`` answers 503."""
     timezone: ZoneInfo = UTC_ZONE
     """The schedule's zone, in which the views draw and describe it: that of the first file, in load
     order, that sets ``timezone:`` (the others' zones apply to their own windows), else UTC."""

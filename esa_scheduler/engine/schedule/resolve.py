@@ -14,8 +14,10 @@ from esa_scheduler.engine.calendars.resolve import resolve_calendars
 from esa_scheduler.engine.calendars.spec import CalendarSpec
 from esa_scheduler.engine.schedule.model import (
     UTC_ZONE,
+    DingTalkSettings,
     Expectation,
     IncidentRule,
+    IntakeSettings,
     NotifyTarget,
     Safety,
     Schedule,
@@ -27,6 +29,7 @@ from esa_scheduler.engine.schedule.resolve_windows import read_duration, resolve
 from esa_scheduler.engine.schedule.spec import (
     ExpectSpec,
     IncidentSpec,
+    IntakeSpec,
     NotifySpec,
     SafetySpec,
     ScheduleFileSpec,
@@ -92,6 +95,7 @@ def resolve(parsed: list[ParsedFile], problems: list[str]) -> Schedule | None:
         _check_expect_target(expectation, targets, problems)
     tick_file, tick = _single_setting(parsed, "tick", problems)
     _, safety = _single_setting(parsed, "safety", problems)
+    intake_file, intake = _single_setting(parsed, "intake", problems)
     tick_delta = read_duration(tick, f"{tick_file}: tick", problems) if isinstance(tick, str) else None
     if problems:
         return None
@@ -106,7 +110,17 @@ def resolve(parsed: list[ParsedFile], problems: list[str]) -> Schedule | None:
         expectations=expectations,
         notify=tuple(found.notify),
         targets=targets,
+        intake=_intake(intake, intake_file) if isinstance(intake, IntakeSpec) else None,
     )
+
+
+def _intake(spec: IntakeSpec, file: str) -> IntakeSettings:
+    dingtalk = spec.dingtalk
+    chat = None
+    if dingtalk is not None:
+        rooms = frozenset(dingtalk.allow_conversations) if dingtalk.allow_conversations is not None else None
+        chat = DingTalkSettings(dingtalk.app_secret_env, frozenset(dingtalk.allow_senders), rooms)
+    return IntakeSettings(spec.token_env, chat, file)
 
 
 def _add_windows(pf: ParsedFile, file_tz: ZoneInfo, found: _Entries, problems: list[str]) -> None:
@@ -125,12 +139,42 @@ def _add_incidents(pf: ParsedFile, found: _Entries, problems: list[str]) -> None
         where = f"{pf.file}: incidents[{index}] ({rule.name})"
         _check_unique(rule.name, where, found.seen_incidents, problems)
         _check_selectors(rule.tasks, where, found.probe, problems)
+        kind_ok = _check_incident_kind(rule, where, problems)
         on = check_target_selectors(rule.targets, where, found.targets, problems)
         ttl = read_duration(rule.ttl, f"{where}.ttl", problems)
-        if ttl is not None:
+        cooldown = read_duration(rule.cooldown, f"{where}.cooldown", problems) if rule.cooldown is not None else None
+        if ttl is not None and kind_ok:
             found.incidents.append(
-                IncidentRule(rule.name, rule.match, tuple(rule.tasks), rule.status, ttl, rule.release_on, pf.file, on)
+                IncidentRule(
+                    rule.name,
+                    rule.match,
+                    tuple(rule.tasks),
+                    rule.status,
+                    ttl,
+                    rule.release_on,
+                    pf.file,
+                    on,
+                    alert=rule.alert,
+                    cooldown=cooldown,
+                )
             )
+
+
+def _check_incident_kind(rule: IncidentSpec, where: str, problems: list[str]) -> bool:
+    """A rule reads CloudEvents (``match``, ended by ``release_on``) or alerts (``alert``, ended by their
+    resolve, after ``cooldown``): exactly one kind, and only that kind's fields."""
+    if (rule.match is None) == (rule.alert is None):
+        reported = any(p.startswith((f"{where}.match", f"{where}.alert")) for p in problems)  # and dropped
+        if not reported:
+            problems.append(f"{where}: give exactly one of 'match' (a CloudEvent) or 'alert' (an alert from a source)")
+        return False
+    if rule.alert is not None and rule.release_on is not None:
+        problems.append(f"{where}.release_on: applies to 'match' rules; an 'alert' rule ends with the alert's resolve")
+        return False
+    if rule.match is not None and rule.cooldown is not None:
+        problems.append(f"{where}.cooldown: applies to 'alert' rules only (a 'match' rule ends with 'release_on')")
+        return False
+    return True
 
 
 def _add_notify(pf: ParsedFile, file_tz: ZoneInfo, found: _Entries, problems: list[str]) -> None:

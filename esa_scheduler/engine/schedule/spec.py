@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime, timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, field_validator, model_validator
 
 from esa_scheduler.engine.calendars.spec import CalendarSpec, reject_date_times
 from esa_scheduler.timeutil import UTC, in_range, parse_datetime, parse_duration, parse_instant
@@ -14,12 +14,13 @@ from esa_scheduler.timeutil import UTC, in_range, parse_datetime, parse_duration
 Status = Literal["online", "offline"]
 Mode = Literal["enforce", "transitions"]
 NotifyKind = Literal["dingtalk", "feishu", "wecom", "webhook"]
+AlertSource = Literal["cloudmonitor", "sls", "alertmanager"]
+Severity = Literal["critical", "warning", "info", "unknown"]
 NotifyTrigger = Literal["changes", "failures", "blocked", "holds", "reminders"]
 DEFAULT_SEND_ON: tuple[NotifyTrigger, ...] = ("changes", "failures", "blocked", "holds")
 ENV_NAME_PATTERN = r"^[A-Z_][A-Z0-9_]*$"
 ENV_NAME_MAX = 64
 _ENV_NAME = re.compile(ENV_NAME_PATTERN)
-_VARIABLES = ("url_env", "secret_env")
 _TARGET_NAME = r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$"
 _ROLE_ARN = r"^acs:ram::[0-9]{16}:role/[A-Za-z0-9.\-]{1,64}$"
 _REGION = r"^[a-z]{2,}(?:-[a-z0-9]+)+$"
@@ -47,7 +48,7 @@ class WindowSpec(_Strict):
     name: str = Field(min_length=1)
     tasks: list[str] = Field(min_length=1)
     status: Status = "offline"
-    priority: int = 0
+    priority: StrictInt = 0
     cron: str | None = None
     duration: str | None = None
     end_cron: str | None = None
@@ -83,23 +84,56 @@ class MatchSpec(_Strict):
     data: dict[str, Any] = Field(default_factory=dict)
 
 
+class AlertSpec(_Strict):
+    """What an incident rule looks for in a normalized alert (any source, HTTP or EventBridge): every
+    given field must match, ``name`` and ``labels`` values as globs. A resolve is matched on
+    ``source``, ``name`` and ``labels`` only: it pairs with its firing by key, and CloudMonitor's
+    recovery carries no severity of its own."""
+
+    source: AlertSource | None = None
+    name: str | None = Field(default=None, min_length=1)
+    severity: list[Severity] | None = Field(default=None, min_length=1)
+    labels: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _not_a_catch_all(self) -> AlertSpec:
+        """An empty ``alert: {}`` would hold the tasks for any alert of any sender: refused as a slip."""
+        if self.source is None and self.name is None and self.severity is None and not self.labels:
+            raise ValueError(
+                "give at least one of source, name, severity or labels (an empty alert matches every alert)"
+            )
+        return self
+
+
 class IncidentSpec(_Strict):
-    """Maps a matching CloudEvent to a hold (and optionally another one to its release)."""
+    """Maps a matching CloudEvent (``match``) or normalized alert (``alert``) to a hold, and a
+    ``release_on`` CloudEvent or the alert's resolve to its end."""
 
     name: str = Field(min_length=1)
-    match: MatchSpec
+    match: MatchSpec | None = None
+    alert: AlertSpec | None = None
     tasks: list[str] = Field(min_length=1)
     status: Status = "offline"
     ttl: str
+    cooldown: str | None = None
+    """``alert:`` rules: a resolve ends the hold only after this long without a new firing."""
     release_on: MatchSpec | None = None
     targets: list[str] | None = None
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        json_schema_extra={"oneOf": [{"required": ["match"]}, {"required": ["alert"]}]},
+    )
 
 
 class SafetySpec(_Strict):
     """Limits that stop a run from changing too much at once (a bad schedule, a wrong inventory)."""
 
-    max_changes: int | None = Field(default=None, ge=0)
-    max_change_ratio: float | None = Field(default=None, ge=0, le=1)
+    # Numbers only as numbers: YAML reads `yes` and `on` as booleans, and a boolean taken as a
+    # number (`max_change_ratio: yes` as 1.0) would quietly lift the limit it was meant to set.
+    max_changes: StrictInt | None = Field(default=None, ge=0)
+    max_change_ratio: StrictFloat | None = Field(default=None, ge=0, le=1)
 
 
 class ExpectSpec(_Strict):
@@ -158,6 +192,7 @@ class ScheduleFileSpec(_Strict):
     incidents: list[IncidentSpec] = Field(default_factory=list)
     expect: list[ExpectSpec] = Field(default_factory=list)
     notify: list[NotifySpec] = Field(default_factory=list)
+    intake: IntakeSpec | None = None
     targets: list[TargetSpec] = Field(default_factory=list, json_schema_extra={"minItems": 1})
     """An empty list is refused when the file is read (``_parse_file``); the schema tells editors the same."""
 
@@ -200,14 +235,7 @@ class NotifySpec(BaseModel):
             return data
         if True in data:
             raise ValueError("YAML 1.1 reads a bare 'on' key as true: write send_on")
-        for field in _VARIABLES:
-            value = data.get(field)
-            if field in data and not (field == "secret_env" and value is None) and not _is_variable_name(value):
-                raise ValueError(
-                    f"{field} must name an environment variable (A-Z, 0-9 and _, not starting with a digit, "
-                    f"at most {ENV_NAME_MAX} characters), not hold its value"
-                )
-        return data
+        return check_variable_names(data, ("url_env",), ("secret_env",))
 
     @field_validator("before")
     @classmethod
@@ -232,6 +260,58 @@ class NotifySpec(BaseModel):
     def lead_time(self) -> timedelta | None:
         """How long before a transition its reminder goes out (``None`` without reminders)."""
         return parse_duration(self.before) if self.before is not None else None
+
+
+def check_variable_names(data: Any, required: tuple[str, ...], optional: tuple[str, ...] = ()) -> Any:
+    """Refuse a raw entry whose ``*_env`` fields hold anything but a variable name, without quoting it.
+
+    Used in ``mode="before"`` validators: a field's own check would show what it got, and a URL or a
+    token pasted where its variable's name belongs must never be echoed into a CI log.
+    """
+    if not isinstance(data, dict):
+        return data
+    for field in (*required, *optional):
+        value = data.get(field)
+        if field in data and not (field in optional and value is None) and not _is_variable_name(value):
+            raise ValueError(
+                f"{field} must name an environment variable (A-Z, 0-9 and _, not starting with a digit, "
+                f"at most {ENV_NAME_MAX} characters), not hold its value"
+            )
+    return data
+
+
+class DingTalkIntakeSpec(BaseModel):
+    """``intake.dingtalk``: who may command the scheduler from a DingTalk group, and the robot's secret."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    app_secret_env: str = Field(json_schema_extra={"pattern": ENV_NAME_PATTERN, "maxLength": ENV_NAME_MAX})
+    allow_senders: list[Annotated[str, Field(min_length=1)]] = Field(min_length=1)
+    """``senderStaffId`` values: nobody else's command is obeyed (closed by default)."""
+    allow_conversations: list[Annotated[str, Field(min_length=1)]] | None = Field(default=None, min_length=1)
+    """``conversationId`` values; left out, a listed sender may command from any conversation."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _variable_name(cls, data: Any) -> Any:
+        return check_variable_names(data, ("app_secret_env",))
+
+
+class IntakeSpec(BaseModel):
+    """``intake:``: the HTTP routes of ``handler.intake``; a route whose part is left out answers 503."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    token_env: str | None = Field(
+        default=None, json_schema_extra={"pattern": ENV_NAME_PATTERN, "maxLength": ENV_NAME_MAX}
+    )
+    """The variable holding the shared token of the ``/alerts/*`` routes."""
+    dingtalk: DingTalkIntakeSpec | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _variable_name(cls, data: Any) -> Any:
+        return check_variable_names(data, (), ("token_env",))
 
 
 def _is_variable_name(value: object) -> bool:
