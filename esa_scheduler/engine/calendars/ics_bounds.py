@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 MAX_EVENTS = 1500
 """VEVENTs per ICS calendar: with this many real-shaped ones and rules making ``MAX_RULE_OCCURRENCES``,
-``validate`` takes 1.6 s of CPU and 80 MB (``bench/ics_bench.py``; 2,000 took 2.1 s); a
+``validate`` takes 1.4 s of CPU and 75 MB (``bench/ics_bench.py``; 2,000 took 1.7 s); a
 maintenance calendar has dozens, a team's Google export of eight years 1,300."""
 MAX_READ_CHARS = 64 * 1024
 """The longest content line of a property that is read (a few thousand RDATE or EXDATE values)."""
@@ -34,11 +34,13 @@ READ = SHAPING | {
 }
 """The properties ``icalendar`` is always given: those that make or name an interval (``SHAPING``),
 and what a calendar or a zone needs to be one."""
+NOTED = OTHER_ONCE - {"DESCRIPTION", "LOCATION", "ORGANIZER"}
 OTHER_READ_CHARS = 1024
-"""The single-valued properties that cannot change an interval (``OTHER_ONCE``: CREATED, DESCRIPTION,
-LOCATION...) are read when at most this long, so that a malformed or repeated one is a warning; a
-longer one, and every other property (ATTENDEE, ATTACH, X-...), is skipped: an 8 MB folded
-DESCRIPTION cost ``icalendar`` two seconds for nothing, and a meeting's attendees a line each."""
+"""The bookkeeping properties that cannot change an interval (``NOTED``: CREATED, DTSTAMP, CLASS...)
+are read when at most this long, so that a malformed or repeated one is a warning. Free text and
+addresses (DESCRIPTION, LOCATION, ORGANIZER, ATTENDEE, COMMENT), attachments and X- properties are
+never read: an 8 MB folded DESCRIPTION cost ``icalendar`` two seconds for nothing, and a Google
+export's descriptions and attendees a third of its reading."""
 SKIPPED = frozenset({"VALARM", "VTODO", "VJOURNAL", "VFREEBUSY", "VAVAILABILITY"})
 """Components that cannot make an interval of a VEVENT: skipped whole, whatever they hold."""
 MAX_LINES = 30_000
@@ -78,7 +80,7 @@ def readable(lines: list[tuple[int, str]]) -> tuple[list[tuple[int, str]], list[
                 continue
             events += name == "BEGIN" and component == "VEVENT"
         elif skipping or (
-            name is not None and name not in READ and (name not in OTHER_ONCE or len(line) > OTHER_READ_CHARS)
+            name is not None and name not in READ and (name not in NOTED or len(line) > OTHER_READ_CHARS)
         ):
             continue  # a line that is no property at all is kept: icalendar says what is wrong with it
         elif len(line) > MAX_READ_CHARS:
