@@ -66,7 +66,7 @@ _held = threading.local()
 def folder_lock(root: Path) -> Iterator[None]:
     """Hold the writers' lock of the state folder ``root`` (re-entrant within a thread)."""
     depth: dict[Path, int] = _held.__dict__.setdefault("depth", {})
-    key = root.absolute()
+    key = root.resolve()  # one folder however it is named (relative, through a symlink)
     if depth.get(key):
         depth[key] += 1
         try:
