@@ -165,6 +165,34 @@ def _add_hold_commands(sub: Subcommands) -> None:
         "It takes effect at the next run or timer tick.",
     )
     hold_sub = hold.add_subparsers(dest="hold_command", required=True)
+    add = _add_hold_add(hold_sub)
+    listing = _command(
+        hold_sub,
+        "list",
+        "show the holds in force",
+        "Expired holds are not shown. With fleet targets (in the schedule or on a hold) a targets column "
+        "shows where each hold applies, * for every target.",
+    )
+    listing.add_argument("--json", action="store_true", help="print one JSON list")
+    release = _command(
+        hold_sub,
+        "release",
+        "end holds by id or by task",
+        "With --task, every hold that applies to any of the tasks ends.",
+        logs=True,
+    )
+    which = release.add_mutually_exclusive_group(required=True)
+    which.add_argument("--id", help="the hold to end")
+    which.add_argument(
+        "--task", action="extend", nargs="+", metavar="NAME_OR_GLOB", dest="tasks", help="end the holds on these tasks"
+    )
+    for command in (add, listing, release):
+        command.add_argument("--schedule", metavar="PATH", help=SCHEDULE_HELP)
+        command.add_argument("--state-dir", metavar="DIR", help=STATE_HELP)
+    hold.set_defaults(func=_hold)
+
+
+def _add_hold_add(hold_sub: Subcommands) -> argparse.ArgumentParser:
     add = _command(
         hold_sub,
         "add",
@@ -193,30 +221,7 @@ def _add_hold_commands(sub: Subcommands) -> None:
         dest="targets",
         help="only these fleet targets (a schedule with targets:); default: every target",
     )
-    listing = _command(
-        hold_sub,
-        "list",
-        "show the holds in force",
-        "Expired holds are not shown. With fleet targets (in the schedule or on a hold) a targets column "
-        "shows where each hold applies, * for every target.",
-    )
-    listing.add_argument("--json", action="store_true", help="print one JSON list")
-    release = _command(
-        hold_sub,
-        "release",
-        "end holds by id or by task",
-        "With --task, every hold that applies to any of the tasks ends.",
-        logs=True,
-    )
-    which = release.add_mutually_exclusive_group(required=True)
-    which.add_argument("--id", help="the hold to end")
-    which.add_argument(
-        "--task", action="extend", nargs="+", metavar="NAME_OR_GLOB", dest="tasks", help="end the holds on these tasks"
-    )
-    for command in (add, listing, release):
-        command.add_argument("--schedule", metavar="PATH", help=SCHEDULE_HELP)
-        command.add_argument("--state-dir", metavar="DIR", help=STATE_HELP)
-    hold.set_defaults(func=_hold)
+    return add
 
 
 def _add_emulator_command(sub: Subcommands) -> None:
