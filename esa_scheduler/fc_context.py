@@ -15,7 +15,7 @@ from esa_scheduler.errors import UserError, first_problem
 
 
 class _Shape(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class FunctionInfo(_Shape):

@@ -36,7 +36,7 @@ class Credentials:
 class _CliProfile(BaseModel):
     """One entry of ``profiles`` in the aliyun CLI's ``config.json`` (only the fields we use)."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
     name: StrictStr
     mode: StrictStr = ""
@@ -48,7 +48,7 @@ class _CliProfile(BaseModel):
 class _CliConfig(BaseModel):
     """The aliyun CLI's ``~/.aliyun/config.json``."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
     current: StrictStr = ""
     profiles: list[_CliProfile] = []

@@ -26,7 +26,7 @@ THROTTLING_STATUSES = (429, 503)
 
 
 class _EsaModel(BaseModel):
-    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+    model_config = ConfigDict(populate_by_name=True, extra="ignore", defer_build=True)
 
 
 class DeliveryTask(_EsaModel):

@@ -25,7 +25,7 @@ _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 class Hold(BaseModel):
     """A stored hold; ``tasks`` are selectors (exact names or globs) over managed tasks."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     id: str = Field(pattern=_SAFE_ID.pattern)
     tasks: tuple[str, ...] = Field(min_length=1)

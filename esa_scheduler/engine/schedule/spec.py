@@ -26,7 +26,7 @@ _REGION = r"^[a-z]{2,}(?:-[a-z0-9]+)+$"
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class TaskSpec(_Strict):
@@ -135,7 +135,7 @@ class ExpectSpec(_Strict):
 class TargetSpec(BaseModel):
     """One ``targets:`` entry as written: a name, a region, and how to reach its account."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     name: str = Field(pattern=_TARGET_NAME)
     region: str = Field(pattern=_REGION)
@@ -172,7 +172,7 @@ class ScheduleFileSpec(_Strict):
 class NotifySpec(BaseModel):
     """One target as written in the file; ``send_on`` because YAML 1.1 reads a bare ``on`` as true."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     kind: NotifyKind

@@ -15,7 +15,7 @@ from esa_scheduler.timeutil import parse_duration, parse_instant
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class Options(_Model):
@@ -133,7 +133,7 @@ class ReleaseCommand(_Model):
 class CloudEvent(BaseModel):
     """A CloudEvents 1.0 envelope (EventBridge adds its own extension attributes)."""
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True, defer_build=True)
 
     specversion: Literal["1.0"]
     id: str = Field(min_length=1)
