@@ -7,6 +7,7 @@ without a traceback. Anything else reaching the top is a bug and is allowed to s
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
@@ -49,7 +50,20 @@ def first_problem(exc: ValidationError) -> str:
     message = str(err["msg"]).removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
         message = "unknown field"
+    elif err["type"] in ("bool_type", "bool_parsing"):
+        message = f"expected true or false (a JSON boolean), got {_scalar(err.get('input'))}"
     return f"{where}: {message}"
+
+
+def _scalar(value: object) -> str:
+    """A refused value as JSON writes it (``"on"``, ``1``), short; a list or an object by its kind only."""
+    if isinstance(value, (dict, list, tuple)):
+        return "an object" if isinstance(value, dict) else "a list"
+    try:
+        shown = json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        shown = repr(value)
+    return shown if len(shown) <= 40 else shown[:39] + "…"
 
 
 def close_matches(value: str, known: Iterable[str], *, n: int = 5, cutoff: float = 0.5) -> list[str]:

@@ -6,16 +6,18 @@ pydantic model so that a context file with a typo is refused like any other bad 
 
 from __future__ import annotations
 
-import json
 import uuid
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from esa_scheduler.errors import UserError, first_problem
+from esa_scheduler.strict_json import MAX_BYTES, loads_strict
 
 
 class _Shape(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
+    """Strict, like an event: ``"timeout": true`` or ``"300"`` is a typo to name, not a number to guess."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, defer_build=True)
 
 
 class FunctionInfo(_Shape):
@@ -23,8 +25,8 @@ class FunctionInfo(_Shape):
 
     name: str = "esa-scheduler"
     handler: str = "handler.handler"
-    memory: int = 256
-    timeout: float = 300
+    memory: int = Field(default=256, gt=0)
+    timeout: float = Field(default=300, gt=0)
 
 
 class ContextCredentials(_Shape):
@@ -50,14 +52,10 @@ def load_context(path: str | None) -> FcContext:
     if path is None:
         return FcContext()
     try:
-        with open(path, encoding="utf-8") as handle:
-            raw = json.load(handle)
+        with open(path, "rb") as handle:
+            raw = loads_strict(handle.read(MAX_BYTES + 1), path)
     except OSError as exc:
         raise UserError(f"{path}: cannot read context file: {exc.strerror}") from exc
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from exc
-    except (UnicodeDecodeError, RecursionError) as exc:
-        raise UserError(f"{path}: not a readable JSON context file ({type(exc).__name__})") from exc
     try:
         return FcContext.model_validate(raw)
     except ValidationError as exc:

@@ -13,7 +13,7 @@ import os
 import sys
 import textwrap
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -27,6 +27,9 @@ import pytest
 
 from esa_scheduler.cli import main
 from esa_scheduler.emulator import EMULATOR_ACCESS_KEY_ID, EMULATOR_ACCESS_KEY_SECRET, Emulator
+from esa_scheduler.engine.schedule.load import load_schedule
+from esa_scheduler.invocation.events.reader import EventReader
+from esa_scheduler.invocation.holds import HoldStore
 
 UTC = timezone.utc
 
@@ -52,13 +55,12 @@ def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, s
     return code, out, err
 
 
-def add_hold(
-    capsys: pytest.CaptureFixture[str], schedule: Path, state: Path, task: str, until: datetime, hold_id: str
-) -> None:
-    """``hold add`` through the CLI: the hold starts now (``created_at`` is the real clock) and ends at ``until``."""
-    args = ["--schedule", str(schedule), "--state-dir", str(state), "--task", task, "--until", iso(until)]
-    code, _, err = run_cli(capsys, "hold", "add", *args, "--reason", f"test {hold_id}", "--id", hold_id)
-    assert code == 0, err
+def add_hold(schedule: Path, state: Path, task: str, start: datetime, until: datetime, hold_id: str) -> None:
+    """The hold ``hold add --until`` stores, as if made at ``start``: the same event reader, with the
+    instant pinned where ``hold add`` stamps ``created_at`` with the real clock."""
+    command = {"action": "hold", "tasks": [task], "until": iso(until), "reason": f"test {hold_id}", "id": hold_id}
+    (hold,) = EventReader(load_schedule(schedule), start).read(command).new_holds
+    HoldStore(state).save(hold)
 
 
 # --------------------------------------------------------------------------- instants
@@ -83,16 +85,29 @@ def iso(instant: datetime) -> str:
 # --------------------------------------------------------------------------- environment and emulator
 
 
+SETTING_PREFIXES = ("ALIBABA_CLOUD_", "ESA_", "FC_")
+"""Environment variables that configure the scheduler or its credentials; a test sets its own."""
+
+
 def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     """No inherited ALIBABA_CLOUD_*/ESA_*/FC_* settings, HOME without credential files, cwd in tmp_path."""
     for name in list(os.environ):
-        if name.startswith(("ALIBABA_CLOUD_", "ESA_", "FC_")):
+        if name.startswith(SETTING_PREFIXES):
             monkeypatch.delenv(name)
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+def child_environment(values: Mapping[str, str]) -> dict[str, str]:
+    """The whole environment of a child process that must inherit nothing else: PATH, ``values``, and
+    what keeps it on this process's clock, LD_PRELOAD and every FAKETIME* variable. Under
+    ``faketime`` a child without them runs on the real clock, and an emulator on the faked one
+    refuses its signatures (InvalidTimeStamp.Expired)."""
+    clock = {name: value for name, value in os.environ.items() if name == "LD_PRELOAD" or name.startswith("FAKETIME")}
+    return {"PATH": os.environ.get("PATH", ""), **clock, **values}
 
 
 def endpoint_env(

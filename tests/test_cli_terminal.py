@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import clean_environment, parse_lines, run_cli
+from helpers import SETTING_PREFIXES, clean_environment, parse_lines, run_cli
 
 from esa_scheduler import cli, logs
 from esa_scheduler.emulator import Emulator, Faults
@@ -127,7 +127,7 @@ def emulator(keys: Keys) -> Iterator[Emulator]:
 
 
 def _operator_env(tmp_path: Path, emulator: Emulator, keys: Keys) -> dict[str, str]:
-    env = {name: value for name, value in os.environ.items() if not name.startswith(("ALIBABA_CLOUD_", "ESA_", "FC_"))}
+    env = {name: value for name, value in os.environ.items() if not name.startswith(SETTING_PREFIXES)}
     home = tmp_path / "home"
     home.mkdir()
     env.update(

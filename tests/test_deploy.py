@@ -16,7 +16,6 @@ import importlib
 import importlib.util
 import inspect
 import json
-import os
 import re
 import subprocess
 import sys
@@ -31,6 +30,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import yaml
 from croniter import croniter
+from helpers import child_environment
 from hypothesis import HealthCheck, find, given, settings
 from hypothesis import strategies as st
 from ros_spec import (
@@ -923,17 +923,18 @@ def test_zip_runs_the_handler_from_its_unzipped_tree(tmp_path: Path) -> None:
         EmulatedTask(TaskName="site-logs", Status="offline", SiteId=1234567890),
     ]
     with Emulator(tasks=seed) as emulator:
-        env = {
-            "PATH": os.environ.get("PATH", ""),
-            "HOME": str(tmp_path),  # no ~/.aliyun profile can leak in
-            "PYTHONPATH": str(unzipped),
-            "PYTHONDONTWRITEBYTECODE": "1",
-            config.ENDPOINT: emulator.url,
-            config.ACCESS_KEY_ID: EMULATOR_ACCESS_KEY_ID,
-            config.ACCESS_KEY_SECRET: EMULATOR_ACCESS_KEY_SECRET,
-            config.SCHEDULE: str(unzipped / "schedule"),
-            config.STATE_DIR: str(state),
-        }
+        env = child_environment(
+            {
+                "HOME": str(tmp_path),  # no ~/.aliyun profile can leak in
+                "PYTHONPATH": str(unzipped),
+                "PYTHONDONTWRITEBYTECODE": "1",
+                config.ENDPOINT: emulator.url,
+                config.ACCESS_KEY_ID: EMULATOR_ACCESS_KEY_ID,
+                config.ACCESS_KEY_SECRET: EMULATOR_ACCESS_KEY_SECRET,
+                config.SCHEDULE: str(unzipped / "schedule"),
+                config.STATE_DIR: str(state),
+            }
+        )
         # -S: no site-packages at all, so every import must come from the unzipped tree (or the stdlib).
         completed = subprocess.run(
             [sys.executable, "-S", "-c", RUN_FROM_ZIP, str(result_file)],
@@ -945,7 +946,7 @@ def test_zip_runs_the_handler_from_its_unzipped_tree(tmp_path: Path) -> None:
             check=False,
         )
         assert completed.returncode == 0, completed.stderr
-        # The nightly/migration windows hold both account-level tasks offline at 01:45Z on 5 Dec 2026.
+        # The nightly and monthly-reindex windows hold every task offline at 01:45Z on 5 Dec 2026.
         assert emulator.status("access-logs-prod") == "offline"
         assert emulator.status("waf-eu") == "offline"
         assert emulator.status("site-logs", site_id=1234567890) == "offline"

@@ -38,7 +38,7 @@ def _with_expectations(tmp_path: Path, *entries: str) -> Path:
 
 
 def _validate(capsys: pytest.CaptureFixture[str], path: Path) -> tuple[int, list[str], list[str]]:
-    code, out, err = run_cli(capsys, "validate", "--schedule", str(path))
+    code, out, err = run_cli(capsys, "validate", "--schedule", str(path), "--at", "2027-01-10T12:00:00Z")
     assert "Traceback" not in out + err
     return code, out.splitlines(), err.splitlines()
 
@@ -168,7 +168,7 @@ def test_expectations_ignore_holds(
 ) -> None:
     path = _with_expectations(tmp_path, '{at: "2027-01-10T12:00:00Z", task: access-logs-prod, desired: online}')
     monkeypatch.setenv("ESA_STATE_DIR", str(tmp_path / "state"))  # where validate would find holds, if it looked
-    add_hold(capsys, path, tmp_path / "state", "access-logs-prod", utc("2027-02-01T00:00:00"), "inc-1")
+    add_hold(path, tmp_path / "state", "access-logs-prod", utc("2027-01-01T00:00"), utc("2027-02-01T00:00"), "inc-1")
     code, lines, problems = _validate(capsys, path)
     assert (code, problems) == (0, [])
     assert lines[0].endswith(", 1 expectation(s) hold")
@@ -271,6 +271,15 @@ def test_sample_schedule_pins_its_dst_behaviour(tmp_path: Path, capsys: pytest.C
     readme = (ROOT / "docs" / "schedule.md").read_text(encoding="utf-8")
     shown = "\n".join(line.replace(str(broken), "schedule/sample.yaml") for line in err)
     assert f"```text\n{shown}\n```" in readme
+
+
+@pytest.mark.parametrize("year", range(2026, 2041))
+def test_the_sample_schedule_stays_warning_free_for_years(capsys: pytest.CaptureFixture[str], year: int) -> None:
+    """The sample is what a newcomer validates first, whatever the year: no window of it may run out."""
+    at = f"{year}-{1 + (year * 5) % 12:02d}-15T12:00:00Z"  # a different month each year
+    code, out, err = run_cli(capsys, "validate", "--schedule", str(SAMPLE), "--at", at)
+    assert (code, err) == (0, ""), err
+    assert out.endswith(", 7 expectation(s) hold\n")
 
 
 SITES = """

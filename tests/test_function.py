@@ -9,6 +9,7 @@ event's instant, so every test that involves a hold evaluates at or after the re
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import io
 import json
@@ -1152,11 +1153,14 @@ def test_example_events_parse_with_the_sample_schedule() -> None:
     schedule = load_schedule(str(REPO / "schedule" / "sample.yaml"))
     examples = sorted(p for p in (REPO / "events").glob("*.json") if p.name != "context.json")
     names = {p.name for p in examples}
-    assert {"timer.json", "hold.json", "release.json", "cloudevent-alarm.json"} <= names
+    assert {"timer.json", "hold.json", "release.json", "cloudevent-cms-alert.json", "cloudevent-cms-ok.json"} <= names
     for path in examples:
         intent = EventReader(schedule, now_utc()).read(path.read_bytes())
         assert intent.sources, path.name
-    alarm = EventReader(schedule, now_utc()).read((REPO / "events" / "cloudevent-alarm.json").read_bytes())
-    assert [h.id for h in alarm.new_holds] == ["inc-origin-errors"]
-    ok = EventReader(schedule, now_utc()).read((REPO / "events" / "cloudevent-ok.json").read_bytes())
-    assert ok.release_ids == ("inc-origin-errors",)
+    # the sample's alert rule keeps one hold per CloudMonitor transId: inc-<rule>-<sha256(source, key)>
+    trans_id = json.loads((REPO / "events" / "cloudevent-cms-alert.json").read_text())["data"]["transId"]
+    hold_id = "inc-origin-errors-" + hashlib.sha256(f"cloudmonitor\n{trans_id}".encode()).hexdigest()[:8]
+    for name, state in (("cloudevent-cms-alert.json", "firing"), ("cloudevent-cms-ok.json", "resolved")):
+        intent = EventReader(schedule, now_utc()).read((REPO / "events" / name).read_bytes())
+        assert [(a.state, a.key) for a in intent.alerts] == [(state, trans_id)], name
+        assert intent.sources == (f"incident:{hold_id}",), name

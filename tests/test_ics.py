@@ -10,7 +10,7 @@ from typing import Any
 
 import icalendar
 import pytest
-from helpers import UTC, add_hold, iso, run_cli, utc, write_schedule
+from helpers import add_hold, iso, run_cli, utc, write_schedule
 
 from esa_scheduler.engine.planner import Planner, TaskRef, managed_tasks, plan
 from esa_scheduler.engine.schedule.load import load_schedule
@@ -209,9 +209,9 @@ def test_line_rules_escaping_and_long_groups(tmp_path: Path, capsys: pytest.Capt
 
 def test_holds_appear_as_their_own_events(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     state = tmp_path / "state"
-    now = datetime.now(UTC).replace(microsecond=0)
+    now = utc("2027-01-08T09:15:00")
     until = now + timedelta(days=10)
-    add_hold(capsys, SAMPLE, state, "access-logs-prod", until, "inc-7")
+    add_hold(SAMPLE, state, "access-logs-prod", now, until, "inc-7")
     feed = tmp_path / "holds.ics"
     args = ["plan", "--schedule", str(SAMPLE), "--at", iso(now), "--ics", str(feed), "--state-dir", str(state)]
     code, _, err = run_cli(capsys, *args, "--days", "2")

@@ -535,6 +535,85 @@ def test_a_hold_on_many_tasks_fits_wecom(tmp_path: Path) -> None:
     assert "Changed (81)" in text, "the 80 and access-b, offline outside the nightly window"
 
 
+EVIL_REASON = (
+    "INC-7 [verify your account](http://evil.example/login) **URGENT** "
+    "\x1b[31mred\x1b[0m <font color=red>see</font> ![x](https://evil.example/x.png)"
+)
+"""A reason as a hostile sender writes it: a phishing link, bold text, a raw ESC, HTML and an image."""
+INERT_REASON = (
+    "INC-7 ［verify your account］(http[:]//evil[.]example/login) ∗∗URGENT∗∗ "
+    "\\u001b［31mred\\u001b［0m ＜font color=red＞see＜/font＞ !［x］(https[:]//evil[.]example/x.png)"
+)
+LIVE_MARKUP = ("](", "http://", "https://", "**URGENT", "**boss", "<font", "\x1b")
+"""What must not reach a chat message from a value: a link, a URL, emphasis, a tag, a control character."""
+
+
+def test_a_hold_reason_with_a_phishing_link_bold_text_and_an_escape_arrives_inert(rig: Rig) -> None:
+    """Each chat service gets the reason and the author with no link, emphasis, tag or control character
+    left; the webhook, whose data is JSON and no markup, gets them exactly as sent, like the hold file."""
+    rig.write(*(rig.target(kind, kind, send_on=["holds"]) for kind in KINDS))
+    hold = {"action": "hold", "tasks": ["access-a"], "reason": EVIL_REASON, "ttl": "2h", "id": "inc-evil"}
+    summary, lines = rig.run({**hold, "by": "**boss** http://evil.example"})
+
+    assert summary.notified == 4, named(lines, "notify.failed")
+    for kind in ("dingtalk", "feishu", "wecom"):
+        (request,) = rig.receivers[kind].received
+        text = text_of(kind, request)
+        (line,) = [line for line in text.splitlines() if "inc-evil" in line]
+        inert = f"created inc-evil: access-a offline, reason: {INERT_REASON}, by ∗∗boss∗∗ http[:]//evil[.]example"
+        assert inert in line, line
+        assert not [live for live in LIVE_MARKUP if live in text], text
+    event = rig.receivers["webhook"].received[0].json()
+    assert event["data"]["holds"]["created"][0]["reason"] == EVIL_REASON
+    assert json.loads((rig.state / "inc-evil.json").read_text())["reason"] == EVIL_REASON
+
+
+def test_task_names_and_error_codes_from_the_server_arrive_inert(tmp_path: Path) -> None:
+    """ESA names the tasks and the errors: a task named like a link and a code like bold text are
+    shown as text in the changed and failed lines."""
+    evil_task = "access-[pay](https://evil.example)"
+    evil_code = "**Denied** <@all>"
+    with make_rig(tmp_path, [*SEED, {"TaskName": evil_task, "Status": "online"}]) as rig:
+        write_schedule(rig.schedule.parent, "version: 1\ntasks:\n  - pattern: access-?pay*\n", name="more.yaml")
+        rig.write(*(rig.target(kind, kind) for kind in ("dingtalk", "feishu", "wecom")))
+        rig.emulator.script_fault("access-a", evil_code, count=10)
+        summary, lines = rig.run(reconcile(NIGHT))
+
+        assert summary.counts["updated"] == 2 and summary.counts["failed"] == 1
+        assert summary.notified == 3, named(lines, "notify.failed")
+        for kind in ("dingtalk", "feishu", "wecom"):
+            text = text_of(kind, rig.receivers[kind].received[0])
+            assert "access-a: online -> offline failed: ∗∗Denied∗∗ ＜@all＞" in text
+            assert "access-［pay］(https[:]//evil[.]example): online -> offline (window:nightly)" in text
+            assert "](" not in text and "https://" not in text and "<@all>" not in text and "**Denied" not in text
+
+
+@pytest.mark.parametrize(
+    ("answer", "code"),
+    [({"errcode": "0", "errmsg": "ok"}, "0"), ({"errcode": False, "errmsg": "ok"}, "false"), ({"errmsg": "ok"}, None)],
+    ids=["zero-as-a-string", "false", "no-code"],
+)
+def test_only_the_number_0_is_a_delivered_message(rig: Rig, answer: dict[str, Any], code: str | None) -> None:
+    """An answer whose code is not DingTalk's number 0 comes from something else (a proxy, a stub):
+    the message is not counted as delivered, so nothing is recorded as announced."""
+    rig.write(rig.target("ops", "dingtalk", respond=always((200, answer))))
+    summary, lines = rig.run(reconcile(NIGHT))
+
+    (failed,) = named(lines, "notify.failed")
+    assert failed["code"] == code
+    assert (summary.notified, summary.notify_failed) == (0, 1)
+
+
+def test_an_answer_that_gives_its_code_twice_is_not_a_success() -> None:
+    """JSON readers disagree on which of two equal keys wins; the sender does not guess."""
+    from esa_scheduler.invocation.notify import dingtalk, feishu
+
+    twice = dingtalk.answer(200, b'{"errcode": 310000, "errmsg": "sign not match", "errcode": 0}')
+    assert (twice.ok, twice.code) == (False, None)
+    assert dingtalk.answer(200, b'{"errcode": 0, "errmsg": "ok"}').ok
+    assert not feishu.answer(200, b'{"code": 0, "code": 0, "msg": "success"}').ok
+
+
 def _sections(line: str, count: int) -> tuple[Section, ...]:
     return tuple(Section(f"第{n}节 ({count})", tuple(f"{n}-{i} {line}" for i in range(count))) for n in range(8))
 
@@ -914,7 +993,7 @@ def test_a_valid_notify_section_validates_without_its_variables(
         """
     )
     path = write_schedule(tmp_path, NOTIFY_BASE + textwrap.indent(targets, ""))
-    code, out, err = run_cli(capsys, "validate", "--schedule", str(path))
+    code, out, err = run_cli(capsys, "validate", "--schedule", str(path), "--at", "2027-01-10T12:00:00Z")
     assert code == 0 and "valid" in out, err
 
 

@@ -5,16 +5,21 @@ from __future__ import annotations
 
 import re
 import textwrap
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from helpers import run_cli, write_schedule
+from helpers import iso, run_cli, write_schedule
 
 # --------------------------------------------------------------------------- helpers
 
 
+AT = "2027-01-10T12:00:00Z"
+"""The instant validate's warnings look ahead from, unless a test says otherwise: never the real clock."""
+
+
 def validate(capsys: pytest.CaptureFixture[str], schedule: Path) -> tuple[int, list[str]]:
-    code, out, err = run_cli(capsys, "validate", "--schedule", str(schedule))
+    code, out, err = run_cli(capsys, "validate", "--schedule", str(schedule), "--at", AT)
     text = out + err
     assert "Traceback" not in text
     return code, [line for line in text.splitlines() if line.strip()]
@@ -464,7 +469,79 @@ def test_warning_different_status_overlap_at_equal_priority(tmp_path: Path, caps
     code, lines = validate(capsys, tmp_path)
     assert code == 0, lines
     warning = line_with(lines, "off-window", "on-window")
-    assert re.search(r"\(from \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z\); offline wins the tie$", warning), warning
+    assert warning.endswith("(from 2027-01-11T02:30:00Z); offline wins the tie"), warning
+
+
+ONE_OFFS = """
+version: 1
+tasks:
+  - name: a
+windows:
+  - name: spring-2031
+    tasks: [a]
+    start: "2031-03-01T00:00:00Z"
+    end: "2031-03-02T00:00:00Z"
+  - name: daily
+    tasks: [a]
+    cron: "0 4 * * *"
+    duration: 1h
+"""
+
+
+@pytest.mark.parametrize(
+    ("at", "warned"),
+    [
+        ("2031-01-01T00:00:00Z", False),
+        ("2031-03-01T23:59:59+01:00", False),  # 22:59:59Z, inside the window
+        ("2029-12-01T00:00:00Z", True),  # the window starts 455 days later
+        ("2031-03-02T00:00:00Z", True),  # it has just ended
+    ],
+)
+def test_warnings_look_ahead_from_at(tmp_path: Path, capsys: pytest.CaptureFixture[str], at: str, warned: bool) -> None:
+    schedule = write_schedule(tmp_path, ONE_OFFS)
+    code, out, err = run_cli(capsys, "validate", "--schedule", str(tmp_path), "--at", at)
+    assert (code, out.startswith(f"{tmp_path}: valid: 1 file(s)")) == (0, True), out + err
+    never = f"{schedule}: window 'spring-2031': warning: never active in the next 400 days"
+    assert err.splitlines() == ([never] if warned else [])
+
+
+def test_at_defaults_to_now(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Without --at the look-ahead starts at the real clock: the windows are placed from it, an hour
+    either side of the 400 days' ends, so a default off by more than an hour changes the warnings."""
+    now = datetime.now(timezone.utc)
+    horizon = now + timedelta(days=400)
+    windows = {
+        "just-ended": (now - timedelta(hours=2), now - timedelta(hours=1)),
+        "last-hour": (horizon - timedelta(hours=1), horizon),
+        "just-beyond": (horizon + timedelta(hours=1), horizon + timedelta(hours=2)),
+    }
+    text = "version: 1\ntasks:\n  - name: a\nwindows:\n" + "".join(
+        f"  - {{name: {name}, tasks: [a], start: '{iso(start)}', end: '{iso(end)}'}}\n"
+        for name, (start, end) in windows.items()
+    )
+    schedule = write_schedule(tmp_path, text)
+    code, _, err = run_cli(capsys, "validate", "--schedule", str(schedule))
+    assert code == 0, err
+    assert err.splitlines() == [
+        f"{schedule}: window '{name}': warning: never active in the next 400 days"
+        for name in ("just-ended", "just-beyond")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("at", "problem"),
+    [
+        ("tomorrow", "invalid ISO 8601 date-time 'tomorrow'"),
+        ("2027-01-10T12:00:00", "date-time '2027-01-10T12:00:00' needs an offset or Z"),
+        ("0900-01-01T00:00:00Z", "date-time '0900-01-01T00:00:00Z' is outside the supported years 1970-9000"),
+    ],
+)
+def test_a_bad_at_is_one_line_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], at: str, problem: str
+) -> None:
+    write_schedule(tmp_path, ONE_OFFS)
+    code, out, err = run_cli(capsys, "validate", "--schedule", str(tmp_path), "--at", at)
+    assert (code, out, err) == (2, "", f"--at: {problem}\n")
 
 
 FLEET_OVERLAP = """

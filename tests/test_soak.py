@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import random
 import subprocess
 import sys
@@ -32,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import endpoint_env
+from helpers import child_environment, endpoint_env
 
 from esa_scheduler.edge.credentials import Credentials
 from esa_scheduler.edge.signer import parse_query
@@ -147,12 +146,7 @@ def run_in_subprocess(emulator: Emulator, schedule: Path, tmp: Path) -> tuple[in
     """
     home = tmp / "home"
     home.mkdir(exist_ok=True)
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "HOME": str(home),
-        **endpoint_env(emulator.url),
-        "ESA_CONCURRENCY": "32",
-    }
+    env = child_environment({"HOME": str(home), **endpoint_env(emulator.url), "ESA_CONCURRENCY": "32"})
     command = [sys.executable, "-m", "esa_scheduler", "run", "--schedule", str(schedule), "--at", AT]
     command += ["--state-dir", str(tmp / "state"), "--json"]
     started = time.monotonic()

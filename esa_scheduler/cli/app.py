@@ -67,11 +67,14 @@ def _add_schedule_commands(sub: Subcommands) -> None:
         sub,
         "validate",
         "check the schedule files and report every problem",
-        "Exit 0 with a one-line summary (warnings about windows that never occur or overlap, and about "
-        "calendar years the holidays library does not know yet, go to stderr), "
+        "Exit 0 with a one-line summary (warnings about windows that never occur or overlap in the 400 days "
+        "from --at, and about calendar years the holidays library does not know yet, go to stderr), "
         "or exit 2 with one line per problem naming the file, the entry and the field.",
     )
     validate.add_argument("--schedule", metavar="PATH", help=SCHEDULE_HELP)
+    validate.add_argument(
+        "--at", metavar="ISO", help="warn about the 400 days from this ISO 8601 instant (default: now)"
+    )
     validate.set_defaults(func=schedule_cmds.validate)
 
     plan = _command(

@@ -47,9 +47,10 @@ def validate(args: argparse.Namespace) -> int:
     from esa_scheduler.engine.expectations import failed_expectations
     from esa_scheduler.engine.schedule.load import default_schedule_path, load_schedule
 
+    at = _instant_arg(args.at, "--at")
     path = args.schedule or default_schedule_path()
     schedule = load_schedule(path, expectations=True)
-    for line in schedule_warnings(schedule, now_to_the_second()):
+    for line in schedule_warnings(schedule, at):
         print(line, file=sys.stderr)
     failures = failed_expectations(schedule)
     if failures:

@@ -12,7 +12,7 @@ import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
 
 from esa_scheduler import logs
 
@@ -42,12 +42,15 @@ class DeliveryTask(_EsaModel):
 
 
 class TaskPage(_EsaModel):
-    """One page of a list call; ``TotalCount`` and ``PageSize`` are claims the lister checks."""
+    """One page of a list call; ``TotalCount`` and ``PageSize`` are claims the lister checks.
+
+    Integers are taken only as JSON integers: lax parsing would read ``"TotalCount": true`` as one
+    task in all, and the lister would stop paging on a claim ESA never made."""
 
     request_id: StrictStr | None = Field(default=None, alias="RequestId")
-    total_count: int = Field(alias="TotalCount", ge=0)
-    page_number: int | None = Field(default=None, alias="PageNumber")
-    page_size: int | None = Field(default=None, alias="PageSize")
+    total_count: StrictInt = Field(alias="TotalCount", ge=0)
+    page_number: StrictInt | None = Field(default=None, alias="PageNumber")
+    page_size: StrictInt | None = Field(default=None, alias="PageSize")
     tasks: list[DeliveryTask] = Field(default_factory=list, alias="Tasks")
 
 

@@ -6,15 +6,15 @@ snapshot handed to a test can never change under it, and a bad task file is repo
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, model_validator
 
-from esa_scheduler.errors import ConfigError
+from esa_scheduler.errors import ConfigError, EventError
+from esa_scheduler.strict_json import loads_strict
 
 EMULATOR_ACCESS_KEY_ID = "emulator-access-key-id"
 EMULATOR_ACCESS_KEY_SECRET = "emulator-access-key-secret"
@@ -97,9 +97,12 @@ class ApiError(Exception):
 
 
 class EmulatedTask(BaseModel):
-    """One delivery task as ESA reports it; ``SiteId`` set means a site-level task."""
+    """One delivery task as ESA reports it; ``SiteId`` set means a site-level task.
 
-    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
+    Strict, like every file the project reads from someone else: ``"SiteId": "1001"`` or ``true``
+    is a mistake in the tasks file to name, not a number to guess."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True, defer_build=True)
 
     TaskName: str = Field(min_length=1)
     Status: TaskStatus
@@ -190,8 +193,8 @@ class EmulatedRole(BaseModel):
 
     arn: str = Field(pattern=f"^{ROLE_ARN.pattern}$")
     trusted_accounts: list[str] | None = None
-    deny: bool = False
-    throttle: bool = False
+    deny: StrictBool = False
+    throttle: StrictBool = False
 
     @property
     def account(self) -> str:
@@ -235,11 +238,11 @@ def coerce_tasks(items: Iterable[EmulatedTask | Mapping[str, Any]], origin: str)
 def load_tasks(path: str | Path) -> list[EmulatedTask]:
     """Read a JSON list of task objects; any problem is a ``ConfigError`` naming the file."""
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        data = loads_strict(Path(path).read_bytes(), str(path), max_bytes=None)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read tasks file: {exc.strerror}") from exc
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"{path}: not valid JSON: {exc}") from exc
+    except EventError as exc:
+        raise ConfigError(str(exc)) from None
     if not isinstance(data, list):
         raise ConfigError(f"{path}: expected a JSON list of task objects, got {type(data).__name__}")
     return coerce_tasks(data, str(path))

@@ -11,15 +11,29 @@ import re
 import secrets
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, field_serializer, model_serializer
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    Strict,
+    field_serializer,
+    model_serializer,
+)
 
 from esa_scheduler.engine.schedule.spec import Status
 from esa_scheduler.engine.selectors import selector_matches
 from esa_scheduler.timeutil import utc_iso
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+Instant = Annotated[AwareDatetime, Strict()]
+"""A hold's bounds as a hold file must write them: an ISO 8601 instant with its offset. A file is not
+only ever written by this code (another instance, an older version, a hand), and lax parsing would
+take a number as Unix seconds or milliseconds (guessing which) and a wall time without an offset as
+a naive instant that fails the first comparison with a traceback."""
 
 
 class Hold(BaseModel):
@@ -32,8 +46,8 @@ class Hold(BaseModel):
     status: Status
     reason: str = ""
     by: str = ""
-    created_at: datetime
-    expires_at: datetime
+    created_at: Instant
+    expires_at: Instant
     targets: tuple[str, ...] = ()
     """Target selectors (schedules with ``targets:``); empty: every target."""
 

@@ -38,6 +38,7 @@ from esa_scheduler.timeutil import now_to_the_second, now_utc
 
 if TYPE_CHECKING:
     from esa_scheduler.edge.client import EsaClient
+    from esa_scheduler.engine.alerts import HoldChange
     from esa_scheduler.invocation.notify.dispatch import Notifier
 
 __all__ = ["RunFailed", "Target", "apply_hold_changes", "deadline_from", "execute", "fail_on_error", "handle"]
@@ -83,33 +84,65 @@ class HoldChanges(NamedTuple):
     released: tuple[Hold, ...] = ()
 
 
-def apply_hold_changes(intent: Intent, store: HoldStore, log: RunLog, since: datetime | None = None) -> HoldChanges:
-    """Persist an intent's new holds and releases (unless it is a dry run) and log each one.
+def apply_hold_changes(
+    intent: Intent,
+    store: HoldStore,
+    log: RunLog,
+    since: datetime | None = None,
+    *,
+    schedule: Schedule | None = None,
+    now: datetime | None = None,
+) -> HoldChanges:
+    """Persist an intent's new holds, releases and alerts (unless it is a dry run) and log each one.
 
     ``previous`` holds are those in force at any time since ``since`` (the start of the last
-    tick), so that a hold that ended within the tick still counts as a transition.
+    tick), so that a hold that ended within the tick still counts as a transition. ``touched``
+    are the selectors of every hold made or ended, and the intent's own ``touched`` entries, an
+    entry naming a hold (in force since ``since``) standing for that hold's selectors.
     """
-    now = now_utc()
+    now = now or now_utc()
     recent = store.active(min(since or now, now), prune=not intent.dry_run)
     existing = [h for h in recent if h.expires_at > now]
+    alerted = _apply_alerts(intent, schedule, store, log, now)
     by_id = {h.id: h for h in existing}
     released = [by_id[i] for i in intent.release_ids if i in by_id]
     released += [h for h in holds_touching(existing, intent.release_tasks) if h not in released]
+    released += [c.previous for c in alerted if c.kind == "released" and c.previous is not None]
     for missing in sorted(set(intent.release_ids) - by_id.keys()):
         log.warning("hold.release_missing", hold_id=missing)
-    replaced = {h.id for h in intent.new_holds}
+    changed = {c.hold.id: c.hold for c in alerted}
+    replaced = {h.id for h in intent.new_holds} | changed.keys()
     gone = {h.id for h in released} | replaced
-    current = tuple(h for h in existing if h.id not in gone) + intent.new_holds
+    still = tuple(h for h in changed.values() if h.expires_at > now)
+    current = tuple(h for h in existing if h.id not in gone) + intent.new_holds + still
     if not intent.dry_run:
         for hold in intent.new_holds:
             store.save(hold)
-        store.remove([h.id for h in released])
+        store.remove([h.id for h in released if h.id not in changed])
     for hold in intent.new_holds:
         log.info("hold.created", **hold.model_dump(mode="json"), dry_run=intent.dry_run)
     for hold in released:
-        log.info("hold.released", hold_id=hold.id, tasks=list(hold.tasks), dry_run=intent.dry_run)
-    touched = tuple(s for h in (*intent.new_holds, *released) for s in h.tasks)
+        if hold.id not in changed:  # an alert's release was logged with its alert
+            log.info("hold.released", hold_id=hold.id, tasks=list(hold.tasks), dry_run=intent.dry_run)
+    holds = {h.id: h for h in recent}
+    asked = [s for entry in intent.touched for s in (holds[entry].tasks if entry in holds else (entry,))]
+    made = (*intent.new_holds, *released, *(c.hold for c in alerted))
+    touched = tuple(dict.fromkeys([*(s for h in made for s in h.tasks), *asked]))
     return HoldChanges(current, tuple(recent), touched, tuple(released))
+
+
+def _apply_alerts(
+    intent: Intent, schedule: Schedule | None, store: HoldStore, log: RunLog, now: datetime
+) -> tuple[HoldChange, ...]:
+    """The intent's alerts through the intake's lifecycle (``apply_alerts``), which writes their holds."""
+    for line in intent.unstated:
+        log.info("intake.alert", **line)
+    if not intent.alerts:
+        return ()
+    assert schedule is not None, "alerts are read from a schedule's rules"
+    from esa_scheduler.invocation.intake.apply import apply_alerts
+
+    return apply_alerts(schedule, intent.alerts, store, now, log, dry_run=intent.dry_run).changes
 
 
 def execute(
@@ -122,9 +155,13 @@ def execute(
     budget_s: float | None = None,
     stream: TextIO | None = None,
     environ: Mapping[str, str] | None = None,
+    now: datetime | None = None,
 ) -> RunSummary:
-    """Run one invocation to its summary; raises ``UserError`` (nothing changed) on bad input."""
+    """Run one invocation to its summary; raises ``UserError`` (nothing changed) on bad input.
+
+    ``now`` is the clock the event is read and holds are stamped by (default: this second)."""
     started = time.monotonic()
+    now = now or now_to_the_second()
     env = environ if environ is not None else os.environ
     log = RunLog(
         fc_request_id=fc_field(context, "request_id"),
@@ -134,7 +171,7 @@ def execute(
     deadline = deadline_from(context, budget_s, started)
     try:
         schedule = load_schedule(schedule_path)
-        intent = EventReader(schedule, now_to_the_second()).read(body)
+        intent = EventReader(schedule, now).read(body)
         fanout = fleet_fanout(schedule, intent, context, env)
         roles = any(t.role_arn for t in select_targets(schedule.targets, intent.target))
         edge = Edge.resolve(
@@ -148,9 +185,9 @@ def execute(
         raise
     log.info("run.start", at=intent.at, sources=list(intent.sources), dry_run=intent.dry_run, force=intent.force)
     if schedule.targets:
-        return _run_fleet(schedule, intent, edge, log, root, fanout)
+        return _run_fleet(schedule, intent, edge, log, root, fanout, now)
     since = transitions_since(last_completed_run(root), intent.at, schedule.tick)
-    changes = apply_hold_changes(intent, HoldStore(root), log, since)
+    changes = apply_hold_changes(intent, HoldStore(root), log, since, schedule=schedule, now=now)
     request = _request(intent, changes, since, deadline)
     notifier = _notifier(schedule, intent, changes, root, env, deadline, log, since)
     summary = asyncio.run(_reconcile(schedule, edge.esa_client(log), log, request, notifier))
@@ -175,7 +212,7 @@ def _request(intent: Intent, changes: HoldChanges, since: datetime, deadline: fl
         at=intent.at,
         holds=changes.current,
         previous_holds=changes.previous,
-        touched=(*changes.touched, *intent.touched),
+        touched=changes.touched,
         since=since,
         dry_run=intent.dry_run,
         force=intent.force,
@@ -217,7 +254,7 @@ def _notifier(
 
 
 def _run_fleet(
-    schedule: Schedule, intent: Intent, edge: Edge, log: RunLog, root: Path, fanout: str | None
+    schedule: Schedule, intent: Intent, edge: Edge, log: RunLog, root: Path, fanout: str | None, now: datetime
 ) -> RunSummary:
     """Holds are written once, by this invocation; then every target is reconciled or dispatched."""
     from esa_scheduler.invocation.fleet import FleetRun, dispatch
@@ -225,7 +262,7 @@ def _run_fleet(
     targets = select_targets(schedule.targets, intent.target)
     since = {t.name: transitions_since(last_completed_run(root, t.name), intent.at, schedule.tick) for t in targets}
     earliest = min(since.values())
-    changes = apply_hold_changes(intent, HoldStore(root), log, earliest)
+    changes = apply_hold_changes(intent, HoldStore(root), log, earliest, schedule=schedule, now=now)
 
     # an async coordinator announces the hold changes it wrote; each target invocation reports its run
     notifier = _notifier(
@@ -233,7 +270,7 @@ def _run_fleet(
     )
     run = FleetRun(schedule, targets, edge, log, root, notifier)
     if fanout == "async":
-        return asyncio.run(dispatch(run, intent, (*changes.touched, *intent.touched)))
+        return asyncio.run(dispatch(run, intent, changes.touched))
     summary = asyncio.run(run.reconcile(_request(intent, changes, earliest, edge.deadline), since))
     run.record(summary, intent.at)
     return summary

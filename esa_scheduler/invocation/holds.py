@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from esa_scheduler import config
 from esa_scheduler.engine.holds import Hold, check_hold_id
-from esa_scheduler.errors import ConfigError, UserError
+from esa_scheduler.errors import ConfigError, UserError, first_problem
 from esa_scheduler.invocation.statefile import write_atomic
 
 PRUNE_AFTER = timedelta(days=1)
@@ -63,7 +63,9 @@ class HoldStore:
         for path in sorted(self.root.glob("*.json")):
             try:
                 hold = Hold.model_validate_json(path.read_bytes())
-            except (OSError, ValidationError, ValueError) as exc:
+            except ValidationError as exc:
+                raise UserError(f"{path}: unreadable hold file: {first_problem(exc)}") from exc
+            except (OSError, ValueError) as exc:
                 first = str(exc).splitlines()[0]
                 raise UserError(f"{path}: unreadable hold file: {first}") from exc
             if hold.expires_at <= at:

@@ -9,6 +9,7 @@ import yaml
 
 from esa_scheduler.engine.calendars.spec import CalendarSpec
 from esa_scheduler.engine.schedule.spec import (
+    AlertSpec,
     ExpectSpec,
     IncidentSpec,
     MatchSpec,
@@ -39,6 +40,7 @@ _FIELD_NAMES: dict[str, tuple[str, ...]] = {
     "safety": tuple(SafetySpec.model_fields),
     "match": tuple(MatchSpec.model_fields),
     "release_on": tuple(MatchSpec.model_fields),
+    "alert": tuple(AlertSpec.model_fields),
     "expect": tuple(ExpectSpec.model_fields),
     "targets": tuple(TargetSpec.model_fields),
 }

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from esa_scheduler.engine.cron import CronExpr
-from esa_scheduler.engine.schedule.spec import ExpectSpec, MatchSpec, Mode, NotifySpec, Status
+from esa_scheduler.engine.schedule.spec import AlertSpec, ExpectSpec, MatchSpec, Mode, NotifySpec, Status
 from esa_scheduler.engine.selectors import is_glob, selector_matches
 from esa_scheduler.timeutil import zone
 
@@ -63,16 +63,19 @@ class Window:
 
 @dataclass(frozen=True)
 class IncidentRule:
-    """A resolved incident rule."""
+    """A resolved incident rule: exactly one of ``match`` (a CloudEvent's fields, ``release_on`` for
+    its end) and ``alert`` (a normalized alert, whose resolve ends it, after ``cooldown`` if set)."""
 
     name: str
-    match: MatchSpec
+    match: MatchSpec | None
     selectors: tuple[str, ...]
     status: Status
     ttl: timedelta
     release_on: MatchSpec | None
     origin: str
     targets: tuple[str, ...] = ()
+    alert: AlertSpec | None = None
+    cooldown: timedelta | None = None
 
 
 @dataclass(frozen=True)

@@ -127,12 +127,42 @@ def _add_incidents(pf: ParsedFile, found: _Entries, problems: list[str]) -> None
         where = f"{pf.file}: incidents[{index}] ({rule.name})"
         _check_unique(rule.name, where, found.seen_incidents, problems)
         _check_selectors(rule.tasks, where, found.probe, problems)
+        kind_ok = _check_incident_kind(rule, where, problems)
         on = check_target_selectors(rule.targets, where, found.targets, problems)
         ttl = read_duration(rule.ttl, f"{where}.ttl", problems)
-        if ttl is not None:
+        cooldown = read_duration(rule.cooldown, f"{where}.cooldown", problems) if rule.cooldown is not None else None
+        if ttl is not None and kind_ok:
             found.incidents.append(
-                IncidentRule(rule.name, rule.match, tuple(rule.tasks), rule.status, ttl, rule.release_on, pf.file, on)
+                IncidentRule(
+                    rule.name,
+                    rule.match,
+                    tuple(rule.tasks),
+                    rule.status,
+                    ttl,
+                    rule.release_on,
+                    pf.file,
+                    on,
+                    alert=rule.alert,
+                    cooldown=cooldown,
+                )
             )
+
+
+def _check_incident_kind(rule: IncidentSpec, where: str, problems: list[str]) -> bool:
+    """A rule reads CloudEvents (``match``, ended by ``release_on``) or alerts (``alert``, ended by their
+    resolve, after ``cooldown``): exactly one kind, and only that kind's fields."""
+    if (rule.match is None) == (rule.alert is None):
+        reported = any(p.startswith((f"{where}.match", f"{where}.alert")) for p in problems)  # and dropped
+        if not reported:
+            problems.append(f"{where}: give exactly one of 'match' (a CloudEvent) or 'alert' (an alert from a source)")
+        return False
+    if rule.alert is not None and rule.release_on is not None:
+        problems.append(f"{where}.release_on: applies to 'match' rules; an 'alert' rule ends with the alert's resolve")
+        return False
+    if rule.match is not None and rule.cooldown is not None:
+        problems.append(f"{where}.cooldown: applies to 'alert' rules only (a 'match' rule ends with 'release_on')")
+        return False
+    return True
 
 
 def _add_notify(pf: ParsedFile, file_tz: ZoneInfo, found: _Entries, problems: list[str]) -> None:

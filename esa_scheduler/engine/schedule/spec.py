@@ -6,7 +6,7 @@ import re
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, field_validator, model_validator
 
 from esa_scheduler.engine.calendars.spec import CalendarSpec, reject_date_times
 from esa_scheduler.timeutil import UTC, in_range, parse_datetime, parse_duration, parse_instant
@@ -14,6 +14,8 @@ from esa_scheduler.timeutil import UTC, in_range, parse_datetime, parse_duration
 Status = Literal["online", "offline"]
 Mode = Literal["enforce", "transitions"]
 NotifyKind = Literal["dingtalk", "feishu", "wecom", "webhook"]
+AlertSource = Literal["cloudmonitor", "sls", "alertmanager"]
+Severity = Literal["critical", "warning", "info", "unknown"]
 NotifyTrigger = Literal["changes", "failures", "blocked", "holds", "reminders"]
 DEFAULT_SEND_ON: tuple[NotifyTrigger, ...] = ("changes", "failures", "blocked", "holds")
 ENV_NAME_PATTERN = r"^[A-Z_][A-Z0-9_]*$"
@@ -47,7 +49,7 @@ class WindowSpec(_Strict):
     name: str = Field(min_length=1)
     tasks: list[str] = Field(min_length=1)
     status: Status = "offline"
-    priority: int = 0
+    priority: StrictInt = 0
     cron: str | None = None
     duration: str | None = None
     end_cron: str | None = None
@@ -83,23 +85,57 @@ class MatchSpec(_Strict):
     data: dict[str, Any] = Field(default_factory=dict)
 
 
+class AlertSpec(_Strict):
+    """What an incident rule looks for in a normalized alert (any source, HTTP or EventBridge): every
+    given field must match, ``name`` and ``labels`` values as globs. A resolve is matched on
+    ``source``, ``name`` and ``labels`` only: it pairs with its firing by key, and CloudMonitor's
+    recovery carries no severity of its own."""
+
+    source: AlertSource | None = None
+    name: str | None = Field(default=None, min_length=1)
+    severity: list[Severity] | None = Field(default=None, min_length=1)
+    labels: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _not_a_catch_all(self) -> AlertSpec:
+        """An empty ``alert: {}`` would hold the tasks for any alert of any sender: refused as a slip."""
+        if self.source is None and self.name is None and self.severity is None and not self.labels:
+            raise ValueError(
+                "give at least one of source, name, severity or labels (an empty alert matches every alert)"
+            )
+        return self
+
+
 class IncidentSpec(_Strict):
-    """Maps a matching CloudEvent to a hold (and optionally another one to its release)."""
+    """Maps a matching CloudEvent (``match``) or normalized alert (``alert``) to a hold, and a
+    ``release_on`` CloudEvent or the alert's resolve to its end."""
 
     name: str = Field(min_length=1)
-    match: MatchSpec
+    match: MatchSpec | None = None
+    alert: AlertSpec | None = None
     tasks: list[str] = Field(min_length=1)
     status: Status = "offline"
     ttl: str
+    cooldown: str | None = None
+    """``alert:`` rules: a resolve ends the hold only after this long without a new firing."""
     release_on: MatchSpec | None = None
     targets: list[str] | None = None
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        json_schema_extra={"oneOf": [{"required": ["match"]}, {"required": ["alert"]}]},
+        defer_build=True,
+    )
 
 
 class SafetySpec(_Strict):
     """Limits that stop a run from changing too much at once (a bad schedule, a wrong inventory)."""
 
-    max_changes: int | None = Field(default=None, ge=0)
-    max_change_ratio: float | None = Field(default=None, ge=0, le=1)
+    # Numbers only as numbers: YAML reads `yes` and `on` as booleans, and a boolean taken as a
+    # number (`max_change_ratio: yes` as 1.0) would quietly lift the limit it was meant to set.
+    max_changes: StrictInt | None = Field(default=None, ge=0)
+    max_change_ratio: StrictFloat | None = Field(default=None, ge=0, le=1)
 
 
 class ExpectSpec(_Strict):

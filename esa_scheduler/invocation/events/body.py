@@ -9,10 +9,8 @@ from typing import Any
 
 from esa_scheduler.errors import EventError
 from esa_scheduler.invocation.events.models import TimerEvent
+from esa_scheduler.strict_json import check_parsed, loads_strict
 from esa_scheduler.timeutil import parse_instant, utc_iso
-
-MAX_EVENT_BYTES = 256 * 1024
-MAX_DEPTH = 32
 
 
 def _body_digest(body: bytes | str | Mapping[str, Any] | list[Any]) -> str:
@@ -47,38 +45,13 @@ def delivery_identity(
     return (kind, *carried, _body_digest(body)[:16])
 
 
-def _too_deep(value: Any) -> bool:
-    """Iterative depth check, so a hostile body cannot exhaust the stack later on."""
-    stack = [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if depth > MAX_DEPTH:
-            return True
-        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
-        stack.extend((child, depth + 1) for child in children)
-    return False
-
-
 def decode_body(body: bytes | str | Mapping[str, Any] | list[Any]) -> list[Any]:
-    """FC passes bytes; tests and direct callers may pass text or parsed JSON."""
-    if isinstance(body, (bytes, bytearray)):
-        if len(body) > MAX_EVENT_BYTES:
-            raise EventError(f"event: {len(body)} bytes is larger than the {MAX_EVENT_BYTES}-byte limit")
-        try:
-            body = body.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise EventError(f"event: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
-    if isinstance(body, str):
-        if not body.strip():
-            raise EventError("event: the body is empty (expected a JSON object or a list of them)")
-        try:
-            body = json.loads(body)
-        except RecursionError as exc:
-            raise EventError(f"event: JSON nested deeper than {MAX_DEPTH} levels") from exc
-        except json.JSONDecodeError as exc:
-            raise EventError(f"event: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") from exc
-    if _too_deep(body):
-        raise EventError(f"event: JSON nested deeper than {MAX_DEPTH} levels")
+    """FC passes bytes; tests and direct callers may pass text or parsed JSON. Either way the body goes
+    through the strict reader's checks (``strict_json``), so it means one thing or nothing happens."""
+    if isinstance(body, (bytes, bytearray, str)):
+        body = loads_strict(body, "event", as_items=True)
+    else:
+        check_parsed(body, "event", as_items=True)
     items = body if isinstance(body, list) else [body]
     if not items:
         raise EventError("event: an empty list has nothing to do")

@@ -29,7 +29,7 @@ def event_matches(spec: MatchSpec, event: CloudEvent) -> bool:
 
 def release_spec(rule: IncidentRule) -> MatchSpec | None:
     """``release_on`` refines the rule's own match: same alert, other state."""
-    if rule.release_on is None:
+    if rule.release_on is None or rule.match is None:
         return None
     merged = rule.match.model_dump()
     for key, value in rule.release_on.model_dump().items():

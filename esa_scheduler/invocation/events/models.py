@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from esa_scheduler.engine.holds import Hold, check_hold_id
 from esa_scheduler.engine.schedule.spec import Status
 from esa_scheduler.errors import EventError, first_problem
+from esa_scheduler.strict_json import loads_strict
 from esa_scheduler.timeutil import parse_duration, parse_instant
+
+if TYPE_CHECKING:
+    from esa_scheduler.engine.alerts import Alert
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
+    """Strict: a value is taken only in its JSON type. Lax pydantic reads ``"force": "on"``, ``1`` or
+    ``"yes"`` as true, so a typo or a hostile sender would bypass the safety limits or turn a run
+    into a dry run; a string where a boolean belongs is refused, naming the field."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, defer_build=True)
 
 
 class Options(_Model):
@@ -39,11 +48,11 @@ class TimerEvent(_Model):
         return value
 
     def options(self) -> Options:
-        """The payload is empty or JSON text with options."""
+        """The payload is empty or JSON text with options, read as strictly as the event around it."""
         if not self.payload.strip():
             return Options()
         try:
-            return Options.model_validate_json(self.payload)
+            return Options.model_validate(loads_strict(self.payload, "timer payload"))
         except ValidationError as exc:
             raise EventError(f"timer payload: {first_problem(exc)}") from exc
 
@@ -58,7 +67,8 @@ class ReconcileCommand(_Model):
     target: str | None = Field(default=None, min_length=1)
     """One fleet target only (what an ``async`` fan-out dispatches); default: every target."""
     touched: list[str] = Field(default_factory=list)
-    """Task selectors whose holds the dispatching event made or ended (transitions mode acts on them)."""
+    """Task selectors, or ids of holds standing for their selectors, whose holds the dispatching event
+    made or ended (transitions mode acts on them)."""
 
     @field_validator("at")
     @classmethod
@@ -133,7 +143,7 @@ class ReleaseCommand(_Model):
 class CloudEvent(BaseModel):
     """A CloudEvents 1.0 envelope (EventBridge adds its own extension attributes)."""
 
-    model_config = ConfigDict(extra="allow", frozen=True, defer_build=True)
+    model_config = ConfigDict(extra="allow", frozen=True, strict=True, defer_build=True)
 
     specversion: Literal["1.0"]
     id: str = Field(min_length=1)
@@ -173,3 +183,8 @@ class Intent:
     touched: tuple[str, ...] = ()
     delivery: tuple[str, ...] = ()
     """What identifies the delivered event, whenever it is read (see ``delivery_identity``)."""
+    alerts: tuple[Alert, ...] = ()
+    """Normalized alerts (EventBridge CloudEvents of alert sources): their holds are decided against the
+    store when they are written (``invocation/intake/apply.py``), like the intake's."""
+    unstated: tuple[Mapping[str, Any], ...] = ()
+    """The ``intake.alert`` lines of alerts without a state (CloudMonitor ``INSUFFICIENT_DATA``)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -13,6 +13,7 @@ from esa_scheduler.engine.holds import Hold, new_hold_id
 from esa_scheduler.engine.schedule.model import Schedule
 from esa_scheduler.engine.targets import check_target_selectors, unknown_target
 from esa_scheduler.errors import EventError, close_hint, close_matches, first_problem
+from esa_scheduler.invocation.events.alerts import ALERT_EVENT_TYPES, AlertsRead, raw_alert_source, read_alerts
 from esa_scheduler.invocation.events.body import decode_body, delivery_identity
 from esa_scheduler.invocation.events.incidents import event_matches, incident_hold_id, release_spec
 from esa_scheduler.invocation.events.models import (
@@ -27,6 +28,9 @@ from esa_scheduler.invocation.events.models import (
     TimerEvent,
 )
 from esa_scheduler.timeutil import parse_duration, parse_instant, utc_iso
+
+if TYPE_CHECKING:
+    from esa_scheduler.engine.alerts import Alert
 
 
 @dataclass
@@ -46,6 +50,8 @@ class _Gathered:
     carried: list[str] = field(default_factory=list)
     """What an operator would recognise in the delivery's identity (hold ids, ``at``)."""
     timers: list[TimerEvent] = field(default_factory=list)
+    alerts: list[Alert] = field(default_factory=list)
+    unstated: list[Mapping[str, Any]] = field(default_factory=list)
 
     def flags(self, dry_run: bool, force: bool) -> None:
         """Any event of the body may ask for a dry run or a forced run."""
@@ -70,6 +76,23 @@ class _Gathered:
         self.sources.append(f"incident:{hold_id}")
         self.carried.append(hold_id)
 
+    def alerted(self, read: AlertsRead, schedule: Schedule) -> None:
+        """Alerts from an alert source's CloudEvent: each names the hold its rule keeps for it (decided
+        against the store when holds are written), or ``alert:<source>`` when no rule takes it."""
+        from esa_scheduler.engine.alerts import alert_hold_id, matching_rule
+
+        self.alerts.extend(read.alerts)
+        self.unstated.extend(read.unstated)
+        self.sources.extend(f"alert:{line['source']}" for line in read.unstated)
+        for alert in read.alerts:
+            rule = matching_rule(schedule.incidents, alert)
+            if rule is None:
+                self.sources.append(f"alert:{alert.source}")
+            else:
+                hold_id = alert_hold_id(rule.name, alert)
+                self.sources.append(f"incident:{hold_id}")
+                self.carried.append(hold_id)
+
     def intent(self, body: bytes | str | Mapping[str, Any] | list[Any], count: int) -> Intent:
         """The one ``Intent`` of the body (``count`` elements), with the identity of its delivery."""
         lone_timer = self.timers[0] if count == 1 and self.timers else None
@@ -85,6 +108,8 @@ class _Gathered:
             self.target,
             tuple(self.touched),
             delivery_identity(body, lone_timer, self.carried, kind),
+            tuple(self.alerts),
+            tuple(self.unstated),
         )
 
 
@@ -106,6 +131,8 @@ class EventReader:
                 got.timer(result)
             elif isinstance(result, Hold | IncidentRelease):
                 got.incident(result)
+            elif isinstance(result, AlertsRead):
+                got.alerted(result, self.schedule)
             else:
                 self._apply(result, where, got)
         return got.intent(body, len(items))
@@ -137,7 +164,7 @@ class EventReader:
             raise EventError(f"{where}: {problem}")
         return name
 
-    def _one(self, item: dict[str, Any], where: str) -> TimerEvent | Command | Hold | IncidentRelease:
+    def _one(self, item: dict[str, Any], where: str) -> TimerEvent | Command | Hold | IncidentRelease | AlertsRead:
         try:
             if "triggerTime" in item:
                 return TimerEvent.model_validate(item)
@@ -146,12 +173,18 @@ class EventReader:
                 data = envelope.data
                 if isinstance(data, dict) and "action" in data:
                     return self._command(data, f"{where}.data")
-                return self._incident(envelope, where)
+                return self._cloudevent(envelope, where)
             if "action" in item:
                 return self._command(item, where)
         except ValidationError as exc:
             raise EventError(f"{where}.{first_problem(exc)}") from exc
-        raise EventError(f"{where}: not a timer event (triggerTime), a command (action) or a CloudEvent (specversion)")
+        source = raw_alert_source(item)
+        if source is not None:  # an alert CloudEvent's bare data: FC's raw-data delivery
+            return read_alerts(source, item, where)
+        raise EventError(
+            f"{where}: not a timer event (triggerTime), a command (action), a CloudEvent (specversion) "
+            "or an alert's data (alertName, alert_name)"
+        )
 
     def _command(self, item: dict[str, Any], where: str) -> Command:
         action = item.get("action")
@@ -163,9 +196,20 @@ class EventReader:
         except ValidationError as exc:
             raise EventError(f"{where}.{first_problem(exc)}") from exc
 
-    def _incident(self, event: CloudEvent, where: str) -> Hold | IncidentRelease:
+    def _cloudevent(self, event: CloudEvent, where: str) -> Hold | IncidentRelease | AlertsRead:
+        """A ``match:`` rule's CloudEvent, as before ``alert:`` rules existed; else an alert source's
+        event, normalized for the ``alert:`` rules (one that none takes is logged and ignored)."""
+        matched = self._incident(event)
+        if matched is not None:
+            return matched
+        source = ALERT_EVENT_TYPES.get(event.type)
+        if source is not None:
+            return read_alerts(source, event.data, f"{where}.data")
+        raise EventError(f"{where}: CloudEvent type {event.type!r} from {event.source!r} matches no incident rule")
+
+    def _incident(self, event: CloudEvent) -> Hold | IncidentRelease | None:
         for rule in self.schedule.incidents:
-            if event_matches(rule.match, event):
+            if rule.match is not None and event_matches(rule.match, event):
                 return Hold(
                     id=incident_hold_id(rule),
                     tasks=rule.selectors,
@@ -179,7 +223,7 @@ class EventReader:
             release = release_spec(rule)
             if release is not None and event_matches(release, event):
                 return IncidentRelease(incident_hold_id(rule))
-        raise EventError(f"{where}: CloudEvent type {event.type!r} from {event.source!r} matches no incident rule")
+        return None
 
     def _hold(self, command: HoldCommand, where: str) -> Hold:
         if command.ttl is not None:

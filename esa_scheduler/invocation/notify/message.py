@@ -20,11 +20,11 @@ from zoneinfo import ZoneInfo
 from esa_scheduler.engine.holds import Hold, holds_touching
 from esa_scheduler.engine.schedule.model import NotifyTarget
 from esa_scheduler.engine.selectors import selector_matches
+from esa_scheduler.invocation.notify.markdown import escaper, shorten
 from esa_scheduler.invocation.reconciler import RunSummary, TaskResult
 from esa_scheduler.timeutil import UTC, utc_iso
 
 SAFETY_PREFIX = "safety: "
-MAX_FIELD_CHARS = 300
 NAMES_PER_LINE = 5
 """Task names one line lists (a hold's, a reminder's) before "and N more"."""
 _REQUEST_ID = re.compile(r" \[RequestId [^\]]*\]")
@@ -192,24 +192,28 @@ def when(instant: datetime, tz: ZoneInfo, reference: datetime) -> str:
     return f"{local.strftime(shown)} {local.tzname()} ({instant.astimezone(UTC):%H:%M}Z)"
 
 
-def _short(text: str | None) -> str:
-    value = " ".join((text or "").split())
-    return value if len(value) <= MAX_FIELD_CHARS else value[: MAX_FIELD_CHARS - 1] + "…"
+Escape = Callable[[str], str]
+"""How a target writes a value from outside into its lines (``markdown.escaper``): every name, reason,
+error text and status that did not come from this module goes through it."""
 
 
-def _move(label: str, result: TaskResult) -> str:
+def _names(names: Sequence[str], esc: Escape) -> str:
+    return ", ".join(cut([esc(name) for name in names], NAMES_PER_LINE))
+
+
+def _move(label: str, result: TaskResult, esc: Escape) -> str:
     """``prod-cn/access-a (site 1001): online -> offline``."""
     ref = result.decision.task.ref
-    task = ref.name if ref.site_id is None else f"{ref.name} (site {ref.site_id})"
-    return f"{label}{task}: {result.previous} -> {result.decision.desired}"
+    task = esc(ref.name) if ref.site_id is None else f"{esc(ref.name)} (site {ref.site_id})"
+    return f"{esc(label)}{task}: {esc(str(result.previous))} -> {result.decision.desired}"
 
 
-def _hold_line(verb: str, hold: Hold, tz: ZoneInfo, reference: datetime) -> str:
-    who = f", by {_short(hold.by)}" if hold.by else ""
-    reason = f", reason: {_short(hold.reason)}" if hold.reason else ""
-    where = f" on {', '.join(cut(hold.targets, NAMES_PER_LINE))}" if hold.targets else ""
+def _hold_line(verb: str, hold: Hold, tz: ZoneInfo, reference: datetime, esc: Escape) -> str:
+    who = f", by {esc(hold.by)}" if hold.by else ""
+    reason = f", reason: {esc(hold.reason)}" if hold.reason else ""
+    where = f" on {_names(hold.targets, esc)}" if hold.targets else ""
     return (
-        f"{verb} {hold.id}: {', '.join(cut(hold.tasks, NAMES_PER_LINE))} {hold.status}{where}{reason}{who}, "
+        f"{verb} {esc(hold.id)}: {_names(hold.tasks, esc)} {hold.status}{where}{reason}{who}, "
         f"expires {when(hold.expires_at, tz, reference)}"
     )
 
@@ -232,23 +236,23 @@ class Alerts:
     failed: tuple[tuple[str | None, TaskResult], ...] = ()
     held_back: tuple[tuple[str | None, TaskResult], ...] = ()
 
-    def sections(self) -> list[Section]:
+    def sections(self, esc: Escape = shorten) -> list[Section]:
         """The message's first sections: blocked, run failed, tasks failed."""
         facts, sections = self.facts, []
 
         def scoped(name: str | None) -> str:
-            return f"{name}: " if facts.label(name) else ""
+            return f"{esc(name or '')}: " if facts.label(name) else ""
 
         if self.blocked:
             lines = tuple(
-                f"{scoped(name)}{_short(why)}; {sum(1 for n, _ in self.held_back if n == name)} change(s) held back"
+                f"{scoped(name)}{esc(why)}; {sum(1 for n, _ in self.held_back if n == name)} change(s) held back"
                 for name, why in self.blocked
             )
             sections.append(Section("Blocked by safety", lines))
         if self.errors:
-            sections.append(Section("Run failed", tuple(f"{scoped(name)}{_short(why)}" for name, why in self.errors)))
+            sections.append(Section("Run failed", tuple(f"{scoped(name)}{esc(why)}" for name, why in self.errors)))
         if self.failed:
-            lines = tuple(f"{_move(facts.label(n), r)} failed: {r.error_code}" for n, r in self.failed)
+            lines = tuple(f"{_move(facts.label(n), r, esc)} failed: {esc(str(r.error_code))}" for n, r in self.failed)
             sections.append(Section(f"Failed ({len(self.failed)})", lines))
         return sections
 
@@ -293,7 +297,7 @@ def compose(
     minute, so one per target and run would not scale. ``alerting=False`` leaves the alerts out (the
     same alert went out within the hour); ``recovered`` is when the alert this run ends was sent."""
     send_on = set(target.spec.send_on)
-    tz, at = target.tz, facts.summary.at
+    tz, at, esc = target.tz, facts.summary.at, escaper(target.spec.kind)
     alerts = alerts_for(target, facts) if alerting else Alerts(facts)
     changed = [(n, r) for n, r in _chosen(target, facts) if r.action == "updated"] if "changes" in send_on else []
     holds = {"created": facts.created, "released": facts.released, "expired": facts.expired}
@@ -302,19 +306,19 @@ def compose(
     elif target.spec.tasks:
         holds = {verb: tuple(holds_touching(found, target.spec.tasks)) for verb, found in holds.items()}
     upcoming = [r for r in reminders if "reminders" in send_on]
-    sections = alerts.sections()
+    sections = alerts.sections(esc)
     if recovered is not None:
         sections.append(
             Section("Recovered", (f"no failure and no block since the alert of {when(recovered, tz, at)}",))
         )
     if changed:
-        lines = tuple(f"{_move(facts.label(n), r)} ({r.decision.source})" for n, r in changed)
+        lines = tuple(f"{_move(facts.label(n), r, esc)} ({esc(r.decision.source)})" for n, r in changed)
         sections.append(Section(f"Changed ({len(changed)})", lines))
-    hold_lines = tuple(_hold_line(verb, h, tz, at) for verb, found in holds.items() for h in found)
+    hold_lines = tuple(_hold_line(verb, h, tz, at, esc) for verb, found in holds.items() for h in found)
     if hold_lines:
         sections.append(Section(f"Holds ({len(hold_lines)})", hold_lines))
     if upcoming:
-        lines = tuple(_reminder_line(r, tz, at, facts.label(r.target)) for r in upcoming)
+        lines = tuple(_reminder_line(r, tz, at, facts.label(r.target), esc) for r in upcoming)
         sections.append(Section(f"Coming up ({len(upcoming)})", lines, tuple(upcoming)))
     if not sections:
         return None
@@ -335,7 +339,7 @@ def compose(
         f"{len(hold_lines)} hold change(s)" if hold_lines else "",
         f"{len(upcoming)} reminder(s)" if upcoming else "",
     ]
-    scope = f" [{facts.serves}]" if facts.serves else ""
+    scope = f" [{esc(facts.serves)}]" if facts.serves else ""
     title = f"esa-scheduler{scope} at {when(at, tz, at)}: {', '.join(c for c in counts if c)}"
     reported = [*alerts.failed, *changed, *(alerts.held_back if alerts.blocked else [])]
     data = {
@@ -348,17 +352,18 @@ def compose(
     return Message(f"esa-scheduler.{event}", at, title, tuple(sections), data)
 
 
-def _reminder_line(reminder: Reminder, tz: ZoneInfo, reference: datetime, label: str) -> str:
-    names = ", ".join(cut([label + name for name in reminder.tasks], NAMES_PER_LINE))
+def _reminder_line(reminder: Reminder, tz: ZoneInfo, reference: datetime, label: str, esc: Escape) -> str:
+    names = _names([label + name for name in reminder.tasks], esc)
     verb = "goes" if len(reminder.tasks) == 1 else "go"
     kind, _, name = reminder.source.partition(":")
-    why = f" for {kind} {name}" if name else " (schedule default)"
+    why = f" for {esc(kind)} {esc(name)}" if name else " (schedule default)"
     return f"{names} {verb} {reminder.status} at {when(reminder.at, tz, reference)}{why}"
 
 
 def probe_message(target: NotifyTarget, at: datetime) -> Message:
     """What ``esa-scheduler notify test`` sends: proof that the URL, secret and keywords work."""
-    line = f"Test message for target {target.spec.name} ({target.spec.kind}) from {target.origin}."
+    esc = escaper(target.spec.kind)
+    line = f"Test message for target {esc(target.spec.name)} ({target.spec.kind}) from {esc(str(target.origin))}."
     title = f"esa-scheduler test at {when(at, target.tz, at)}"
     data = {"test": True, "target": target.spec.name, "at": utc_iso(at)}
     return Message("esa-scheduler.test", at, title, (Section("Test", (line,)),), data)

@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
+from esa_scheduler.errors import UserError
 from esa_scheduler.logs import redact
+from esa_scheduler.strict_json import loads_strict
 
 if TYPE_CHECKING:
     from esa_scheduler.invocation.notify.message import Reminder
@@ -80,13 +82,19 @@ def detail(text: str) -> str:
 
 
 def coded_answer(body: bytes, field: str, throttled: frozenset[str]) -> Answer:
-    """Read ``{field: 0, ...msg}`` answers; a non-JSON body is a failure without a code."""
+    """Read ``{field: 0, ...msg}`` answers; a body that is not one JSON object is a failure without a code.
+
+    Only the number 0 is success, as each service documents it: ``"0"``, ``false`` or ``0.0`` come
+    from something else (a proxy, a stub) and must not mark a reminder or an alert as delivered, and
+    an answer with its code twice (``{"errcode": 0, "errcode": 310000}``) says nothing certain."""
     try:
-        payload = json.loads(body)
-    except ValueError:
+        payload = loads_strict(body, "answer", max_bytes=None)
+    except UserError:
         return Answer(False, None, detail(body.decode("utf-8", "replace")))
     if not isinstance(payload, dict) or field not in payload:
         return Answer(False, None, detail(body.decode("utf-8", "replace")))
-    code = str(payload[field])
+    value = payload[field]
+    numeric = type(value) is int  # not bool, not float, not a string of digits
+    code = str(value) if numeric or isinstance(value, str) else json.dumps(value)
     message = payload.get("errmsg") or payload.get("msg") or payload.get("StatusMessage") or ""
-    return Answer(code == "0", code, detail(str(message)), code in throttled)
+    return Answer(numeric and value == 0, code, detail(str(message)), numeric and code in throttled)
