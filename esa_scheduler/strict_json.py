@@ -15,6 +15,7 @@ that every layer can.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,8 +25,9 @@ MAX_BYTES = 256 * 1024
 MAX_DEPTH = 32
 KEY_CHARS = 64
 
+_ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
 _Path = tuple[Any, ...] | None
-"""A location as a linked list ``(parent, key or index)``: built for every node, rendered only on error."""
+"""A location as a linked list ``(parent, key or index)``: built for every container, rendered only on error."""
 
 
 class TooLarge(EventError):
@@ -71,8 +73,21 @@ def loads_strict(raw: bytes | str, where: str, *, max_bytes: int | None = MAX_BY
         raise EventError(f"{where}: JSON nested deeper than {MAX_DEPTH} levels") from exc
     except json.JSONDecodeError as exc:
         raise EventError(f"{where}: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") from exc
-    _check(value, where, duplicates, as_items)
+    _check(value, where, duplicates, as_items, texts=_may_hold_surrogates(text))
     return value
+
+
+def _may_hold_surrogates(text: str) -> bool:
+    """Whether the parsed document can hold a lone surrogate, found without walking its strings: UTF-8
+    cannot encode one, so it comes from a ``\\ud800``-style escape, or from text a caller decoded
+    itself (both checks run at C speed; walking every string of a large body would not)."""
+    if "\\u" in text and _ESCAPED_SURROGATE.search(text):
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _first_repeat(items: list[tuple[str, Any]]) -> str:
@@ -87,28 +102,42 @@ def _first_repeat(items: list[tuple[str, Any]]) -> str:
 def check_parsed(value: Any, where: str, *, as_items: bool = False) -> None:
     """The checks of ``loads_strict`` that still apply to JSON handed over already parsed (the CLI's
     commands, tests): nesting and text that is not valid Unicode."""
-    _check(value, where, {}, as_items)
+    _check(value, where, {}, as_items, texts=True)
 
 
-def _check(value: Any, where: str, duplicates: Mapping[int, str], as_items: bool) -> None:
-    """Walk the document in order (depth first, iteratively so a hostile body cannot exhaust the
-    stack) and refuse at the first problem met, as a reader of the text would meet it."""
+def _check(value: Any, where: str, duplicates: Mapping[int, str], as_items: bool, texts: bool) -> None:
+    """Walk the containers depth first (iteratively, so a hostile body cannot exhaust the stack) and
+    refuse at the first problem met. Scalars count as a level of nesting, as they always have (a
+    container at the last level may not hold anything); their text is looked at only when the
+    document may hold a lone surrogate (``texts``)."""
     root: _Path = (None, 0) if as_items and isinstance(value, dict) else None
-    stack: list[tuple[Any, int, _Path]] = [(value, 1, root)]
+    if not isinstance(value, (dict, list)):
+        if texts and isinstance(value, str):
+            _check_text(value, where, root)
+        return
+    stack: list[tuple[dict[str, Any] | list[Any], int, _Path]] = [(value, 1, root)]
     while stack:
         node, depth, path = stack.pop()
-        if depth > MAX_DEPTH:
+        if depth > MAX_DEPTH or (depth == MAX_DEPTH and node):
             raise EventError(f"{where}: JSON nested deeper than {MAX_DEPTH} levels")
-        if isinstance(node, str):
-            _check_text(node, where, path)
-        elif isinstance(node, dict):
-            if id(node) in duplicates:
-                raise EventError(f"{_render(where, path)}: duplicate key {_shown(duplicates[id(node)])}")
-            for key in node:
-                _check_text(key, where, path)
-            stack.extend((child, depth + 1, (path, key)) for key, child in reversed(node.items()))
-        elif isinstance(node, list):
-            stack.extend((node[i], depth + 1, (path, i)) for i in reversed(range(len(node))))
+        if isinstance(node, dict) and id(node) in duplicates:
+            raise EventError(f"{_render(where, path)}: duplicate key {_shown(duplicates[id(node)])}")
+        if texts:
+            _check_texts(node, where, path)
+        steps = node.items() if isinstance(node, dict) else enumerate(node)
+        inner = [(step, child) for step, child in steps if isinstance(child, (dict, list))]
+        stack.extend((child, depth + 1, (path, step)) for step, child in reversed(inner))
+
+
+def _check_texts(node: dict[str, Any] | list[Any], where: str, path: _Path) -> None:
+    """The keys and string values of one container."""
+    if isinstance(node, dict):
+        for key in node:
+            _check_text(key, where, path)
+    steps = node.items() if isinstance(node, dict) else enumerate(node)
+    for step, child in steps:
+        if isinstance(child, str):
+            _check_text(child, where, (path, step))
 
 
 def _check_text(text: str, where: str, path: _Path) -> None:

@@ -169,6 +169,18 @@ def test_the_first_alert_rule_that_matches_takes_the_alert(schedule: Schedule) -
     assert matching_rule(schedule.incidents, firing(name="disk-full")) is None
 
 
+def test_of_two_rules_that_match_the_first_in_the_file_holds(tmp_path: Path) -> None:
+    two = SCHEDULE.replace(
+        "  - name: any-waf\n",
+        '  - name: site-1\n    alert: {labels: {instanceId: "esa-site-1"}}\n    tasks: [waf-*]\n    ttl: 1h\n'
+        "  - name: any-waf\n",
+    )
+    schedule = load_schedule(write_schedule(tmp_path, two))
+    assert matching_rule(schedule.incidents, firing()) == rule(schedule, "origin-errors")
+    assert matching_rule(schedule.incidents, firing(name="disk-full")) == rule(schedule, "site-1")
+    assert matching_rule(schedule.incidents, firing(name="waf-x", labels={})) == rule(schedule, "any-waf")
+
+
 def test_hold_ids_are_per_rule_and_key() -> None:
     alert = firing("0b7d5c2a")
     digest = hashlib.sha256(b"cloudmonitor\n0b7d5c2a").hexdigest()[:8]

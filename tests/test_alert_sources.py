@@ -14,6 +14,8 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from esa_scheduler.engine.alerts import MAX_SUMMARY, Alert
 from esa_scheduler.errors import EventError
@@ -232,6 +234,8 @@ def test_sls_firing_and_resolved() -> None:
     )
     resolved = parse_sls({**SLS_FIRING, "status": "resolved", "resolve_time": int(RESOLVED.timestamp())})
     assert (resolved.state, resolved.key, resolved.at) == ("resolved", alert.key, RESOLVED)
+    unstamped = parse_sls({**SLS_FIRING, "status": "resolved", "resolve_time": "0"})
+    assert unstamped.at == FIRED  # SLS renders a time it has not reached as 0
 
 
 @pytest.mark.parametrize(
@@ -377,3 +381,46 @@ def test_a_long_summary_is_clipped_and_a_long_label_set_keeps_a_short_key() -> N
     assert len(alert.key) <= 256 and alert.key.startswith("A{sha256:")
     again = {**entry, "labels": dict(reversed(list(labels.items())))}
     assert parse_alertmanager({"alerts": [again]})[0].key == alert.key
+    longest = {**entry, "labels": {**labels, "alertname": "n" * 256}}
+    assert len(parse_alertmanager({"alerts": [longest]})[0].key) == 256
+
+
+# --- hostile input --------------------------------------------------------------------------------
+
+SCALARS = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=40), st.just("null")
+)
+JSON = st.recursive(
+    SCALARS,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
+    max_leaves=12,
+)
+FIELDS = {
+    "cloudmonitor": [*CALLBACK, "junk"],
+    "sls": [*SLS_FIRING, "junk"],
+    "alertmanager": ["status", "labels", "annotations", "startsAt", "endsAt", "fingerprint", "alertname", "severity"],
+}
+
+
+def near(source: str) -> st.SearchStrategy[Any]:
+    """Objects with the source's own field names (and some of its real values) holding anything."""
+    values = st.one_of(JSON, st.sampled_from(["ALERT", "OK", "firing", "resolved", "{a=1}", "8", "2026-11-28T01:00Z"]))
+    fields = st.dictionaries(st.sampled_from(FIELDS[source]), values, max_size=8)
+    if source == "alertmanager":
+        return st.one_of(JSON, st.fixed_dictionaries({"alerts": st.lists(fields, max_size=3)}))
+    return st.one_of(JSON, fields)
+
+
+PARSERS = {"cloudmonitor": parse_cloudmonitor, "sls": parse_sls, "alertmanager": parse_alertmanager}
+
+
+@pytest.mark.parametrize("source", list(PARSERS))
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_any_input_is_alerts_or_one_line_error(source: str, data: st.DataObject) -> None:
+    """Whatever a sender posts, a parser answers with alerts or one ``EventError`` line, never a traceback."""
+    obj = data.draw(near(source))
+    try:
+        PARSERS[source](obj)
+    except EventError as exc:
+        assert "\n" not in str(exc) and len(str(exc)) < 300, str(exc)

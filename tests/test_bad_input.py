@@ -77,6 +77,16 @@ ALARM = {
     "data": {"alertName": "origin-5xx-rate", "alertState": "ALERT"},
 }
 
+WEBHOOK_ALERT: dict[str, Any] = {
+    "specversion": "1.0",
+    "id": "evt-2",
+    "source": "acs.cms",
+    "type": "cms:CloudMonitor:AlertWebHook",
+    "data": {"alertName": "origin-5xx-rate", "alertState": "ALERT", "transId": "t-1", "dimensions": "{}"},
+}
+"""A CloudMonitor alert through EventBridge: the schedule's ``match:`` rule takes a good one, and one
+it does not match is read as an alert."""
+
 
 def replace_once(old: str, new: str, base: str = SCHEDULE) -> str:
     assert old in base, old
@@ -377,6 +387,21 @@ BAD_EVENTS: list[tuple[str, bytes, tuple[str, ...]]] = [
         ("event[0].data.action", "explode"),
     ),
     ("deeply-nested-list", b"[" * 100_000 + b"]" * 100_000, ("event",)),
+    (
+        "alert-cloudevent-unknown-state",
+        json.dumps({**WEBHOOK_ALERT, "data": {**WEBHOOK_ALERT["data"], "alertState": "ON_FIRE"}}).encode(),
+        ("event[0].data.alertState", "'ON_FIRE' is not a CloudMonitor alert state"),
+    ),
+    (
+        "alert-raw-data-bad-dimensions",
+        json.dumps({**WEBHOOK_ALERT["data"], "dimensions": "instanceId=i-x"}).encode(),
+        ("event[0].dimensions", "is not a Java map"),
+    ),
+    (
+        "sls-alert-unknown-status",
+        json.dumps({**WEBHOOK_ALERT, "type": "sls.alert", "data": {"alert_name": "a", "status": "ok"}}).encode(),
+        ("event[0].data.status", "'firing' or 'resolved'"),
+    ),
     (
         "deeply-nested-data",
         b'{"specversion": "1.0", "id": "1", "source": "s", "type": "t", "data": ' + b"[" * 5000 + b"]" * 5000 + b"}",

@@ -360,7 +360,10 @@ def test_invoke_example_events_with_the_sample_schedule(esa: Cli) -> None:
 
 SAMPLE = REPO / "schedule" / "sample.yaml"
 EVENTS = sorted((REPO / "events").glob("*.json"))
-NOT_AN_EVENT = {"context.json": "event[0]: not a timer event (triggerTime), a command (action) or a CloudEvent"}
+NOT_AN_EVENT = {
+    "context.json": "event[0]: not a timer event (triggerTime), a command (action), a CloudEvent (specversion) "
+    "or an alert's data (alertName, alert_name)"
+}
 """The files of events/ that ``invoke`` refuses, and why: context.json is the FC context for ``--context``."""
 
 

@@ -303,11 +303,22 @@ def test_an_emulator_tasks_file_is_read_strictly(tmp_path: Path, tasks: str, pro
         (b'{"k": "\\udc00"}', "doc.k: lone surrogate \\udc00 is not text"),
         (b'{"k": Infinity}', "doc: not valid JSON (Infinity is not a JSON number)"),
         (b"[" * 33 + b"]" * 33, "doc: JSON nested deeper than 32 levels"),
+        (b"[" * 32 + b"1" + b"]" * 32, "doc: JSON nested deeper than 32 levels"),
         (b"\xef\xbb\xbf{}", "doc: not valid JSON (Unexpected UTF-8 BOM"),
         (b"  ", "doc: the body is empty (expected JSON)"),
         (b'"' + b"x" * (256 * 1024) + b'"', "doc: 262146 bytes is larger than the 262144-byte limit"),
     ],
-    ids=["nested-duplicate", "quoted-key-path", "lone-surrogate", "infinity", "too-deep", "bom", "empty", "too-large"],
+    ids=[
+        "nested-duplicate",
+        "quoted-key-path",
+        "lone-surrogate",
+        "infinity",
+        "too-deep",
+        "a-number-too-deep",
+        "bom",
+        "empty",
+        "too-large",
+    ],
 )
 def test_loads_strict_names_the_place(raw: bytes, problem: str) -> None:
     with pytest.raises(EventError) as caught:
@@ -320,3 +331,23 @@ def test_loads_strict_keeps_what_json_allows() -> None:
     text = '{"a": {"k": 1}, "b": {"k": 1}, "c": "\\u00e9\\ud83d\\ude00", "d": [1.5e3, null, true]}'
     assert loads_strict(text, "doc") == {"a": {"k": 1}, "b": {"k": 1}, "c": "é😀", "d": [1500.0, None, True]}
     assert loads_strict("[" * 31 + "1" + "]" * 31, "doc") is not None
+    assert loads_strict("[" * 32 + "]" * 32, "doc") is not None
+
+
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        ("safety: {max_change_ratio: yes}", "safety.max_change_ratio: Input should be a valid number (got true)"),
+        ("safety: {max_changes: on}", "safety.max_changes: Input should be a valid integer (got true)"),
+        ('safety: {max_changes: "5"}', "safety.max_changes: Input should be a valid integer (got '5')"),
+    ],
+    ids=["ratio-yes", "max-changes-on", "max-changes-string"],
+)
+def test_a_safety_limit_is_a_number_not_a_yaml_boolean(door: Door, line: str, problem: str) -> None:
+    """YAML 1.1 reads ``yes`` and ``on`` as true; taken as 1 or 1.0 it would quietly lift the limit."""
+    schedule = door.tmp / "schedule" / "ops.yaml"
+    schedule.write_text(SCHEDULE.replace("safety: {max_changes: 0}", line), encoding="utf-8")
+    code, out, err = door.invoke(f'{{"action": "reconcile", "at": "{NIGHT}"}}')
+    assert (code, out) == (2, "")
+    assert_one_line(err, f"{schedule}: {problem}")
+    door.assert_nothing_happened()

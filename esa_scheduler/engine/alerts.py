@@ -106,8 +106,8 @@ def composed_key(head: str, labels: Mapping[str, str]) -> str:
     key = f"{head}{{{pairs}}}"
     if len(key) <= MAX_KEY:
         return key
-    digest = hashlib.sha256(pairs.encode()).hexdigest()[:16]
-    return f"{head[: MAX_KEY - 30]}{{sha256:{digest}}}"
+    digested = f"{{sha256:{hashlib.sha256(pairs.encode()).hexdigest()[:16]}}}"
+    return head[: MAX_KEY - len(digested)] + digested
 
 
 def hold_reason(alert: Alert) -> str:

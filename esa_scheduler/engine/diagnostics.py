@@ -10,6 +10,7 @@ from datetime import datetime
 from itertools import combinations
 
 from esa_scheduler.engine.calendars.country import CountryCalendar
+from esa_scheduler.engine.calendars.ics import IcsCalendar
 from esa_scheduler.engine.planner import SEARCH_HORIZON
 from esa_scheduler.engine.schedule.model import Schedule, Window
 from esa_scheduler.engine.selectors import selector_matches
@@ -67,11 +68,17 @@ def schedule_warnings(schedule: Schedule, now: datetime) -> list[str]:
 
 
 def calendar_warnings(schedule: Schedule, begin: datetime, end: datetime) -> list[str]:
-    """Country calendars in use, for each year from ``begin`` to ``end`` whose dates their library does
-    not know or only guesses: ``validate`` warns about the coming 400 days, ``plan`` about the ones it
-    looks at; a timed run says nothing, and plans with what the library has."""
-    used = {id(c): c for w in schedule.windows for c in (*w.skip, *w.only_on) if isinstance(c, CountryCalendar)}
+    """Calendars in use that windows should not be trusted with blindly: country calendars for each
+    year from ``begin`` to ``end`` whose dates their library does not know or only guesses, and ICS
+    files with malformed properties that were set aside. ``validate`` warns about the coming 400 days,
+    ``plan`` about the ones it looks at; a timed run says nothing, and plans with what it has."""
+    used = {id(c): c for w in schedule.windows for c in (*w.skip, *w.only_on, *([w.events] if w.events else []))}
     years = range(begin.year, end.year + 1)
-    return [
-        f"{c.origin}: calendars.{c.name}: warning: {text}" for c in used.values() for text in c.year_warnings(years)
+    lines = [
+        f"{c.origin}: calendars.{c.name}: warning: {text}"
+        for c in used.values()
+        if isinstance(c, CountryCalendar)
+        for text in c.year_warnings(years)
     ]
+    lines.extend(line for c in used.values() if isinstance(c, IcsCalendar) for line in c.warnings)
+    return lines

@@ -9,6 +9,7 @@ imported only when a schedule defines such a calendar, so a schedule without one
 
 ``spec`` is the ``calendars:`` entry as written, ``dates`` a calendar as windows ask it (and listed
 dates), ``country`` the ``holidays`` calendars, ``ics`` the events of an ICS file, ``ics_read`` and
-``ics_checks`` reading and checking that file, and ``resolve`` turns every file's entries into
-calendars. Importers name the submodule they use: this package re-exports nothing.
+``ics_checks`` reading and checking that file, ``ics_quirks`` how the reader takes what real
+producers write that RFC 5545 forbids, and ``resolve`` turns every file's entries into calendars.
+Importers name the submodule they use: this package re-exports nothing.
 """

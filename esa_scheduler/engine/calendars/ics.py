@@ -80,10 +80,15 @@ def _instant(value: date, tz: ZoneInfo) -> datetime:
 class IcsCalendar(Calendar):
     """An RFC 5545 file: its events drive ``calendar:`` windows, its dates filter ``skip``/``only_on``."""
 
-    def __init__(self, name: str, origin: str, path: Path, query: CalendarQuery) -> None:
+    def __init__(
+        self, name: str, origin: str, path: Path, query: CalendarQuery, warnings: tuple[str, ...] = ()
+    ) -> None:
         super().__init__(name, origin)
         self.path = path
         self.query = query
+        self.warnings = warnings
+        """What ``validate`` and ``plan`` warn about the file: malformed properties set aside, one line
+        each, naming the file."""
         self._spans: dict[tuple[datetime, datetime], list[IcsEvent]] = {}
         self._dates: dict[tuple[str, int], frozenset[date]] = {}
 

@@ -15,6 +15,17 @@ if TYPE_CHECKING:
 
 MAX_OCCURRENCES_PER_DAY = 24
 _TOO_FREQUENT = frozenset({"SECONDLY", "MINUTELY"})
+# what decides when an event happens (SUMMARY: whether a window's glob takes it); a problem with any
+# other property cannot move an interval, so it is a warning and the property is set aside
+_SHAPING = frozenset(
+    {"DTSTART", "DTEND", "DURATION", "RRULE", "RDATE", "EXDATE", "EXRULE", "RECURRENCE-ID", "STATUS", "UID", "SUMMARY"}
+)
+# of those, the ones RFC 5545 allows once per VEVENT: a second one is not a choice to guess at
+_SHAPING_ONCE = ("UID", "DTSTART", "DTEND", "DURATION", "RECURRENCE-ID", "STATUS", "SUMMARY")
+_OTHER_ONCE = frozenset(
+    {"DTSTAMP", "SEQUENCE", "CLASS", "CREATED", "DESCRIPTION", "GEO", "LAST-MODIFIED", "LOCATION", "ORGANIZER"}
+    | {"PRIORITY", "TRANSP", "URL"}
+)
 
 
 @dataclass(frozen=True)
@@ -26,10 +37,32 @@ class Written:
     props: dict[str, str]
 
 
+def set_aside(event: Component) -> list[tuple[str, str]]:
+    """The event's malformed or repeated properties that cannot change when it happens (a Google export
+    writes ``CREATED:00001231T000000Z``), as (property, what is wrong): each is dropped, or kept once,
+    so that no library trips on it later, and is worth a warning, not a refused file."""
+    found: list[tuple[str, str]] = []
+    for prop, message in getattr(event, "errors", []):
+        if prop is not None and prop.upper() not in _SHAPING:
+            found.append((prop.upper(), message))
+            event.pop(prop, None)
+    for prop in sorted(_OTHER_ONCE):
+        value = event.get(prop)
+        if isinstance(value, list):
+            found.append((prop, f"given {len(value)} times (RFC 5545 allows it once; the first is kept)"))
+            event[prop] = value[0]
+    return found
+
+
 def event_problem(event: Component, written: Written) -> str | None:
-    """The first thing wrong with one event as written, or ``None``: the library's own parse errors,
-    rules too frequent to expand, unknown zones, then the event's bounds."""
-    errors: list[tuple[str | None, str]] = list(getattr(event, "errors", []))
+    """The first thing wrong with one event as written, or ``None``: a property that decides its
+    interval given twice, the library's own parse errors, rules too frequent to expand, unknown zones,
+    then the event's bounds. Properties that cannot change the interval are ``set_aside`` first."""
+    for prop in _SHAPING_ONCE:
+        value = event.get(prop)
+        if isinstance(value, list):
+            return f"{prop} is given {len(value)} times (RFC 5545 allows it once; keep the right one)"
+    errors = [(p, m) for p, m in getattr(event, "errors", []) if p is None or p.upper() in _SHAPING]
     if errors:
         prop, message = errors[0]
         return f"RRULE refused: {message}" if prop == "RRULE" else f"{prop}: {message}"

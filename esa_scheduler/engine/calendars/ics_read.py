@@ -9,10 +9,19 @@ from typing import TYPE_CHECKING
 
 from esa_scheduler.engine.calendars.dates import Calendar
 from esa_scheduler.engine.calendars.ics import DURATION_AS_WRITTEN, IcsCalendar
-from esa_scheduler.engine.calendars.ics_checks import Written, event_problem
+from esa_scheduler.engine.calendars.ics_checks import Written, event_problem, set_aside
+from esa_scheduler.engine.calendars.ics_quirks import (
+    calendar_zone_problem,
+    orphans_as_series,
+    overrides_over_exdates,
+    timezone_problems,
+    until_in_start_zone,
+    zoned_dates,
+)
 
 if TYPE_CHECKING:
     from icalendar import Calendar as ICalendar
+    from icalendar import Component
     from recurring_ical_events import CalendarQuery
 
 MAX_ICS_BYTES = 16 * 1024 * 1024
@@ -32,30 +41,42 @@ def ics_calendar(name: str, ics: str, file: str, where: str, problems: list[str]
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         problems.append(f"{where}.ics: cannot read {path}: {reason}")
         return None
-    parsed = _parse_ics(text)
+    ignored: list[str] = []
+    parsed = _parse_ics(text, ignored)
     if isinstance(parsed, list):
         problems.extend(f"{where}.ics: {path}: {problem}" for problem in parsed)
         return None
-    return IcsCalendar(name, file, path, parsed)
+    warnings = tuple(f"{where}.ics: {path}: warning: {text}" for text in ignored)
+    return IcsCalendar(name, file, path, parsed, warnings)
 
 
-def _parse_ics(text: str) -> CalendarQuery | list[str]:
+def _parse_ics(text: str, ignored: list[str]) -> CalendarQuery | list[str]:
     """The calendar ready to expand, or its problems: a syntax error by line, else one per bad event
-    by the line it begins on and its UID (every event is checked, so one pass fixes the file)."""
+    by the line it begins on and its UID (every event is checked, so one pass fixes the file).
+    What cannot change an interval but is malformed goes to ``ignored``, one line per property."""
     import icalendar
     from icalendar.parser import Contentline
 
     lines = _logical_lines(text)
+    refused = timezone_problems(lines)
+    if refused:
+        return refused
+    dated = zoned_dates(lines)
     try:
-        parsed = icalendar.Calendar.from_ical(text)
+        parsed = icalendar.Calendar.from_ical("\r\n".join(line for _, line in dated) if dated else text)
     except ValueError as exc:
         return [_locate_syntax_error(lines) or f"malformed calendar: {_first_line(exc)}"]
     if not isinstance(parsed, icalendar.Calendar) or parsed.name != "VCALENDAR":
         return ["not an iCalendar file (expected BEGIN:VCALENDAR at the top)"]
-    problems: list[str] = []
+    zone_problem = calendar_zone_problem(parsed, lines)
+    problems: list[str] = [zone_problem] if zone_problem else []
     masters: dict[str, int] = {}
+    set_apart: dict[str, tuple[int, str, str, int]] = {}  # property: first line, UID, message, events
     for event, written in zip(parsed.walk("VEVENT"), _written_events(lines), strict=True):
-        uid = str(event.get("UID", "?"))
+        for prop, message in set_aside(event):
+            line, first_uid, first_message, count = set_apart.get(prop, (written.line, _uid(event), message, 0))
+            set_apart[prop] = (line, first_uid, first_message, count + 1)
+        uid = _uid(event)
         problem = event_problem(event, written)
         if problem is None and "UID" in event and "RECURRENCE-ID" not in event:
             first = masters.setdefault(uid, written.line)
@@ -72,12 +93,32 @@ def _parse_ics(text: str) -> CalendarQuery | list[str]:
             event[DURATION_AS_WRITTEN] = Contentline(written.props["DURATION"]).parts()[2]  # type: ignore[no-untyped-call]
     if problems:
         return problems
+    ignored.extend(_ignored(prop, *seen) for prop, seen in set_apart.items())
+    events = parsed.walk("VEVENT")
+    orphans_as_series(events)
+    overrides_over_exdates(events)
+    for event in events:
+        until_in_start_zone(event)
     import recurring_ical_events
 
     try:
         return recurring_ical_events.of(parsed)
     except ValueError as exc:
         return [_refused(parsed) or f"cannot expand the events: {_first_line(exc)}"]
+
+
+def _uid(event: Component) -> str:
+    """The UID that messages name: the first, when the event wrongly gives several."""
+    uid = event.get("UID", "?")
+    return str(uid[0] if isinstance(uid, list) else uid)
+
+
+def _ignored(prop: str, line: int, uid: str, message: str, count: int) -> str:
+    """One warning for a property set aside in ``count`` events, naming the first (a 1.6 MB export
+    can have the same malformed CREATED in thousands of them)."""
+    where = f"line {line}: event UID {uid!r}: {prop}: {message}"
+    others = f" (and in {count - 1} more event(s))" if count > 1 else ""
+    return f"{where}{others}; ignored, as {prop} cannot change when an event happens"
 
 
 def _refused(parsed: ICalendar) -> str | None:

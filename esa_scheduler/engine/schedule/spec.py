@@ -6,7 +6,7 @@ import re
 from datetime import date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, field_validator, model_validator
 
 from esa_scheduler.engine.calendars.spec import CalendarSpec, reject_date_times
 from esa_scheduler.timeutil import UTC, in_range, parse_datetime, parse_duration, parse_instant
@@ -48,7 +48,7 @@ class WindowSpec(_Strict):
     name: str = Field(min_length=1)
     tasks: list[str] = Field(min_length=1)
     status: Status = "offline"
-    priority: int = 0
+    priority: StrictInt = 0
     cron: str | None = None
     duration: str | None = None
     end_cron: str | None = None
@@ -130,8 +130,10 @@ class IncidentSpec(_Strict):
 class SafetySpec(_Strict):
     """Limits that stop a run from changing too much at once (a bad schedule, a wrong inventory)."""
 
-    max_changes: int | None = Field(default=None, ge=0)
-    max_change_ratio: float | None = Field(default=None, ge=0, le=1)
+    # Numbers only as numbers: YAML reads `yes` and `on` as booleans, and a boolean taken as a
+    # number (`max_change_ratio: yes` as 1.0) would quietly lift the limit it was meant to set.
+    max_changes: StrictInt | None = Field(default=None, ge=0)
+    max_change_ratio: StrictFloat | None = Field(default=None, ge=0, le=1)
 
 
 class ExpectSpec(_Strict):

@@ -24,7 +24,6 @@ characters is cut with an ellipsis.
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Callable
 
 SERVICES = frozenset({"dingtalk", "feishu", "wecom"})
@@ -32,11 +31,11 @@ MAX_CHARS = 300
 
 _SPACES = re.compile(r"[\t\n\v\f\r \x85\u2028\u2029]+")
 """Whatever breaks a line or stands for a space: one space (a value never starts a line of its own)."""
-_INVISIBLE = frozenset(
-    "\u061c\u200b\u200c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2060\u2066\u2067\u2068\u2069\ufeff"
+_HIDDEN = re.compile(
+    "[\x00-\x1f\x7f-\x9f\ud800-\udfff\u061c\u200b\u200c\u200e\u200f\u202a-\u202e\u2060\u2066-\u2069\ufeff]"
 )
-"""Bidi controls and zero-width characters (format characters that can hide or reorder text; the
-zero-width joiner of emoji sequences is not among them)."""
+"""Control characters (C0, DEL, C1), surrogates, bidi controls and zero-width characters: they can
+hide, reorder or restyle text (the zero-width joiner of emoji sequences is not among them)."""
 _LOOKALIKE = str.maketrans(
     {
         "*": "∗",
@@ -74,7 +73,7 @@ def escape_markdown(text: str, service: str, limit: int = MAX_CHARS) -> str:
     value = _BARE_SCHEME.sub(lambda m: f"{m.group(1)}[:]", value)
     value = _HOST.sub(lambda m: _dots(m.group(0)), value)
     value = _LINE_START.sub(lambda m: m.group(0).translate(_START_LOOKALIKE), value)
-    return "".join(_visible(char) for char in value)
+    return _HIDDEN.sub(lambda m: f"\\u{ord(m.group(0)):04x}", value)
 
 
 def shorten(text: str, limit: int = MAX_CHARS) -> str:
@@ -93,10 +92,3 @@ def escaper(kind: str) -> Callable[[str], str]:
 
 def _dots(host: str) -> str:
     return host.replace(".", "[.]")
-
-
-def _visible(char: str) -> str:
-    """A control, surrogate or invisible format character as ``\\uXXXX``; anything else as it is."""
-    if char in _INVISIBLE or unicodedata.category(char) in ("Cc", "Cs"):
-        return f"\\u{ord(char):04x}"
-    return char

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from esa_scheduler.engine.alerts import MAX_KEY, MAX_LABELS, MAX_NAME, Alert, Labels, composed_key
 from esa_scheduler.engine.schedule.spec import Severity
 from esa_scheduler.errors import EventError
-from esa_scheduler.invocation.intake.sources.common import rfc3339_instant, summary, validated
+from esa_scheduler.invocation.intake.sources.common import normalized, rfc3339_instant, summary, validated
 
 MAX_ALERTS = 500
 """Far more than one group holds in practice (Alertmanager's default ``max_alerts`` is unlimited, but
@@ -57,13 +57,16 @@ def _alert(entry: AlertmanagerAlert, where: str) -> Alert:
     notes = [entry.annotations.get(note) for note in ("summary", "description", "message")]
     starts = rfc3339_instant(entry.startsAt, f"{where}.startsAt")
     ends = rfc3339_instant(entry.endsAt, f"{where}.endsAt")
-    return Alert(
-        source="alertmanager",
-        name=name,
-        state=entry.status,
-        key=entry.fingerprint or composed_key(name, entry.labels),
-        severity=next((known for known in KNOWN if known == level), "unknown"),
-        labels=entry.labels,
-        summary=summary(next((note for note in notes if isinstance(note, str) and note.strip()), None)),
-        at=(ends or starts) if entry.status == "resolved" else starts,
-    )
+    try:
+        return normalized(
+            "alertmanager",
+            name=name,
+            state=entry.status,
+            key=entry.fingerprint or composed_key(name, entry.labels),
+            severity=next((known for known in KNOWN if known == level), "unknown"),
+            labels=entry.labels,
+            summary=summary(next((note for note in notes if isinstance(note, str) and note.strip()), None)),
+            at=(ends or starts) if entry.status == "resolved" else starts,
+        )
+    except EventError as exc:
+        raise EventError(f"{where}.{exc}") from exc

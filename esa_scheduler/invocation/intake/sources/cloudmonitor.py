@@ -13,14 +13,21 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from esa_scheduler.engine.alerts import MAX_KEY, MAX_LABEL_VALUE, MAX_NAME, Alert, composed_key
 from esa_scheduler.engine.schedule.spec import Severity
-from esa_scheduler.errors import EventError, first_problem
-from esa_scheduler.invocation.intake.sources.common import scalar_text, shown, summary, unix_instant, validated
+from esa_scheduler.errors import EventError
+from esa_scheduler.invocation.intake.sources.common import (
+    normalized,
+    scalar_text,
+    shown,
+    summary,
+    unix_instant,
+    validated,
+)
 
 STATES = {"ALERT": "firing", "ALARM": "firing", "OK": "resolved", "INSUFFICIENT_DATA": None}
 LEVELS: dict[str, Severity] = {"CRITICAL": "critical", "WARN": "warning", "INFO": "info"}
@@ -29,7 +36,7 @@ _JAVA_KEY = re.compile(r"(?:^|,\s*)([A-Za-z_][\w.:-]*)=")
 _JAVA_MAP = "a Java map like {userId=1, instanceId=i-x}"
 _LABEL_FIELDS = ("metricName", "namespace", "regionId", "ruleId")
 
-Text = Field(default=None, max_length=_TEXT_MAX)
+Text = Annotated[str, Field(max_length=_TEXT_MAX)] | None
 
 
 class CloudMonitorFields(BaseModel):
@@ -39,19 +46,19 @@ class CloudMonitorFields(BaseModel):
 
     alertName: str = Field(min_length=1, max_length=MAX_NAME)
     alertState: str = Field(min_length=1, max_length=_TEXT_MAX)
-    triggerLevel: str | None = Text
-    preTriggerLevel: str | None = Text
-    curValue: str | None = Text
+    triggerLevel: Text = None
+    preTriggerLevel: Text = None
+    curValue: Text = None
     dimensions: str | dict[str, Any] | list[Any] | None = Field(default=None)
-    expression: str | None = Text
-    metricName: str | None = Text
-    metricProject: str | None = Text
-    namespace: str | None = Text
+    expression: Text = None
+    metricName: Text = None
+    metricProject: Text = None
+    namespace: Text = None
     ruleId: str | None = Field(default=None, max_length=MAX_KEY)
-    regionId: str | None = Text
-    instanceName: str | None = Text
+    regionId: Text = None
+    instanceName: Text = None
     transId: str | None = Field(default=None, max_length=MAX_KEY)
-    timestamp: str | None = Text
+    timestamp: Text = None
 
     @model_validator(mode="before")
     @classmethod
@@ -74,7 +81,9 @@ def parse_cloudmonitor(fields: Mapping[str, Any]) -> Alert | None:
         return None
     dimensions = dimension_labels(got.dimensions)
     level = got.triggerLevel if state == "firing" else got.preTriggerLevel or got.triggerLevel
-    return _alert(
+    return normalized(
+        "cloudmonitor",
+        labels_from="dimensions",
         name=got.alertName,
         state=state,
         key=got.transId or composed_key(got.ruleId or got.alertName, dimensions),
@@ -139,12 +148,3 @@ def _rule_labels(got: CloudMonitorFields) -> dict[str, str]:
     values = {name: getattr(got, name) for name in _LABEL_FIELDS}
     values["namespace"] = values["namespace"] or got.metricProject
     return {name: value for name, value in values.items() if value}
-
-
-def _alert(**values: Any) -> Alert:
-    """The normalized alert; labels out of bounds are named like the callback's fields."""
-    try:
-        return Alert.model_validate({"source": "cloudmonitor", **values})
-    except ValidationError as exc:
-        where = first_problem(exc).replace("labels", "dimensions", 1)
-        raise EventError(where) from exc

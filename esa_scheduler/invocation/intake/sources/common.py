@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from esa_scheduler.engine.alerts import MAX_SUMMARY
+from esa_scheduler.engine.alerts import MAX_SUMMARY, Alert
 from esa_scheduler.errors import EventError, first_problem
 from esa_scheduler.timeutil import MAX_YEAR, MIN_YEAR, UTC, parse_instant
 
@@ -18,6 +18,10 @@ M = TypeVar("M", bound=BaseModel)
 _SHOWN = 40
 _MS_FROM = 10**11
 """A Unix time at or above this is in milliseconds (10**11 s is in the year 5138)."""
+_LAST_SECOND = 253402300799
+"""9999-12-31T23:59:59Z: later Unix times are clamped to it (then refused), not left to overflow."""
+DIGITS = re.compile(r"[0-9]{1,20}")
+"""ASCII digits only: ``str.isdigit`` also takes ``"²"``, which ``int`` refuses."""
 _FRACTION = re.compile(r"(\.\d{1,6})\d*")
 
 
@@ -43,11 +47,11 @@ def unix_instant(value: str | int | None, where: str) -> datetime | None:
     if value is None:
         return None
     text = str(value).strip()
-    if not text.isdigit():
+    if not DIGITS.fullmatch(text):
         raise EventError(f"{where}: {shown(value)} is not a Unix time in seconds or milliseconds")
-    number = int(text[:20])
+    number = int(text)
     seconds = number / 1000 if number >= _MS_FROM else float(number)
-    instant = datetime.fromtimestamp(min(seconds, 253402300799), UTC)
+    instant = datetime.fromtimestamp(min(seconds, _LAST_SECOND), UTC)
     if not MIN_YEAR <= instant.year <= MAX_YEAR:
         raise EventError(f"{where}: {shown(value)} is outside the years {MIN_YEAR}-{MAX_YEAR}")
     return instant
@@ -80,3 +84,12 @@ def scalar_text(value: Any) -> Any:
     if isinstance(value, str) and value.strip() in ("", "null"):
         return None
     return value
+
+
+def normalized(source: str, *, labels_from: str = "labels", **values: Any) -> Alert:
+    """The ``Alert``; a value out of its bounds is one ``EventError`` naming the source's field
+    (``labels_from``: what the source calls the labels), never a pydantic traceback."""
+    try:
+        return Alert.model_validate({"source": source, **values})
+    except ValidationError as exc:
+        raise EventError(first_problem(exc).replace("labels", labels_from, 1)) from exc

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from esa_scheduler.engine.alerts import MAX_KEY, MAX_LABELS, MAX_NAME, Alert, Labels, composed_key
 from esa_scheduler.engine.schedule.spec import Severity
 from esa_scheduler.errors import EventError
-from esa_scheduler.invocation.intake.sources.common import shown, summary, unix_instant, validated
+from esa_scheduler.invocation.intake.sources.common import DIGITS, normalized, shown, summary, unix_instant, validated
 
 SEVERITIES: dict[int, Severity] = {10: "critical", 8: "critical", 6: "warning", 4: "info", 2: "info"}
 _SUMMARY_ANNOTATIONS = ("title", "summary", "desc", "description")
@@ -40,8 +40,8 @@ class SlsAlert(BaseModel):
     def _known_severity(cls, value: Any) -> Any:
         if value is None or value == "":
             return None
-        number = int(value) if isinstance(value, str) and value.strip().isdigit() else value
-        if isinstance(number, bool) or number not in SEVERITIES:
+        number = int(value) if isinstance(value, str) and DIGITS.fullmatch(value.strip()) else value
+        if type(number) is not int or number not in SEVERITIES:
             raise ValueError(f"{shown(value)} is not an SLS severity (10, 8, 6, 4 or 2)")
         return number
 
@@ -52,15 +52,20 @@ def parse_sls(obj: Any) -> Alert:
     if got.fingerprint is None and got.alert_id is None:
         raise EventError("fingerprint: missing, and no alert_id to pair the alert with its resolve")
     resolved = got.status == "resolved"
-    when = unix_instant(got.resolve_time or None, "resolve_time") if resolved else None
+    when = unix_instant(_set(got.resolve_time), "resolve_time") if resolved else None
     notes = [got.annotations.get(name) for name in _SUMMARY_ANNOTATIONS]
-    return Alert(
-        source="sls",
+    return normalized(
+        "sls",
         name=got.alert_name,
         state=got.status,
         key=got.fingerprint or composed_key(got.alert_id or "", got.labels),
         severity=SEVERITIES[got.severity] if got.severity is not None else "unknown",
         labels=got.labels,
         summary=summary(next((note for note in notes if isinstance(note, str) and note.strip()), None)),
-        at=when or unix_instant(got.fire_time or None, "fire_time"),
+        at=when or unix_instant(_set(got.fire_time), "fire_time"),
     )
+
+
+def _set(stamp: str | int | None) -> str | int | None:
+    """SLS renders a time not reached yet (a firing alert's ``resolve_time``) as 0."""
+    return None if stamp in (0, "0", "") else stamp
