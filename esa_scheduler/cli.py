@@ -384,13 +384,16 @@ def _add_run_commands(sub: Subcommands) -> None:
     invoke.add_argument("--at", metavar="ISO", help="with --handler intake: the instant taken for now (default: now)")
     invoke.set_defaults(func=_invoke)
 
+
+def _add_serve_command(sub: Subcommands) -> None:
     serve = _command(
         sub,
         "serve",
         "serve the intake's routes (alerts, DingTalk, /healthz) on loopback until interrupted",
         "Each request goes to handler.intake as FC's HTTP trigger would deliver it; the reconcile an answer "
         "asks for runs in process after the answer, one at a time, against ESA as configured or the embedded "
-        "emulator. The first line printed is `listening on http://HOST:PORT`.",
+        "emulator. The first line printed is `listening on http://HOST:PORT`, the second `export "
+        'INTAKE=http://HOST:PORT` for another shell to paste and curl "$INTAKE/healthz".',
         logs=True,
     )
     serve.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)")
@@ -505,6 +508,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_schedule_commands(sub)
     _add_run_commands(sub)
+    _add_serve_command(sub)
     _add_hold_commands(sub)
     _add_emulator_command(sub)
     _add_notify_commands(sub)

@@ -36,7 +36,8 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 
 
 def serve(args: argparse.Namespace) -> int:
-    """Serve until Ctrl-C (or SIGTERM); the first stdout line is ``listening on http://HOST:PORT``."""
+    """Serve until Ctrl-C (or SIGTERM); the first stdout line is ``listening on http://HOST:PORT``, the
+    second ``export INTAKE=http://HOST:PORT``, which another shell pastes to ``curl "$INTAKE/..."``."""
     host = loopback_bind_address(args.host, "--host")
     if not 0 <= args.port <= 65535:
         raise UserError(f"--port: {args.port} is not a port number (0 picks a free one)")
@@ -50,7 +51,8 @@ def serve(args: argparse.Namespace) -> int:
             server = IntakeHttpServer((host, args.port), intake, reconciles)
         except OSError as exc:
             raise ConfigError(f"cannot listen on {host}:{args.port}: {exc.strerror or exc}") from None
-        print(f"listening on {server.url}", flush=True)
+        print(f"listening on {server.url}")
+        print(f"export INTAKE={server.url}", flush=True)  # for another shell's curl, as the emulator's lines
         signal.signal(signal.SIGTERM, _interrupt)
         with ServingIntake(server), contextlib.suppress(KeyboardInterrupt):
             threading.Event().wait()

@@ -13,6 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from helpers import run_cli, write_schedule
 from intake_support import (
     ALERTING,
     APP_SECRET,
@@ -80,6 +81,16 @@ def test_the_handler_entry_point_answers_fc(tmp_path: Path, monkeypatch: pytest.
     monkeypatch.setenv("ESA_STATE_DIR", str(tmp_path / "state"))
     response = handler.intake(http_event("GET", "/healthz/"), None)
     assert response["statusCode"] == 200 and response["isBase64Encoded"] is False
+
+
+def test_headers_and_query_may_be_null_or_repeated(h: Harness) -> None:
+    """FC joins a repeated header with commas; a gateway may send lists, or null for none."""
+    event = json.loads(http_event("GET", "/healthz"))
+    for headers, query in [(None, None), ({"X-Forwarded-For": ["10.0.0.1", "10.0.0.2"]}, {"a": ["1", "2"]})]:
+        response = Intake(str(h.schedule), str(h.state), h.environ, lambda: NOW).handle(
+            json.dumps({**event, "headers": headers, "queryParameters": query})
+        )
+        assert response["statusCode"] == 200, response
 
 
 def test_a_body_that_is_not_an_http_trigger_event_is_400(h: Harness, tmp_path: Path) -> None:
@@ -250,6 +261,8 @@ def test_a_sender_or_conversation_not_allowed_is_403(tmp_path: Path, schedule: s
     code, payload, _ = h("POST", "/chat/dingtalk", body, headers=signed())
     assert code == 403 and payload["ok"] is False and payload["error"].startswith("forbidden")
     assert h.holds() == {} and rejected(h) == ["forbidden"]
+    (line,) = [line for line in h.logs() if line["event"] == "intake.rejected"]
+    assert line["conversation"] == CONVERSATION and line["sender"] == json.loads(body)["senderStaffId"]
 
 
 def test_an_allowed_conversation_may_command(tmp_path: Path) -> None:
@@ -338,6 +351,10 @@ def test_release_by_id_or_by_selectors_ends_the_hold_and_dispatches(h: Harness) 
     assert [json.loads(r.event())["touched"] for r in h.dispatches.seen][-2:] == [[first["id"]], [second["id"]]]
     ok, text = say(h, "release access-logs-prod", "e")
     assert not ok and text.startswith("no hold in force applies to access-logs-prod")
+    say(h, "hold access-logs-dev 1h INC-3", "f")
+    say(h, "hold waf-edge 1h INC-4", "g")
+    ok, text = say(h, "release access-logs-dev, waf-*", "h")  # commas, spaces or both between selectors
+    assert ok and text.count("**released**") == 2
 
 
 def test_status_lists_the_holds_and_the_tasks_offline_now(h: Harness) -> None:
@@ -538,3 +555,53 @@ def test_the_example_http_events_answer_200_with_the_sample_schedule(tmp_path: P
     }
     assert answers["intake-cloudmonitor-alert.json"][1]["holds"]["created"] == ["inc-origin-errors-3a9a2cda"]
     assert answers["intake-dingtalk-hold.json"][1]["markdown"]["text"].startswith("**hold h-")
+
+
+# --- the schedule's intake: as validate reads it -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("intake", "problem"),
+    [
+        (
+            "  token_env: abc-token-value-9f8e7d\n",
+            "intake: token_env must name an environment variable (A-Z, 0-9 and _, not starting with a digit, "
+            "at most 64 characters), not hold its value",
+        ),
+        (
+            "  dingtalk:\n    app_secret_env: https://oapi.dingtalk.com/robot/send?access_token=3e1f\n"
+            "    allow_senders: [a]\n",
+            "intake.dingtalk: app_secret_env must name an environment variable",
+        ),
+        ("  dingtalk:\n    app_secret_env: S\n    allow_senders: []\n", "intake.dingtalk.allow_senders: List should"),
+        ("  dingtalk:\n    app_secret_env: S\n", "intake.dingtalk.allow_senders: required field is missing"),
+        (
+            "  token_env: T\n  tokens_env: U\n",
+            "intake.tokens_env: unknown key 'tokens_env' (did you mean 'token_env'?)",
+        ),
+        (
+            "  dingtalk:\n    app_secret_env: S\n    allow_senders: [a]\n    allow_conversations: []\n",
+            "intake.dingtalk.allow_conversations: List should have at least 1 item",
+        ),
+    ],
+    ids=["token-value", "secret-value", "no-senders", "senders-missing", "typo", "no-conversations"],
+)
+def test_validate_checks_intake_without_quoting_a_value(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], intake: str, problem: str
+) -> None:
+    path = write_schedule(tmp_path, WITHOUT_INTAKE + "intake:\n" + intake)
+    code, out, err = run_cli(capsys, "validate", "--schedule", str(path))
+    assert (code, out) == (2, "")
+    assert problem in err, err
+    for value in ("abc-token-value-9f8e7d", "access_token=3e1f"):
+        assert value not in err
+
+
+def test_intake_is_set_in_one_file_of_a_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_schedule(tmp_path / "s", SCHEDULE, "a.yaml")
+    write_schedule(tmp_path / "s", "version: 1\nintake:\n  token_env: OTHER_TOKEN\n", "b.yaml")
+    code, _, err = run_cli(capsys, "validate", "--schedule", str(tmp_path / "s"))
+    assert code == 2 and "intake: set to different values; set it in one file" in err
+    (tmp_path / "s" / "b.yaml").write_text("version: 1\n")
+    code, out, _ = run_cli(capsys, "validate", "--schedule", str(tmp_path / "s"))
+    assert code == 0 and "valid" in out

@@ -209,3 +209,16 @@ def test_a_hold_id_in_touched_stands_for_its_tasks(tmp_path: Path) -> None:
         assert reconcile(["h-00000000"]) == "skipped"  # no such hold: an id that selects nothing
         assert reconcile([hold.id]) == "updated"
         assert emu.status("access-logs-dev") == "offline"
+
+
+def test_a_dispatch_fc_does_not_answer_is_cut_at_its_budget(world: tuple[Scheduler, Emulator, dict[str, str]]) -> None:
+    """FC accepts the connection and never answers: the request still gets its answer, the hold stays."""
+    scheduler, _, env = world
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        box = intake(scheduler, {**env, "ESA_FC_ENDPOINT": f"http://127.0.0.1:{silent.getsockname()[1]}"})
+        payload = post_chat(box, "hold waf-* 2h INC-7", "m1")
+    assert payload["reconcile"] == "failed" and len(HoldStore(scheduler.state).active(NOW)) == 1
+    (line,) = [e for e in log_events(box) if e["event"] == "intake.dispatch_failed"]
+    assert line["error"] == "no answer from FC within 3 s"

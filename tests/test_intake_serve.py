@@ -306,3 +306,32 @@ def test_invoke_intake_refuses_what_is_no_http_event(tmp_path: Path, capsys: pyt
     assert err.strip() == f"{timer}: event.rawPath: Field required"
     code, _, err = run_cli(capsys, "invoke", timer, "--at", "2027-01-04T03:00:00Z")
     assert code == 2 and err.strip().startswith("--at: only with --handler intake")
+
+
+def test_duplicate_keys_and_non_boolean_flags_are_refused_by_both_handlers(
+    served: Served, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The intake through serve, and the scheduler's handler through invoke: a body that means two
+    things, or a flag that is not a JSON boolean, changes nothing."""
+    bearer = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+    twice = b'{"alert_name": "origin-5xx", "status": "resolved", "status": "firing", "fingerprint": "f1"}'
+    refused = served.post("/alerts/sls", twice, bearer)
+    assert (refused.status_code, refused.json()["error"]) == (400, "body: duplicate key 'status'")
+    chat = served.post(
+        "/chat/dingtalk", chat_body("status", "m1").replace(b'"msgId"', b'"msgId": "m0", "msgId"'), signed(NOW)
+    )
+    assert (chat.status_code, chat.json()["error"]) == (400, "body: duplicate key 'msgId'")
+    assert not list(served.state.glob("*.json"))
+    schedule = str(write_schedule(tmp_path / "handler", ALERTING))
+    for name, body in [
+        (
+            "twice.json",
+            '{"action": "release", "id": "x", "action": "hold", "tasks": ["waf-*"], "ttl": "1h", "reason": "r"}',
+        ),
+        ("force.json", '{"action": "reconcile", "force": "on"}'),
+        ("dry.json", '{"action": "reconcile", "dry_run": 1}'),
+    ]:
+        (tmp_path / name).write_text(body)
+        code, out, err = run_cli(capsys, "invoke", str(tmp_path / name), "--schedule", schedule, "--emulator")
+        assert (code, out) == (2, ""), (name, err)
+    assert served.emulator.stats["by_action"] == {}

@@ -102,7 +102,7 @@ class NotifyTarget:
 
 
 @dataclass(frozen=True)
-class DingTalkIntake:
+class DingTalkSettings:
     """``intake.dingtalk``: the robot's secret (by variable name) and who may give commands, from where."""
 
     app_secret_env: str
@@ -112,11 +112,11 @@ class DingTalkIntake:
 
 
 @dataclass(frozen=True)
-class Intake:
+class IntakeSettings:
     """``intake:``: which routes of ``handler.intake`` are open, and where their secrets are read from."""
 
     token_env: str | None
-    dingtalk: DingTalkIntake | None
+    dingtalk: DingTalkSettings | None
     origin: str
 
 
@@ -149,7 +149,7 @@ class Schedule:
     expectations: tuple[Expectation, ...] = ()
     notify: tuple[NotifyTarget, ...] = ()
     targets: tuple[ScheduleTarget, ...] = ()
-    intake: Intake | None = None
+    intake: IntakeSettings | None = None
     """The intake's settings; ``None``: every route but ``/healthz`` answers 503."""
     timezone: ZoneInfo = UTC_ZONE
     """The schedule's zone, in which the views draw and describe it: that of the first file, in load

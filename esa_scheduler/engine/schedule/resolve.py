@@ -14,10 +14,10 @@ from esa_scheduler.engine.calendars.resolve import resolve_calendars
 from esa_scheduler.engine.calendars.spec import CalendarSpec
 from esa_scheduler.engine.schedule.model import (
     UTC_ZONE,
-    DingTalkIntake,
+    DingTalkSettings,
     Expectation,
     IncidentRule,
-    Intake,
+    IntakeSettings,
     NotifyTarget,
     Safety,
     Schedule,
@@ -114,13 +114,13 @@ def resolve(parsed: list[ParsedFile], problems: list[str]) -> Schedule | None:
     )
 
 
-def _intake(spec: IntakeSpec, file: str) -> Intake:
+def _intake(spec: IntakeSpec, file: str) -> IntakeSettings:
     dingtalk = spec.dingtalk
     chat = None
     if dingtalk is not None:
         rooms = frozenset(dingtalk.allow_conversations) if dingtalk.allow_conversations is not None else None
-        chat = DingTalkIntake(dingtalk.app_secret_env, frozenset(dingtalk.allow_senders), rooms)
-    return Intake(spec.token_env, chat, file)
+        chat = DingTalkSettings(dingtalk.app_secret_env, frozenset(dingtalk.allow_senders), rooms)
+    return IntakeSettings(spec.token_env, chat, file)
 
 
 def _add_windows(pf: ParsedFile, file_tz: ZoneInfo, found: _Entries, problems: list[str]) -> None:

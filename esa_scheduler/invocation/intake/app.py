@@ -1,10 +1,11 @@
 """One request to the intake, from FC's HTTP trigger event to its answer and the reconcile it asks for.
 
-The order of checks is the order of cost and of trust: the route and method (404, 405), the body's
-size (413), the route's configuration and secret (503: closed by default), the token or signature
-(401), the body (400), the DingTalk sender and conversation (403), a replayed message id; only then
-are holds written. Every refusal is one ``intake.rejected`` line with its ``reason``; no answer and
-no log line carries a token, an app secret or a signature.
+The order of checks is the order of cost and of trust: the event and the body's size (400, 413,
+before anything decodes more than it must), the route and method (404, 405), the route's
+configuration and secret (503: closed by default), the token or signature (401), the body (400),
+the DingTalk sender and conversation (403), a replayed message id; only then are holds written.
+Every refusal is one ``intake.rejected`` line with its ``reason``; no answer and no log line
+carries a token, an app secret or a signature.
 """
 
 from __future__ import annotations
@@ -54,9 +55,8 @@ class Intake:
             route = request.path
             answer = self._route(request, env, log)
         except HttpProblem as problem:
-            log.warning(
-                "intake.rejected", route=route, reason=problem.reason, status=problem.status, error=problem.error
-            )
+            fields = {"route": route, "reason": problem.reason, "status": problem.status, "error": problem.error}
+            log.warning("intake.rejected", **fields, **problem.logged)
             return problem_response(problem)
         except UserError as exc:
             # the schedule or the state folder is unusable: the deployment's fault, so the sender retries

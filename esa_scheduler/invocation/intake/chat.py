@@ -113,9 +113,9 @@ class Chat:
         )
 
     def _release(self, args: Sequence[str]) -> Outcome:
-        if len(args) != 1:
+        wanted = [s for arg in args for s in arg.split(",") if s]
+        if not wanted:
             raise UserError("give one hold id, or task selectors separated by commas: release HOLD_ID")
-        wanted = [s for s in args[0].split(",") if s]
         in_force = {h.id for h in self.store.active(self.now, prune=False) if h.active_at(self.now)}
         by_id = len(wanted) == 1 and wanted[0] in in_force
         _, released = self._changes({"action": "release", **({"id": wanted[0]} if by_id else {"tasks": wanted})})

@@ -65,10 +65,11 @@ def serve_chat(call: Call) -> Answer:
         raise unauthorized()
     message = read_message(call.request.body)
     sender = message.senderStaffId
+    who = {"sender": sender, "conversation": message.conversationId}  # logged, so an operator can allow them
     if chat.allow_conversations is not None and message.conversationId not in chat.allow_conversations:
-        raise HttpProblem(403, "forbidden: this conversation may not give commands", "forbidden")
+        raise HttpProblem(403, "forbidden: this conversation may not give commands", "forbidden", logged=who)
     if sender is None or sender not in chat.allow_senders:
-        raise HttpProblem(403, "forbidden: this sender may not give commands", "forbidden")
+        raise HttpProblem(403, "forbidden: this sender may not give commands", "forbidden", logged=who)
     if not ReplayStore(call.state).claim(message.msgId, call.now):
         return Answer(200, {"ok": True, "duplicate": True}, logged={"sender": sender}, rejected="duplicate")
     content = message.text.content if message.msgtype == "text" and message.text is not None else "help"

@@ -31,12 +31,21 @@ JSON_TYPE = "application/json; charset=utf-8"
 class HttpProblem(Exception):
     """A request the intake answers with an error status; ``reason`` is what ``intake.rejected`` logs."""
 
-    def __init__(self, status: int, error: str, reason: str, headers: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        error: str,
+        reason: str,
+        headers: Mapping[str, str] | None = None,
+        logged: Mapping[str, Any] | None = None,
+    ) -> None:
         super().__init__(error)
         self.status = status
         self.error = error
         self.reason = reason
         self.headers = dict(headers or {})
+        self.logged = dict(logged or {})
+        """What the ``intake.rejected`` line adds (a refused sender's id and conversation: never a secret)."""
 
 
 def _joined(value: Any) -> Any:
@@ -84,7 +93,7 @@ class HttpTriggerEvent(_Open):
     @field_validator("headers", "queryParameters", mode="before")
     @classmethod
     def _repeated(cls, value: Any) -> Any:
-        return _joined(value)
+        return {} if value is None else _joined(value)
 
 
 @dataclass(frozen=True)

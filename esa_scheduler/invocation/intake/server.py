@@ -14,6 +14,7 @@ import base64
 import contextlib
 import json
 import queue
+import socket
 import threading
 import time
 import traceback
@@ -196,6 +197,7 @@ class IntakeHttpServer(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(self, address: tuple[str, int], intake: Intake, reconciles: Reconciles) -> None:
+        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         super().__init__(address, _Handler)
         self.intake = intake
         self.reconciles = reconciles
