@@ -31,6 +31,7 @@ SCRIPTS = [
     "emulator_bench.py",
     "fanout_bench.py",
     "coldstart_bench.py",
+    "intake_bench.py",
 ]
 COLUMNS = ["figure", "ours", "baseline", "ratio", "target", "pass"]
 RECORD = BENCH.parent / "BENCHMARKS.md"

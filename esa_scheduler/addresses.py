@@ -1,9 +1,9 @@
 """Where signed requests may go: HTTPS anywhere, plain HTTP only on loopback (the emulator's home).
 
 A pure check on a URL, with no layer below it: the edge resolves every endpoint through it, the
-schedule checks a target's ``endpoint:`` with it, and the emulator and the notifier ask it which
-hosts are loopback. One rule decides whether an AccessKey id, an STS token and signatures can cross
-a network in clear text.
+schedule checks a target's ``endpoint:`` with it, the emulator and the notifier ask it which hosts
+are loopback, and the local servers (the emulator, ``serve``) which addresses they may bind. One
+rule decides whether an AccessKey id, an STS token and signatures can cross a network in clear text.
 """
 
 from __future__ import annotations
@@ -51,3 +51,14 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def loopback_bind_address(host: str, what: str) -> str:
+    """The address to bind for ``host``, refusing anything that is not loopback (``what`` names the
+    server in the refusal). ``localhost`` is pinned to 127.0.0.1 rather than resolved, so a hosts
+    file cannot widen the bind."""
+    if host == "localhost":
+        return "127.0.0.1"
+    if is_loopback(host):
+        return host
+    raise ConfigError(f"{what} {host!r} is not loopback: use 127.0.0.1 (127.0.0.0/8), ::1 or localhost")

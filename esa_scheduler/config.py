@@ -29,6 +29,14 @@ NOTIFY_URL_1 = "ESA_NOTIFY_URL_1"
 NOTIFY_SECRET_1 = "ESA_NOTIFY_SECRET_1"
 NOTIFY_URL_2 = "ESA_NOTIFY_URL_2"
 NOTIFY_SECRET_2 = "ESA_NOTIFY_SECRET_2"
+# The incident intake (``handler.intake``). The template passes its secrets in these two; a schedule's
+# ``intake.token_env`` and ``intake.dingtalk.app_secret_env`` name the variables actually read.
+INTAKE_TOKEN = "ESA_INTAKE_TOKEN"
+DINGTALK_APP_SECRET = "ESA_DINGTALK_APP_SECRET"
+# The scheduler function the intake invokes asynchronously to reconcile; unset, it writes the holds
+# but dispatches nothing. The qualifier is optional: unset, the function's LATEST.
+SCHEDULER_FUNCTION = "ESA_SCHEDULER_FUNCTION"
+SCHEDULER_QUALIFIER = "ESA_SCHEDULER_QUALIFIER"
 ACCESS_KEY_ID = "ALIBABA_CLOUD_ACCESS_KEY_ID"
 ACCESS_KEY_SECRET = "ALIBABA_CLOUD_ACCESS_KEY_SECRET"
 SECURITY_TOKEN = "ALIBABA_CLOUD_SECURITY_TOKEN"

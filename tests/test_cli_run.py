@@ -360,11 +360,13 @@ def test_invoke_example_events_with_the_sample_schedule(esa: Cli) -> None:
 
 SAMPLE = REPO / "schedule" / "sample.yaml"
 EVENTS = sorted((REPO / "events").glob("*.json"))
-NOT_AN_EVENT = {
-    "context.json": "event[0]: not a timer event (triggerTime), a command (action), a CloudEvent (specversion) "
+REFUSED = (
+    "event[0]: not a timer event (triggerTime), a command (action), a CloudEvent (specversion) "
     "or an alert's data (alertName, alert_name)"
-}
-"""The files of events/ that ``invoke`` refuses, and why: context.json is the FC context for ``--context``."""
+)
+NOT_AN_EVENT = {"context.json": REFUSED, **{path.name: REFUSED for path in EVENTS if path.name.startswith("intake-")}}
+"""The files of events/ that ``invoke`` refuses, and why: context.json is the FC context for ``--context``, and
+``intake-*.json`` are HTTP trigger events for ``handler.intake`` (``invoke --handler intake``)."""
 
 
 def test_invoke_without_endpoint_or_credentials_uses_the_embedded_emulator(esa: Cli) -> None:

@@ -411,7 +411,7 @@ def test_help_speaks_to_users(capsys: pytest.CaptureFixture[str]) -> None:
     internal = _module_docstrings()
     assert internal
     commands = list(_parsers(cli.build_parser()))
-    assert len(commands) == 13
+    assert len(commands) == 14
     for name, parser in commands:
         code, out, _ = run_cli(capsys, *name.split()[1:], "--help")
         assert code == 0, name
@@ -431,6 +431,7 @@ def test_help_speaks_to_users(capsys: pytest.CaptureFixture[str]) -> None:
     assert logs_flag == [
         "esa-scheduler run",
         "esa-scheduler invoke",
+        "esa-scheduler serve",
         "esa-scheduler hold add",
         "esa-scheduler hold release",
     ]

@@ -29,10 +29,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
+from alibabacloud_fc20230330 import models as fc_models
 from croniter import croniter
 from helpers import child_environment
 from hypothesis import HealthCheck, find, given, settings
 from hypothesis import strategies as st
+from intake_support import TOKEN as INTAKE_TEST_TOKEN
 from ros_spec import (
     PSEUDO_PARAMETERS,
     Evaluation,
@@ -49,6 +51,7 @@ from ros_spec import (
 from esa_scheduler import config
 from esa_scheduler.edge.client import ACTIONS
 from esa_scheduler.emulator import EMULATOR_ACCESS_KEY_ID, EMULATOR_ACCESS_KEY_SECRET, EmulatedTask, Emulator
+from esa_scheduler.invocation.events.alerts import ALERT_EVENT_TYPES
 from esa_scheduler.invocation.events.models import TimerEvent
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,10 +60,16 @@ TEMPLATE = ROOT / "template.yml"
 TEMPLATES = [TEMPLATE, *sorted((ROOT / "templates").glob("*.yml"))]
 OPERATIONS_DOC = ROOT / "docs" / "operations.md"
 DEPLOY_DOC = ROOT / "docs" / "deploy.md"
+EVENTS = ROOT / "events"
 SUPPORTED_RUNTIMES = {"python3.10", "python3.12"}
 
-# FC's TimerTriggerConfig keys (FC 3.0 API). The ROS specification leaves TriggerConfig a free map.
-TIMER_TRIGGER_CONFIG_KEYS = {"cronExpression", "enable", "payload"}
+# The ROS specification leaves a trigger's TriggerConfig a free map: FC 3.0's own models (the official
+# SDK, a dev dependency) say which keys each trigger type reads.
+FC_TRIGGER_CONFIGS = {
+    "timer": fc_models.TimerTriggerConfig,
+    "http": fc_models.HTTPTriggerConfig,
+    "eventbridge": fc_models.EventBridgeTriggerConfig,
+}
 # RAM's own naming rules (CreateRole, CreatePolicy), which the ROS specification does not carry. RAM
 # names are account-wide, and so are SLS project names.
 RAM_ROLE_NAME = re.compile(r"[A-Za-z0-9.-]{1,64}")
@@ -77,6 +86,9 @@ CREDENTIAL_VARIABLES = {
     config.CREDENTIALS_FILE,
 }
 PLATFORM_VARIABLES = {config.FC_REGION}
+# Optional without a default: unset, the intake invokes the scheduler function unqualified (LATEST, the
+# version its timer trigger runs).
+OPTIONAL_VARIABLES = {config.SCHEDULER_QUALIFIER}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -132,10 +144,21 @@ def _resources(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]
     return {name: body for name, body in template["Resources"].items() if body["Type"] == kind}
 
 
+def _only_name(template: dict[str, Any], kind: str) -> str:
+    """The one ``kind`` every stack creates (no ``Condition``): the scheduler's function, role, timer..."""
+    found = [name for name, body in _resources(template, kind).items() if "Condition" not in body]
+    assert len(found) == 1, f"expected exactly one unconditional {kind}, found {sorted(found)}"
+    return found[0]
+
+
 def _only(template: dict[str, Any], kind: str) -> dict[str, Any]:
-    found = _resources(template, kind)
-    assert len(found) == 1, f"expected exactly one {kind}, found {sorted(found)}"
-    return next(iter(found.values()))["Properties"]  # type: ignore[no-any-return]
+    """The properties of ``_only_name``; what an optional parameter adds (the intake) is tested apart."""
+    return template["Resources"][_only_name(template, kind)]["Properties"]  # type: ignore[no-any-return]
+
+
+def _functions(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """``{name: properties}`` of every function, the optional ones (the intake) included."""
+    return {name: body["Properties"] for name, body in _resources(template, "ALIYUN::FC3::Function").items()}
 
 
 def _default(template: dict[str, Any], value: Any) -> Any:
@@ -157,29 +180,47 @@ def _walk(node: Any) -> Iterator[Any]:
             yield from _walk(item)
 
 
-def _policies(evaluation: Evaluation) -> dict[str, dict[str, Any]]:
-    """``{policy name: policy document}`` of every RAM policy the evaluated stack creates."""
+def _policies(evaluation: Evaluation, role: str | None = None) -> dict[str, dict[str, Any]]:
+    """``{policy name: policy document}`` of every RAM policy the evaluated stack creates, or only of
+    those ``role`` (a resource name) gets: its own, and the managed policies attached to it."""
     template, resources = evaluation.template, evaluation.resources()
     found: dict[str, dict[str, Any]] = {}
     for name, properties in resources.items():
         kind = template["Resources"][name]["Type"]
-        if kind == "ALIYUN::RAM::Role":
+        if kind == "ALIYUN::RAM::Role" and role in {None, name}:
             found.update({policy["PolicyName"]: policy["PolicyDocument"] for policy in properties.get("Policies", [])})
-        elif kind == "ALIYUN::RAM::ManagedPolicy":
+        elif kind == "ALIYUN::RAM::ManagedPolicy" and (
+            role is None or Unresolved(f"{role}.RoleName") in properties["Roles"]
+        ):
             found[properties["PolicyName"]] = properties["PolicyDocument"]
     return found
 
 
-def _granted(evaluation: Evaluation) -> list[tuple[str, list[Any]]]:
-    """``(action, resources)`` for every action of every Allow statement of every policy."""
+def _granted(evaluation: Evaluation, role: str | None = None) -> list[tuple[str, list[Any]]]:
+    """``(action, resources)`` for every action of every Allow statement of every policy (of ``role``)."""
     granted: list[tuple[str, list[Any]]] = []
-    for document in _policies(evaluation).values():
+    for document in _policies(evaluation, role).values():
         for statement in document["Statement"]:
             assert statement["Effect"] == "Allow"
             actions, targets = statement["Action"], statement["Resource"]
             targets = targets if isinstance(targets, list) else [targets]
             granted += [(action, targets) for action in ([actions] if isinstance(actions, str) else actions)]
     return granted
+
+
+def _outputs(evaluation: Evaluation) -> dict[str, Any]:
+    """``{name: evaluated value}`` of every output whose ``Condition`` holds."""
+    outputs = evaluation.template.get("Outputs", {})
+    return {
+        name: evaluation.value(body["Value"])
+        for name, body in outputs.items()
+        if "Condition" not in body or evaluation.condition(body["Condition"])
+    }
+
+
+def _intake(template: dict[str, Any], region: str = REGIONS[0], **overrides: Any) -> Evaluation:
+    """The stack with the incident intake (Intake=enabled) and every other default."""
+    return Evaluation(template, _scenario(template, region, Intake="enabled", **overrides))
 
 
 def _account_wide_names(evaluation: Evaluation) -> dict[str, str]:
@@ -438,9 +479,11 @@ def test_parameters_reach_the_limits_the_specification_allows(template: dict[str
 # names that must be unique in the account
 
 
-def test_stacks_in_two_regions_with_the_defaults_do_not_collide(template: dict[str, Any]) -> None:
+@pytest.mark.parametrize("intake", ["disabled", "enabled"])
+def test_stacks_in_two_regions_with_the_defaults_do_not_collide(template: dict[str, Any], intake: str) -> None:
     first, second = (
-        set(_account_wide_names(Evaluation(template, _scenario(template, region))).values()) for region in REGIONS[:2]
+        set(_account_wide_names(Evaluation(template, _scenario(template, region, Intake=intake))).values())
+        for region in REGIONS[:2]
     )
     assert not first & second, f"a second stack in {REGIONS[1]} would collide on {sorted(first & second)}"
 
@@ -453,6 +496,8 @@ def test_account_wide_names_follow_ram_and_sls_rules(path: Path, region: str) ->
     for name in ("FunctionName", "FailureDestinationQueue"):  # the longest names, and every policy
         if name in template.get("Parameters", {}):
             overrides[name] = _longest(template["Parameters"][name], "a")
+    if "Intake" in template.get("Parameters", {}):  # and the intake's role
+        overrides["Intake"] = "enabled"
     evaluation = Evaluation(template, _scenario(template, region, **overrides))
     for what, name in _account_wide_names(evaluation).items():
         assert isinstance(name, str), f"{what} must be known before deployment, not {name}"
@@ -473,6 +518,9 @@ def test_role_and_policy_names_derive_from_function_name_and_region(template: di
         "esa-scheduler-ap-southeast-1-policy",
         "esa-scheduler-ap-southeast-1-failure-destination",
     }
+    intake = _intake(template, "ap-southeast-1")
+    assert _account_wide_names(intake)["IntakeRole role"] == "esa-scheduler-ap-southeast-1-intake"
+    assert set(_policies(intake, "IntakeRole")) == {"esa-scheduler-ap-southeast-1-intake-policy"}
 
 
 def test_function_name_allows_no_underscore(template: dict[str, Any]) -> None:
@@ -497,6 +545,12 @@ def test_function_name_allows_no_underscore(template: dict[str, Any]) -> None:
             ["", "/", "mnt/state", "/mnt/../etc", "/mnt/.x", "/mnt//x"],
         ),
         ("FailureDestinationQueue", ["", "esa-failures", "q" * 120], ["1queue", "esa_failures", "q" * 121]),
+        # the token travels in CloudMonitor's webhook URL (?token=): unreserved URL characters only
+        (
+            "IntakeToken",
+            ["", "0123456789abcdef" * 4, "A-b_c.d~" * 2, "t" * 128],
+            ["t" * 15, "t" * 129, "with space 12345", "plus+sign+123456", "pct%20encoded123", "slash/slash/12345"],
+        ),
     ],
 )
 def test_name_parameters_accept_what_the_service_accepts(
@@ -526,16 +580,18 @@ def _handler_module(monkeypatch: pytest.MonkeyPatch, module_name: str) -> Module
 def test_handler_resolves_to_a_callable_taking_event_and_context(
     template: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    function = _only(template, "ALIYUN::FC3::Function")
-    module_name, _, attribute = function["Handler"].rpartition(".")
-    assert module_name == "handler", "FC loads <file>.<function>; the package ships handler.py at its root"
-    entry = getattr(_handler_module(monkeypatch, module_name), attribute)
-    assert callable(entry)
-    inspect.signature(entry).bind(b"{}", object())  # FC calls handler(event, context)
+    for name, function in _functions(template).items():
+        module_name, _, attribute = function["Handler"].rpartition(".")
+        assert module_name == "handler", f"{name}: FC loads <file>.<function>; the package ships handler.py at its root"
+        entry = getattr(_handler_module(monkeypatch, module_name), attribute)
+        assert callable(entry), name
+        inspect.signature(entry).bind(b"{}", object())  # FC calls handler(event, context)
 
 
 def test_runtime_is_a_supported_python_and_matches_the_packaged_wheels(template: dict[str, Any]) -> None:
     function = _only(template, "ALIYUN::FC3::Function")
+    # one code package, one set of wheels: every function runs it on the same Python
+    assert {other["Runtime"] for other in _functions(template).values()} == {function["Runtime"]}
     assert function["Runtime"] in SUPPORTED_RUNTIMES
     package = _package_script()
     assert function["Runtime"] == f"python{package.PYTHON_VERSION}", (
@@ -559,24 +615,27 @@ def test_function_sizing_and_code_location(template: dict[str, Any]) -> None:
 
 
 def test_state_directory_is_the_read_write_oss_mount(template: dict[str, Any]) -> None:
-    function = _only(template, "ALIYUN::FC3::Function")
-    env = function["EnvironmentVariables"]
-    (mount,) = function["OssMountConfig"]["MountPoints"]
-    assert env[config.STATE_DIR] == mount["MountDir"]
-    assert mount["ReadOnly"] is False
-    assert str(_default(template, mount["MountDir"])).startswith("/mnt/")
-    assert mount["BucketName"] == {"Ref": "StateBucket"}
+    # Every function (the intake too) reads and writes the same holds.
+    for name, function in _functions(template).items():
+        env = function["EnvironmentVariables"]
+        (mount,) = function["OssMountConfig"]["MountPoints"]
+        assert env[config.STATE_DIR] == mount["MountDir"] == {"Ref": "StateMountDir"}, name
+        assert mount["ReadOnly"] is False, name
+        assert str(_default(template, mount["MountDir"])).startswith("/mnt/")
+        assert mount["BucketName"] == {"Ref": "StateBucket"}, name
 
 
 def test_schedule_path_is_the_packaged_schedule_directory(template: dict[str, Any]) -> None:
-    env = _only(template, "ALIYUN::FC3::Function")["EnvironmentVariables"]
-    # FC unpacks the code zip at /code; the zip carries schedule/ at its root.
-    assert env[config.SCHEDULE] == "/code/schedule"
+    for name, function in _functions(template).items():
+        # FC unpacks the code zip at /code; the zip carries schedule/ at its root.
+        assert function["EnvironmentVariables"][config.SCHEDULE] == "/code/schedule", name
+        assert function["Code"] == _only(template, "ALIYUN::FC3::Function")["Code"], f"{name} runs another package"
     assert _package_script().SOURCES.count("schedule") == 1
 
 
 def test_logs_go_to_the_project_and_logstore_the_template_creates(template: dict[str, Any]) -> None:
     log = _only(template, "ALIYUN::FC3::Function")["LogConfig"]
+    assert all(function["LogConfig"] == log for function in _functions(template).values()), "one logstore"
     resources = template["Resources"]
     project, _ = log["Project"]["Fn::GetAtt"]
     logstore, _ = log["Logstore"]["Fn::GetAtt"]
@@ -600,7 +659,6 @@ def test_timer_trigger_is_enabled_with_a_valid_six_field_cron(template: dict[str
     assert trigger["TriggerType"] == "timer"
     assert "InvocationRole" not in trigger, "a timer trigger needs no invocation role"
     settings = trigger["TriggerConfig"]
-    assert set(settings) <= TIMER_TRIGGER_CONFIG_KEYS, "FC's TimerTriggerConfig keys are camelCase"
     assert settings["enable"] is True
     expression = _default(template, settings["cronExpression"])
     zone, fields = _split_fc_cron(expression)
@@ -679,18 +737,21 @@ def test_invocations_are_serialized(template: dict[str, Any]) -> None:
     # a timer run and an incident event never interleave. See docs/deploy.md.
     (name,) = _resources(template, "ALIYUN::FC3::ConcurrencyConfig")
     limit = template["Resources"][name]["Properties"]
-    function = next(iter(_resources(template, "ALIYUN::FC3::Function")))
+    function = _only_name(template, "ALIYUN::FC3::Function")
     assert limit == {"FunctionName": {"Fn::GetAtt": [function, "FunctionName"]}, "ReservedConcurrency": 1}
     assert _only(template, "ALIYUN::FC3::Function")["InstanceConcurrency"] == 1
-    (trigger,) = _resources(template, "ALIYUN::FC3::Trigger")
-    assert {name, "AsyncInvokeConfig"} <= _depends_on(template, trigger), "the first tick must already be limited"
+    # Every trigger, and the intake that dispatches to the function, opens once the limit is in place.
+    triggers = _resources(template, "ALIYUN::FC3::Trigger")
+    assert {"TimerTrigger", "CloudMonitorTrigger", "IntakeHttpTrigger"} <= set(triggers)
+    for trigger in triggers:
+        assert {name, "AsyncInvokeConfig"} <= _depends_on(template, trigger), f"{trigger} opens before the limit"
     deploy = DEPLOY_DOC.read_text(encoding="utf-8")
     assert "ConcurrencyConfig" in deploy and "serialized" in deploy, "docs/deploy.md must say why runs are serialized"
 
 
 def test_outputs_name_the_function_and_its_arn(template: dict[str, Any]) -> None:
     outputs = template["Outputs"]
-    function = next(iter(_resources(template, "ALIYUN::FC3::Function")))
+    function = _only_name(template, "ALIYUN::FC3::Function")
     assert outputs["FunctionName"]["Value"] == {"Fn::GetAtt": [function, "FunctionName"]}
     assert outputs["FunctionArn"]["Value"] == {"Fn::GetAtt": [function, "ARN"]}
 
@@ -699,14 +760,17 @@ def test_outputs_name_the_function_and_its_arn(template: dict[str, Any]) -> None
 # least privilege
 
 
-def test_role_is_assumable_by_function_compute_only(template: dict[str, Any]) -> None:
-    role = _only(template, "ALIYUN::RAM::Role")
-    (statement,) = role["AssumeRolePolicyDocument"]["Statement"]
-    assert statement["Action"] == "sts:AssumeRole"
-    assert statement["Principal"] == {"Service": ["fc.aliyuncs.com"]}
-    function = _only(template, "ALIYUN::FC3::Function")
-    role_name = next(iter(_resources(template, "ALIYUN::RAM::Role")))
-    assert function["Role"] == {"Fn::GetAtt": [role_name, "Arn"]}
+def test_roles_are_assumable_by_function_compute_only(template: dict[str, Any]) -> None:
+    roles = _resources(template, "ALIYUN::RAM::Role")
+    for body in roles.values():
+        (statement,) = body["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+        assert statement["Action"] == "sts:AssumeRole"
+        assert statement["Principal"] == {"Service": ["fc.aliyuncs.com"]}
+    # each function has a role of its own, and no role serves two functions
+    used = [function["Role"]["Fn::GetAtt"] for function in _functions(template).values()]
+    assert sorted(used) == sorted([role, "Arn"] for role in roles)
+    scheduler_role = _only_name(template, "ALIYUN::RAM::Role")
+    assert _only(template, "ALIYUN::FC3::Function")["Role"] == {"Fn::GetAtt": [scheduler_role, "Arn"]}
 
 
 def test_policy_grants_exactly_the_esa_actions_the_client_can_send(template: dict[str, Any]) -> None:
@@ -750,13 +814,15 @@ def test_the_function_may_invoke_itself_only_for_async_fanout(template: dict[str
     assert env["ESA_FANOUT"] == "async"
 
 
-def test_async_fanout_turns_on_fcs_async_task_mode_and_only_it(template: dict[str, Any]) -> None:
+def test_async_fanout_and_the_intake_turn_on_fcs_async_task_mode_and_only_they(template: dict[str, Any]) -> None:
     # FC refuses a reused x-fc-async-task-id (HTTP 409) for asynchronous tasks: the coordinator's
-    # "no target dispatched twice" rests on it. A stack without fan-out keeps plain async invocations.
+    # "no target dispatched twice" rests on it. A stack without either keeps plain async invocations.
     def async_task(**overrides: str) -> Any:
         return Evaluation(template, _scenario(template, **overrides)).resources()["AsyncInvokeConfig"]["AsyncTask"]
 
     assert (async_task(), async_task(Fanout="inline"), async_task(Fanout="async")) == (False, False, True)
+    # the intake sends a task id derived from the request, so that a retried callback reconciles once
+    assert async_task(Intake="enabled") is True
     assert problems("ALIYUN::FC3::AsyncInvokeConfig", {"FunctionName": "f", "AsyncTask": "yes"}, "A") == [
         "A.AsyncTask: must be a boolean, not 'yes'"
     ]
@@ -772,6 +838,263 @@ def test_the_target_role_template_trusts_only_the_scheduler_account() -> None:
     esa = sorted(action for action, _ in _granted(evaluation))
     assert esa == sorted(f"esa:{action}" for action in ACTIONS)
     assert template["Outputs"]["RoleArn"]["Value"] == {"Fn::GetAtt": ["TargetRole", "Arn"]}
+
+
+# ---------------------------------------------------------------------------------------------
+# optional parts: the incident intake (Intake) and CloudMonitor's EventBridge trigger (CloudMonitorEvents)
+
+TODAY_RESOURCES = {
+    "FunctionRole",
+    "LogProject",
+    "Logstore",
+    "LogIndex",
+    "Function",
+    "AsyncInvokeConfig",
+    "ConcurrencyConfig",
+    "TimerTrigger",
+}
+"""What every stack has, with or without fleets and failure queue, before the optional parts."""
+TODAY_OPTIONAL = {"TargetRolePolicy", "FanoutPolicy"}
+TODAY_OUTPUTS = {"FunctionName", "FunctionArn", "RoleArn", "LogProject", "Logstore"}
+INTAKE_RESOURCES = {"IntakeRole", "IntakeFunction", "IntakeHttpTrigger"}
+SECRET_VARIABLES = {
+    config.NOTIFY_URL_1,
+    config.NOTIFY_SECRET_1,
+    config.NOTIFY_URL_2,
+    config.NOTIFY_SECRET_2,
+    config.INTAKE_TOKEN,
+    config.DINGTALK_APP_SECRET,
+}
+"""Variables holding a secret: each comes from a NoEcho parameter, and nothing else refers to it."""
+EVERYTHING = {"FailureDestinationQueue": "esa-failures", "Fanout": "async", "TargetRoleArns": ",".join(ROLE_ARNS)}
+"""Every other option that grants permissions: the intake's role must still get none of them."""
+
+
+def test_the_optional_parts_are_off_unless_asked_for(template: dict[str, Any]) -> None:
+    for name in ("Intake", "CloudMonitorEvents"):
+        parameter = template["Parameters"][name]
+        assert (parameter["Default"], parameter["AllowedValues"]) == ("disabled", ["disabled", "enabled"]), name
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [{}, {"FailureDestinationQueue": "esa-failures"}, {"Fanout": "async"}, {"TargetRoleArns": ",".join(ROLE_ARNS)}],
+    ids=["defaults", "failure-queue", "fanout", "fleet"],
+)
+def test_with_both_off_the_stack_is_todays(template: dict[str, Any], overrides: dict[str, str]) -> None:
+    off = Evaluation(template, _scenario(template, **overrides))
+    resources = off.resources()
+    assert TODAY_RESOURCES <= set(resources) <= TODAY_RESOURCES | TODAY_OPTIONAL
+    assert set(_outputs(off)) == TODAY_OUTPUTS
+    env = resources["Function"]["EnvironmentVariables"]
+    assert not {config.INTAKE_TOKEN, config.DINGTALK_APP_SECRET, config.SCHEDULER_FUNCTION} & set(env)
+    assert resources["AsyncInvokeConfig"]["AsyncTask"] is (overrides.get("Fanout") == "async")
+    # The intake's secrets, given while it is off, change nothing at all.
+    secrets = Evaluation(
+        template, _scenario(template, IntakeToken="t" * 32, DingTalkAppSecret="dingtalk-app-secret", **overrides)
+    )
+    assert secrets.resources() == resources
+    assert _outputs(secrets) == _outputs(off)
+
+
+@pytest.mark.parametrize(
+    ("parameter", "added", "changed", "outputs"),
+    [
+        ("Intake", INTAKE_RESOURCES, {"AsyncInvokeConfig": {"AsyncTask"}}, {"IntakeUrl"}),
+        ("CloudMonitorEvents", {"CloudMonitorTrigger"}, {}, set()),
+    ],
+)
+def test_each_option_adds_its_resources_and_changes_nothing_else(
+    template: dict[str, Any], parameter: str, added: set[str], changed: dict[str, set[str]], outputs: set[str]
+) -> None:
+    off = Evaluation(template, _scenario(template))
+    on = Evaluation(template, _scenario(template, **{parameter: "enabled"}))
+    before, after = off.resources(), on.resources()
+    assert set(after) - set(before) == added
+    assert set(before) <= set(after)
+    differences = {
+        name: {key for key in before[name].keys() | after[name].keys() if before[name].get(key) != after[name].get(key)}
+        for name in before
+        if before[name] != after[name]
+    }
+    assert differences == changed
+    assert set(_outputs(on)) - set(_outputs(off)) == outputs
+    assert {name: value for name, value in _outputs(on).items() if name not in outputs} == _outputs(off)
+
+
+@pytest.mark.parametrize("region", REGIONS)
+def test_resources_match_the_specification_with_every_option_on(template: dict[str, Any], region: str) -> None:
+    evaluation = _intake(template, region, CloudMonitorEvents="enabled", **EVERYTHING)
+    assert INTAKE_RESOURCES | {"CloudMonitorTrigger"} <= set(evaluation.resources())
+    for name, properties in evaluation.resources().items():
+        assert problems(template["Resources"][name]["Type"], properties, name) == []
+
+
+@pytest.mark.parametrize("path", TEMPLATES, ids=lambda path: path.name)
+def test_what_refers_to_an_optional_resource_exists_only_with_it(path: Path) -> None:
+    # ROS refuses a stack in which a resource or an output refers to a resource its condition left out.
+    template = _load(path)
+    resources = template["Resources"]
+    bodies = {f"resource {name}": body for name, body in resources.items()}
+    bodies.update({f"output {name}": body for name, body in template.get("Outputs", {}).items()})
+    for where, body in bodies.items():
+        depends = body.get("DependsOn", [])
+        targets = {depends} if isinstance(depends, str) else set(depends)
+        for function, argument in references(body):
+            if function == "Ref" and argument in resources:
+                targets.add(argument)
+            elif function == "Fn::GetAtt":
+                targets.add(argument[0])
+        for target in sorted(targets):
+            needed = resources[target].get("Condition")
+            assert needed is None or body.get("Condition") == needed, f"{where} needs {target}, only made if {needed}"
+
+
+def test_the_intake_runs_the_same_package_on_the_same_state_with_its_own_limits(template: dict[str, Any]) -> None:
+    resources = _intake(template).resources()
+    scheduler, intake = resources["Function"], resources["IntakeFunction"]
+    assert intake["FunctionName"] == "esa-scheduler-intake"
+    assert intake["Handler"] == "handler.intake"
+    for same in ("Runtime", "Code", "LogConfig", "OssMountConfig"):
+        assert intake[same] == scheduler[same], same
+    # CloudMonitor waits 5 s for an answer and retries: the intake answers at once or not at all.
+    assert intake["Timeout"] == 10
+    assert intake["InstanceConcurrency"] == 1
+    # No reserved concurrency: the one ConcurrencyConfig is the scheduler's.
+    limits = [
+        properties["FunctionName"]
+        for name, properties in resources.items()
+        if template["Resources"][name]["Type"] == "ALIYUN::FC3::ConcurrencyConfig"
+    ]
+    assert limits == [Unresolved("Function.FunctionName")]
+    env, scheduler_env = intake["EnvironmentVariables"], scheduler["EnvironmentVariables"]
+    for variable in (config.SCHEDULE, config.STATE_DIR, config.LOG_LEVEL, config.NETWORK):
+        assert env[variable] == scheduler_env[variable], variable
+    assert env[config.SCHEDULER_FUNCTION] == Unresolved("Function.FunctionName")
+    # What it needs and nothing more: no ESA settings, no notification URLs.
+    assert set(env) == {
+        config.SCHEDULE,
+        config.STATE_DIR,
+        config.LOG_LEVEL,
+        config.NETWORK,
+        config.SCHEDULER_FUNCTION,
+        config.INTAKE_TOKEN,
+        config.DINGTALK_APP_SECRET,
+    }
+
+
+@pytest.mark.parametrize("region", REGIONS)
+def test_the_intake_role_may_invoke_the_scheduler_and_nothing_in_esa(template: dict[str, Any], region: str) -> None:
+    evaluation = _intake(template, region, **EVERYTHING)
+    granted = _granted(evaluation, "IntakeRole")
+    assert not [action for action, _ in granted if action.lower().startswith(("esa:", "sts:", "mns:"))], granted
+    invoke = [(action, targets) for action, targets in granted if action.lower().startswith("fc:")]
+    scheduler_arn = f"acs:fc:{region}:{evaluation.scenario.account_id}:functions/esa-scheduler"
+    assert invoke == [("fc:InvokeFunction", [scheduler_arn])]
+    # Besides: its logs and the state mount, exactly as the scheduler's role has them.
+    rest = [grant for grant in granted if grant not in invoke]
+    scheduler = _granted(evaluation, "FunctionRole")
+    assert {action for action, _ in rest} == {
+        "log:PostLogStoreLogs",
+        "oss:ListObjects",
+        "oss:GetObject",
+        "oss:PutObject",
+        "oss:DeleteObject",
+        "oss:ListParts",
+        "oss:AbortMultipartUpload",
+    }
+    assert all(grant in scheduler for grant in rest)
+    # And the intake gives the scheduler's role nothing new.
+    assert _granted(Evaluation(template, _scenario(template, region, **EVERYTHING)), "FunctionRole") == scheduler
+
+
+def test_the_intake_trigger_is_anonymous_and_its_url_an_output(template: dict[str, Any]) -> None:
+    evaluation = _intake(template)
+    trigger = evaluation.resources()["IntakeHttpTrigger"]
+    assert trigger["FunctionName"] == Unresolved("IntakeFunction.FunctionName")
+    assert trigger["TriggerType"] == "http"
+    # The code checks the token and the DingTalk signature: neither sender can sign an FC request.
+    assert trigger["TriggerConfig"] == {"authType": "anonymous", "methods": ["GET", "POST"]}
+    assert "InvocationRole" not in trigger
+    assert _outputs(evaluation)["IntakeUrl"] == Unresolved("IntakeHttpTrigger.UrlInternet")
+
+
+def test_cloudmonitor_alerts_reach_the_scheduler_through_eventbridge(template: dict[str, Any]) -> None:
+    trigger = Evaluation(template, _scenario(template, CloudMonitorEvents="enabled")).resources()["CloudMonitorTrigger"]
+    assert trigger["FunctionName"] == Unresolved("Function.FunctionName")
+    assert trigger["TriggerType"] == "eventbridge"
+    settings = trigger["TriggerConfig"]
+    pattern = json.loads(settings["eventRuleFilterPattern"])
+    assert pattern == {"source": ["acs.cms"], "type": ["cms:CloudMonitor:AlertWebHook"]}
+    assert settings["eventSourceConfig"] == {"eventSourceType": "Default"}, "Alibaba Cloud's own events"
+    assert settings["eventSinkConfig"] == {"deliveryOption": {"eventSchema": "CloudEvents"}}, "what handler reads"
+    assert settings["runOptions"] == {"mode": "event-driven"}, "one event per invocation"
+    # Asynchronous: queued behind a running reconcile like the timer's ticks, not throttled.
+    assert (settings["triggerEnable"], settings["asyncInvocationType"]) == (True, True)
+
+
+def test_the_eventbridge_filter_admits_the_cloudmonitor_events_the_handler_reads(template: dict[str, Any]) -> None:
+    # The filter, the handler's alert types and the handler's real-shaped fixtures name the same events.
+    trigger = Evaluation(template, _scenario(template, CloudMonitorEvents="enabled")).resources()["CloudMonitorTrigger"]
+    pattern = json.loads(trigger["TriggerConfig"]["eventRuleFilterPattern"])
+    assert {ALERT_EVENT_TYPES[kind] for kind in pattern["type"]} == {"cloudmonitor"}
+
+    def admitted(event: dict[str, Any]) -> bool:
+        return all(event.get(field) in values for field, values in pattern.items())
+
+    fixtures = {path.name: json.loads(path.read_text(encoding="utf-8")) for path in sorted(EVENTS.glob("*.json"))}
+    cloudmonitor = {name for name in fixtures if name.startswith("cloudevent-cms-")}
+    assert cloudmonitor, "events/ has no CloudMonitor CloudEvent to check the filter with"
+    assert {name for name, event in fixtures.items() if admitted(event)} == cloudmonitor
+
+
+def _trigger_config_problems(trigger_type: str, settings: dict[str, Any]) -> list[str]:
+    """What FC 3.0's model of ``trigger_type``'s configuration would not read back as written."""
+    if trigger_type not in FC_TRIGGER_CONFIGS:
+        return [f"no FC 3.0 model for {trigger_type} triggers"]
+    read = FC_TRIGGER_CONFIGS[trigger_type]().from_map(settings).to_map()
+    return [] if read == settings else [f"{trigger_type}: {settings} reads back as {read}"]
+
+
+def test_every_trigger_config_is_one_fc_reads(template: dict[str, Any]) -> None:
+    resources = _intake(template, CloudMonitorEvents="enabled").resources()
+    triggers = {name: properties for name, properties in resources.items() if "TriggerConfig" in properties}
+    assert set(triggers) == {"TimerTrigger", "IntakeHttpTrigger", "CloudMonitorTrigger"}
+    for properties in triggers.values():
+        assert _trigger_config_problems(properties["TriggerType"], properties["TriggerConfig"]) == []
+
+
+@pytest.mark.parametrize(
+    ("trigger_type", "settings"),
+    [
+        ("http", {"authtype": "anonymous", "methods": ["GET"]}),
+        ("eventbridge", {"triggerEnable": True, "eventSinkConfig": {"deliveryOption": {"eventschema": "CloudEvents"}}}),
+        ("timer", {"cronExpression": "0 * * * * *", "enabled": True}),
+        ("oss", {"events": ["oss:ObjectCreated:*"]}),
+    ],
+)
+def test_the_trigger_config_check_catches_what_fc_would_ignore(trigger_type: str, settings: dict[str, Any]) -> None:
+    # A misspelt key, nested or not, is dropped by FC without a word: the check must see it.
+    assert _trigger_config_problems(trigger_type, settings) != []
+
+
+def test_secrets_come_from_noecho_parameters_and_go_nowhere_else(template: dict[str, Any]) -> None:
+    parameters = template["Parameters"]
+    passed: dict[str, str] = {}
+    for function, properties in _functions(template).items():
+        for name, value in properties["EnvironmentVariables"].items():
+            if name in SECRET_VARIABLES:
+                assert set(value) == {"Ref"}, f"{function}: {name} must come from a parameter"
+                assert parameters[value["Ref"]].get("NoEcho") is True, f"{value['Ref']} must be NoEcho"
+                assert parameters[value["Ref"]]["Default"] == "", f"{value['Ref']} is optional"
+                passed[name] = value["Ref"]
+    assert set(passed) == SECRET_VARIABLES
+    assert (passed[config.INTAKE_TOKEN], passed[config.DINGTALK_APP_SECRET]) == ("IntakeToken", "DingTalkAppSecret")
+    # Each secret parameter is read once, by one function's environment: no output, no other property.
+    read = [argument for function, argument in references(template) if function == "Ref"]
+    assert all(read.count(parameter) == 1 for parameter in passed.values())
+    scheduler = _only(template, "ALIYUN::FC3::Function")["EnvironmentVariables"]
+    assert not {config.INTAKE_TOKEN, config.DINGTALK_APP_SECRET} & set(scheduler), "only the intake needs them"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -801,9 +1124,9 @@ def test_readme_documents_every_variable_and_nothing_else() -> None:
 
 
 def test_every_variable_has_a_default_or_is_set_by_the_template(template: dict[str, Any]) -> None:
-    env = _only(template, "ALIYUN::FC3::Function")["EnvironmentVariables"]
+    env = {name for function in _functions(template).values() for name in function["EnvironmentVariables"]}
     for constant, name in _config_variables().items():
-        if name in CREDENTIAL_VARIABLES | PLATFORM_VARIABLES:
+        if name in CREDENTIAL_VARIABLES | PLATFORM_VARIABLES | OPTIONAL_VARIABLES:
             continue
         assert hasattr(config, f"DEFAULT_{constant}") or name in env, (
             f"{name} has no default in config.py and the template does not set it"
@@ -811,15 +1134,18 @@ def test_every_variable_has_a_default_or_is_set_by_the_template(template: dict[s
 
 
 def test_template_sets_only_variables_the_code_reads(template: dict[str, Any]) -> None:
-    env = _only(template, "ALIYUN::FC3::Function")["EnvironmentVariables"]
     names = set(_config_variables().values())
-    assert set(env) <= names, f"unknown variables in the template: {sorted(set(env) - names)}"
-    assert not set(env) & CREDENTIAL_VARIABLES, "no keys in the template: the function role provides credentials"
-    assert not any(name.startswith("FC_") for name in env), "FC_* variables are reserved by Function Compute"
-    assert config.REGION in env or config.ENDPOINT in env
-    for name in env:
-        value = env[name]
-        assert isinstance(value, str) or set(value) == {"Ref"}, f"{name} must be a string or a parameter"
+    scheduler_name = {"Fn::GetAtt": [_only_name(template, "ALIYUN::FC3::Function"), "FunctionName"]}
+    for function, properties in _functions(template).items():
+        env = properties["EnvironmentVariables"]
+        assert set(env) <= names, f"unknown variables in {function}: {sorted(set(env) - names)}"
+        assert not set(env) & CREDENTIAL_VARIABLES, "no keys in the template: the function role provides credentials"
+        assert not any(name.startswith("FC_") for name in env), "FC_* variables are reserved by Function Compute"
+        for name, value in env.items():
+            # a literal, a parameter, or (the intake's ESA_SCHEDULER_FUNCTION) the scheduler function's name
+            assert isinstance(value, str) or set(value) == {"Ref"} or value == scheduler_name, f"{function}: {name}"
+    scheduler_env = _only(template, "ALIYUN::FC3::Function")["EnvironmentVariables"]
+    assert config.REGION in scheduler_env or config.ENDPOINT in scheduler_env
 
 
 def test_readme_defaults_match_config() -> None:
@@ -892,12 +1218,17 @@ Path(sys.argv[1]).write_text(json.dumps(result))
 """
 
 
-@pytest.mark.slow
-def test_zip_runs_the_handler_from_its_unzipped_tree(tmp_path: Path) -> None:
-    package = _package_script()
-    zip_path = package.build(tmp_path / "esa-scheduler.zip", tmp_path / "build", deps_from_env=True)
+@pytest.fixture(scope="module")
+def package_zip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """dist/esa-scheduler.zip as make package builds it, built once for the tests that run it."""
+    root = tmp_path_factory.mktemp("package")
+    built: Path = _package_script().build(root / "esa-scheduler.zip", root / "build", deps_from_env=True)
+    return built
 
-    with zipfile.ZipFile(zip_path) as archive:
+
+@pytest.mark.slow
+def test_zip_runs_the_handler_from_its_unzipped_tree(package_zip: Path, tmp_path: Path) -> None:
+    with zipfile.ZipFile(package_zip) as archive:
         names = archive.namelist()
         assert names == sorted(names), "entries are sorted (reproducible zip)"
         for name in names:
@@ -964,3 +1295,67 @@ def test_zip_runs_the_handler_from_its_unzipped_tree(tmp_path: Path) -> None:
     assert {line["task"] for line in results} == {"access-logs-prod", "waf-eu", "site-logs"}
     assert all(line["fc_request_id"] == "fc-req-1" for line in lines)
     assert EMULATOR_ACCESS_KEY_SECRET not in completed.stdout + completed.stderr
+
+
+RUN_INTAKE_FROM_ZIP = r"""
+import json, sys, types
+from pathlib import Path
+
+import handler
+
+context = types.SimpleNamespace(
+    request_id="fc-req-2",
+    region="cn-hangzhou",
+    function=types.SimpleNamespace(name="esa-scheduler-intake", handler="handler.intake", memory=256, timeout=10),
+)
+response = handler.intake(Path(sys.argv[2]).read_bytes(), context)
+Path(sys.argv[1]).write_text(json.dumps(response))
+"""
+
+
+@pytest.mark.slow
+def test_zip_runs_the_intake_which_dispatches_to_the_scheduler_function(package_zip: Path, tmp_path: Path) -> None:
+    # The template's intake function: the same zip, handler.intake, the token and ESA_SCHEDULER_FUNCTION
+    # in the variables the template sets, and FC (the emulator's) to dispatch the reconcile to.
+    with zipfile.ZipFile(package_zip) as archive:
+        archive.extractall(tmp_path / "code")
+    unzipped, state, result_file = tmp_path / "code", tmp_path / "state", tmp_path / "response.json"
+    dispatched: list[bytes] = []
+    with Emulator(functions={"esa-scheduler": dispatched.append}) as emulator:
+        env = child_environment(
+            {
+                "HOME": str(tmp_path),
+                "PYTHONPATH": str(unzipped),
+                "PYTHONDONTWRITEBYTECODE": "1",
+                config.SCHEDULE: str(unzipped / "schedule"),
+                config.STATE_DIR: str(state),
+                config.INTAKE_TOKEN: INTAKE_TEST_TOKEN,
+                config.SCHEDULER_FUNCTION: "esa-scheduler",
+                config.FC_ENDPOINT: emulator.url,
+                config.ACCESS_KEY_ID: EMULATOR_ACCESS_KEY_ID,
+                config.ACCESS_KEY_SECRET: EMULATOR_ACCESS_KEY_SECRET,
+            }
+        )
+        alert = EVENTS / "intake-cloudmonitor-alert.json"  # carries ?token=<the test token>
+        completed = subprocess.run(
+            [sys.executable, "-S", "-c", RUN_INTAKE_FROM_ZIP, str(result_file), str(alert)],
+            cwd=unzipped,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert completed.returncode == 0, completed.stderr
+        (invocation,) = emulator.wait_for_invocations(1, timeout=30)
+
+    response = json.loads(result_file.read_text(encoding="utf-8"))
+    assert response["statusCode"] == 200, response
+    answer = json.loads(response["body"])
+    (hold,) = answer["holds"]["created"]
+    assert (answer["ok"], answer["alerts"], answer["matched"], answer["reconcile"]) == (True, 1, 1, "dispatched")
+    assert (state / f"{hold}.json").is_file(), "the hold is on the state mount the scheduler reads"
+    assert (invocation.function, invocation.invocation_type) == ("esa-scheduler", "Async")
+    assert invocation.task_id, "a task id, so that FC refuses a retried callback's second reconcile"
+    assert [json.loads(event) for event in dispatched] == [{"action": "reconcile", "touched": [hold]}]
+    assert INTAKE_TEST_TOKEN not in completed.stdout + completed.stderr

@@ -3,10 +3,11 @@
 The tour is what a newcomer types on a fresh clone after `make demo`, so it is run here exactly as
 the README shows it: every line of every `sh` block under `## A ten-minute tour`, in order, in one
 shell session whose environment carries from one command to the next (as `. .venv/bin/activate`
-and pasted `export` lines do in a terminal). The one long-running command, `esa-scheduler emulator`
-("in a second terminal"), is started in the background; its `export` lines are then pasted, as the
-README asks, and it is stopped with Ctrl-C at the end. A `text` block right after an `sh` block is
-the output of that block's last command, and must be what the command prints.
+and pasted `export` lines do in a terminal). The long-running commands, `esa-scheduler emulator` and
+`esa-scheduler serve` ("in the second terminal"), are started in the background; their `export`
+lines are then pasted, as the README asks, and they are stopped with Ctrl-C at the end. A `text`
+block right after an `sh` block is the output of that block's last command, and must be what the
+command prints.
 """
 
 from __future__ import annotations
@@ -33,8 +34,12 @@ HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
 INLINE_CODE = re.compile(r"`[^`]*`")
 EXTERNAL = re.compile(r"^[a-z][a-z0-9+.-]*:", re.I)
-EMULATOR_COMMAND = re.compile(r"(^|[\s/])esa-scheduler emulator\b")
-EMULATOR_EXPORTS = ("ESA_ENDPOINT", "ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_SECRET")
+BACKGROUND_COMMAND = re.compile(r"(^|[\s/])esa-scheduler (emulator|serve)\b")
+EXPORTS = {
+    "emulator": ("ESA_ENDPOINT", "ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_SECRET"),
+    "serve": ("INTAKE",),
+}
+"""What each long-running command's ``export`` lines must name before the tour goes on."""
 COMMAND_TIMEOUT_S = 120
 EMULATOR_START_TIMEOUT_S = 30
 
@@ -166,10 +171,11 @@ class Shell:
         return done
 
 
-class Emulator:
-    """``esa-scheduler emulator`` in its own terminal: started, read, and stopped with Ctrl-C."""
+class Background:
+    """``esa-scheduler emulator`` or ``serve`` in its own terminal: started, read, and stopped with Ctrl-C."""
 
-    def __init__(self, command: str, shell: Shell) -> None:
+    def __init__(self, command: str, kind: str, shell: Shell) -> None:
+        self.kind = kind
         self.lines: queue.Queue[str | None] = queue.Queue()
         self.output: list[str] = []
         self.process = subprocess.Popen(
@@ -189,20 +195,23 @@ class Emulator:
         self.lines.put(None)
 
     def export_lines(self) -> list[str]:
-        """The ``export`` lines it prints after ``listening on``, once they name all three variables."""
+        """The ``export`` lines it prints after ``listening on``, once they name all its variables."""
         deadline = time.monotonic() + EMULATOR_START_TIMEOUT_S
         exports: list[str] = []
-        while not all(any(f"{name}=" in line for line in exports) for name in EMULATOR_EXPORTS):
+        expected = EXPORTS[self.kind]
+        while not all(any(f"{name}=" in line for line in exports) for name in expected):
             try:
                 line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
             except queue.Empty:
-                raise AssertionError(f"no export lines for {EMULATOR_EXPORTS} after {self.output}") from None
+                raise AssertionError(f"no export lines for {expected} after {self.output}") from None
             if line is None:
-                raise AssertionError(f"the emulator ended: {self.output}")
+                raise AssertionError(f"the {self.kind} command ended: {self.output}")
             self.output.append(line)
             if line.startswith("export "):
                 exports.append(line)
-        assert self.output[0].startswith("listening on http://127.0.0.1:"), self.output
+        # stdout's first line (stderr is merged here, and the embedded emulator's note may come first)
+        listening = [line for line in self.output if line.startswith("listening on ")]
+        assert listening and listening[0].startswith("listening on http://127.0.0.1:"), self.output
         return exports
 
     def stop(self) -> int:
@@ -289,21 +298,24 @@ def test_the_tour_covers_the_first_ten_minutes() -> None:
         "esa-scheduler invoke --emulator events/hold.json",
         "esa-scheduler notify test",
         "esa-scheduler emulator",
+        "esa-scheduler serve",
+        'curl -s "$INTAKE/alerts/cloudmonitor?token=',
     ]
     missing = [step for step in expected if not any(command.startswith(step) for command in commands)]
     assert not missing, f"the tour no longer shows {missing}: {commands}"
-    assert all(command.startswith(("esa-scheduler", ".", "mkdir", "echo", "unset")) for command in commands)
+    allowed = ("esa-scheduler", ".", "mkdir", "echo", "unset", "export", "curl")
+    assert all(command.startswith(allowed) for command in commands)
 
 
-def run_block(block: Block, shell: Shell, emulators: list[Emulator], failures: list[str]) -> str | None:
+def run_block(block: Block, shell: Shell, background: list[Background], failures: list[str]) -> str | None:
     """Each command of an ``sh`` block in turn; the last one's stdout, if it exited 0."""
     done: subprocess.CompletedProcess[str] | None = None
     for command in block.commands:
         typed = command
-        if EMULATOR_COMMAND.search(command):
-            emulators.append(Emulator(command, shell))
+        if match := BACKGROUND_COMMAND.search(command):
+            background.append(Background(command, match.group(2), shell))
             try:
-                typed = "\n".join(emulators[-1].export_lines())  # pasted into the first terminal
+                typed = "\n".join(background[-1].export_lines())  # pasted into the first terminal
             except AssertionError as exc:
                 failures.append(f"$ {command}\n  {exc}")
                 continue
@@ -314,18 +326,19 @@ def run_block(block: Block, shell: Shell, emulators: list[Emulator], failures: l
 
 def test_the_tour_runs_as_written(tmp_path: Path) -> None:
     shell = newcomer(tmp_path)
-    emulators: list[Emulator] = []
+    background: list[Background] = []
     failures: list[str] = []
     found = blocks(tour())
     try:
         for index, block in enumerate(found):
-            stdout = run_block(block, shell, emulators, failures)
+            stdout = run_block(block, shell, background, failures)
             following = found[index + 1] if index + 1 < len(found) else None
             if stdout is not None:
                 failures.extend(filter(None, [shown_output_differs(block, following, stdout)]))
     finally:
-        for emulator in emulators:
-            if (status := emulator.stop()) != 0:
-                failures.append(f"the emulator exited {status} on Ctrl-C: {emulator.output}")
-    assert len(emulators) == 1, f"the tour should start one emulator, not {len(emulators)}"
+        for process in background:
+            if (status := process.stop()) != 0:
+                failures.append(f"the {process.kind} command exited {status} on Ctrl-C: {process.output}")
+    kinds = [process.kind for process in background]
+    assert kinds == ["emulator", "serve"], f"the tour should start an emulator, then serve, not {kinds}"
     assert not failures, "\n\n".join(failures)

@@ -1152,6 +1152,7 @@ def test_logs_contain_no_secret(make_rig: RigFactory) -> None:
 def test_example_events_parse_with_the_sample_schedule() -> None:
     schedule = load_schedule(str(REPO / "schedule" / "sample.yaml"))
     examples = sorted(p for p in (REPO / "events").glob("*.json") if p.name != "context.json")
+    examples = [p for p in examples if not p.name.startswith("intake-")]  # handler.intake's HTTP events
     names = {p.name for p in examples}
     assert {"timer.json", "hold.json", "release.json", "cloudevent-cms-alert.json", "cloudevent-cms-ok.json"} <= names
     for path in examples:

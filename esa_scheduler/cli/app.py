@@ -1,4 +1,4 @@
-"""The ``esa-scheduler`` parser and ``main``: validate, plan, run, invoke, emulator, hold, notify, schema.
+"""The ``esa-scheduler`` parser and ``main``: validate, plan, run, invoke, serve, emulator, hold, notify, schema.
 
 Each sub-command parses its flags here and hands off to its command group's module; a
 ``UserError`` anywhere becomes its one-line message on stderr and exit code 2. The help texts
@@ -20,6 +20,24 @@ from esa_scheduler.logs import LOG_FORMATS, log_format, masked_stdio, register_s
 
 if TYPE_CHECKING:
     Subcommands = argparse._SubParsersAction[argparse.ArgumentParser]
+
+
+def _invoke(args: argparse.Namespace) -> int:
+    """``--handler intake`` runs the intake's handler, imported only then."""
+    if args.handler == "intake":
+        from esa_scheduler.cli.intake_cmds import invoke_intake
+
+        return invoke_intake(args)
+    if args.at is not None:
+        raise UserError("--at: only with --handler intake (the scheduler's events carry their own instant)")
+    return run_cmds.invoke(args)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    """Imported when used: the intake's server and routes."""
+    from esa_scheduler.cli.intake_cmds import serve
+
+    return serve(args)
 
 
 def _hold(args: argparse.Namespace) -> int:
@@ -156,7 +174,36 @@ def _add_run_commands(sub: Subcommands) -> None:
     invoke.add_argument(
         "--emulator", action="store_true", help="use the embedded ESA emulator even if ESA is configured"
     )
-    invoke.set_defaults(func=run_cmds.invoke)
+    invoke.add_argument(
+        "--handler",
+        choices=["handler", "intake"],
+        default="handler",
+        help="handler.handler (default: timer, commands, CloudEvents) or handler.intake (an HTTP trigger event: "
+        "the response on stdout, then the reconcile it asks for, in process; exit 1 for an answer other than 2xx)",
+    )
+    invoke.add_argument("--at", metavar="ISO", help="with --handler intake: the instant taken for now (default: now)")
+    invoke.set_defaults(func=_invoke)
+
+
+def _add_serve_command(sub: Subcommands) -> None:
+    serve = _command(
+        sub,
+        "serve",
+        "serve the intake's routes (alerts, DingTalk, /healthz) on loopback until interrupted",
+        "Each request goes to handler.intake as FC's HTTP trigger would deliver it; the reconcile an answer "
+        "asks for runs in process after the answer, one at a time, against ESA as configured or the embedded "
+        "emulator. The first line printed is `listening on http://HOST:PORT`, the second `export "
+        'INTAKE=http://HOST:PORT` for another shell to paste and curl "$INTAKE/healthz".',
+        logs=True,
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8080, help="port to bind (default 8080; 0 picks a free port)")
+    serve.add_argument("--schedule", metavar="PATH", help=SCHEDULE_HELP)
+    serve.add_argument("--state-dir", metavar="DIR", help=STATE_HELP)
+    serve.add_argument(
+        "--emulator", action="store_true", help="use the embedded ESA emulator even if ESA is configured"
+    )
+    serve.set_defaults(func=_serve)
 
 
 def _add_hold_commands(sub: Subcommands) -> None:
@@ -266,6 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_schedule_commands(sub)
     _add_run_commands(sub)
+    _add_serve_command(sub)
     _add_hold_commands(sub)
     _add_emulator_command(sub)
     _add_notify_commands(sub)

@@ -23,7 +23,7 @@ import h11
 from pydantic import ValidationError
 
 from esa_scheduler import config
-from esa_scheduler.addresses import is_loopback
+from esa_scheduler.addresses import loopback_bind_address
 from esa_scheduler.emulator.functions import FunctionBody
 from esa_scheduler.emulator.models import (
     EMULATOR_ACCESS_KEY_ID,
@@ -47,18 +47,6 @@ MAX_HEAD = 64 * 1024
 _READ_SIZE = 64 * 1024
 _JSON = b"application/json;charset=utf-8"
 _MALFORMED = ApiError("BadRequest", "The request is not valid HTTP/1.1 or its body exceeds 1 MiB.")
-
-
-def loopback_bind_address(host: str) -> str:
-    """The address to bind for ``host``, refusing anything that is not loopback.
-
-    ``localhost`` is pinned to 127.0.0.1 rather than resolved, so a hosts file cannot widen the bind.
-    """
-    if host == "localhost":
-        return "127.0.0.1"
-    if is_loopback(host):
-        return host
-    raise ConfigError(f"emulator host {host!r} is not loopback: use 127.0.0.1 (127.0.0.0/8), ::1 or localhost")
 
 
 class _BadRequest(Exception):
@@ -95,7 +83,7 @@ class Emulator(EsaBackend):
             roles=roles,
             functions=functions,
         )
-        self._bind = loopback_bind_address(host)
+        self._bind = loopback_bind_address(host, "emulator host")
         self._requested_port = port
         self._port: int | None = None
         self._thread: threading.Thread | None = None

@@ -92,13 +92,17 @@ def apply_hold_changes(
     *,
     schedule: Schedule | None = None,
     now: datetime | None = None,
+    end_released: bool = False,
 ) -> HoldChanges:
     """Persist an intent's new holds, releases and alerts (unless it is a dry run) and log each one.
 
     ``previous`` holds are those in force at any time since ``since`` (the start of the last
     tick), so that a hold that ended within the tick still counts as a transition. ``touched``
     are the selectors of every hold made or ended, and the intent's own ``touched`` entries, an
-    entry naming a hold (in force since ``since``) standing for that hold's selectors.
+    entry naming a hold (in force since ``since``) standing for that hold's selectors. With
+    ``end_released`` (the intake, which reconciles later, in another invocation) a released hold is
+    kept, ending at ``now``, as an alert's resolve keeps it: the scheduler's next run still sees its
+    end as a transition, and a reconcile naming it in ``touched`` still finds its tasks.
     """
     now = now or now_utc()
     recent = store.active(min(since or now, now), prune=not intent.dry_run)
@@ -118,7 +122,12 @@ def apply_hold_changes(
     if not intent.dry_run:
         for hold in intent.new_holds:
             store.save(hold)
-        store.remove([h.id for h in released if h.id not in changed])
+        ended = [h for h in released if h.id not in changed]
+        if end_released:
+            for hold in ended:
+                store.save(hold.model_copy(update={"expires_at": max(now, hold.created_at)}))
+        else:
+            store.remove([h.id for h in ended])
     for hold in intent.new_holds:
         log.info("hold.created", **hold.model_dump(mode="json"), dry_run=intent.dry_run)
     for hold in released:

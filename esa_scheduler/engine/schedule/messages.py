@@ -10,8 +10,10 @@ import yaml
 from esa_scheduler.engine.calendars.spec import CalendarSpec
 from esa_scheduler.engine.schedule.spec import (
     AlertSpec,
+    DingTalkIntakeSpec,
     ExpectSpec,
     IncidentSpec,
+    IntakeSpec,
     MatchSpec,
     NotifySpec,
     SafetySpec,
@@ -43,6 +45,8 @@ _FIELD_NAMES: dict[str, tuple[str, ...]] = {
     "alert": tuple(AlertSpec.model_fields),
     "expect": tuple(ExpectSpec.model_fields),
     "targets": tuple(TargetSpec.model_fields),
+    "intake": tuple(IntakeSpec.model_fields),
+    "dingtalk": tuple(DingTalkIntakeSpec.model_fields),
 }
 
 

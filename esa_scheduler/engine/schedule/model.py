@@ -105,6 +105,25 @@ class NotifyTarget:
 
 
 @dataclass(frozen=True)
+class DingTalkSettings:
+    """``intake.dingtalk``: the robot's secret (by variable name) and who may give commands, from where."""
+
+    app_secret_env: str
+    allow_senders: frozenset[str]
+    allow_conversations: frozenset[str] | None
+    """``None``: any conversation of an allowed sender."""
+
+
+@dataclass(frozen=True)
+class IntakeSettings:
+    """``intake:``: which routes of ``handler.intake`` are open, and where their secrets are read from."""
+
+    token_env: str | None
+    dingtalk: DingTalkSettings | None
+    origin: str
+
+
+@dataclass(frozen=True)
 class ScheduleTarget:
     """A resolved target; ``role_arn=None`` means the function's own credentials."""
 
@@ -133,6 +152,8 @@ class Schedule:
     expectations: tuple[Expectation, ...] = ()
     notify: tuple[NotifyTarget, ...] = ()
     targets: tuple[ScheduleTarget, ...] = ()
+    intake: IntakeSettings | None = None
+    """The intake's settings; ``None``: every route but ``/healthz`` answers 503."""
     timezone: ZoneInfo = UTC_ZONE
     """The schedule's zone, in which the views draw and describe it: that of the first file, in load
     order, that sets ``timezone:`` (the others' zones apply to their own windows), else UTC."""

@@ -13,8 +13,10 @@ from esa_scheduler.engine.calendars.resolve import resolve_calendars
 from esa_scheduler.engine.calendars.spec import CalendarSpec
 from esa_scheduler.engine.schedule.model import (
     UTC_ZONE,
+    DingTalkSettings,
     Expectation,
     IncidentRule,
+    IntakeSettings,
     NotifyTarget,
     Safety,
     Schedule,
@@ -26,6 +28,7 @@ from esa_scheduler.engine.schedule.resolve_windows import read_duration, resolve
 from esa_scheduler.engine.schedule.spec import (
     ExpectSpec,
     IncidentSpec,
+    IntakeSpec,
     NotifySpec,
     SafetySpec,
     ScheduleFileSpec,
@@ -94,6 +97,7 @@ def resolve(parsed: list[ParsedFile], problems: list[str]) -> Schedule | None:
         _check_expect_target(expectation, targets, problems)
     tick_file, tick = _single_setting(parsed, "tick", problems)
     _, safety = _single_setting(parsed, "safety", problems)
+    intake_file, intake = _single_setting(parsed, "intake", problems)
     tick_delta = read_duration(tick, f"{tick_file}: tick", problems) if isinstance(tick, str) else None
     if problems:
         return None
@@ -108,7 +112,17 @@ def resolve(parsed: list[ParsedFile], problems: list[str]) -> Schedule | None:
         expectations=expectations,
         notify=tuple(found.notify),
         targets=targets,
+        intake=_intake(intake, intake_file) if isinstance(intake, IntakeSpec) else None,
     )
+
+
+def _intake(spec: IntakeSpec, file: str) -> IntakeSettings:
+    dingtalk = spec.dingtalk
+    chat = None
+    if dingtalk is not None:
+        rooms = frozenset(dingtalk.allow_conversations) if dingtalk.allow_conversations is not None else None
+        chat = DingTalkSettings(dingtalk.app_secret_env, frozenset(dingtalk.allow_senders), rooms)
+    return IntakeSettings(spec.token_env, chat, file)
 
 
 def _add_windows(pf: ParsedFile, file_tz: ZoneInfo, found: _Entries, problems: list[str]) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime, timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, field_validator, model_validator
 
@@ -21,7 +21,6 @@ DEFAULT_SEND_ON: tuple[NotifyTrigger, ...] = ("changes", "failures", "blocked", 
 ENV_NAME_PATTERN = r"^[A-Z_][A-Z0-9_]*$"
 ENV_NAME_MAX = 64
 _ENV_NAME = re.compile(ENV_NAME_PATTERN)
-_VARIABLES = ("url_env", "secret_env")
 _TARGET_NAME = r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$"
 _ROLE_ARN = r"^acs:ram::[0-9]{16}:role/[A-Za-z0-9.\-]{1,64}$"
 _REGION = r"^[a-z]{2,}(?:-[a-z0-9]+)+$"
@@ -194,6 +193,7 @@ class ScheduleFileSpec(_Strict):
     incidents: list[IncidentSpec] = Field(default_factory=list)
     expect: list[ExpectSpec] = Field(default_factory=list)
     notify: list[NotifySpec] = Field(default_factory=list)
+    intake: IntakeSpec | None = None
     targets: list[TargetSpec] = Field(default_factory=list, json_schema_extra={"minItems": 1})
     """An empty list is refused when the file is read (``_parse_file``); the schema tells editors the same."""
 
@@ -236,14 +236,7 @@ class NotifySpec(BaseModel):
             return data
         if True in data:
             raise ValueError("YAML 1.1 reads a bare 'on' key as true: write send_on")
-        for field in _VARIABLES:
-            value = data.get(field)
-            if field in data and not (field == "secret_env" and value is None) and not _is_variable_name(value):
-                raise ValueError(
-                    f"{field} must name an environment variable (A-Z, 0-9 and _, not starting with a digit, "
-                    f"at most {ENV_NAME_MAX} characters), not hold its value"
-                )
-        return data
+        return check_variable_names(data, ("url_env",), ("secret_env",))
 
     @field_validator("before")
     @classmethod
@@ -268,6 +261,58 @@ class NotifySpec(BaseModel):
     def lead_time(self) -> timedelta | None:
         """How long before a transition its reminder goes out (``None`` without reminders)."""
         return parse_duration(self.before) if self.before is not None else None
+
+
+def check_variable_names(data: Any, required: tuple[str, ...], optional: tuple[str, ...] = ()) -> Any:
+    """Refuse a raw entry whose ``*_env`` fields hold anything but a variable name, without quoting it.
+
+    Used in ``mode="before"`` validators: a field's own check would show what it got, and a URL or a
+    token pasted where its variable's name belongs must never be echoed into a CI log.
+    """
+    if not isinstance(data, dict):
+        return data
+    for field in (*required, *optional):
+        value = data.get(field)
+        if field in data and not (field in optional and value is None) and not _is_variable_name(value):
+            raise ValueError(
+                f"{field} must name an environment variable (A-Z, 0-9 and _, not starting with a digit, "
+                f"at most {ENV_NAME_MAX} characters), not hold its value"
+            )
+    return data
+
+
+class DingTalkIntakeSpec(BaseModel):
+    """``intake.dingtalk``: who may command the scheduler from a DingTalk group, and the robot's secret."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
+
+    app_secret_env: str = Field(json_schema_extra={"pattern": ENV_NAME_PATTERN, "maxLength": ENV_NAME_MAX})
+    allow_senders: list[Annotated[str, Field(min_length=1)]] = Field(min_length=1)
+    """``senderStaffId`` values: nobody else's command is obeyed (closed by default)."""
+    allow_conversations: list[Annotated[str, Field(min_length=1)]] | None = Field(default=None, min_length=1)
+    """``conversationId`` values; left out, a listed sender may command from any conversation."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _variable_name(cls, data: Any) -> Any:
+        return check_variable_names(data, ("app_secret_env",))
+
+
+class IntakeSpec(BaseModel):
+    """``intake:``: the HTTP routes of ``handler.intake``; a route whose part is left out answers 503."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
+
+    token_env: str | None = Field(
+        default=None, json_schema_extra={"pattern": ENV_NAME_PATTERN, "maxLength": ENV_NAME_MAX}
+    )
+    """The variable holding the shared token of the ``/alerts/*`` routes."""
+    dingtalk: DingTalkIntakeSpec | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _variable_name(cls, data: Any) -> Any:
+        return check_variable_names(data, (), ("token_env",))
 
 
 def _is_variable_name(value: object) -> bool:
