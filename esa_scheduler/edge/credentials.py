@@ -8,17 +8,20 @@ built here, so that no log line, traceback or error can carry them by accident.
 
 from __future__ import annotations
 
-import configparser
 import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, StrictStr, ValidationError
 
 from esa_scheduler import config
 from esa_scheduler.errors import ConfigError
+
+if TYPE_CHECKING:
+    import configparser
 
 _CLI_MODES = ("AK", "StsToken")
 
@@ -36,7 +39,7 @@ class Credentials:
 class _CliProfile(BaseModel):
     """One entry of ``profiles`` in the aliyun CLI's ``config.json`` (only the fields we use)."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
     name: StrictStr
     mode: StrictStr = ""
@@ -48,7 +51,7 @@ class _CliProfile(BaseModel):
 class _CliConfig(BaseModel):
     """The aliyun CLI's ``~/.aliyun/config.json``."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
     current: StrictStr = ""
     profiles: list[_CliProfile] = []
@@ -144,6 +147,8 @@ def _from_cli(environ: Mapping[str, str], home: Path, tried: list[str]) -> Crede
 
 
 def _read_ini(path: Path, shown: str) -> configparser.ConfigParser:
+    import configparser  # only for credentials kept in an INI file: a function with a role does not pay for it
+
     parser = configparser.ConfigParser(interpolation=None)
     try:
         parser.read_string(path.read_text(encoding="utf-8"), source=shown)
