@@ -239,6 +239,14 @@ def test_no_module_is_over_400_lines() -> None:
     assert not stale, f"no longer over {MAX_LINES} lines (or gone): remove from OVERSIZED: {stale}"
 
 
+def test_every_folder_of_modules_is_a_package_the_wheel_finds() -> None:
+    """pyproject.toml finds packages by their ``__init__.py``: a folder of modules without one would
+    work in the editable checkout and be missing from an installed wheel."""
+    folders = {path.parent for path in (ROOT / PACKAGE).rglob("*.py") if "__pycache__" not in path.parts}
+    missing = sorted(str(f.relative_to(ROOT)) for f in folders if not (f / "__init__.py").is_file())
+    assert not missing, f"folders of modules without __init__.py (left out of the wheel): {missing}"
+
+
 def test_a_function_over_60_lines_is_the_exception_with_a_reason() -> None:
     found = long_functions()
     too_long = {name: n for name, n in found.items() if name not in LONG_FUNCTIONS}
