@@ -6,9 +6,16 @@ incident intake behind an HTTP trigger, deployed as a second function from the s
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
-from esa_scheduler.invocation.function import handle
+# httpx imports its command-line client (click, pygments, rich) whenever it can, and click is in the
+# code package (x-wr-timezone, an ICS calendar dependency, requires it); the function never runs that
+# client. Marked absent before httpx is first imported, it is not imported (httpx.main becomes httpx's
+# own stub), and every cold start saves the import of click and pygments.
+sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
+
+from esa_scheduler.invocation.function import handle  # noqa: E402
 
 
 def handler(event: bytes, context: Any) -> dict[str, Any]:

@@ -7,7 +7,6 @@ without a traceback. Anything else reaching the top is a bug and is allowed to s
 
 from __future__ import annotations
 
-import difflib
 import json
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
@@ -69,6 +68,8 @@ def _scalar(value: object) -> str:
 
 def close_matches(value: str, known: Iterable[str], *, n: int = 5, cutoff: float = 0.5) -> list[str]:
     """The known values that look like ``value`` (case aside), closest first: a typo is shown its fix."""
+    import difflib  # only a mistake needs it: the timer path does not pay for its import
+
     by_case = {k.upper(): k for k in known}
     return [by_case[c] for c in difflib.get_close_matches(value.upper(), list(by_case), n=n, cutoff=cutoff)]
 

@@ -18,7 +18,7 @@ from esa_scheduler.strict_json import MAX_BYTES, loads_strict
 class _Shape(BaseModel):
     """Strict, like an event: ``"timeout": true`` or ``"300"`` is a typo to name, not a number to guess."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, defer_build=True)
 
 
 class FunctionInfo(_Shape):

@@ -8,18 +8,21 @@ built here, so that no log line, traceback or error can carry them by accident.
 
 from __future__ import annotations
 
-import configparser
 import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, StrictStr, ValidationError
 
 from esa_scheduler import config
 from esa_scheduler.errors import ConfigError
 from esa_scheduler.files import FileRefused, read_bounded
+
+if TYPE_CHECKING:
+    import configparser
 
 _CLI_MODES = ("AK", "StsToken")
 CREDENTIALS_FILE_BYTES = 1024 * 1024
@@ -39,7 +42,7 @@ class Credentials:
 class _CliProfile(BaseModel):
     """One entry of ``profiles`` in the aliyun CLI's ``config.json`` (only the fields we use)."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
     name: StrictStr
     mode: StrictStr = ""
@@ -51,7 +54,7 @@ class _CliProfile(BaseModel):
 class _CliConfig(BaseModel):
     """The aliyun CLI's ``~/.aliyun/config.json``."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
     current: StrictStr = ""
     profiles: list[_CliProfile] = []
@@ -157,6 +160,8 @@ def _from_cli(environ: Mapping[str, str], home: Path, tried: list[str]) -> Crede
 
 
 def _read_ini(path: Path, shown: str) -> configparser.ConfigParser:
+    import configparser  # only for credentials kept in an INI file: a function with a role does not pay for it
+
     parser = configparser.ConfigParser(interpolation=None)
     try:
         parser.read_string(_read_text(path, shown), source=shown)

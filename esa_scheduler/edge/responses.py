@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import httpx
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
 
 from esa_scheduler import logs
+
+if TYPE_CHECKING:  # the answers' shapes load without the HTTP stack, which only a client needs
+    import httpx
 
 _Model = TypeVar("_Model", bound=BaseModel)
 
@@ -26,7 +28,7 @@ THROTTLING_STATUSES = (429, 503)
 
 
 class _EsaModel(BaseModel):
-    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+    model_config = ConfigDict(populate_by_name=True, extra="ignore", defer_build=True)
 
 
 class DeliveryTask(_EsaModel):

@@ -68,7 +68,7 @@ class AssumedRole:
 
 
 class _IssuedCredentials(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
     access_key_id: StrictStr = Field(alias="AccessKeyId", min_length=1)
     access_key_secret: StrictStr = Field(alias="AccessKeySecret", min_length=1)
@@ -77,7 +77,7 @@ class _IssuedCredentials(BaseModel):
 
 
 class _AssumeRoleAnswer(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
     credentials: _IssuedCredentials = Field(alias="Credentials")
 

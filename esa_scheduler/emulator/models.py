@@ -102,7 +102,7 @@ class EmulatedTask(BaseModel):
     Strict, like every file the project reads from someone else: ``"SiteId": "1001"`` or ``true``
     is a mistake in the tasks file to name, not a number to guess."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True, defer_build=True)
 
     TaskName: str = Field(min_length=1)
     Status: TaskStatus
@@ -133,7 +133,7 @@ class Faults(BaseModel):
     must not exceed 1. ``seed=None`` means a different fault sequence on every run.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     latency_ms: float = Field(default=0.0, ge=0)
     jitter_ms: float = Field(default=0.0, ge=0)
@@ -172,7 +172,7 @@ class EmulatedAccount(BaseModel):
     ``Throttling.User``...), so one target of a fleet can fail while the others work.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     id: str = Field(pattern=r"^[0-9]{16}$")
     access_key_id: str = Field(min_length=1)
@@ -191,7 +191,7 @@ class EmulatedRole(BaseModel):
     the caller's (ESA refuses them too).
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     arn: str = Field(pattern=f"^{ROLE_ARN.pattern}$")
     trusted_accounts: list[str] | None = None

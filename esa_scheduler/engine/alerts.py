@@ -53,7 +53,7 @@ class Alert(BaseModel):
     alert's rule or name with its labels); ``labels`` are strings; ``at`` is when the source says
     the alert fired or resolved, for the log (a cooldown counts from the resolve's arrival)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     source: AlertSource
     name: str = Field(min_length=1, max_length=MAX_NAME)

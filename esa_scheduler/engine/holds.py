@@ -39,7 +39,7 @@ a naive instant that fails the first comparison with a traceback."""
 class Hold(BaseModel):
     """A stored hold; ``tasks`` are selectors (exact names or globs) over managed tasks."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     id: str = Field(pattern=_SAFE_ID.pattern)
     tasks: tuple[str, ...] = Field(min_length=1)

@@ -15,11 +15,14 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterator
 from datetime import date, datetime, time, timedelta
+from typing import TYPE_CHECKING
 
-from esa_scheduler.engine.calendars.ics import IcsEvent, summary_matches
 from esa_scheduler.engine.cron import wall_to_instant
 from esa_scheduler.engine.schedule.model import Window
 from esa_scheduler.timeutil import UTC
+
+if TYPE_CHECKING:  # ICS events exist only for a schedule with an ICS calendar
+    from esa_scheduler.engine.calendars.ics import IcsEvent
 
 FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
 EVENT_CHUNK = timedelta(days=31)
@@ -125,6 +128,8 @@ class Timeline:
         """A ``calendar:`` window's events that end after ``origin``, in start order, expanded a month
         first (the planner rarely needs more to find the next edge), then in spans that double: every
         expansion walks every event of the calendar, so 400 days take five instead of thirteen."""
+        from esa_scheduler.engine.calendars.ics import summary_matches
+
         w = self.window
         assert w.events is not None
         done: datetime | None = None

@@ -10,16 +10,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from esa_scheduler import config
-from esa_scheduler.edge.acs import ClientSettings
-from esa_scheduler.edge.client import EsaClient
 from esa_scheduler.edge.credentials import Credentials, resolve_credentials
 from esa_scheduler.edge.endpoints import resolve_endpoint, resolve_fc_endpoint, resolve_sts_endpoint
 from esa_scheduler.edge.responses import EsaApiError
 from esa_scheduler.errors import ConfigError
 from esa_scheduler.logs import RunLog
+
+if TYPE_CHECKING:  # the clients (and httpx) load when resolve runs, after the event and schedule passed
+    from esa_scheduler.edge.acs import ClientSettings
+    from esa_scheduler.edge.client import EsaClient
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,8 @@ class Edge:
         resolve the STS endpoint and this function's FC address, so a bad ``ESA_STS_ENDPOINT``,
         ``ESA_FC_ENDPOINT`` or FC context is refused before a hold is written, not halfway through.
         """
+        from esa_scheduler.edge.acs import ClientSettings
+
         env = dict(environ)
         region = fc_field(context, "region")
         if isinstance(region, str) and region and not env.get(config.FC_REGION):
@@ -130,6 +134,8 @@ class Edge:
         self, log: RunLog, *, endpoint: str | None = None, credentials: Credentials | None = None
     ) -> EsaClient:
         """An ESA client that logs each retry as ``api.retry`` on ``log``."""
+        from esa_scheduler.edge.client import EsaClient
+
         return EsaClient(
             endpoint or self.endpoint,
             credentials or self.credentials,

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, TextIO
 
 from esa_scheduler import config
-from esa_scheduler.edge.client import EsaClient
 from esa_scheduler.engine.holds import Hold, holds_touching
 from esa_scheduler.engine.schedule.load import load_schedule
 from esa_scheduler.engine.schedule.model import Schedule
@@ -38,6 +37,7 @@ from esa_scheduler.logs import RunLog
 from esa_scheduler.timeutil import now_to_the_second, now_utc
 
 if TYPE_CHECKING:
+    from esa_scheduler.edge.client import EsaClient
     from esa_scheduler.engine.alerts import HoldChange
     from esa_scheduler.invocation.notify.dispatch import Notifier
 

@@ -14,16 +14,19 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from esa_scheduler.edge.client import DeadlineExceeded, DeliveryTask, EsaApiError, EsaClient
 from esa_scheduler.edge.listing import gather_in_order
+from esa_scheduler.edge.responses import DeadlineExceeded, DeliveryTask, EsaApiError
 from esa_scheduler.engine.holds import Hold
 from esa_scheduler.engine.planner import Decision, ManagedTask, Planner, TaskRef, managed_tasks
 from esa_scheduler.engine.schedule.model import Schedule
 from esa_scheduler.engine.selectors import selector_matches
 from esa_scheduler.logs import RunLog
 from esa_scheduler.timeutil import utc_iso
+
+if TYPE_CHECKING:
+    from esa_scheduler.edge.client import EsaClient
 
 ACTIONS = ("updated", "unchanged", "would_update", "failed", "missing", "skipped")
 OUTCOME_FIELDS = ("ok", "counts", "tasks", "api_calls", "next_change", "blocked", "error")

@@ -142,7 +142,7 @@ def check_writable(root: Path) -> None:
 
 
 class _LastRun(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
     at: datetime
 

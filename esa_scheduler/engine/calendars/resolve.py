@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
 
-from esa_scheduler.engine.calendars.country import country_calendar
-from esa_scheduler.engine.calendars.dates import Calendar, DateCalendar, parse_dates
-from esa_scheduler.engine.calendars.ics_read import ics_calendar
 from esa_scheduler.engine.calendars.spec import CalendarSpec
+
+if TYPE_CHECKING:
+    from esa_scheduler.engine.calendars.dates import Calendar
 
 
 def resolve_calendars(
@@ -32,6 +33,8 @@ def resolve_calendars(
 
 
 def _resolve(name: str, spec: CalendarSpec, file: str, where: str, problems: list[str]) -> Calendar | None:
+    """Each kind's module is imported here, for a schedule that defines one: a schedule without
+    calendars (most timer events) loads none of them."""
     sources = [key for key in ("country", "dates", "ics") if getattr(spec, key) is not None]
     if len(sources) != 1:
         problems.append(f"{where}: give exactly one of 'country', 'dates' or 'ics'")
@@ -42,8 +45,14 @@ def _resolve(name: str, spec: CalendarSpec, file: str, where: str, problems: lis
             problems.append(f"{where}: {', '.join(extras)} only apply to country calendars")
             return None
     if spec.dates is not None:
+        from esa_scheduler.engine.calendars.dates import DateCalendar, parse_dates
+
         dates = parse_dates(spec.dates, f"{where}.dates", problems)
         return DateCalendar(name, file, dates) if dates is not None else None
     if spec.ics is not None:
+        from esa_scheduler.engine.calendars.ics_read import ics_calendar
+
         return ics_calendar(name, spec.ics, file, where, problems)
+    from esa_scheduler.engine.calendars.country import country_calendar
+
     return country_calendar(name, spec, file, where, problems)

@@ -35,7 +35,7 @@ DateItem = Annotated[date | str, BeforeValidator(_date_item)]
 class CalendarSpec(BaseModel):
     """One entry of the top-level ``calendars:`` map: a country, a list of dates, or an ICS file."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     country: str | None = Field(default=None, min_length=1, description="ISO 3166-1 country code, e.g. CN or DE")
     subdiv: str | None = Field(default=None, min_length=1, description="subdivision code of the country, e.g. BE")

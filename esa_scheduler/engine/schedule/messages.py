@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 from datetime import date
 from typing import Any
 
@@ -61,6 +60,8 @@ def describe(err: Any, raw: dict[str, Any]) -> str:
         parent = next((str(p) for p in reversed(loc[:-1]) if isinstance(p, str)), "")
         if loc[-3:-2] == ("calendars",):  # a map: the parent key is the calendar's name
             parent = "calendars"
+        import difflib  # only a mistake needs it: the timer path does not pay for its import
+
         hint = difflib.get_close_matches(key, _FIELD_NAMES.get(parent, ()), n=1)
         suggestion = f" (did you mean '{hint[0]}'?)" if hint else ""
         return f"{where}: unknown key {key!r}{suggestion}"

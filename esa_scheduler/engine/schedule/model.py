@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from esa_scheduler.engine.calendars.dates import Calendar
-from esa_scheduler.engine.calendars.ics import IcsCalendar
 from esa_scheduler.engine.cron import CronExpr
 from esa_scheduler.engine.schedule.spec import AlertSpec, ExpectSpec, MatchSpec, Mode, NotifySpec, Status
 from esa_scheduler.engine.selectors import is_glob, selector_matches
 from esa_scheduler.timeutil import zone
+
+if TYPE_CHECKING:  # the calendar modules load only for a schedule that defines calendars
+    from esa_scheduler.engine.calendars.dates import Calendar
+    from esa_scheduler.engine.calendars.ics import IcsCalendar
 
 UTC_ZONE = zone("UTC")
 

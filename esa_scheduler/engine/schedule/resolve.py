@@ -6,10 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from esa_scheduler.engine.calendars.dates import Calendar
 from esa_scheduler.engine.calendars.resolve import resolve_calendars
 from esa_scheduler.engine.calendars.spec import CalendarSpec
 from esa_scheduler.engine.schedule.model import (
@@ -40,6 +39,9 @@ from esa_scheduler.engine.schedule.spec import (
 from esa_scheduler.engine.selectors import is_glob
 from esa_scheduler.engine.targets import applies_to_target, check_target_selectors, resolve_target, unknown_target
 from esa_scheduler.timeutil import zone
+
+if TYPE_CHECKING:
+    from esa_scheduler.engine.calendars.dates import Calendar
 
 
 @dataclass(frozen=True)

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import replace
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from esa_scheduler.engine.calendars.dates import Calendar
-from esa_scheduler.engine.calendars.ics import IcsCalendar
 from esa_scheduler.engine.cron import CronExpr, wall_to_instant
 from esa_scheduler.engine.schedule.model import Window
 from esa_scheduler.engine.schedule.spec import WindowSpec
 from esa_scheduler.timeutil import UTC, in_range, parse_duration, zone
+
+if TYPE_CHECKING:  # the calendar modules load only for a schedule that defines calendars
+    from esa_scheduler.engine.calendars.dates import Calendar
 
 
 def read_duration(text: str, where: str, problems: list[str]) -> timedelta | None:
@@ -97,6 +98,8 @@ def _calendar_ref(name: str, calendars: dict[str, Calendar | None], where: str, 
     problems were reported where it is defined (nothing more to say here)."""
     if name in calendars:
         return calendars[name]
+    import difflib  # a close name for a mistake only
+
     hint = difflib.get_close_matches(name, list(calendars), n=1)
     suggestion = f" (did you mean {hint[0]!r}?)" if hint else " (define it under 'calendars:')"
     problems.append(f"{where}: unknown calendar {name!r}{suggestion}")
@@ -111,6 +114,8 @@ def _resolve_events(
     if extras:
         problems.append(f"{where}: {', '.join(extras)} do not apply to 'calendar' windows (events have their own ends)")
     _check_active_bounds(window, where, problems)
+    from esa_scheduler.engine.calendars.ics import IcsCalendar
+
     calendar = _calendar_ref(window.calendar, calendars, f"{where}.calendar", problems)
     if calendar is not None and not isinstance(calendar, IcsCalendar):
         problems.append(f"{where}.calendar: {window.calendar!r} is not an ICS calendar (only 'ics:' ones have events)")

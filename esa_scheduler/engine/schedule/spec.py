@@ -27,7 +27,7 @@ _REGION = r"^[a-z]{2,}(?:-[a-z0-9]+)+$"
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class TaskSpec(_Strict):
@@ -124,6 +124,7 @@ class IncidentSpec(_Strict):
         extra="forbid",
         frozen=True,
         json_schema_extra={"oneOf": [{"required": ["match"]}, {"required": ["alert"]}]},
+        defer_build=True,
     )
 
 
@@ -169,7 +170,7 @@ class ExpectSpec(_Strict):
 class TargetSpec(BaseModel):
     """One ``targets:`` entry as written: a name, a region, and how to reach its account."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     name: str = Field(pattern=_TARGET_NAME)
     region: str = Field(pattern=_REGION)
@@ -207,7 +208,7 @@ class ScheduleFileSpec(_Strict):
 class NotifySpec(BaseModel):
     """One target as written in the file; ``send_on`` because YAML 1.1 reads a bare ``on`` as true."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     kind: NotifyKind
@@ -283,7 +284,7 @@ def check_variable_names(data: Any, required: tuple[str, ...], optional: tuple[s
 class DingTalkIntakeSpec(BaseModel):
     """``intake.dingtalk``: who may command the scheduler from a DingTalk group, and the robot's secret."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     app_secret_env: str = Field(json_schema_extra={"pattern": ENV_NAME_PATTERN, "maxLength": ENV_NAME_MAX})
     allow_senders: list[Annotated[str, Field(min_length=1)]] = Field(min_length=1)
@@ -300,7 +301,7 @@ class DingTalkIntakeSpec(BaseModel):
 class IntakeSpec(BaseModel):
     """``intake:``: the HTTP routes of ``handler.intake``; a route whose part is left out answers 503."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     token_env: str | None = Field(
         default=None, json_schema_extra={"pattern": ENV_NAME_PATTERN, "maxLength": ENV_NAME_MAX}

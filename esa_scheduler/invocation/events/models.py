@@ -24,7 +24,7 @@ class _Model(BaseModel):
     ``"yes"`` as true, so a typo or a hostile sender would bypass the safety limits or turn a run
     into a dry run; a string where a boolean belongs is refused, naming the field."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, defer_build=True)
 
 
 class Options(_Model):
@@ -143,7 +143,7 @@ class ReleaseCommand(_Model):
 class CloudEvent(BaseModel):
     """A CloudEvents 1.0 envelope (EventBridge adds its own extension attributes)."""
 
-    model_config = ConfigDict(extra="allow", frozen=True, strict=True)
+    model_config = ConfigDict(extra="allow", frozen=True, strict=True, defer_build=True)
 
     specversion: Literal["1.0"]
     id: str = Field(min_length=1)

@@ -23,7 +23,7 @@ from esa_scheduler.strict_json import loads_strict
 class _Open(BaseModel):
     """DingTalk adds fields over time: unknown ones are ignored, the ones used are checked."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True, strict=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, strict=True, defer_build=True)
 
 
 class Text(_Open):

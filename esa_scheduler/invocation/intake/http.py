@@ -61,7 +61,7 @@ def _joined(value: Any) -> Any:
 class _Open(BaseModel):
     """FC may add fields to its events: unknown ones are kept, known ones are checked."""
 
-    model_config = ConfigDict(extra="allow", frozen=True, strict=True)
+    model_config = ConfigDict(extra="allow", frozen=True, strict=True, defer_build=True)
 
 
 class HttpInfo(_Open):

@@ -30,7 +30,7 @@ STATE_FILE_BYTES = 4 * 1024 * 1024
 class SentReminders(BaseModel):
     """``reminders.json``: reminder key -> the instant of the transition it announced."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     version: Literal[1] = 1
     sent: dict[str, datetime] = {}
@@ -43,7 +43,7 @@ class SentReminders(BaseModel):
 class KnownHolds(BaseModel):
     """``holds.json``: the holds in force when holds were last announced."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     version: Literal[1] = 1
     holds: tuple[Hold, ...] = ()
@@ -52,7 +52,7 @@ class KnownHolds(BaseModel):
 class SentAlert(BaseModel):
     """The last alert (blocked or failing) a notify entry sent: what it said, and when."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     fingerprint: str
     sent_at: datetime
@@ -66,7 +66,7 @@ class LastAlerts(BaseModel):
     """``alerts.json``: notify entry (``name|fleet target`` for an async fan-out's invocation) -> its
     last alert, until a run without failures ends it."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     version: Literal[1] = 1
     alerts: dict[str, SentAlert] = {}

@@ -23,7 +23,7 @@ KNOWN: tuple[Severity, ...] = ("critical", "warning", "info")
 class AlertmanagerAlert(BaseModel):
     """One entry of ``alerts``."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
 
     status: Literal["firing", "resolved"]
     labels: Labels
@@ -36,7 +36,7 @@ class AlertmanagerAlert(BaseModel):
 class AlertmanagerGroup(BaseModel):
     """The notification: the alerts of one group."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
 
     alerts: list[AlertmanagerAlert] = Field(max_length=MAX_ALERTS)
 

@@ -42,7 +42,7 @@ Text = Annotated[str, Field(max_length=_TEXT_MAX)] | None
 class CloudMonitorFields(BaseModel):
     """The callback's fields this parser reads (others, ``signature`` among them, are ignored)."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
 
     alertName: str = Field(min_length=1, max_length=MAX_NAME)
     alertState: str = Field(min_length=1, max_length=_TEXT_MAX)

@@ -23,7 +23,7 @@ _SUMMARY_ANNOTATIONS = ("title", "summary", "desc", "description")
 class SlsAlert(BaseModel):
     """The fields of an SLS alert this parser reads."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
 
     alert_name: str = Field(min_length=1, max_length=MAX_NAME)
     status: Literal["firing", "resolved"]

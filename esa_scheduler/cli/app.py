@@ -1,6 +1,6 @@
-"""The ``esa-scheduler`` command line: validate, plan, run, invoke, serve, emulator, hold, schema.
+"""The ``esa-scheduler`` parser and ``main``: validate, plan, run, invoke, serve, emulator, hold, notify, schema.
 
-Each sub-command parses its flags and hands off to the module that owns the concept; a
+Each sub-command parses its flags here and hands off to its command group's module; a
 ``UserError`` anywhere becomes its one-line message on stderr and exit code 2. The help texts
 are written for operators here, never taken from these docstrings.
 """
@@ -8,246 +8,46 @@ are written for operators here, never taken from these docstrings.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import traceback
 from collections.abc import Sequence
-from datetime import datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from esa_scheduler import __version__, config
-from esa_scheduler.errors import UserError, close_hint, close_matches
-from esa_scheduler.logs import LOG_FORMATS, forget_secret, log_format, masked_stdio, register_secret
-from esa_scheduler.timeutil import now_to_the_second, parse_duration, parse_instant, utc_iso
+from esa_scheduler.cli import emulator_cmd, notify_cmd, run_cmds, schedule_cmds
+from esa_scheduler.errors import UserError
+from esa_scheduler.logs import LOG_FORMATS, log_format, masked_stdio, register_secret
 
 if TYPE_CHECKING:
-    from esa_scheduler.engine.holds import Hold
-    from esa_scheduler.engine.planner import TaskRef
-    from esa_scheduler.engine.schedule.model import Schedule
-
     Subcommands = argparse._SubParsersAction[argparse.ArgumentParser]
 
 
-def _emulator(args: argparse.Namespace) -> int:
-    from esa_scheduler.emulator import EMULATOR_ACCESS_KEY_SECRET, serve
-
-    # its export lines show the public test secret, also when pasted before; an operator's own is masked
-    forget_secret(EMULATOR_ACCESS_KEY_SECRET)
-    register_secret(args.access_key_secret)
-    return serve(
-        host=args.host,
-        port=args.port,
-        tasks_file=args.tasks,
-        access_key_id=args.access_key_id,
-        access_key_secret=args.access_key_secret,
-        latency_ms=args.latency_ms,
-        throttle_rps=args.throttle_rps,
-        error_rate=args.error_rate,
-        seed=args.seed,
-    )
-
-
-def _instant_arg(value: str | None, flag: str) -> datetime:
-    if value is None:
-        return now_to_the_second()
-    try:
-        return parse_instant(value)
-    except ValueError as exc:
-        raise UserError(f"{flag}: {exc}") from exc
-
-
-def _duration_arg(value: str, flag: str) -> timedelta:
-    try:
-        return parse_duration(value)
-    except ValueError as exc:
-        raise UserError(f"{flag}: {exc}") from exc
-
-
-def _validate(args: argparse.Namespace) -> int:
-    from esa_scheduler.engine.diagnostics import schedule_warnings
-    from esa_scheduler.engine.expectations import failed_expectations
-    from esa_scheduler.engine.schedule.load import default_schedule_path, load_schedule
-
-    at = _instant_arg(args.at, "--at")
-    path = args.schedule or default_schedule_path()
-    schedule = load_schedule(path, expectations=True)
-    for line in schedule_warnings(schedule, at):
-        print(line, file=sys.stderr)
-    failures = failed_expectations(schedule)
-    if failures:
-        summary = f"{path}: {len(failures)} expectation(s) failed, {len(schedule.expectations) - len(failures)} hold"
-        raise UserError(summary, [*failures, summary])
-    patterns = sum(1 for t in schedule.tasks if t.pattern)
-    print(
-        f"{path}: valid: {len(schedule.files)} file(s), {len(schedule.tasks)} task entries "
-        f"({patterns} pattern(s)), {len(schedule.windows)} window(s), {len(schedule.incidents)} incident rule(s), "
-        f"{len(schedule.expectations)} expectation(s) hold"
-    )
-    return 0
-
-
-def _plan(args: argparse.Namespace) -> int:
-    from esa_scheduler.engine.diagnostics import calendar_warnings
-    from esa_scheduler.engine.planner import SEARCH_HORIZON, Planner, TaskRef, managed_tasks
-    from esa_scheduler.engine.schedule.load import load_schedule
-    from esa_scheduler.invocation.holds import HoldStore, state_dir
-    from esa_scheduler.views.tables import plan_text
-
-    at = _instant_arg(args.at, "--at")
-    horizon = _duration_arg(args.horizon, "--horizon")
-    schedule = load_schedule(args.schedule)
-    _check_task_names(schedule, args.task)
-    for line in calendar_warnings(schedule, at, at + SEARCH_HORIZON):
-        print(line, file=sys.stderr)
-    holds = HoldStore(state_dir(args.state_dir)).active(at, prune=False)
-    targets = _chosen_targets(schedule, args.target, views=bool(args.html or args.ics))
-    if args.target is not None:
-        from esa_scheduler.engine.targets import holds_for, project
-
-        schedule, holds = project(schedule, args.target), list(holds_for(holds, args.target))
-    if args.html or args.ics:
-        return _write_views(args, schedule, at, holds)
-    inventory = [TaskRef(name) for name in args.task]
-    if targets:
-        return _plan_fleet(args, schedule, targets, at, holds, inventory, horizon)
-    planner = Planner(schedule, at, holds)
-    plan = planner.decide(managed_tasks(schedule, inventory))
-    if args.json:
-        print(json.dumps(plan.to_json()))
-    else:
-        print(plan_text(plan, planner, horizon))
-    return 0
-
-
-def _check_task_names(schedule: Schedule, names: Sequence[str]) -> None:
-    """A ``--task`` the schedule would not manage would silently drop out of the plan: name it instead."""
-    for name in names:
-        if not schedule.is_managed_name(name):
-            hint = close_hint(close_matches(name, schedule.task_entries))
-            raise UserError(f"--task: {name!r} is neither a managed task nor matched by a task pattern{hint}")
-
-
-def _chosen_targets(schedule: Schedule, name: str | None, *, views: bool) -> tuple[str, ...]:
-    """The fleet targets ``plan`` shows: ``--target`` or all; a view (HTML, ICS) shows one target."""
-    from esa_scheduler.engine.targets import unknown_target
-
-    names = tuple(t.name for t in schedule.targets)
-    problem = unknown_target(name, schedule.targets)
-    if problem is not None:
-        raise UserError(f"--target: {problem}")
-    if views and names and name is None:
-        raise UserError(f"--html/--ics: the schedule has targets; choose one with --target ({', '.join(names)})")
-    return (name,) if name is not None else names
-
-
-def _plan_fleet(
-    args: argparse.Namespace,
-    schedule: Schedule,
-    targets: Sequence[str],
-    at: datetime,
-    holds: Sequence[Hold],
-    inventory: Sequence[TaskRef],
-    horizon: timedelta,
-) -> int:
-    """One plan per target (what that target's invocation would decide); rows carry the target."""
-    from esa_scheduler.engine.planner import Planner, managed_tasks
-    from esa_scheduler.engine.targets import holds_for, project
-    from esa_scheduler.views.tables import plan_text
-
-    rows: list[dict[str, object]] = []
-    texts: list[str] = []
-    for name in targets:
-        scoped = project(schedule, name)
-        planner = Planner(scoped, at, holds_for(holds, name))
-        plan = planner.decide(managed_tasks(scoped, inventory))
-        rows.extend({"target": name, **d.to_json()} for d in plan.decisions)
-        texts.append(plan_text(plan, planner, horizon, target=name))
-    print(json.dumps({"at": utc_iso(at), "tasks": rows}) if args.json else "\n\n".join(texts))
-    return 0
-
-
-def _write_views(args: argparse.Namespace, schedule: Schedule, at: datetime, holds: Sequence[Hold]) -> int:
-    """``plan --html`` / ``--ics``: write the files (the CLI only: these modules never load on the timer path)."""
-    if not 1 <= args.days <= MAX_VIEW_DAYS:
-        raise UserError(f"--days: {args.days} must be a whole number of days from 1 to {MAX_VIEW_DAYS}")
-    from esa_scheduler.engine.schedule.load import default_schedule_path
-
-    path = args.schedule or default_schedule_path()
-    views: list[tuple[str, str]] = []
-    if args.html:
-        from esa_scheduler.views.html import render_html
-
-        views.append((args.html, render_html(path, schedule, at, args.days, args.task, holds)))
-    if args.ics:
-        from esa_scheduler.views.ics import render_ics
-
-        views.append((args.ics, render_ics(path, schedule, at, args.days, args.task, holds, args.target)))
-    for file, text in views:
-        try:
-            Path(file).write_bytes(text.encode("utf-8"))
-        except OSError as exc:
-            raise UserError(f"{file}: cannot write: {exc.strerror}") from exc
-        print(f"wrote {file} ({args.days} day(s) from {utc_iso(at)})")
-    return 0
-
-
-def _run(args: argparse.Namespace) -> int:
-    from esa_scheduler.run_commands import run
-
-    return run(args)
-
-
 def _invoke(args: argparse.Namespace) -> int:
+    """``--handler intake`` runs the intake's handler, imported only then."""
     if args.handler == "intake":
-        from esa_scheduler.intake_commands import invoke_intake
+        from esa_scheduler.cli.intake_cmds import invoke_intake
 
         return invoke_intake(args)
     if args.at is not None:
         raise UserError("--at: only with --handler intake (the scheduler's events carry their own instant)")
-    from esa_scheduler.run_commands import invoke
-
-    return invoke(args)
+    return run_cmds.invoke(args)
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from esa_scheduler.intake_commands import serve
+    """Imported when used: the intake's server and routes."""
+    from esa_scheduler.cli.intake_cmds import serve
 
     return serve(args)
 
 
 def _hold(args: argparse.Namespace) -> int:
-    from esa_scheduler.hold_commands import add, list_holds, release
+    """Imported when used: the hold commands load the event reader and the invocation layer."""
+    from esa_scheduler.cli.hold_cmds import add, list_holds, release
 
     commands = {"add": add, "list": list_holds, "release": release}
     return commands[args.hold_command](args)
 
 
-def _notify(args: argparse.Namespace) -> int:
-    import os
-
-    from esa_scheduler.engine.schedule.load import default_schedule_path
-    from esa_scheduler.invocation.notify.dispatch import send_tests
-    from esa_scheduler.logs import RunLog
-
-    sent = send_tests(args.name, args.schedule, os.environ, RunLog(stream=sys.stderr))
-    if not sent:  # nothing to test is not a failure: a newcomer's schedule has no targets yet
-        path = args.schedule or default_schedule_path()
-        print(f"{path}: no notify targets to test; add a notify: entry to the schedule (see docs/notifications.md)")
-        return 0
-    for _, line in sent:
-        print(line)
-    return 0 if all(delivery.ok for delivery, _ in sent) else 1
-
-
-def _schema(args: argparse.Namespace) -> int:
-    from esa_scheduler.engine.schema import schedule_json_schema
-
-    print(json.dumps(schedule_json_schema(), indent=2))
-    return 0
-
-
-MAX_VIEW_DAYS = 366
 SCHEDULE_HELP = "schedule file or folder (default: $ESA_SCHEDULE or schedule/)"
 STATE_HELP = "where incident holds live (default: $ESA_STATE_DIR or .esa-scheduler/)"
 DESCRIPTION = "Keep Alibaba Cloud ESA log-delivery tasks online or offline on a schedule."
@@ -293,7 +93,7 @@ def _add_schedule_commands(sub: Subcommands) -> None:
     validate.add_argument(
         "--at", metavar="ISO", help="warn about the 400 days from this ISO 8601 instant (default: now)"
     )
-    validate.set_defaults(func=_validate)
+    validate.set_defaults(func=schedule_cmds.validate)
 
     plan = _command(
         sub,
@@ -319,7 +119,7 @@ def _add_schedule_commands(sub: Subcommands) -> None:
     plan.add_argument(
         "--target", metavar="NAME", help="only this fleet target (schedules with targets:); required with --html/--ics"
     )
-    plan.set_defaults(func=_plan)
+    plan.set_defaults(func=schedule_cmds.plan)
 
     schema = _command(
         sub,
@@ -327,7 +127,7 @@ def _add_schedule_commands(sub: Subcommands) -> None:
         "print the JSON Schema of a schedule file",
         "Point your editor's YAML language server at it to get completion and checks while you write a schedule.",
     )
-    schema.set_defaults(func=_schema)
+    schema.set_defaults(func=schedule_cmds.schema)
 
 
 def _add_run_commands(sub: Subcommands) -> None:
@@ -354,7 +154,7 @@ def _add_run_commands(sub: Subcommands) -> None:
     )
     run.add_argument("--state-dir", metavar="DIR", help=STATE_HELP)
     run.add_argument("--emulator", action="store_true", help="use the embedded ESA emulator even if ESA is configured")
-    run.set_defaults(func=_run)
+    run.set_defaults(func=run_cmds.run)
 
     invoke = _command(
         sub,
@@ -415,6 +215,34 @@ def _add_hold_commands(sub: Subcommands) -> None:
         "It takes effect at the next run or timer tick.",
     )
     hold_sub = hold.add_subparsers(dest="hold_command", required=True)
+    add = _add_hold_add(hold_sub)
+    listing = _command(
+        hold_sub,
+        "list",
+        "show the holds in force",
+        "Expired holds are not shown. With fleet targets (in the schedule or on a hold) a targets column "
+        "shows where each hold applies, * for every target.",
+    )
+    listing.add_argument("--json", action="store_true", help="print one JSON list")
+    release = _command(
+        hold_sub,
+        "release",
+        "end holds by id or by task",
+        "With --task, every hold that applies to any of the tasks ends.",
+        logs=True,
+    )
+    which = release.add_mutually_exclusive_group(required=True)
+    which.add_argument("--id", help="the hold to end")
+    which.add_argument(
+        "--task", action="extend", nargs="+", metavar="NAME_OR_GLOB", dest="tasks", help="end the holds on these tasks"
+    )
+    for command in (add, listing, release):
+        command.add_argument("--schedule", metavar="PATH", help=SCHEDULE_HELP)
+        command.add_argument("--state-dir", metavar="DIR", help=STATE_HELP)
+    hold.set_defaults(func=_hold)
+
+
+def _add_hold_add(hold_sub: Subcommands) -> argparse.ArgumentParser:
     add = _command(
         hold_sub,
         "add",
@@ -443,30 +271,7 @@ def _add_hold_commands(sub: Subcommands) -> None:
         dest="targets",
         help="only these fleet targets (a schedule with targets:); default: every target",
     )
-    listing = _command(
-        hold_sub,
-        "list",
-        "show the holds in force",
-        "Expired holds are not shown. With fleet targets (in the schedule or on a hold) a targets column "
-        "shows where each hold applies, * for every target.",
-    )
-    listing.add_argument("--json", action="store_true", help="print one JSON list")
-    release = _command(
-        hold_sub,
-        "release",
-        "end holds by id or by task",
-        "With --task, every hold that applies to any of the tasks ends.",
-        logs=True,
-    )
-    which = release.add_mutually_exclusive_group(required=True)
-    which.add_argument("--id", help="the hold to end")
-    which.add_argument(
-        "--task", action="extend", nargs="+", metavar="NAME_OR_GLOB", dest="tasks", help="end the holds on these tasks"
-    )
-    for command in (add, listing, release):
-        command.add_argument("--schedule", metavar="PATH", help=SCHEDULE_HELP)
-        command.add_argument("--state-dir", metavar="DIR", help=STATE_HELP)
-    hold.set_defaults(func=_hold)
+    return add
 
 
 def _add_emulator_command(sub: Subcommands) -> None:
@@ -498,7 +303,7 @@ def _add_emulator_command(sub: Subcommands) -> None:
         "client retries: half ServiceUnavailable (HTTP 503), half InternalError (HTTP 400, as ESA answers it)",
     )
     emu.add_argument("--seed", type=int, default=None, help="random seed, for repeatable faults")
-    emu.set_defaults(func=_emulator)
+    emu.set_defaults(func=emulator_cmd.emulator)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -534,7 +339,7 @@ def _add_notify_commands(sub: Subcommands) -> None:
         "name", metavar="NAME", nargs="?", help="the name of a notify: entry in the schedule (default: every entry)"
     )
     test.add_argument("--schedule", metavar="PATH", help=SCHEDULE_HELP)
-    test.set_defaults(func=_notify)
+    test.set_defaults(func=notify_cmd.notify_test)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -2,7 +2,7 @@
 
 Both run the very ``Intake.handle`` that ``handler.intake`` runs on FC; where FC would be asked for
 an asynchronous reconcile of the scheduler function, the reconcile runs here, after the answer, one
-at a time, against ESA as configured or the embedded emulator (``run_commands.embedded_target``).
+at a time, against ESA as configured or the embedded emulator (``run_cmds.embedded_target``).
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ import threading
 from types import FrameType
 
 from esa_scheduler.addresses import loopback_bind_address
+from esa_scheduler.cli.run_cmds import _target as target_for
+from esa_scheduler.cli.run_cmds import embedded_target
 from esa_scheduler.engine.schedule.load import load_schedule
 from esa_scheduler.errors import ConfigError, UserError
 from esa_scheduler.files import read_bounded
@@ -25,8 +27,6 @@ from esa_scheduler.invocation.intake.app import Clock, Intake
 from esa_scheduler.invocation.intake.http import HttpProblem, read_request
 from esa_scheduler.invocation.intake.server import IntakeHttpServer, Reconciles, ServingIntake, in_process
 from esa_scheduler.invocation.statefile import check_writable
-from esa_scheduler.run_commands import _target as target_for
-from esa_scheduler.run_commands import embedded_target
 from esa_scheduler.timeutil import parse_instant
 
 EVENT_FILE_BYTES = 1024 * 1024

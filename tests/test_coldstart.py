@@ -1,0 +1,202 @@
+"""The timer's cold start: what ``import handler`` and one timer event load and build.
+
+A new Function Compute instance imports ``handler`` and serves its first event before it answers;
+every module on that path and every pydantic model built on it is paid again by each cold start
+(``make bench`` measures it against the official SDK's import: bench/coldstart_bench.py).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import pkgutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import endpoint_env, write_schedule
+from pydantic import BaseModel
+
+import esa_scheduler
+from esa_scheduler.emulator import Emulator
+
+ROOT = Path(__file__).resolve().parent.parent
+HANDLER_IMPORTS = frozenset(
+    {
+        "annotated_types",
+        "croniter",
+        "dateutil",
+        "pydantic",
+        "pydantic_core",
+        "six",
+        "typing_extensions",
+        "typing_inspection",
+        "yaml",
+    }
+)
+"""The third-party top-level modules ``import handler`` loads: pydantic (and what it needs) for the
+models, yaml for the schedule, croniter (with dateutil and six) for its windows."""
+TIMER_EVENT_IMPORTS = HANDLER_IMPORTS | {"h11", "httpx", "idna"}
+"""What importing handler and serving a timer event load: those and the HTTP stack, loaded when the
+invocation connects to ESA (over HTTPS ``certifi`` joins them, for its CA bundle; the emulator here is
+plain HTTP on loopback)."""
+NEVER_ON_A_TIMER_EVENT = ("esa_scheduler.views", "esa_scheduler.emulator")
+"""Pictures of plans and the local ESA: the CLI's, never the function's."""
+NOTIFY = "esa_scheduler.invocation.notify"
+CALENDAR_MODULES = (
+    "esa_scheduler.engine.calendars.country",
+    "esa_scheduler.engine.calendars.dates",
+    "esa_scheduler.engine.calendars.ics",
+    "holidays",
+    "icalendar",
+    "recurring_ical_events",
+)
+"""Loaded only for a schedule with calendars: the calendar kinds' modules and their libraries."""
+
+
+def _models() -> list[type[BaseModel]]:
+    """Every pydantic model the package defines (``__main__`` would run the CLI, so it is skipped)."""
+    for module in pkgutil.walk_packages(esa_scheduler.__path__, "esa_scheduler."):
+        if not module.name.endswith("__main__"):
+            importlib.import_module(module.name)
+    found, pending = [], list(BaseModel.__subclasses__())
+    while pending:
+        model = pending.pop()
+        pending.extend(model.__subclasses__())
+        if model.__module__.startswith("esa_scheduler."):
+            found.append(model)
+    return found
+
+
+def test_every_model_is_built_when_first_used_not_when_imported() -> None:
+    """A model's validator is built by its first validation (``defer_build``), so a model the timer
+    path imports but a timer event never validates (a command event, the aliyun CLI's config file,
+    the notify state) costs the cold start nothing."""
+    models = _models()
+    eager = sorted(f"{m.__module__}.{m.__qualname__}" for m in models if not m.model_config.get("defer_build"))
+    assert len(models) > 30  # the walk found the package's models
+    assert not eager, f"add defer_build=True to their model_config: {eager}"
+
+
+# --------------------------------------------------------------------------- what the cold start loads
+
+PROBE = """\
+import json, sys, types
+before = set(sys.modules)
+import handler
+imported = [name for name, module in sys.modules.items() if module is not None and name not in before]
+summary = None
+if sys.argv[1] == "serve":
+    function = types.SimpleNamespace(name="esa-scheduler", timeout=60)
+    context = types.SimpleNamespace(request_id="cold", function=function, region=None)
+    summary = handler.handler(b'{"triggerTime": "2027-01-04T03:30:00Z", "triggerName": "tick"}', context)
+loaded = [name for name, module in sys.modules.items() if module is not None and name not in before]
+print(json.dumps({"imported": sorted(imported), "loaded": sorted(loaded), "summary": summary}))
+"""
+"""Runs in a new interpreter: what ``import handler`` (and, with ``serve``, one timer event) adds to
+``sys.modules``; ``None`` entries are imports marked absent, not loaded."""
+
+
+def _probe(mode: str, schedule: Path, url: str, tmp_path: Path) -> dict[str, Any]:
+    env = {name: value for name, value in os.environ.items() if not name.startswith(("ALIBABA_CLOUD_", "ESA_"))}
+    env.update(endpoint_env(url), PYTHONPATH=str(ROOT), ESA_SCHEDULE=str(schedule), HOME=str(tmp_path))
+    env["ESA_STATE_DIR"] = str(tmp_path / "state")
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE, mode], env=env, cwd=tmp_path, capture_output=True, text=True, check=True
+    )
+    result: dict[str, Any] = json.loads(out.stdout.splitlines()[-1])
+    return result
+
+
+def _third_party(names: list[str]) -> set[str]:
+    """Top-level names outside the standard library and the project. Cython's runtime modules
+    (``cython_runtime``, ``_cython_3_x``) come with a compiled extension (PyYAML's) and are named by
+    Cython's version; ``_sysconfigdata_*`` is the standard library's, named by the platform."""
+    tops = {name.split(".")[0] for name in names}
+    ours = {"esa_scheduler", "handler", "cython_runtime"}
+    return {
+        top for top in tops - set(sys.stdlib_module_names) - ours if not top.startswith(("_cython_", "_sysconfigdata_"))
+    }
+
+
+PLAIN = """\
+    version: 1
+    timezone: UTC
+    tasks:
+      - name: access-logs-prod
+    windows:
+      - name: nightly
+        tasks: [access-logs-prod]
+        cron: "0 3 * * *"
+        duration: 1h
+"""
+WITH_NOTIFY_AND_CALENDARS = (
+    PLAIN.replace("duration: 1h", "duration: 1h\n        skip: [de]")
+    + """\
+      - name: ops-events
+        tasks: [access-logs-prod]
+        calendar: ops
+    calendars:
+      de: {country: DE}
+      ops: {ics: ops.ics}
+    notify:
+      - {name: ops, kind: webhook, url_env: UNSET_HOOK_URL}
+"""
+)
+ICS = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//EN\r\nBEGIN:VEVENT\r\nUID:a@ops\r\nSUMMARY:ESA\r\n"
+ICS += "DTSTART:20270601T100000Z\r\nDTEND:20270601T110000Z\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+
+
+@pytest.fixture
+def emulator() -> Any:
+    with Emulator(tasks=[{"TaskName": "access-logs-prod", "Status": "online"}]) as running:
+        yield running
+
+
+def test_import_handler_loads_no_third_party_module_off_the_allow_list(emulator: Emulator, tmp_path: Path) -> None:
+    schedule = write_schedule(tmp_path, PLAIN)
+    imported = _third_party(_probe("import", schedule, emulator.url, tmp_path)["imported"])
+    joined, gone = sorted(imported - HANDLER_IMPORTS), sorted(HANDLER_IMPORTS - imported)
+    assert not joined, (
+        f"`import handler` now also loads {joined}: every Function Compute cold start pays for it (make bench "
+        "shows by how much). Import it where it is used, or, if the timer path needs it at import, add it to "
+        "HANDLER_IMPORTS in tests/test_coldstart.py"
+    )
+    assert not gone, f"`import handler` no longer loads {gone}: remove them from HANDLER_IMPORTS"
+
+
+def test_a_timer_event_loads_only_the_http_stack_more(emulator: Emulator, tmp_path: Path) -> None:
+    schedule = write_schedule(tmp_path, PLAIN)
+    probe = _probe("serve", schedule, emulator.url, tmp_path)
+    assert probe["summary"]["ok"] and probe["summary"]["counts"]["updated"] == 1, probe["summary"]
+    loaded = _third_party(probe["loaded"])
+    joined, gone = sorted(loaded - TIMER_EVENT_IMPORTS), sorted(TIMER_EVENT_IMPORTS - loaded)
+    assert not joined, (
+        f"serving a timer event now also loads {joined}: every Function Compute cold start pays for it "
+        "(make bench shows by how much). Load it only for the schedules that need it, or add it to "
+        "TIMER_EVENT_IMPORTS in tests/test_coldstart.py"
+    )
+    assert not gone, f"serving a timer event no longer loads {gone}: remove them from TIMER_EVENT_IMPORTS"
+
+
+@pytest.mark.parametrize("uses", ["nothing", "notify-and-calendars"])
+def test_a_timer_event_loads_notify_and_calendars_only_for_a_schedule_that_uses_them(
+    emulator: Emulator, tmp_path: Path, uses: str
+) -> None:
+    (tmp_path / "ops.ics").write_text(ICS, encoding="utf-8")
+    schedule = write_schedule(tmp_path, PLAIN if uses == "nothing" else WITH_NOTIFY_AND_CALENDARS)
+    probe = _probe("serve", schedule, emulator.url, tmp_path)
+    assert probe["summary"]["counts"]["updated"] == 1, probe["summary"]
+    loaded = set(probe["loaded"])
+    never = sorted(name for name in loaded if name.startswith(NEVER_ON_A_TIMER_EVENT))
+    assert not never, f"a timer event loaded {never}"
+    notify = sorted(name for name in loaded if name.startswith(NOTIFY))
+    calendars = sorted(name for name in CALENDAR_MODULES if name in loaded)
+    if uses == "nothing":
+        assert (notify, calendars) == ([], [])
+    else:  # the same probe sees them when the schedule does use them
+        assert "esa_scheduler.invocation.notify.dispatch" in notify
+        assert calendars == sorted(CALENDAR_MODULES)
