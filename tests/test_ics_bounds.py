@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 import icalendar
 import pytest
 import recurring_ical_events
-from helpers import write_schedule
+from helpers import child_environment, write_schedule
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -64,7 +64,7 @@ def calendar(tmp: Path, text: str) -> Path:
 
 
 def esa(tmp: Path, *argv: str) -> subprocess.CompletedProcess[str]:
-    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp), "LANG": "C.UTF-8"}
+    env = child_environment({"HOME": str(tmp), "LANG": "C.UTF-8"})
     return subprocess.run(
         [sys.executable, "-c", RUNNER, *argv], cwd=tmp, env=env, capture_output=True, text=True, check=False
     )

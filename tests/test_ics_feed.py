@@ -7,14 +7,13 @@ address-space limit, as the unbounded feed of the issue took 8.7 GB to build.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import icalendar
 import pytest
-from helpers import run_cli
+from helpers import child_environment, run_cli
 
 from esa_scheduler.views import ics as feed
 
@@ -78,7 +77,7 @@ def test_no_control_character_goes_out_raw(tmp_path: Path, capsys: pytest.Captur
 
 
 def esa(tmp: Path, *argv: str) -> subprocess.CompletedProcess[str]:
-    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp), "LANG": "C.UTF-8"}
+    env = child_environment({"HOME": str(tmp), "LANG": "C.UTF-8"})
     return subprocess.run(
         [sys.executable, "-c", RUNNER, *argv], cwd=tmp, env=env, capture_output=True, text=True, check=False
     )

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from helpers import endpoint_env, write_schedule
+from helpers import child_environment, endpoint_env, write_schedule
 
 from esa_scheduler.edge.credentials import resolve_credentials
 from esa_scheduler.emulator import Emulator
@@ -68,12 +68,11 @@ def esa(tmp: Path, *argv: str, env: dict[str, str] | None = None) -> Ran:
     """``esa-scheduler ARGV`` as a process in ``tmp`` with a clean environment (HOME there too)."""
     home = tmp / "home"
     home.mkdir(exist_ok=True)
-    base = {"PATH": os.environ.get("PATH", ""), "HOME": str(home), "LANG": "C.UTF-8"}
     done = subprocess.run(
         [sys.executable, "-c", RUNNER, *argv],
         check=False,
         cwd=tmp,
-        env={**base, **(env or {})},
+        env=child_environment({"HOME": str(home), "LANG": "C.UTF-8", **(env or {})}),
         capture_output=True,
         text=True,
         timeout=60,
