@@ -15,8 +15,9 @@ install: .venv/installed
 demo: install
 	.venv/bin/esa-scheduler run --emulator --schedule schedule/ --at 2026-12-05T01:45:00Z --state-dir .esa-scheduler/demo
 
+# Four workers on two cores: the suite mostly waits (servers, subprocesses, Chromium), not computes.
 test: install
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 4
 
 lint: install
 	.venv/bin/ruff check .
