@@ -26,6 +26,7 @@ BENCH = Path(__file__).resolve().parent
 SCRIPTS = [
     "plan_bench.py",
     "calendar_bench.py",
+    "ics_bench.py",
     "html_bench.py",
     "reconcile_bench.py",
     "emulator_bench.py",

@@ -11,6 +11,7 @@ import uuid
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from esa_scheduler.errors import UserError, first_problem
+from esa_scheduler.files import read_bounded
 from esa_scheduler.strict_json import MAX_BYTES, loads_strict
 
 
@@ -52,8 +53,7 @@ def load_context(path: str | None) -> FcContext:
     if path is None:
         return FcContext()
     try:
-        with open(path, "rb") as handle:
-            raw = loads_strict(handle.read(MAX_BYTES + 1), path)
+        raw = loads_strict(read_bounded(path, MAX_BYTES, "context file"), path)
     except OSError as exc:
         raise UserError(f"{path}: cannot read context file: {exc.strerror}") from exc
     try:

@@ -22,7 +22,9 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = "esa_scheduler"
 MAX_LINES = 400
 
-FOUNDATION = frozenset({"__init__", "addresses", "config", "errors", "fc_context", "logs", "strict_json", "timeutil"})
+FOUNDATION = frozenset(
+    {"__init__", "addresses", "config", "errors", "fc_context", "files", "logs", "strict_json", "timeutil"}
+)
 """Top-level modules any layer may import; they import no layer (only one another)."""
 TOP = frozenset({"__main__", "cli"})
 """The command line: it may import anything, and nothing imports it."""

@@ -121,8 +121,7 @@ def list_holds(args: argparse.Namespace) -> int:
 
 def release(args: argparse.Namespace) -> int:
     """End holds by id, or every hold that applies to the given tasks."""
-    store = _store(args)
-    before = {h.id for h in store.active(now_utc(), prune=False)}
+    before = {h.id for h in _store(args).active(now_utc(), prune=False)}
     if args.id and args.id not in before:
         raise UserError(f"hold {args.id!r} not found (see `esa-scheduler hold list`)")
     command: dict[str, Any] = {"action": "release"}
@@ -130,7 +129,7 @@ def release(args: argparse.Namespace) -> int:
         command["id"] = args.id
     else:
         command["tasks"] = args.tasks
-    _apply(args, command)
-    ended = sorted(before - {h.id for h in store.active(now_utc(), prune=False)})
+    # what this release removed, not a before-and-after of the folder that other writers change too
+    ended = sorted(h.id for h in _apply(args, command).released)
     print(f"released {len(ended)} hold(s): {', '.join(ended)}" if ended else "no hold applied to those tasks")
     return 0

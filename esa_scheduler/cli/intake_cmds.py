@@ -14,7 +14,6 @@ import os
 import signal
 import sys
 import threading
-from pathlib import Path
 from types import FrameType
 
 from esa_scheduler.addresses import loopback_bind_address
@@ -22,12 +21,16 @@ from esa_scheduler.cli.run_cmds import _target as target_for
 from esa_scheduler.cli.run_cmds import embedded_target
 from esa_scheduler.engine.schedule.load import load_schedule
 from esa_scheduler.errors import ConfigError, UserError
+from esa_scheduler.files import read_bounded
 from esa_scheduler.invocation.holds import state_dir
 from esa_scheduler.invocation.intake.app import Clock, Intake
 from esa_scheduler.invocation.intake.http import HttpProblem, read_request
 from esa_scheduler.invocation.intake.server import IntakeHttpServer, Reconciles, ServingIntake, in_process
 from esa_scheduler.invocation.statefile import check_writable
 from esa_scheduler.timeutil import parse_instant
+
+EVENT_FILE_BYTES = 1024 * 1024
+"""An HTTP trigger event carries a body of at most 256 KiB, base64-encoded, and its headers."""
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -82,7 +85,7 @@ def invoke_intake(args: argparse.Namespace) -> int:
 
     clock = _pinned(args.at)
     try:
-        body = Path(args.event_file).read_bytes()
+        body = read_bounded(args.event_file, EVENT_FILE_BYTES, "event file")
     except OSError as exc:
         raise UserError(f"{args.event_file}: cannot read event file: {exc.strerror}") from exc
     try:

@@ -12,7 +12,6 @@ import json
 import math
 import os
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from esa_scheduler import config
@@ -99,10 +98,12 @@ def invoke(args: argparse.Namespace) -> int:
     """The handler on an event file, as FC runs it: the result as one JSON object, exit 1 for a
     failed run unless ``ESA_FAIL_ON_ERROR`` is off."""
     from esa_scheduler.fc_context import load_context
+    from esa_scheduler.files import read_bounded
     from esa_scheduler.invocation.function import RunFailed, execute, fail_on_error
+    from esa_scheduler.strict_json import MAX_BYTES
 
     try:
-        body = Path(args.event_file).read_bytes()
+        body = read_bounded(args.event_file, MAX_BYTES, "event file")
     except OSError as exc:
         raise UserError(f"{args.event_file}: cannot read event file: {exc.strerror}") from exc
     context = load_context(args.context)

@@ -19,11 +19,14 @@ from pydantic import BaseModel, ConfigDict, StrictStr, ValidationError
 
 from esa_scheduler import config
 from esa_scheduler.errors import ConfigError
+from esa_scheduler.files import FileRefused, read_bounded
 
 if TYPE_CHECKING:
     import configparser
 
 _CLI_MODES = ("AK", "StsToken")
+CREDENTIALS_FILE_BYTES = 1024 * 1024
+"""The aliyun CLI's config.json and an INI file hold a few profiles: kilobytes."""
 
 
 @dataclass(frozen=True)
@@ -105,9 +108,19 @@ def _from_env(environ: Mapping[str, str]) -> Credentials | None:
     return None
 
 
+def _read_text(path: Path, shown: str) -> str:
+    """A credentials file's text (line ends read as text mode reads them): a regular file within the
+    limit, named as ``shown`` in any message (the path, never a value from inside)."""
+    try:
+        data = read_bounded(path, CREDENTIALS_FILE_BYTES, "credentials file")
+    except FileRefused as exc:
+        raise ConfigError(f"{shown}: {exc.problem}; {exc.fix}") from None
+    return data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
+
+
 def _load_cli_config(path: Path, shown: str) -> _CliConfig:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(_read_text(path, shown))
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read {shown}: {exc.__class__.__name__}") from None
     except json.JSONDecodeError as exc:
@@ -124,7 +137,7 @@ def _load_cli_config(path: Path, shown: str) -> _CliConfig:
 def _from_cli(environ: Mapping[str, str], home: Path, tried: list[str]) -> Credentials | None:
     path = home / ".aliyun" / "config.json"
     shown = _shown(path, home)
-    if not path.is_file():
+    if not path.exists():
         tried.append(f"{shown}: not found")
         return None
     cli = _load_cli_config(path, shown)
@@ -151,7 +164,7 @@ def _read_ini(path: Path, shown: str) -> configparser.ConfigParser:
 
     parser = configparser.ConfigParser(interpolation=None)
     try:
-        parser.read_string(path.read_text(encoding="utf-8"), source=shown)
+        parser.read_string(_read_text(path, shown), source=shown)
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read {shown}: {exc.__class__.__name__}") from None
     except configparser.Error as exc:
@@ -164,7 +177,7 @@ def _read_ini(path: Path, shown: str) -> configparser.ConfigParser:
 def _from_ini(environ: Mapping[str, str], home: Path, tried: list[str]) -> Credentials | None:
     path = _ini_path(environ, home)
     shown = _shown(path, home)
-    if not path.is_file():
+    if not path.exists():
         tried.append(f"{shown}: not found")
         return None
     parser = _read_ini(path, shown)
@@ -225,4 +238,4 @@ def has_configured_credentials(environ: Mapping[str, str] | None = None, home: P
     if config.env(config.ACCESS_KEY_ID, environ=env) or config.env(config.ACCESS_KEY_SECRET, environ=env):
         return True
     base = _home(env, home)
-    return (base / ".aliyun" / "config.json").is_file() or _ini_path(env, base).is_file()
+    return (base / ".aliyun" / "config.json").exists() or _ini_path(env, base).exists()

@@ -22,12 +22,15 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
 from esa_scheduler.edge.acs import AcsClient, ApiRequest, ClientSettings
 from esa_scheduler.edge.credentials import Credentials
-from esa_scheduler.edge.responses import malformed, parse_body
+from esa_scheduler.edge.responses import EsaApiError, malformed, parse_body
 from esa_scheduler.logs import register_secret
-from esa_scheduler.timeutil import now_utc, parse_instant
+from esa_scheduler.timeutil import now_utc, parse_instant, utc_iso
 
 STS_API_VERSION = "2015-04-01"
 ACTION = "AssumeRole"
+ASSUME_TRIES = 2
+EXPIRED_CODE = "CredentialsExpired"
+"""The code a target fails with when STS twice issues credentials that have already expired."""
 MIN_DURATION_S = 900
 MAX_DURATION_S = 3600
 SESSION_NAME_MIN, SESSION_NAME_MAX = 2, 64
@@ -160,10 +163,28 @@ class RoleSessionCache:
             cached = self._sessions.get(key)
             if cached is not None and self._clock() < cached.expiration - self._refresh_before:
                 return cached.credentials
-            self._assume_calls += 1
-            assumed = await sts.assume_role(role_arn, session_name, duration_s)
+            assumed = await self._assume(sts, role_arn, session_name, duration_s)
             self._sessions[key] = assumed
             return assumed.credentials
+
+    async def _assume(self, sts: StsClient, role_arn: str, session_name: str, duration_s: int) -> AssumedRole:
+        """A fresh ``AssumeRole`` whose credentials have not expired already: an ``Expiration`` in the
+        past (an STS whose clock is behind ours, an answer replayed by a proxy) makes every call fail
+        as the token expired, so the role is assumed once more, and if those are no better either,
+        the target fails with ``CredentialsExpired`` instead of acting with them."""
+        for _ in range(ASSUME_TRIES):
+            self._assume_calls += 1
+            assumed = await sts.assume_role(role_arn, session_name, duration_s)
+            now = self._clock()
+            if assumed.expiration > now:
+                return assumed
+        raise EsaApiError(
+            ACTION,
+            EXPIRED_CODE,
+            f"STS issued credentials for {role_arn} that had already expired ({utc_iso(assumed.expiration)}, "
+            f"now is {utc_iso(now)}), {ASSUME_TRIES} times in a row; check the clocks of this host and of the STS "
+            "endpoint",
+        )
 
     def forget(self, sts: StsClient, role_arn: str) -> bool:
         """Drop the role's cached credentials (ESA refused them: revoked, or from another STS)."""

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError, model_validator
 
 from esa_scheduler.errors import ConfigError, EventError
 from esa_scheduler.strict_json import loads_strict
@@ -186,7 +186,9 @@ class EmulatedRole(BaseModel):
 
     ``trusted_accounts`` lists the accounts whose callers may assume it (``None``: any account of
     the emulator). ``deny`` refuses every caller with ``NoPermission``; ``throttle`` answers every
-    call with ``Throttling.User``, as STS does past its quota.
+    call with ``Throttling.User``, as STS does past its quota. The first ``issue_expired`` answers
+    carry credentials whose ``Expiration`` is an hour past, as from an STS whose clock is behind
+    the caller's (ESA refuses them too).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
@@ -195,6 +197,7 @@ class EmulatedRole(BaseModel):
     trusted_accounts: list[str] | None = None
     deny: StrictBool = False
     throttle: StrictBool = False
+    issue_expired: StrictInt = Field(default=0, ge=0)
 
     @property
     def account(self) -> str:

@@ -102,6 +102,7 @@ class EsaBackend:
             self._accounts[account.id] = Account(account.id, coerce_tasks(account.tasks, origin), account.error)
             add_key(account.access_key_id, KeyPair(account.access_key_secret, account=account.id))
         self._roles = self._check_roles(roles)
+        self._issued: dict[str, int] = {}
         self._clock = clock
         self._verifier = Verifier(keys, clock)
         self._runner = FunctionRunner(functions or {})
@@ -118,7 +119,7 @@ class EsaBackend:
             API_VERSION: {action: self._esa(handler) for action, handler in esa.items()},
             STS_API_VERSION: {
                 "AssumeRole": lambda request, caller: assume_role(
-                    request, caller, self._roles, self._verifier, self._clock
+                    request, caller, self._roles, self._verifier, self._clock, self._issued
                 )
             },
             FC_API_VERSION: {"InvokeFunction": lambda request, caller: invoke_function(request, caller, self._runner)},

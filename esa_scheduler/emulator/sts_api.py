@@ -20,6 +20,8 @@ from esa_scheduler.emulator.verify import HttpRequest, KeyPair, Verifier
 
 _SESSION_NAME = re.compile(r"[A-Za-z0-9_.@-]{2,64}")
 _DURATION_S = (900, 3600)
+EXPIRED_BY = timedelta(hours=1)
+"""How far in the past ``EmulatedRole.issue_expired`` answers put ``Expiration``."""
 
 
 def assume_role(
@@ -28,8 +30,10 @@ def assume_role(
     roles: Mapping[str, EmulatedRole],
     verifier: Verifier,
     clock: Callable[[], datetime],
+    issued: dict[str, int],
 ) -> Reply:
-    """Issue temporary credentials that only the role's account accepts, until they expire."""
+    """Issue temporary credentials that only the role's account accepts, until they expire (``issued``
+    counts the answers per role, for ``EmulatedRole.issue_expired``)."""
     params = request_params(request)
     arn = params.get("RoleArn", "")
     if not ROLE_ARN.fullmatch(arn):
@@ -47,7 +51,9 @@ def assume_role(
         raise ApiError("Throttling.User", retry_after_ms=SCRIPTED_RETRY_AFTER_MS)
     if role.deny or (role.trusted_accounts is not None and caller.account not in role.trusted_accounts):
         raise ApiError("NoPermission", f"Account {caller.account} may not assume {arn}.")
-    expires = (clock() + timedelta(seconds=int(duration))).replace(microsecond=0)
+    issued[arn] = issued.get(arn, 0) + 1
+    lifetime = timedelta(seconds=int(duration)) if issued[arn] > role.issue_expired else -EXPIRED_BY
+    expires = (clock() + lifetime).replace(microsecond=0)
     key_id = f"STS.{secrets.token_hex(14)}"
     secret, token = secrets.token_urlsafe(30), f"CAIS{secrets.token_urlsafe(120)}"
     verifier.add(key_id, KeyPair(secret, token, account=role.account, expires=expires))

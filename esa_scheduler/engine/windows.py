@@ -126,15 +126,18 @@ class Timeline:
 
     def _events_from(self) -> Iterator[tuple[datetime, datetime, IcsEvent]]:
         """A ``calendar:`` window's events that end after ``origin``, in start order, expanded a month
-        at a time: the planner rarely needs more than the first month to find the next edge."""
+        first (the planner rarely needs more to find the next edge), then in spans that double: every
+        expansion walks every event of the calendar, so 400 days take five instead of thirteen."""
         from esa_scheduler.engine.calendars.ics import summary_matches
 
         w = self.window
         assert w.events is not None
         done: datetime | None = None
+        chunk = EVENT_CHUNK
         while done is None or done < self.horizon:
             begin = done or self.origin
-            end = min(begin + EVENT_CHUNK, self.horizon)
+            end = min(begin + chunk, self.horizon)
+            chunk *= 2
             found = []
             for event in w.events.events(begin, end):
                 start, finish = event.interval(w.tz)

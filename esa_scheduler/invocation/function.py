@@ -103,8 +103,28 @@ def apply_hold_changes(
     ``end_released`` (the intake, which reconciles later, in another invocation) a released hold is
     kept, ending at ``now``, as an alert's resolve keeps it: the scheduler's next run still sees its
     end as a transition, and a reconcile naming it in ``touched`` still finds its tasks.
+
+    An intent that changes holds takes the store's writers' lock over its reading as well as its
+    writing: a release decided on holds that a concurrent writer is changing could miss one. One
+    that changes none only reads (and prunes, which locks by itself), so a timer tick leaves an
+    untouched folder alone.
     """
-    now = now or now_utc()
+    alerted = intent.alerts and store.root.is_dir()  # without a folder there is nothing to decide on
+    if intent.dry_run or not (intent.new_holds or intent.release_ids or intent.release_tasks or alerted):
+        return _hold_changes(intent, store, log, since, schedule, now or now_utc(), end_released)
+    with store.writing():
+        return _hold_changes(intent, store, log, since, schedule, now or now_utc(), end_released)
+
+
+def _hold_changes(
+    intent: Intent,
+    store: HoldStore,
+    log: RunLog,
+    since: datetime | None,
+    schedule: Schedule | None,
+    now: datetime,
+    end_released: bool,
+) -> HoldChanges:
     recent = store.active(min(since or now, now), prune=not intent.dry_run)
     existing = [h for h in recent if h.expires_at > now]
     alerted = _apply_alerts(intent, schedule, store, log, now)

@@ -12,6 +12,7 @@ with ``icalendar``); the VTIMEZONE of the schedule's zone is ``icalendar``'s, fr
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -27,7 +28,17 @@ from esa_scheduler.views.rows import row_label, source_words, view_tasks
 
 PRODID = "-//esa-scheduler//plan --ics//EN"
 NAMES_IN_SUMMARY = 3
+NAMES_IN_DESCRIPTION = 50
+NAME_CHARS = 200
+"""A name longer than this is cut (with an ellipsis) in the feed: a calendar app shows a few words."""
+MAX_EVENTS = 2000
+FEED_BUDGET = 5_000_000
+"""Bytes: the feed stays under 5 MB whatever the input, like the HTML page, by leaving out the
+latest events when it must (a 300 KB schedule of long names made a 105 MB feed)."""
 FOLD_AT = 75
+_BREAKS = re.compile("\r\n|[\n\r\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
+"""Everything a reader may take for the end of a line (Python's ``splitlines`` takes all of them)."""
+_CONTROLS = re.compile("[\x00-\x08\x0e-\x1b\x1f\x7f-\x84\x86-\x9f]")
 
 
 def _stamp(instant: datetime) -> str:
@@ -35,8 +46,23 @@ def _stamp(instant: datetime) -> str:
 
 
 def _text(value: str) -> str:
-    """RFC 5545 TEXT escaping (section 3.3.11)."""
-    return value.replace("\\", "\\\\").replace(";", "\\;").replace(",", "\\,").replace("\n", "\\n")
+    """RFC 5545 TEXT escaping (section 3.3.11), and no control character left raw: a line break of any
+    kind becomes ``\\n`` (a bare CR in a task name would otherwise start a new property, such as
+    ``ATTENDEE``, for a reader that splits on it), any other control character U+FFFD (TEXT allows
+    none of them, and RFC 5545 has no escape for them)."""
+    escaped = value.replace("\\", "\\\\").replace(";", "\\;").replace(",", "\\,")
+    return _CONTROLS.sub("\ufffd", _BREAKS.sub(lambda _: "\\n", escaped))
+
+
+def _cut(name: str) -> str:
+    """A name as the feed shows it: at most ``NAME_CHARS`` characters."""
+    return name if len(name) <= NAME_CHARS else name[: NAME_CHARS - 1] + "\u2026"
+
+
+def _listed(labels: Sequence[str], most: int) -> str:
+    """The first ``most`` names, cut, and how many more there are."""
+    shown = ", ".join(_cut(label) for label in labels[:most])
+    return shown + (f" and {len(labels) - most} more" if len(labels) > most else "")
 
 
 def _fold(line: str) -> Iterator[str]:
@@ -150,13 +176,11 @@ def _uid(away: Away, target: str | None, taken: set[str]) -> str:
 
 def _event(away: Away, labels: list[str], uid: str, until: datetime, tz: ZoneInfo, stamp: str) -> list[str]:
     end = away.end or until
-    shown = ", ".join(labels[:NAMES_IN_SUMMARY])
-    if len(labels) > NAMES_IN_SUMMARY:
-        shown += f" and {len(labels) - NAMES_IN_SUMMARY} more"
-    why = ", ".join(source_words(source) for source in away.sources)
+    shown = _listed(labels, NAMES_IN_SUMMARY)
+    why = ", ".join(_cut(source_words(source)) for source in away.sources)
     description = (
-        f"{_local_span(away.start, end, tz)}\n{away.desired} because of: {', '.join(away.sources)}\n"
-        f"tasks ({len(labels)}): {', '.join(labels)}"
+        f"{_local_span(away.start, end, tz)}\n{away.desired} because of: {_listed(away.sources, len(away.sources))}\n"
+        f"tasks ({len(labels)}): {_listed(labels, NAMES_IN_DESCRIPTION)}"
     )
     return [
         "BEGIN:VEVENT",
@@ -205,17 +229,51 @@ def render_ics(
     groups = _occurrences(schedule, at, until, names, holds)
     stamp = _stamp(at)
     tz = schedule.timezone
-    lines = [
+    ordered = sorted(groups, key=lambda a: (a.start, a.sources, a.end or until))
+    taken: set[str] = set()
+    kept: list[Away] = []
+    events: list[str] = []
+    room = FEED_BUDGET - HEAD_ROOM
+    for away in ordered[:MAX_EVENTS]:
+        text = _folded(_event(away, sorted(groups[away]), _uid(away, target, taken), until, tz, stamp))
+        room -= len(text.encode("utf-8"))
+        if room < 0:
+            break
+        kept.append(away)
+        events.append(text)
+    head = [
         "BEGIN:VCALENDAR",
         "VERSION:2.0",
         f"PRODID:{PRODID}",
         "CALSCALE:GREGORIAN",
         "METHOD:PUBLISH",
-        _text_property("X-WR-CALNAME", f"esa-scheduler: {schedule_path}"),
+        _text_property("X-WR-CALNAME", f"esa-scheduler: {_cut(schedule_path)}"),
     ]
-    lines += _timezone(tz, [at, *(a.start for a in groups)], [until, *(a.end for a in groups if a.end)])
-    taken: set[str] = set()
-    for away in sorted(groups, key=lambda a: (a.start, a.sources, a.end or until)):
-        lines += _event(away, sorted(groups[away]), _uid(away, target, taken), until, tz, stamp)
-    lines.append("END:VCALENDAR")
+    note = _cut_note(len(kept), len(ordered))
+    if note is not None:
+        head += [_text_property("X-WR-CALDESC", note), _text_property("DESCRIPTION", note)]
+    head += _timezone(tz, [at, *(a.start for a in kept)], [until, *(a.end for a in kept if a.end)])
+    return _folded(head) + "".join(events) + "END:VCALENDAR\r\n"
+
+
+HEAD_ROOM = 100_000
+"""Bytes kept for what comes before the events: the calendar's properties, its note and the VTIMEZONE."""
+
+
+def _folded(lines: Sequence[str]) -> str:
     return "".join(folded + "\r\n" for line in lines for folded in _fold(line))
+
+
+def _cut_note(kept: int, total: int) -> str | None:
+    """Why events are missing, if any are: the event cap, or the feed's size budget."""
+    if kept == total:
+        return None
+    why = (
+        f"more than {MAX_EVENTS} events"
+        if kept == MAX_EVENTS
+        else f"its events would take the feed over its {FEED_BUDGET // 1_000_000} MB size limit"
+    )
+    return (
+        f"This feed holds the first {kept} of {total} events: {why} (fewer --days or a --task leave room "
+        "for the others)."
+    )

@@ -17,12 +17,12 @@ MAX_OCCURRENCES_PER_DAY = 24
 _TOO_FREQUENT = frozenset({"SECONDLY", "MINUTELY"})
 # what decides when an event happens (SUMMARY: whether a window's glob takes it); a problem with any
 # other property cannot move an interval, so it is a warning and the property is set aside
-_SHAPING = frozenset(
+SHAPING = frozenset(
     {"DTSTART", "DTEND", "DURATION", "RRULE", "RDATE", "EXDATE", "EXRULE", "RECURRENCE-ID", "STATUS", "UID", "SUMMARY"}
 )
 # of those, the ones RFC 5545 allows once per VEVENT: a second one is not a choice to guess at
 _SHAPING_ONCE = ("UID", "DTSTART", "DTEND", "DURATION", "RECURRENCE-ID", "STATUS", "SUMMARY")
-_OTHER_ONCE = frozenset(
+OTHER_ONCE = frozenset(
     {"DTSTAMP", "SEQUENCE", "CLASS", "CREATED", "DESCRIPTION", "GEO", "LAST-MODIFIED", "LOCATION", "ORGANIZER"}
     | {"PRIORITY", "TRANSP", "URL"}
 )
@@ -43,10 +43,10 @@ def set_aside(event: Component) -> list[tuple[str, str]]:
     so that no library trips on it later, and is worth a warning, not a refused file."""
     found: list[tuple[str, str]] = []
     for prop, message in getattr(event, "errors", []):
-        if prop is not None and prop.upper() not in _SHAPING:
+        if prop is not None and prop.upper() not in SHAPING:
             found.append((prop.upper(), message))
             event.pop(prop, None)
-    for prop in sorted(_OTHER_ONCE):
+    for prop in sorted(OTHER_ONCE):
         value = event.get(prop)
         if isinstance(value, list):
             found.append((prop, f"given {len(value)} times (RFC 5545 allows it once; the first is kept)"))
@@ -62,7 +62,7 @@ def event_problem(event: Component, written: Written) -> str | None:
         value = event.get(prop)
         if isinstance(value, list):
             return f"{prop} is given {len(value)} times (RFC 5545 allows it once; keep the right one)"
-    errors = [(p, m) for p, m in getattr(event, "errors", []) if p is None or p.upper() in _SHAPING]
+    errors = [(p, m) for p, m in getattr(event, "errors", []) if p is None or p.upper() in SHAPING]
     if errors:
         prop, message = errors[0]
         return f"RRULE refused: {message}" if prop == "RRULE" else f"{prop}: {message}"

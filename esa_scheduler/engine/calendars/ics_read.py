@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from esa_scheduler.engine.calendars.dates import Calendar
 from esa_scheduler.engine.calendars.ics import DURATION_AS_WRITTEN, IcsCalendar
+from esa_scheduler.engine.calendars.ics_bounds import calendar_query, readable, rule_problems, zone_problems
 from esa_scheduler.engine.calendars.ics_checks import Written, event_problem, set_aside
 from esa_scheduler.engine.calendars.ics_quirks import (
     calendar_zone_problem,
@@ -18,6 +19,7 @@ from esa_scheduler.engine.calendars.ics_quirks import (
     until_in_start_zone,
     zoned_dates,
 )
+from esa_scheduler.files import FileRefused, read_bounded
 
 if TYPE_CHECKING:
     from icalendar import Calendar as ICalendar
@@ -32,17 +34,17 @@ def ics_calendar(name: str, ics: str, file: str, where: str, problems: list[str]
     """Read and check an ICS file now, so that ``validate`` (not a later run) reports what is wrong."""
     path = Path(file).parent / ics
     try:
-        size = path.stat().st_size
-        if size > MAX_ICS_BYTES:
-            problems.append(f"{where}.ics: {path}: file too large ({size} bytes; the limit is {MAX_ICS_BYTES})")
-            return None
-        text = path.read_bytes().decode("utf-8-sig")  # a byte order mark is not part of the first line
+        data = read_bounded(path, MAX_ICS_BYTES, "ICS file")
+        text = data.decode("utf-8-sig")  # a byte order mark is not part of the first line
+    except FileRefused as exc:
+        problems.append(f"{where}.ics: {exc}")
+        return None
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         problems.append(f"{where}.ics: cannot read {path}: {reason}")
         return None
     ignored: list[str] = []
-    parsed = _parse_ics(text, ignored)
+    parsed = _parse_ics(text, ignored, f"{where}.ics: {path}")
     if isinstance(parsed, list):
         problems.extend(f"{where}.ics: {path}: {problem}" for problem in parsed)
         return None
@@ -50,26 +52,18 @@ def ics_calendar(name: str, ics: str, file: str, where: str, problems: list[str]
     return IcsCalendar(name, file, path, parsed, warnings)
 
 
-def _parse_ics(text: str, ignored: list[str]) -> CalendarQuery | list[str]:
+def _parse_ics(text: str, ignored: list[str], where: str) -> CalendarQuery | list[str]:
     """The calendar ready to expand, or its problems: a syntax error by line, else one per bad event
     by the line it begins on and its UID (every event is checked, so one pass fixes the file).
-    What cannot change an interval but is malformed goes to ``ignored``, one line per property."""
-    import icalendar
+    What cannot change an interval but is malformed goes to ``ignored``, one line per property. The
+    limits of ``ics_bounds`` come first, so that no check costs what they bound."""
     from icalendar.parser import Contentline
 
     lines = _logical_lines(text)
-    refused = timezone_problems(lines)
-    if refused:
-        return refused
-    dated = zoned_dates(lines)
-    try:
-        parsed = icalendar.Calendar.from_ical("\r\n".join(line for _, line in dated) if dated else text)
-    except ValueError as exc:
-        return [_locate_syntax_error(lines) or f"malformed calendar: {_first_line(exc)}"]
-    if not isinstance(parsed, icalendar.Calendar) or parsed.name != "VCALENDAR":
-        return ["not an iCalendar file (expected BEGIN:VCALENDAR at the top)"]
-    zone_problem = calendar_zone_problem(parsed, lines)
-    problems: list[str] = [zone_problem] if zone_problem else []
+    parsed = _read_calendar(lines)
+    if isinstance(parsed, list):
+        return parsed
+    problems: list[str] = []
     masters: dict[str, int] = {}
     set_apart: dict[str, tuple[int, str, str, int]] = {}  # property: first line, UID, message, events
     for event, written in zip(parsed.walk("VEVENT"), _written_events(lines), strict=True):
@@ -99,12 +93,31 @@ def _parse_ics(text: str, ignored: list[str]) -> CalendarQuery | list[str]:
     overrides_over_exdates(events)
     for event in events:
         until_in_start_zone(event)
-    import recurring_ical_events
-
     try:
-        return recurring_ical_events.of(parsed)
+        query = calendar_query(parsed, where)
     except ValueError as exc:
         return [_refused(parsed) or f"cannot expand the events: {_first_line(exc)}"]
+    return rule_problems(query) or query
+
+
+def _read_calendar(lines: list[tuple[int, str]]) -> ICalendar | list[str]:
+    """The lines ``icalendar`` reads (``ics_bounds.readable``), read; or the problems that stop it, the
+    zones' own first (``zone_problems``: a zone that cannot be expanded cheaply must not be)."""
+    import icalendar
+
+    read, problems = readable(lines)
+    refused = problems or timezone_problems(read)
+    if refused:
+        return refused
+    dated = zoned_dates(read) or read
+    try:
+        parsed = icalendar.Calendar.from_ical("".join(f"{line}\r\n" for _, line in dated))
+    except ValueError as exc:
+        return [_locate_syntax_error(read) or f"malformed calendar: {_first_line(exc)}"]
+    if not isinstance(parsed, icalendar.Calendar) or parsed.name != "VCALENDAR":
+        return ["not an iCalendar file (expected BEGIN:VCALENDAR at the top)"]
+    zone_problem = calendar_zone_problem(parsed, read)
+    return zone_problems(parsed) or ([zone_problem] if zone_problem else parsed)
 
 
 def _uid(event: Component) -> str:
@@ -137,13 +150,22 @@ def _refused(parsed: ICalendar) -> str | None:
 
 
 def _logical_lines(text: str) -> list[tuple[int, str]]:
-    """Unfolded content lines with the number of the line each starts on (for messages)."""
+    """Unfolded content lines with the number of the line each starts on (for messages).
+
+    A line's pieces are joined once it is complete: adding each continuation to the line so far
+    copies it every time, which made one folded 8 MB property take 17 s."""
     logical: list[tuple[int, str]] = []
+    pieces: list[str] = []
+    start = 0
     for number, line in enumerate(text.splitlines(), 1):
-        if line[:1] in (" ", "\t") and logical:
-            logical[-1] = (logical[-1][0], logical[-1][1] + line[1:])
+        if line[:1] in (" ", "\t") and pieces:
+            pieces.append(line[1:])
         elif line.strip():
-            logical.append((number, line))
+            if pieces:
+                logical.append((start, "".join(pieces)))
+            start, pieces = number, [line]
+    if pieces:
+        logical.append((start, "".join(pieces)))
     return logical
 
 

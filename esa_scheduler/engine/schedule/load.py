@@ -24,6 +24,7 @@ from esa_scheduler.engine.schedule.spec import (
     WindowSpec,
 )
 from esa_scheduler.errors import ScheduleError
+from esa_scheduler.files import FileRefused, read_bounded
 
 MAX_FILE_BYTES = 1024 * 1024
 
@@ -47,11 +48,12 @@ def schedule_files(path: str | os.PathLike[str]) -> list[Path]:
     """The files a ``--schedule`` argument names: one file, or every ``.yaml``/``.yml`` in a folder."""
     root = Path(path)
     if root.is_dir():
-        files = sorted(p for p in root.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+        # a FIFO or device named like a schedule file is read (and refused by name), not skipped
+        files = sorted(p for p in root.iterdir() if p.suffix in (".yaml", ".yml") and not p.is_dir())
         if not files:
             raise ScheduleError(f"{root}: no .yaml or .yml schedule files in this folder")
         return files
-    if root.is_file():
+    if root.exists():
         return [root]
     raise ScheduleError(f"{root}: schedule file or folder not found")
 
@@ -89,11 +91,10 @@ _SECTIONS: dict[str, type[BaseModel]] = {
 def _parse_file(file: Path, problems: list[str], expectations: bool) -> ParsedFile | None:
     """Validate entry by entry, so one bad window does not hide the problems of the others."""
     try:
-        size = file.stat().st_size
-        if size > MAX_FILE_BYTES:
-            problems.append(f"{file}: file too large ({size} bytes; the limit is {MAX_FILE_BYTES})")
-            return None
-        text = file.read_text(encoding="utf-8")
+        text = read_bounded(file, MAX_FILE_BYTES, "schedule file").decode("utf-8")
+    except FileRefused as exc:
+        problems.append(str(exc))
+        return None
     except (OSError, UnicodeDecodeError) as exc:
         problems.append(f"{file}: cannot read: {exc}")
         return None

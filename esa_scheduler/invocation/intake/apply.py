@@ -54,7 +54,19 @@ def apply_alerts(
     dry_run: bool = False,
 ) -> AlertOutcome:
     """Decide every alert against the holds in force at ``now``, then write the changed holds (not on a
-    dry run). ``None`` stands for an alert without a state, which the caller has logged."""
+    dry run). ``None`` stands for an alert without a state, which the caller has logged. The deciding
+    and the writing are one step under the store's writers' lock: an alert and its resolve arriving
+    together must not both start from the same holds. Without a state folder there is nothing to
+    read, and nothing is made until a hold is saved (which takes the lock itself)."""
+    if dry_run or not alerts or not store.root.is_dir():
+        return _apply(schedule, alerts, store, now, log, dry_run)
+    with store.writing():
+        return _apply(schedule, alerts, store, now, log, dry_run)
+
+
+def _apply(
+    schedule: Schedule, alerts: Sequence[Alert | None], store: HoldStore, now: datetime, log: RunLog, dry_run: bool
+) -> AlertOutcome:
     in_force: dict[str, Hold] = {hold.id: hold for hold in store.active(now, prune=not dry_run)}
     changes: list[HoldChange] = []
     matched = 0

@@ -17,10 +17,13 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from esa_scheduler.errors import ConfigError
+from esa_scheduler.invocation.statefile import read_state
 from esa_scheduler.timeutil import parse_instant, utc_iso
 
 KEEP = timedelta(hours=2)
 FOLDER = Path("intake") / "dingtalk-messages"
+RECORD_BYTES = 1024
+"""A record is one instant (20 bytes)."""
 
 
 class ReplayStore:
@@ -30,8 +33,11 @@ class ReplayStore:
         self.folder = root / FOLDER
 
     def _seen_at(self, path: Path) -> datetime | None:
+        """When the message was obeyed; ``None`` when its file is gone or unreadable. One that is no
+        message record at all (a FIFO, a device, a big file) is refused by name (``FileRefused``)."""
         try:
-            return parse_instant(path.read_text(encoding="ascii").strip())
+            data = read_state(path, RECORD_BYTES, "message record")
+            return None if data is None else parse_instant(data.decode("ascii").strip())
         except (OSError, ValueError, UnicodeDecodeError):
             return None
 

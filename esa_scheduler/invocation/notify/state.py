@@ -18,10 +18,13 @@ from typing import Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, ValidationError, field_serializer
 
 from esa_scheduler.engine.holds import Hold
-from esa_scheduler.invocation.statefile import write_atomic
+from esa_scheduler.errors import UserError
+from esa_scheduler.invocation.statefile import read_state, write_atomic
 from esa_scheduler.timeutil import utc_iso
 
 FOLDER = "notify"
+STATE_FILE_BYTES = 4 * 1024 * 1024
+"""Each file holds at most the holds in force or the next ``before`` period's reminders: far less."""
 
 
 class SentReminders(BaseModel):
@@ -80,11 +83,16 @@ class StateFile(Generic[Record]):
         self.model: type[Record] = model
 
     def load(self) -> Record | None:
-        """The record, ``None`` when there is none yet; ``ValueError`` when it is unreadable."""
-        if not self.path.exists():
-            return None
+        """The record, ``None`` when there is none yet; ``ValueError`` when it is unreadable.
+
+        Notifications come after the run has acted, so even a path that is no record at all (a
+        FIFO, a device, a file over ``STATE_FILE_BYTES``) is a warning, not a failure of the run:
+        its one line says what to do, and the next ``save`` replaces it with a regular file."""
         try:
-            return self.model.model_validate_json(self.path.read_bytes())
+            data = read_state(self.path, STATE_FILE_BYTES, "notification state file")
+            return None if data is None else self.model.model_validate_json(data)
+        except UserError as exc:
+            raise ValueError(str(exc)) from exc
         except (OSError, ValidationError) as exc:
             raise ValueError(f"{self.path}: unreadable notification state: {str(exc).splitlines()[0]}") from exc
 
