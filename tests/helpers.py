@@ -36,6 +36,20 @@ UTC = timezone.utc
 
 # --------------------------------------------------------------------------- schedules and the CLI
 
+ONE_NIGHTLY_TASK = """\
+version: 1
+timezone: UTC
+tasks:
+  - name: access-a
+windows:
+  - name: nightly
+    tasks: [access-a]
+    status: offline
+    cron: "0 2 * * *"
+    duration: 1h
+"""
+"""The smallest useful schedule: one task, offline every night 02:00-03:00 UTC."""
+
 
 def write_schedule(directory: Path, text: str, name: str = "ops.yaml") -> Path:
     """``text`` (dedented) as ``directory/name``; creates ``directory`` if needed."""

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from helpers import write_schedule
+from helpers import ONE_NIGHTLY_TASK, write_schedule
 
 from esa_scheduler.edge.credentials import Credentials
 from esa_scheduler.edge.signer import AcsV3Auth
@@ -31,18 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 SAMPLE = str(REPO / "schedule" / "sample.yaml")
 ESA = [sys.executable, "-m", "esa_scheduler"]
 NIGHT = "2026-11-28T02:30:00Z"
-SCHEDULE = """\
-version: 1
-timezone: UTC
-tasks:
-  - name: access-a
-windows:
-  - name: nightly
-    tasks: [access-a]
-    status: offline
-    cron: "0 2 * * *"
-    duration: 1h
-"""
+SCHEDULE = ONE_NIGHTLY_TASK
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from helpers import child_environment, endpoint_env, write_schedule
+from helpers import ONE_NIGHTLY_TASK, child_environment, endpoint_env, write_schedule
 
 from esa_scheduler.edge.credentials import resolve_credentials
 from esa_scheduler.emulator import Emulator
@@ -37,18 +37,7 @@ sys.exit(code)
 """
 PEAK_KB = 150 * 1024
 """Far above what a refusal needs (about 40 MB), far below a 200 MB file read whole."""
-SCHEDULE = """\
-version: 1
-timezone: UTC
-tasks:
-  - name: access-a
-windows:
-  - name: nightly
-    tasks: [access-a]
-    status: offline
-    cron: "0 2 * * *"
-    duration: 1h
-"""
+SCHEDULE = ONE_NIGHTLY_TASK
 AT = "2026-11-28T02:30:00Z"
 
 
