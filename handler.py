@@ -2,6 +2,9 @@
 
 ``handler.handler`` is the scheduler (timer, commands, CloudEvents); ``handler.intake`` is the
 incident intake behind an HTTP trigger, deployed as a second function from the same code package.
+FC imports this module for either function, so each entry point imports its own path when first
+called: the intake's cold start does not load the scheduler's event reader, planner and reconciler,
+nor the scheduler's the intake's routes.
 """
 
 from __future__ import annotations
@@ -15,11 +18,11 @@ from typing import Any
 # own stub), and every cold start saves the import of click and pygments.
 sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 
-from esa_scheduler.invocation.function import handle  # noqa: E402
-
 
 def handler(event: bytes, context: Any) -> dict[str, Any]:
     """FC passes the event as bytes and a context with request_id, function, region, credentials."""
+    from esa_scheduler.invocation.function import handle
+
     return handle(event, context)
 
 

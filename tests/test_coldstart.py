@@ -24,25 +24,27 @@ import esa_scheduler
 from esa_scheduler.emulator import Emulator
 
 ROOT = Path(__file__).resolve().parent.parent
-HANDLER_IMPORTS = frozenset(
-    {
-        "annotated_types",
-        "croniter",
-        "dateutil",
-        "pydantic",
-        "pydantic_core",
-        "six",
-        "typing_extensions",
-        "typing_inspection",
-        "yaml",
-    }
-)
-"""The third-party top-level modules ``import handler`` loads: pydantic (and what it needs) for the
-models, yaml for the schedule, croniter (with dateutil and six) for its windows."""
-TIMER_EVENT_IMPORTS = HANDLER_IMPORTS | {"h11", "httpx", "idna"}
-"""What importing handler and serving a timer event load: those and the HTTP stack, loaded when the
-invocation connects to ESA (over HTTPS ``certifi`` joins them, for its CA bundle; the emulator here is
-plain HTTP on loopback)."""
+HANDLER_IMPORTS: frozenset[str] = frozenset()
+"""The third-party top-level modules ``import handler`` loads: none, as FC imports it for either
+function and each entry point imports its own path when first called."""
+TIMER_EVENT_IMPORTS = HANDLER_IMPORTS | {
+    "annotated_types",
+    "croniter",
+    "dateutil",
+    "h11",
+    "httpx",
+    "idna",
+    "pydantic",
+    "pydantic_core",
+    "six",
+    "typing_extensions",
+    "typing_inspection",
+    "yaml",
+}
+"""What importing handler and serving a timer event load: pydantic (and what it needs) for the models,
+yaml for the schedule, croniter (with dateutil and six) for its windows, and the HTTP stack, loaded
+when the invocation connects to ESA (over HTTPS ``certifi`` joins them, for its CA bundle; the
+emulator here is plain HTTP on loopback)."""
 NEVER_ON_A_TIMER_EVENT = ("esa_scheduler.views", "esa_scheduler.emulator")
 """Pictures of plans and the local ESA: the CLI's, never the function's."""
 NOTIFY = "esa_scheduler.invocation.notify"
