@@ -8,6 +8,7 @@ every module on that path and every pydantic model built on it is paid again by 
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import json
 import os
 import pkgutil
@@ -202,3 +203,16 @@ def test_a_timer_event_loads_notify_and_calendars_only_for_a_schedule_that_uses_
     else:  # the same probe sees them when the schedule does use them
         assert "esa_scheduler.invocation.notify.dispatch" in notify
         assert calendars == sorted(CALENDAR_MODULES)
+
+
+def test_pydantic_looks_for_no_plugins_on_a_timer_event_and_the_package_installs_none(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    """handler.py stands in for pydantic's plugin loader, so a cold start skips importlib.metadata
+    and the scan of every installed distribution; a plugin the requirements brought in would be
+    ignored by the function, so none may be installed."""
+    probe = _probe("serve", write_schedule(tmp_path, PLAIN), emulator.url, tmp_path)
+    assert probe["summary"]["counts"]["updated"] == 1, probe["summary"]
+    assert "importlib.metadata" not in probe["loaded"]
+    plugins = sorted(entry.value for entry in importlib.metadata.entry_points(group="pydantic"))
+    assert not plugins, f"{plugins} are pydantic plugins, which handler.py's stand-in for their loader ignores"
