@@ -205,6 +205,20 @@ class ScheduleFileSpec(_Strict):
         return value
 
 
+class FileTopSpec(ScheduleFileSpec):
+    """A file's top level as ``load_schedule`` validates it, after each list of entries was validated
+    entry by entry (and left empty here): those lists only have to be lists, so reading a file builds
+    no validator for the sections it does not have. ``ScheduleFileSpec`` stays the whole format (the
+    JSON schema); the fields keep its order, and so its errors theirs."""
+
+    tasks: list[Any] = Field(default_factory=list)
+    windows: list[Any] = Field(default_factory=list)
+    incidents: list[Any] = Field(default_factory=list)
+    expect: list[Any] = Field(default_factory=list)
+    notify: list[Any] = Field(default_factory=list)
+    targets: list[Any] = Field(default_factory=list)
+
+
 class NotifySpec(BaseModel):
     """One target as written in the file; ``send_on`` because YAML 1.1 reads a bare ``on`` as true."""
 
