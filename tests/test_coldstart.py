@@ -87,7 +87,7 @@ def test_every_model_is_built_when_first_used_not_when_imported() -> None:
 # --------------------------------------------------------------------------- what the cold start loads
 
 PROBE = """\
-import json, sys, types
+import gc, json, sys, types
 before = set(sys.modules)
 import handler
 imported = [name for name, module in sys.modules.items() if module is not None and name not in before]
@@ -97,7 +97,8 @@ if sys.argv[1] == "serve":
     context = types.SimpleNamespace(request_id="cold", function=function, region=None)
     summary = handler.handler(b'{"triggerTime": "2027-01-04T03:30:00Z", "triggerName": "tick"}', context)
 loaded = [name for name, module in sys.modules.items() if module is not None and name not in before]
-print(json.dumps({"imported": sorted(imported), "loaded": sorted(loaded), "summary": summary}))
+collector = {"enabled": gc.isenabled(), "frozen": gc.get_freeze_count()}
+print(json.dumps({"imported": sorted(imported), "loaded": sorted(loaded), "summary": summary, "gc": collector}))
 """
 """Runs in a new interpreter: what ``import handler`` (and, with ``serve``, one timer event) adds to
 ``sys.modules``; ``None`` entries are imports marked absent, not loaded."""
@@ -216,3 +217,14 @@ def test_pydantic_looks_for_no_plugins_on_a_timer_event_and_the_package_installs
     assert "importlib.metadata" not in probe["loaded"]
     plugins = sorted(entry.value for entry in importlib.metadata.entry_points(group="pydantic"))
     assert not plugins, f"{plugins} are pydantic plugins, which handler.py's stand-in for their loader ignores"
+
+
+def test_a_timer_event_freezes_what_its_import_made_and_collects_garbage_again(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    """The import of the timer path runs with the collector paused; what it made is frozen, left out
+    of every later collection (handler.py's ``_first_load``), and the collector runs again after it."""
+    probe = _probe("serve", write_schedule(tmp_path, PLAIN), emulator.url, tmp_path)
+    assert probe["summary"]["counts"]["updated"] == 1, probe["summary"]
+    assert probe["gc"]["enabled"]
+    assert probe["gc"]["frozen"] > 10_000, probe["gc"]
