@@ -84,6 +84,22 @@ def test_every_model_is_built_when_first_used_not_when_imported() -> None:
     assert not eager, f"add defer_build=True to their model_config: {eager}"
 
 
+def test_no_model_builds_its_validator_with_a_builtin_default_factory() -> None:
+    """pydantic reads a default factory's signature as it builds a validator; a builtin's (``list``,
+    ``dict``) is parsed from its text with tokenize, whose first use compiles a large regular
+    expression, paid by the cold start that first validates such a model."""
+    builtin = sorted(
+        f"{model.__module__}.{model.__qualname__}.{name}"
+        for model in _models()
+        for name, field in model.model_fields.items()
+        if getattr(field.default_factory, "__module__", None) == "builtins"
+    )
+    assert not builtin, (
+        f"{builtin} have a builtin default_factory: give a plain default ([] or {{}}, which pydantic copies), "
+        "or, in a spec of the schedule's JSON schema, engine/calendars/spec.py's empty_list or empty_dict"
+    )
+
+
 # --------------------------------------------------------------------------- what the cold start loads
 
 PROBE = """\

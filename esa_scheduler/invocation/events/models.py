@@ -66,7 +66,7 @@ class ReconcileCommand(_Model):
     force: bool = False
     target: str | None = Field(default=None, min_length=1)
     """One fleet target only (what an ``async`` fan-out dispatches); default: every target."""
-    touched: list[str] = Field(default_factory=list)
+    touched: list[str] = Field(default=[])
     """Task selectors, or ids of holds standing for their selectors, whose holds the dispatching event
     made or ended (transitions mode acts on them)."""
 
