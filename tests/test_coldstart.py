@@ -244,3 +244,12 @@ def test_a_timer_event_freezes_what_its_import_made_and_collects_garbage_again(
     assert probe["summary"]["counts"]["updated"] == 1, probe["summary"]
     assert probe["gc"]["enabled"]
     assert probe["gc"]["frozen"] > 10_000, probe["gc"]
+
+
+def test_a_timer_event_loads_no_command_cloudevent_or_alert_module(emulator: Emulator, tmp_path: Path) -> None:
+    """The event reader loads the modules of commands, CloudEvents and alerts with the first such event."""
+    probe = _probe("serve", write_schedule(tmp_path, PLAIN), emulator.url, tmp_path)
+    assert probe["summary"]["counts"]["updated"] == 1, probe["summary"]
+    others = [f"esa_scheduler.invocation.events.{name}" for name in ("alerts", "commands", "incidents")]
+    assert not [name for name in others if name in probe["loaded"]]
+    assert "esa_scheduler.invocation.events.reader" in probe["loaded"]
