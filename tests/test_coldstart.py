@@ -1,8 +1,9 @@
-"""The timer's cold start: what ``import handler`` and one timer event load and build.
+"""The cold starts: what ``import handler`` and one timer event, or one alert to the intake, load and build.
 
 A new Function Compute instance imports ``handler`` and serves its first event before it answers;
 every module on that path and every pydantic model built on it is paid again by each cold start
-(``make bench`` measures it against the official SDK's import: bench/coldstart_bench.py).
+(``make bench`` measures both against the official SDK's import: bench/coldstart_bench.py and
+bench/intake_bench.py).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pydantic import BaseModel
 
 import esa_scheduler
 from esa_scheduler.emulator import Emulator
+from esa_scheduler.emulator.functions import FunctionBody
 
 ROOT = Path(__file__).resolve().parent.parent
 HANDLER_IMPORTS: frozenset[str] = frozenset()
@@ -112,20 +114,25 @@ if sys.argv[1] == "serve":
     function = types.SimpleNamespace(name="esa-scheduler", timeout=60)
     context = types.SimpleNamespace(request_id="cold", function=function, region=None)
     summary = handler.handler(b'{"triggerTime": "2027-01-04T03:30:00Z", "triggerName": "tick"}', context)
+elif sys.argv[1] == "intake":
+    function = types.SimpleNamespace(name="esa-scheduler-intake", timeout=10)
+    context = types.SimpleNamespace(request_id="cold", function=function, region="cn-hangzhou", account_id="1")
+    summary = json.loads(handler.intake(open(sys.argv[2], "rb").read(), context)["body"])
 loaded = [name for name, module in sys.modules.items() if module is not None and name not in before]
 collector = {"enabled": gc.isenabled(), "frozen": gc.get_freeze_count()}
 print(json.dumps({"imported": sorted(imported), "loaded": sorted(loaded), "summary": summary, "gc": collector}))
 """
-"""Runs in a new interpreter: what ``import handler`` (and, with ``serve``, one timer event) adds to
-``sys.modules``; ``None`` entries are imports marked absent, not loaded."""
+"""Runs in a new interpreter: what ``import handler`` (and, with ``serve``, one timer event; with
+``intake``, one HTTP trigger event read from a file) adds to ``sys.modules``; ``None`` entries are
+imports marked absent, not loaded."""
 
 
-def _probe(mode: str, schedule: Path, url: str, tmp_path: Path) -> dict[str, Any]:
+def _probe(mode: str, schedule: Path, url: str, tmp_path: Path, *args: str, **env_vars: str) -> dict[str, Any]:
     env = {name: value for name, value in os.environ.items() if not name.startswith(("ALIBABA_CLOUD_", "ESA_"))}
     env.update(endpoint_env(url), PYTHONPATH=str(ROOT), ESA_SCHEDULE=str(schedule), HOME=str(tmp_path))
-    env["ESA_STATE_DIR"] = str(tmp_path / "state")
+    env.update(env_vars, ESA_STATE_DIR=str(tmp_path / "state"))
     out = subprocess.run(
-        [sys.executable, "-c", PROBE, mode], env=env, cwd=tmp_path, capture_output=True, text=True, check=True
+        [sys.executable, "-c", PROBE, mode, *args], env=env, cwd=tmp_path, capture_output=True, text=True, check=True
     )
     result: dict[str, Any] = json.loads(out.stdout.splitlines()[-1])
     return result
@@ -253,3 +260,65 @@ def test_a_timer_event_loads_no_command_cloudevent_or_alert_module(emulator: Emu
     others = [f"esa_scheduler.invocation.events.{name}" for name in ("alerts", "commands", "incidents")]
     assert not [name for name in others if name in probe["loaded"]]
     assert "esa_scheduler.invocation.events.reader" in probe["loaded"]
+
+
+INTAKE_ALERT_IMPORTS = frozenset(
+    {
+        "annotated_types",
+        "h11",
+        "httpx",
+        "idna",
+        "pydantic",
+        "pydantic_core",
+        "typing_extensions",
+        "typing_inspection",
+        "yaml",
+    }
+)
+"""What importing handler and answering a first CloudMonitor alert load: pydantic and yaml for the
+schedule, the HTTP stack for the reconcile's dispatch to FC (croniter only with a cron window)."""
+NEVER_ON_AN_ALERT = (
+    "esa_scheduler.emulator",
+    "esa_scheduler.engine.planner",
+    "esa_scheduler.invocation.events",
+    "esa_scheduler.invocation.intake.chat",
+    "esa_scheduler.invocation.intake.dingtalk",
+    "esa_scheduler.invocation.notify",
+    "esa_scheduler.invocation.reconciler",
+    "esa_scheduler.views",
+)
+"""The scheduler's event reader, planner and reconciler, the chat route, notifications, the CLI's views
+and the local ESA: an alert's answer needs none of them."""
+ALERTING = """\
+    version: 1
+    timezone: UTC
+    tasks:
+      - pattern: "access-*"
+    incidents:
+      - name: origin-errors
+        alert: {source: cloudmonitor, name: "origin-5xx*"}
+        tasks: ["access-*"]
+        ttl: 2h
+    intake:
+      token_env: ESA_INTAKE_TOKEN
+"""
+
+
+def test_an_intake_alert_loads_only_the_allowed_third_party_modules_and_none_of_the_scheduler(tmp_path: Path) -> None:
+    event = ROOT / "events" / "intake-cloudmonitor-alert.json"
+    token = json.loads(event.read_text())["queryParameters"]["token"]
+    scheduler: dict[str, FunctionBody] = {"esa-scheduler": lambda event: {}}
+    with Emulator(tasks=[{"TaskName": "access-logs-prod", "Status": "online"}], functions=scheduler) as fc:
+        env = {"ESA_INTAKE_TOKEN": token, "ESA_SCHEDULER_FUNCTION": "esa-scheduler", "ESA_FC_ENDPOINT": fc.url}
+        probe = _probe("intake", write_schedule(tmp_path, ALERTING), fc.url, tmp_path, str(event), **env)
+        assert probe["summary"]["reconcile"] == "dispatched", probe["summary"]
+        assert len(fc.wait_for_invocations(1, timeout=30)) == 1
+    loaded = _third_party(probe["loaded"])
+    joined, gone = sorted(loaded - INTAKE_ALERT_IMPORTS), sorted(INTAKE_ALERT_IMPORTS - loaded)
+    assert not joined, (
+        f"answering an alert now also loads {joined}: every cold start of the intake pays for it (make bench "
+        "shows by how much). Load it only where it is used, or add it to INTAKE_ALERT_IMPORTS"
+    )
+    assert not gone, f"answering an alert no longer loads {gone}: remove them from INTAKE_ALERT_IMPORTS"
+    never = sorted(name for name in probe["loaded"] if name.startswith(NEVER_ON_AN_ALERT))
+    assert not never, f"an alert's answer loaded {never}"
