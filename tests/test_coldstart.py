@@ -322,3 +322,17 @@ def test_an_intake_alert_loads_only_the_allowed_third_party_modules_and_none_of_
     assert not gone, f"answering an alert no longer loads {gone}: remove them from INTAKE_ALERT_IMPORTS"
     never = sorted(name for name in probe["loaded"] if name.startswith(NEVER_ON_AN_ALERT))
     assert not never, f"an alert's answer loaded {never}"
+
+
+def test_an_intake_answer_that_dispatches_nothing_loads_no_http_client(tmp_path: Path) -> None:
+    """The FC client (asyncio, httpx, h11) loads with the first reconcile to dispatch: a refusal does not."""
+    event = json.loads((ROOT / "events" / "intake-cloudmonitor-alert.json").read_text())
+    event["queryParameters"]["token"] = "not-the-intake-token"
+    (tmp_path / "event.json").write_text(json.dumps(event))
+    fc = "http://127.0.0.1:9"  # never called: nothing is dispatched
+    env = {"ESA_INTAKE_TOKEN": "the-intake-token", "ESA_SCHEDULER_FUNCTION": "esa-scheduler", "ESA_FC_ENDPOINT": fc}
+    probe = _probe("intake", write_schedule(tmp_path, ALERTING), fc, tmp_path, str(tmp_path / "event.json"), **env)
+    assert probe["summary"] == {"ok": False, "error": "unauthorized"}
+    client = ("asyncio", "h11", "httpx", "esa_scheduler.edge.acs", "esa_scheduler.edge.fc_invoke")
+    assert not sorted(name for name in probe["loaded"] if name.split(".")[0] in client or name in client)
+    assert "esa_scheduler.invocation.intake.dispatch" in probe["loaded"]
