@@ -51,7 +51,7 @@ class TaskPage(_EsaModel):
     total_count: StrictInt = Field(alias="TotalCount", ge=0)
     page_number: StrictInt | None = Field(default=None, alias="PageNumber")
     page_size: StrictInt | None = Field(default=None, alias="PageSize")
-    tasks: list[DeliveryTask] = Field(default_factory=list, alias="Tasks")
+    tasks: list[DeliveryTask] = Field(default=[], alias="Tasks")
 
 
 class TaskDetail(DeliveryTask):

@@ -177,7 +177,7 @@ class EmulatedAccount(BaseModel):
     id: str = Field(pattern=r"^[0-9]{16}$")
     access_key_id: str = Field(min_length=1)
     access_key_secret: str = Field(min_length=1, repr=False)
-    tasks: list[EmulatedTask] = Field(default_factory=list)
+    tasks: list[EmulatedTask] = Field(default=[])
     error: str | None = None
 
 

@@ -60,7 +60,7 @@ class Alert(BaseModel):
     state: AlertState
     key: str = Field(min_length=1, max_length=MAX_KEY)
     severity: Severity = "unknown"
-    labels: Labels = Field(default_factory=dict)
+    labels: Labels = Field(default={})
     summary: str = Field(default="", max_length=MAX_SUMMARY)
     at: datetime | None = None
 

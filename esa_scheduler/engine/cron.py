@@ -7,6 +7,9 @@ contract): a wall time skipped by a spring-forward fires at the first instant af
 (several skipped times become that one start); a wall time repeated by a fall-back matches only
 its first pass when the hour field is fixed, and both passes when the hour field is ``*`` (or a
 ``*/n`` step), so hourly expressions fire every real hour.
+
+croniter (with dateutil) is imported by the first expression parsed or scanned, so that reading a
+schedule without cron windows (the intake's, often) does not load it.
 """
 
 from __future__ import annotations
@@ -19,8 +22,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
-
-from croniter import CroniterBadDateError, CroniterError, croniter
 
 from esa_scheduler.timeutil import UTC
 
@@ -118,6 +119,8 @@ class CronExpr:
             raise ValueError(f"invalid cron {text!r}: expected 5 fields (minute hour day month weekday)")
         fields = [_single_value_ranges(field, names) for field, names in zip(fields, _FIELD_NAMES, strict=True)]
         normalized = " ".join(fields)
+        from croniter import CroniterError, croniter
+
         try:
             croniter(normalized, datetime(2000, 1, 1))
         except (CroniterError, ValueError, TypeError, KeyError) as exc:
@@ -126,12 +129,16 @@ class CronExpr:
 
     def after(self, instant: datetime, tz: ZoneInfo) -> Iterator[datetime]:
         """Start instants strictly after ``instant``, ascending, in UTC."""
+        from croniter import croniter
+
         scan = croniter(self.text, _local(instant - _margin(instant, tz), tz))
         starts = self._merge(_walls(scan.get_next), tz, forward=True)
         return itertools.dropwhile(lambda start: start <= instant, starts)
 
     def at_or_before(self, instant: datetime, tz: ZoneInfo) -> Iterator[datetime]:
         """Start instants at or before ``instant``, descending, in UTC."""
+        from croniter import croniter
+
         scan = croniter(self.text, _local(instant + _margin(instant, tz), tz) + _ONE_SECOND)
         starts = self._merge(_walls(scan.get_prev), tz, forward=False)
         return itertools.dropwhile(lambda start: start > instant, starts)
@@ -169,6 +176,8 @@ class CronExpr:
 
 def _walls(step: Callable[[type[datetime]], datetime]) -> Iterator[datetime]:
     """Matching naive wall times from croniter, until it finds no more."""
+    from croniter import CroniterBadDateError
+
     while True:
         try:
             yield step(datetime)

@@ -3,11 +3,25 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 CalendarKind = Literal["holidays", "workdays"]
+
+
+def empty_list() -> list[Any]:
+    """The ``default_factory`` of a spec's list field, which pydantic inspects cheaply. It reads a
+    default factory's signature as it builds a validator, and that of a builtin (``list``, ``dict``)
+    is parsed from its text with tokenize, whose first use compiles a large regular expression (some
+    2 ms of a cold start); a Python function's is read from its code. Models outside the schedule's
+    JSON schema take a plain default (``[]``, ``{}``), which pydantic copies for each instance."""
+    return []
+
+
+def empty_dict() -> dict[str, Any]:
+    """``empty_list``'s counterpart for a mapping field."""
+    return {}
 
 
 def reject_date_times(value: object) -> object:
@@ -46,6 +60,6 @@ class CalendarSpec(BaseModel):
     )
     dates: list[DateItem] | None = Field(default=None, description="dates and inclusive ranges: 2026-12-28..2027-01-03")
     ics: str | None = Field(default=None, min_length=1, description="RFC 5545 file, relative to the schedule file")
-    add_holidays: list[DateItem] = Field(default_factory=list, description="dates to treat as days off")
-    add_workdays: list[DateItem] = Field(default_factory=list, description="dates to treat as working days")
-    remove: list[DateItem] = Field(default_factory=list, description="dates taken out of the library's own set")
+    add_holidays: list[DateItem] = Field(default_factory=empty_list, description="dates to treat as days off")
+    add_workdays: list[DateItem] = Field(default_factory=empty_list, description="dates to treat as working days")
+    remove: list[DateItem] = Field(default_factory=empty_list, description="dates taken out of the library's own set")

@@ -16,9 +16,9 @@ from esa_scheduler.engine.schedule.model import Schedule
 from esa_scheduler.engine.schedule.resolve import ParsedFile, resolve
 from esa_scheduler.engine.schedule.spec import (
     ExpectSpec,
+    FileTopSpec,
     IncidentSpec,
     NotifySpec,
-    ScheduleFileSpec,
     TargetSpec,
     TaskSpec,
     WindowSpec,
@@ -123,7 +123,7 @@ def _parse_file(file: Path, problems: list[str], expectations: bool) -> ParsedFi
         problems.append(f"{file}: targets: empty list; omit the key to use the function's own account")
     calendars = _validate_calendars(raw, top, file, problems)
     try:
-        spec = ScheduleFileSpec.model_validate(top)
+        spec = FileTopSpec.model_validate(top)
     except ValidationError as exc:
         problems.extend(f"{file}: {describe(err, raw)}" for err in exc.errors())
         return None

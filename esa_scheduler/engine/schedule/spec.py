@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, field_validator, model_validator
 
-from esa_scheduler.engine.calendars.spec import CalendarSpec, reject_date_times
+from esa_scheduler.engine.calendars.spec import CalendarSpec, empty_dict, empty_list, reject_date_times
 from esa_scheduler.timeutil import UTC, in_range, parse_datetime, parse_duration, parse_instant
 
 Status = Literal["online", "offline"]
@@ -53,9 +53,9 @@ class WindowSpec(_Strict):
     duration: str | None = None
     end_cron: str | None = None
     timezone: str | None = None
-    skip_dates: list[date] = Field(default_factory=list)
-    skip: list[str] = Field(default_factory=list)
-    only_on: list[str] = Field(default_factory=list)
+    skip_dates: list[date] = Field(default_factory=empty_list)
+    skip: list[str] = Field(default_factory=empty_list)
+    only_on: list[str] = Field(default_factory=empty_list)
     calendar: str | None = Field(default=None, min_length=1)
     summary: str | None = Field(default=None, min_length=1)
     active_from: date | None = None
@@ -81,7 +81,7 @@ class MatchSpec(_Strict):
     type: str | None = None
     source: str | None = None
     subject: str | None = None
-    data: dict[str, Any] = Field(default_factory=dict)
+    data: dict[str, Any] = Field(default_factory=empty_dict)
 
 
 class AlertSpec(_Strict):
@@ -93,7 +93,7 @@ class AlertSpec(_Strict):
     source: AlertSource | None = None
     name: str | None = Field(default=None, min_length=1)
     severity: list[Severity] | None = Field(default=None, min_length=1)
-    labels: dict[str, str] = Field(default_factory=dict)
+    labels: dict[str, str] = Field(default_factory=empty_dict)
 
     @model_validator(mode="after")
     def _not_a_catch_all(self) -> AlertSpec:
@@ -187,14 +187,14 @@ class ScheduleFileSpec(_Strict):
     mode: Mode = "enforce"
     tick: str | None = None
     safety: SafetySpec | None = None
-    calendars: dict[str, CalendarSpec] = Field(default_factory=dict)
-    tasks: list[TaskSpec] = Field(default_factory=list)
-    windows: list[WindowSpec] = Field(default_factory=list)
-    incidents: list[IncidentSpec] = Field(default_factory=list)
-    expect: list[ExpectSpec] = Field(default_factory=list)
-    notify: list[NotifySpec] = Field(default_factory=list)
+    calendars: dict[str, CalendarSpec] = Field(default_factory=empty_dict)
+    tasks: list[TaskSpec] = Field(default_factory=empty_list)
+    windows: list[WindowSpec] = Field(default_factory=empty_list)
+    incidents: list[IncidentSpec] = Field(default_factory=empty_list)
+    expect: list[ExpectSpec] = Field(default_factory=empty_list)
+    notify: list[NotifySpec] = Field(default_factory=empty_list)
     intake: IntakeSpec | None = None
-    targets: list[TargetSpec] = Field(default_factory=list, json_schema_extra={"minItems": 1})
+    targets: list[TargetSpec] = Field(default_factory=empty_list, json_schema_extra={"minItems": 1})
     """An empty list is refused when the file is read (``_parse_file``); the schema tells editors the same."""
 
     @field_validator("version", mode="before")
@@ -203,6 +203,20 @@ class ScheduleFileSpec(_Strict):
         if isinstance(value, bool):
             raise ValueError("version must be 1")
         return value
+
+
+class FileTopSpec(ScheduleFileSpec):
+    """A file's top level as ``load_schedule`` validates it, after each list of entries was validated
+    entry by entry (and left empty here): those lists only have to be lists, so reading a file builds
+    no validator for the sections it does not have. ``ScheduleFileSpec`` stays the whole format (the
+    JSON schema); the fields keep its order, and so its errors theirs."""
+
+    tasks: list[Any] = Field(default_factory=empty_list)
+    windows: list[Any] = Field(default_factory=empty_list)
+    incidents: list[Any] = Field(default_factory=empty_list)
+    expect: list[Any] = Field(default_factory=empty_list)
+    notify: list[Any] = Field(default_factory=empty_list)
+    targets: list[Any] = Field(default_factory=empty_list)
 
 
 class NotifySpec(BaseModel):
@@ -218,7 +232,7 @@ class NotifySpec(BaseModel):
     )
     send_on: list[NotifyTrigger] = Field(default_factory=lambda: list(DEFAULT_SEND_ON), min_length=1)
     before: str | None = None
-    tasks: list[str] = Field(default_factory=list)
+    tasks: list[str] = Field(default_factory=empty_list)
 
     @model_validator(mode="before")
     @classmethod

@@ -4,7 +4,9 @@ FC hands the handler raw bytes: a timer trigger's JSON, a direct command, or a C
 envelope from EventBridge (one event or a batch). Every shape is a pydantic model, and anything
 that is not exactly one of them is refused with the field it failed on, before anything changes.
 
-``models`` holds those shapes and the ``Intent`` they become, ``body`` decodes a body and names the
-delivery, ``incidents`` matches CloudEvents to the schedule's incident rules, and ``reader`` turns a
-body into one ``Intent``. Importers name the submodule they use: this package re-exports nothing.
+``models`` holds the timer's shape and the ``Intent`` every shape becomes, ``commands`` the commands,
+``body`` decodes a body and names the delivery, ``incidents`` holds the CloudEvent and matches it to
+the schedule's incident rules, ``alerts`` reads the alerts of alert sources, and ``reader`` turns a
+body into one ``Intent``, loading the modules of commands, CloudEvents and alerts only for such an
+event. Importers name the submodule they use: this package re-exports nothing.
 """

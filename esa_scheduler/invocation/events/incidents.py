@@ -1,14 +1,38 @@
-"""Which incident rule a CloudEvent matches (or releases): globs on its fields and its nested ``data``."""
+"""CloudEvents, and which incident rule one matches (or releases): globs on its fields and its
+nested ``data``. Loaded with the first CloudEvent an invocation reads: a timer tick defines none of these.
+"""
 
 from __future__ import annotations
 
 import re
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from esa_scheduler.engine.schedule.model import IncidentRule
 from esa_scheduler.engine.schedule.spec import MatchSpec
 from esa_scheduler.engine.selectors import selector_matches
-from esa_scheduler.invocation.events.models import CloudEvent
+
+
+class CloudEvent(BaseModel):
+    """A CloudEvents 1.0 envelope (EventBridge adds its own extension attributes)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True, strict=True, defer_build=True)
+
+    specversion: Literal["1.0"]
+    id: str = Field(min_length=1)
+    source: str = Field(min_length=1)
+    type: str = Field(min_length=1)
+    subject: str | None = None
+    data: Any = None
+
+
+@dataclass(frozen=True)
+class IncidentRelease:
+    """A CloudEvent that a rule's ``release_on`` matched: end that rule's hold."""
+
+    hold_id: str
 
 
 def _glob_match(expected: Any, actual: Any) -> bool:

@@ -1,25 +1,28 @@
-"""The shapes an event may take (timer, command, CloudEvent) and the ``Intent`` one invocation becomes."""
+"""The timer's event, the strict base of every event shape, and the ``Intent`` one invocation becomes.
+
+Commands (``commands``) and CloudEvents (``incidents``) have modules of their own, loaded with the
+first such event: a timer tick defines none of their models.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-from esa_scheduler.engine.holds import Hold, check_hold_id
-from esa_scheduler.engine.schedule.spec import Status
+from esa_scheduler.engine.holds import Hold
 from esa_scheduler.errors import EventError, first_problem
 from esa_scheduler.strict_json import loads_strict
-from esa_scheduler.timeutil import parse_duration, parse_instant
+from esa_scheduler.timeutil import parse_instant
 
 if TYPE_CHECKING:
     from esa_scheduler.engine.alerts import Alert
 
 
-class _Model(BaseModel):
+class StrictShape(BaseModel):
     """Strict: a value is taken only in its JSON type. Lax pydantic reads ``"force": "on"``, ``1`` or
     ``"yes"`` as true, so a typo or a hostile sender would bypass the safety limits or turn a run
     into a dry run; a string where a boolean belongs is refused, naming the field."""
@@ -27,14 +30,14 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, defer_build=True)
 
 
-class Options(_Model):
+class Options(StrictShape):
     """Options a timer's ``payload`` or a command may carry."""
 
     dry_run: bool = False
     force: bool = False
 
 
-class TimerEvent(_Model):
+class TimerEvent(StrictShape):
     """FC's timer trigger: evaluate the schedule at the trigger time."""
 
     triggerTime: str
@@ -55,117 +58,6 @@ class TimerEvent(_Model):
             return Options.model_validate(loads_strict(self.payload, "timer payload"))
         except ValidationError as exc:
             raise EventError(f"timer payload: {first_problem(exc)}") from exc
-
-
-class ReconcileCommand(_Model):
-    """Bring every managed task to its desired state now (or at ``at``)."""
-
-    action: Literal["reconcile"]
-    at: str | None = None
-    dry_run: bool = False
-    force: bool = False
-    target: str | None = Field(default=None, min_length=1)
-    """One fleet target only (what an ``async`` fan-out dispatches); default: every target."""
-    touched: list[str] = Field(default_factory=list)
-    """Task selectors, or ids of holds standing for their selectors, whose holds the dispatching event
-    made or ended (transitions mode acts on them)."""
-
-    @field_validator("at")
-    @classmethod
-    def _instant(cls, value: str | None) -> str | None:
-        if value is not None:
-            parse_instant(value)
-        return value
-
-
-class HoldCommand(_Model):
-    """Hold tasks in a state until a TTL or an instant: incidents outrank every window."""
-
-    action: Literal["hold"]
-    tasks: list[str] = Field(min_length=1)
-    status: Status = "offline"
-    reason: str = Field(min_length=1)
-    ttl: str | None = None
-    until: str | None = None
-    id: str | None = None
-    by: str = ""
-    targets: list[str] | None = Field(default=None, min_length=1)
-    dry_run: bool = False
-    force: bool = False
-
-    @field_validator("ttl")
-    @classmethod
-    def _ttl(cls, value: str | None) -> str | None:
-        if value is not None:
-            parse_duration(value)
-        return value
-
-    @field_validator("until")
-    @classmethod
-    def _until(cls, value: str | None) -> str | None:
-        if value is not None:
-            parse_instant(value)
-        return value
-
-    @field_validator("id")
-    @classmethod
-    def _id(cls, value: str | None) -> str | None:
-        return check_hold_id(value) if value is not None else None
-
-    @model_validator(mode="after")
-    def _one_expiry(self) -> HoldCommand:
-        if (self.ttl is None) == (self.until is None):
-            raise ValueError("give exactly one of 'ttl' or 'until' (no hold lasts forever)")
-        return self
-
-
-class ReleaseCommand(_Model):
-    """End holds early, by id or by the tasks they apply to."""
-
-    action: Literal["release"]
-    id: str | None = None
-    tasks: list[str] | None = Field(default=None, min_length=1)
-    dry_run: bool = False
-    force: bool = False
-
-    @field_validator("id")
-    @classmethod
-    def _id(cls, value: str | None) -> str | None:
-        return check_hold_id(value) if value is not None else None
-
-    @model_validator(mode="after")
-    def _one_selector(self) -> ReleaseCommand:
-        if (self.id is None) == (self.tasks is None):
-            raise ValueError("give exactly one of 'id' or 'tasks'")
-        return self
-
-
-class CloudEvent(BaseModel):
-    """A CloudEvents 1.0 envelope (EventBridge adds its own extension attributes)."""
-
-    model_config = ConfigDict(extra="allow", frozen=True, strict=True, defer_build=True)
-
-    specversion: Literal["1.0"]
-    id: str = Field(min_length=1)
-    source: str = Field(min_length=1)
-    type: str = Field(min_length=1)
-    subject: str | None = None
-    data: Any = None
-
-
-Command = ReconcileCommand | HoldCommand | ReleaseCommand
-COMMANDS: dict[str, type[ReconcileCommand] | type[HoldCommand] | type[ReleaseCommand]] = {
-    "reconcile": ReconcileCommand,
-    "hold": HoldCommand,
-    "release": ReleaseCommand,
-}
-
-
-@dataclass(frozen=True)
-class IncidentRelease:
-    """A CloudEvent that a rule's ``release_on`` matched: end that rule's hold."""
-
-    hold_id: str
 
 
 @dataclass(frozen=True)

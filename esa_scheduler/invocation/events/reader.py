@@ -13,24 +13,15 @@ from esa_scheduler.engine.holds import Hold, new_hold_id
 from esa_scheduler.engine.schedule.model import Schedule
 from esa_scheduler.engine.targets import check_target_selectors, unknown_target
 from esa_scheduler.errors import EventError, close_hint, close_matches, first_problem
-from esa_scheduler.invocation.events.alerts import ALERT_EVENT_TYPES, AlertsRead, raw_alert_source, read_alerts
 from esa_scheduler.invocation.events.body import decode_body, delivery_identity
-from esa_scheduler.invocation.events.incidents import event_matches, incident_hold_id, release_spec
-from esa_scheduler.invocation.events.models import (
-    COMMANDS,
-    CloudEvent,
-    Command,
-    HoldCommand,
-    IncidentRelease,
-    Intent,
-    ReconcileCommand,
-    ReleaseCommand,
-    TimerEvent,
-)
+from esa_scheduler.invocation.events.models import Intent, TimerEvent
 from esa_scheduler.timeutil import parse_duration, parse_instant, utc_iso
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # commands, CloudEvents and alerts load with the first such event, never on a timer tick
     from esa_scheduler.engine.alerts import Alert
+    from esa_scheduler.invocation.events.alerts import AlertsRead
+    from esa_scheduler.invocation.events.commands import Command, HoldCommand
+    from esa_scheduler.invocation.events.incidents import CloudEvent, IncidentRelease
 
 
 @dataclass
@@ -129,16 +120,26 @@ class EventReader:
             result = self._one(item, where)
             if isinstance(result, TimerEvent):
                 got.timer(result)
-            elif isinstance(result, Hold | IncidentRelease):
-                got.incident(result)
-            elif isinstance(result, AlertsRead):
-                got.alerted(result, self.schedule)
             else:
-                self._apply(result, where, got)
+                self._other(result, where, got)
         return got.intent(body, len(items))
+
+    def _other(self, result: Command | Hold | IncidentRelease | AlertsRead, where: str, got: _Gathered) -> None:
+        """Anything but a timer: the modules of commands, CloudEvents and alerts load with the first."""
+        from esa_scheduler.invocation.events.alerts import AlertsRead
+        from esa_scheduler.invocation.events.incidents import IncidentRelease
+
+        if isinstance(result, Hold | IncidentRelease):
+            got.incident(result)
+        elif isinstance(result, AlertsRead):
+            got.alerted(result, self.schedule)
+        else:
+            self._apply(result, where, got)
 
     def _apply(self, command: Command, where: str, got: _Gathered) -> None:
         """A command's part of the intent; its target and its hold are checked against the schedule."""
+        from esa_scheduler.invocation.events.commands import HoldCommand, ReconcileCommand, ReleaseCommand
+
         got.flags(command.dry_run, command.force)
         got.sources.append(f"command:{command.action}")
         if isinstance(command, ReconcileCommand):
@@ -168,6 +169,8 @@ class EventReader:
         try:
             if "triggerTime" in item:
                 return TimerEvent.model_validate(item)
+            from esa_scheduler.invocation.events.incidents import CloudEvent
+
             if "specversion" in item:
                 envelope = CloudEvent.model_validate(item)
                 data = envelope.data
@@ -178,6 +181,8 @@ class EventReader:
                 return self._command(item, where)
         except ValidationError as exc:
             raise EventError(f"{where}.{first_problem(exc)}") from exc
+        from esa_scheduler.invocation.events.alerts import raw_alert_source, read_alerts
+
         source = raw_alert_source(item)
         if source is not None:  # an alert CloudEvent's bare data: FC's raw-data delivery
             return read_alerts(source, item, where)
@@ -187,6 +192,8 @@ class EventReader:
         )
 
     def _command(self, item: dict[str, Any], where: str) -> Command:
+        from esa_scheduler.invocation.events.commands import COMMANDS
+
         action = item.get("action")
         model = COMMANDS.get(action) if isinstance(action, str) else None
         if model is None:
@@ -199,6 +206,8 @@ class EventReader:
     def _cloudevent(self, event: CloudEvent, where: str) -> Hold | IncidentRelease | AlertsRead:
         """A ``match:`` rule's CloudEvent, as before ``alert:`` rules existed; else an alert source's
         event, normalized for the ``alert:`` rules (one that none takes is logged and ignored)."""
+        from esa_scheduler.invocation.events.alerts import ALERT_EVENT_TYPES, read_alerts
+
         matched = self._incident(event)
         if matched is not None:
             return matched
@@ -208,6 +217,13 @@ class EventReader:
         raise EventError(f"{where}: CloudEvent type {event.type!r} from {event.source!r} matches no incident rule")
 
     def _incident(self, event: CloudEvent) -> Hold | IncidentRelease | None:
+        from esa_scheduler.invocation.events.incidents import (
+            IncidentRelease,
+            event_matches,
+            incident_hold_id,
+            release_spec,
+        )
+
         for rule in self.schedule.incidents:
             if rule.match is not None and event_matches(rule.match, event):
                 return Hold(

@@ -7,11 +7,14 @@ the intake's 10 s timeout. The task id (``x-fc-async-task-id``) is derived from 
 request body, so a sender's retry of the same callback is refused by FC as a duplicate and the
 scheduler reconciles once. A dispatch that fails undoes nothing: the holds are written, and the
 scheduler's next timer tick applies them.
+
+The FC client (``edge/fc_invoke.py``, with asyncio, httpx and h11) loads with the first reconcile a
+request asks for: an answer that dispatches nothing (a health check, a refusal, an alert that
+changes no hold) loads none of it.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import time
@@ -20,10 +23,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from esa_scheduler import config
-from esa_scheduler.edge.acs import ClientSettings
 from esa_scheduler.edge.credentials import resolve_credentials
 from esa_scheduler.edge.endpoints import resolve_fc_endpoint
-from esa_scheduler.edge.fc_invoke import ALREADY_DISPATCHED, FC_NAME, FC_QUALIFIER, FcClient, async_task_id
 from esa_scheduler.edge.responses import EsaApiError
 from esa_scheduler.errors import UserError
 from esa_scheduler.invocation.connection import fc_field, retry_logger
@@ -49,6 +50,8 @@ class Reconcile:
 
 def reconcile_for(route: str, body: bytes, hold_ids: Sequence[str]) -> Reconcile:
     """The reconcile of one request: a retried callback (the same route and body) gets the same task id."""
+    from esa_scheduler.edge.fc_invoke import async_task_id
+
     digest = hashlib.sha256(body).hexdigest()[:16]
     return Reconcile(tuple(dict.fromkeys(hold_ids)), async_task_id(("intake", route.strip("/"), digest), "scheduler"))
 
@@ -82,6 +85,8 @@ class SchedulerFunction:
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> SchedulerFunction | None:
         """``ESA_SCHEDULER_FUNCTION`` (and ``ESA_SCHEDULER_QUALIFIER``); ``None`` when unset."""
+        from esa_scheduler.edge.fc_invoke import FC_NAME, FC_QUALIFIER
+
         name = config.env(config.SCHEDULER_FUNCTION, environ=environ)
         if name is None:
             return None
@@ -97,6 +102,10 @@ def fc_dispatcher(context: Any, environ: Mapping[str, str]) -> Dispatcher:
     """Dispatch through FC's ``InvokeFunction`` as the intake's own role (the FC context's credentials)."""
 
     def dispatch(reconcile: Reconcile, log: RunLog) -> Dispatched:
+        import asyncio
+
+        from esa_scheduler.edge.fc_invoke import ALREADY_DISPATCHED
+
         try:
             function = SchedulerFunction.from_env(environ)
         except UserError as exc:
@@ -130,6 +139,9 @@ def fc_dispatcher(context: Any, environ: Mapping[str, str]) -> Dispatcher:
 async def _invoke(
     function: SchedulerFunction, reconcile: Reconcile, context: Any, environ: Mapping[str, str], log: RunLog
 ) -> str:
+    from esa_scheduler.edge.acs import ClientSettings
+    from esa_scheduler.edge.fc_invoke import FcClient
+
     env = dict(environ)
     region = fc_field(context, "region") or config.env(config.FC_REGION, environ=env) or ""
     account = fc_field(context, "account_id")

@@ -27,7 +27,7 @@ class AlertmanagerAlert(BaseModel):
 
     status: Literal["firing", "resolved"]
     labels: Labels
-    annotations: dict[str, Any] = Field(default_factory=dict, max_length=MAX_LABELS)
+    annotations: dict[str, Any] = Field(default={}, max_length=MAX_LABELS)
     startsAt: str | None = Field(default=None, max_length=64)
     endsAt: str | None = Field(default=None, max_length=64)
     fingerprint: str | None = Field(default=None, min_length=1, max_length=MAX_KEY)

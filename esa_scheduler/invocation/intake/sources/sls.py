@@ -29,8 +29,8 @@ class SlsAlert(BaseModel):
     status: Literal["firing", "resolved"]
     alert_id: str | None = Field(default=None, min_length=1, max_length=MAX_KEY)
     severity: int | None = None
-    labels: Labels = Field(default_factory=dict)
-    annotations: dict[str, Any] = Field(default_factory=dict, max_length=MAX_LABELS)
+    labels: Labels = Field(default={})
+    annotations: dict[str, Any] = Field(default={}, max_length=MAX_LABELS)
     fire_time: str | int | None = None
     resolve_time: str | int | None = None
     fingerprint: str | None = Field(default=None, min_length=1, max_length=MAX_KEY)
