@@ -232,21 +232,21 @@ def test_a_timer_event_loads_notify_and_calendars_only_for_a_schedule_that_uses_
 def test_pydantic_looks_for_no_plugins_on_a_timer_event_and_the_package_installs_none(
     emulator: Emulator, tmp_path: Path
 ) -> None:
-    """handler.py stands in for pydantic's plugin loader, so a cold start skips importlib.metadata
+    """The entry points stand in for pydantic's plugin loader, so a cold start skips importlib.metadata
     and the scan of every installed distribution; a plugin the requirements brought in would be
     ignored by the function, so none may be installed."""
     probe = _probe("serve", write_schedule(tmp_path, PLAIN), emulator.url, tmp_path)
     assert probe["summary"]["counts"]["updated"] == 1, probe["summary"]
     assert "importlib.metadata" not in probe["loaded"]
     plugins = sorted(entry.value for entry in importlib.metadata.entry_points(group="pydantic"))
-    assert not plugins, f"{plugins} are pydantic plugins, which handler.py's stand-in for their loader ignores"
+    assert not plugins, f"{plugins} are pydantic plugins, which the entry points' stand-in for their loader ignores"
 
 
 def test_a_timer_event_freezes_what_its_import_made_and_collects_garbage_again(
     emulator: Emulator, tmp_path: Path
 ) -> None:
     """The import of the timer path runs with the collector paused; what it made is frozen, left out
-    of every later collection (handler.py's ``_first_load``), and the collector runs again after it."""
+    of every later collection (esa_scheduler/entrypoints.py's ``load_path``), and the collector runs again after it."""
     probe = _probe("serve", write_schedule(tmp_path, PLAIN), emulator.url, tmp_path)
     assert probe["summary"]["counts"]["updated"] == 1, probe["summary"]
     assert probe["gc"]["enabled"]
