@@ -355,3 +355,78 @@ def test_example_cloudevents_through_invoke(
         assert len(named(parse_lines(err), "hold.released")) == 1
     finally:
         emulator.stop()
+
+
+# --- what notifications say about an alert's hold -------------------------------------------------
+
+
+def announced(bench: Bench, body: Any, at: datetime) -> dict[str, list[tuple[str, str]]] | None:
+    """One invocation with a ``holds`` webhook: the hold facts it announced (id, expiry), or None
+    when it sent nothing."""
+    entry = "  - {name: ops, kind: webhook, url_env: OPS_URL, send_on: [holds]}\n"
+    bench.schedule.write_text(bench.schedule.read_text().split("notify:\n")[0] + "notify:\n" + entry)
+    with Receiver(lambda request: (202, {})) as receiver:
+        bench.environ = {"OPS_URL": f"{receiver.base}/esa/hook"}
+        bench.run(body, at)
+    if not receiver.received:
+        return None
+    (request,) = receiver.received
+    holds = request.json()["data"]["holds"]
+    return {verb: [(h["id"], h["expires_at"]) for h in found] for verb, found in holds.items()}
+
+
+def test_an_alert_hold_is_created_once_released_when_its_cooldown_starts_and_expired_at_its_end(
+    bench: Bench,
+) -> None:
+    """A refresh (the alert posted again while it fires, as Alertmanager re-sends a group) is not
+    news; a resolve that starts the cooldown is the hold's release, announced with when it ends."""
+    assert announced(bench, cms("ALERT"), T0) == {
+        "created": [(ORIGIN, "2026-11-28T03:30:00Z")],
+        "released": [],
+        "expired": [],
+    }
+    assert announced(bench, cms("ALERT"), T0 + timedelta(minutes=5)) is None
+    assert announced(bench, cms("OK"), T0 + timedelta(minutes=20)) == {
+        "created": [],
+        "released": [(ORIGIN, "2026-11-28T02:00:00Z")],
+        "expired": [],
+    }
+    assert announced(bench, {"action": "reconcile"}, T0 + timedelta(minutes=25)) is None
+    assert announced(bench, {"action": "reconcile"}, T0 + timedelta(minutes=30)) == {
+        "created": [],
+        "released": [],
+        "expired": [(ORIGIN, "2026-11-28T02:00:00Z")],
+    }
+
+
+def test_a_firing_during_the_cooldown_is_announced_as_holding_again(bench: Bench) -> None:
+    announced(bench, cms("ALERT"), T0)
+    announced(bench, cms("OK"), T0 + timedelta(minutes=20))
+    assert announced(bench, cms("ALERT"), T0 + timedelta(minutes=25)) == {
+        "created": [(ORIGIN, "2026-11-28T03:55:00Z")],
+        "released": [],
+        "expired": [],
+    }
+    assert announced(bench, cms("ALERT"), T0 + timedelta(minutes=26)) is None
+
+
+def test_holds_the_intake_writes_are_announced_once_by_the_reconcile_it_dispatches(bench: Bench) -> None:
+    """The intake writes the hold (a resolve keeps it, ending at once) and the scheduler's reconcile,
+    another invocation, announces it: created, then released, not released and expired as well."""
+    schedule = load_schedule(bench.schedule)
+    firing = Alert(source="sls", name="WAF blocks spike", state="firing", key="9a8b7c6d5e4f3a2b", severity="warning")
+    apply_alerts(schedule, [firing], HoldStore(bench.state), T0, RunLog(stream=io.StringIO()))
+    assert announced(bench, {"action": "reconcile", "touched": [WAF]}, T0 + timedelta(seconds=5)) == {
+        "created": [(WAF, "2026-11-28T02:30:00Z")],
+        "released": [],
+        "expired": [],
+    }
+    resolved = [firing.model_copy(update={"state": "resolved"})]
+    later = T0 + timedelta(minutes=7)
+    apply_alerts(schedule, resolved, HoldStore(bench.state), later, RunLog(stream=io.StringIO()))
+    assert announced(bench, {"action": "reconcile", "touched": [WAF]}, later + timedelta(seconds=5)) == {
+        "created": [],
+        "released": [(WAF, "2026-11-28T01:37:00Z")],
+        "expired": [],
+    }
+    assert announced(bench, {"action": "reconcile"}, later + timedelta(minutes=1)) is None

@@ -47,7 +47,7 @@ from esa_scheduler.invocation.notify.state import (
 )
 from esa_scheduler.invocation.reconciler import RunSummary
 from esa_scheduler.logs import RunLog, redact
-from esa_scheduler.timeutil import now_to_the_second, now_utc
+from esa_scheduler.timeutil import now_to_the_second
 
 REPEAT_ALERT_AFTER = timedelta(hours=1)
 """An unchanged alert (a run that stays blocked or failing) is sent again after this long, not every tick."""
@@ -197,21 +197,45 @@ class Notifier:
 
     def _hold_facts(self, at: datetime) -> tuple[tuple[Hold, ...], tuple[Hold, ...], tuple[Hold, ...]]:
         """The holds this invocation announces as created, released and expired (none when it serves
-        one fleet target, or when no entry listens for holds)."""
+        one fleet target, or when no entry listens for holds).
+
+        Each hold is compared, by id, with the holds announced last. One not among them is created.
+        One whose end moved earlier while it still holds (an alert's resolve starting its cooldown)
+        is released, announced with its new end and remembered as ending; only a firing during that
+        cooldown announces it again, as created. Any other change is a refresh (the alert posted
+        again while it fires, as Alertmanager re-sends a group) and not news. A hold that no longer
+        holds is released when it was to run longer, or expired when it reached its end within the
+        tick, never both."""
         if self.serves is not None or not any("holds" in t.spec.send_on for t in self.schedule.notify):
             return (), (), ()
         recorded = self._load(self.known_holds)
         known = {
             h.id: h for h in (recorded.holds if recorded else [h for h in self.holds if h.created_at <= self.since])
         }
-        created = [*self.created, *(h for h in self.holds if known.get(h.id) != h and h not in self.created)]
-        in_force, now = {h.id for h in self.holds}, now_utc()
-        ended = [h for h in known.values() if h.id not in in_force and h.expires_at > now]  # `hold release`
-        released = [*self.released, *(h for h in ended if h.id not in {r.id for r in self.released})]
-        if recorded is None or set(recorded.holds) != set(self.holds):
-            self._save(self.known_holds, KnownHolds(holds=self.holds))
-        gone = {h.id for h in self.released}
-        expired = [h for h in self.previous if at - self.schedule.tick < h.expires_at <= at and h.id not in gone]
+        ending = set(recorded.ending) if recorded else set()
+        created, shortened = list(self.created), []
+        for hold in self.holds:
+            before = known.get(hold.id)
+            if hold in created or before == hold:
+                continue
+            if before is None or (hold.id in ending and hold.expires_at > before.expires_at):
+                created.append(hold)
+                ending.discard(hold.id)
+            elif hold.expires_at < before.expires_at and hold.id not in ending:
+                shortened.append(hold)
+        in_force, stored = {h.id for h in self.holds}, {h.id: h for h in self.previous}
+        ended = [  # `hold release`, or the intake's release, which keeps the hold ending when it was released
+            stored.get(h.id, h)
+            for h in known.values()
+            if h.id not in in_force and h.expires_at > at and h.id not in ending
+        ]
+        released_here = {h.id for h in self.released}
+        released = [*self.released, *(h for h in (*shortened, *ended) if h.id not in released_here)]
+        ending = (ending | {h.id for h in shortened}) & in_force
+        if recorded is None or set(recorded.holds) != set(self.holds) or set(recorded.ending) != ending:
+            self._save(self.known_holds, KnownHolds(holds=self.holds, ending=tuple(sorted(ending))))
+        announced = {h.id for h in released}
+        expired = [h for h in self.previous if at - self.schedule.tick < h.expires_at <= at and h.id not in announced]
         return tuple(created), tuple(released), tuple(expired)
 
     def _sent_reminders(self, at: datetime) -> tuple[dict[str, datetime], bool]:

@@ -47,6 +47,9 @@ class KnownHolds(BaseModel):
 
     version: Literal[1] = 1
     holds: tuple[Hold, ...] = ()
+    ending: tuple[str, ...] = ()
+    """Ids of holds in force that were announced as released (an alert's cooldown is running): only a
+    firing that holds them again is news, and their end is announced as expired, not released."""
 
 
 class SentAlert(BaseModel):
