@@ -389,6 +389,20 @@ def test_help_and_unknown_verbs_get_the_help_text(h: Harness, text: str) -> None
     assert ok is (text.lower() in ("help", "", "@esa"))
 
 
+def test_a_selector_copied_from_a_reply_means_what_the_reply_showed(h: Harness) -> None:
+    """Replies show ``*`` as its look-alike U+2217 (markup is never rendered): pasted back into a
+    command, the selector still selects what it did."""
+    say(h, "hold waf-*,access-logs-dev 2h INC-5", "a")
+    _, text = say(h, "status", "b")
+    shown = text.split("**holds in force**: 1\n\n- ")[1].split(": ")[1].split(" offline")[0]
+    assert shown == "waf-∗, access-logs-dev"
+    ok, reply = say(h, f"release {shown}", "c")
+    assert ok and reply.count("**released**") == 1
+    ok, reply = say(h, "hold waf-∗ 1h INC-6", "d")
+    hold = next(hold for hold in h.holds().values() if hold["reason"] == "INC-6")
+    assert ok and hold["tasks"] == ["waf-*"]
+
+
 def test_chat_replies_escape_what_the_message_supplied(h: Harness) -> None:
     """A reason can carry neither a link, nor bold text, nor a control character into the group."""
     say(h, "hold access-logs-prod 2h [login](https://phish.example) **now** \x1b[31m", "a")

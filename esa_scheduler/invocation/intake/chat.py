@@ -2,9 +2,11 @@
 
 A command obeys the same rules as the event it stands for: ``hold`` is a hold event (managed tasks
 only, a TTL required), ``release`` a release event, checked by the event reader and written through
-the hold store; holds made here are by ``dingtalk:<senderStaffId>``. Replies are DingTalk markdown,
-and every string a chat message or a stored hold supplies is escaped for it, so a reason cannot
-carry a link, bold text or control characters into the group.
+the hold store; holds made here are by ``dingtalk:<senderStaffId>``. Selectors and task names are
+read through ``typed_back``, so one copied from a reply, where ``*`` is shown as its look-alike
+U+2217, means what it meant. Replies are DingTalk markdown, and every string a chat message or a
+stored hold supplies is escaped for it, so a reason cannot carry a link, bold text or control
+characters into the group.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from esa_scheduler.errors import UserError, close_hint, close_matches
 from esa_scheduler.invocation.events.reader import EventReader
 from esa_scheduler.invocation.function import apply_hold_changes
 from esa_scheduler.invocation.holds import HoldStore
-from esa_scheduler.invocation.notify.markdown import escape_markdown
+from esa_scheduler.invocation.notify.markdown import escape_markdown, typed_back
 from esa_scheduler.invocation.notify.message import cut, when
 from esa_scheduler.logs import RunLog
 
@@ -103,7 +105,7 @@ class Chat:
     def _hold(self, args: Sequence[str]) -> Outcome:
         if len(args) < 3:
             raise UserError("give the tasks, a TTL and a reason: hold SELECTOR[,SELECTOR...] TTL REASON...")
-        selectors = [s for s in args[0].split(",") if s]
+        selectors = [s for s in typed_back(args[0]).split(",") if s]
         event = {"action": "hold", "tasks": selectors, "ttl": args[1], "reason": " ".join(args[2:])}
         created, _ = self._changes({**event, "by": f"dingtalk:{self.sender}"})
         hold = created[0]
@@ -113,7 +115,7 @@ class Chat:
         )
 
     def _release(self, args: Sequence[str]) -> Outcome:
-        wanted = [s for arg in args for s in arg.split(",") if s]
+        wanted = [s for arg in args for s in typed_back(arg).split(",") if s]
         if not wanted:
             raise UserError("give one hold id, or task selectors separated by commas: release HOLD_ID")
         in_force = {h.id for h in self.store.active(self.now, prune=False) if h.active_at(self.now)}
@@ -142,7 +144,7 @@ class Chat:
     def _plan(self, args: Sequence[str]) -> Outcome:
         if len(args) > 1:
             raise UserError("give at most one task: plan [TASK]")
-        tasks = self._plan_tasks(args[0] if args else None)
+        tasks = self._plan_tasks(typed_back(args[0]) if args else None)
         holds = self.store.active(self.now, prune=False)
         planner = Planner(self.schedule, self.now, holds)
         changes = [

@@ -76,6 +76,15 @@ def escape_markdown(text: str, service: str, limit: int = MAX_CHARS) -> str:
     return _HIDDEN.sub(lambda m: f"\\u{ord(m.group(0)):04x}", value)
 
 
+_TYPED_BACK = {ord(look): chr(char) for char, look in _LOOKALIKE.items()} | {ord("＿"): "_"}
+
+
+def typed_back(text: str) -> str:
+    """``text`` with the look-alikes ``escape_markdown`` writes read as what they stand for: a selector
+    copied from a chat reply (``access-logs-`` and U+2217) is the selector the reply showed."""
+    return text.translate(_TYPED_BACK)
+
+
 def shorten(text: str, limit: int = MAX_CHARS) -> str:
     """One line of at most ``limit`` characters: whitespace runs are one space, the rest is cut with ``…``."""
     value = _SPACES.sub(" ", text).strip()
