@@ -648,6 +648,9 @@ def test_logs_go_to_the_project_and_logstore_the_template_creates(template: dict
     # a fleet's lines are filtered by target (``target``; a notify line's is the notify entry) and by
     # the FC async task a dispatch made
     assert {"target", "task_id"} <= indexed
+    # holds, and the intake's answers, alerts and chat commands, by the fields docs/incidents.md lists
+    assert {"hold_id", "reason", "route", "status", "name", "state", "key", "severity", "rule"} <= indexed
+    assert {"sender", "verb", "outcome"} <= indexed
 
 
 # ---------------------------------------------------------------------------------------------
