@@ -17,6 +17,7 @@ import logging
 import os
 import re
 import sys
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -29,7 +30,28 @@ LOGGER_NAME = "esa_scheduler"
 MASK = "***"
 LogFormat = Literal["auto", "json", "text"]
 LOG_FORMATS: tuple[str, ...] = get_args(LogFormat)
-_secrets: set[str] = set()
+
+
+class _Secrets:
+    """The values to mask. The set is replaced whole, never changed in place: a thread masking a line
+    iterates the set it read while another registers a secret (fleet targets assuming their roles in
+    parallel, as the emulator runs FC's async invocations, or an FC instance serving concurrent
+    requests); changed in place, the masking raised "Set changed size during iteration"."""
+
+    def __init__(self) -> None:
+        self.values: frozenset[str] = frozenset()
+        self._lock = threading.Lock()
+
+    def add(self, value: str) -> None:
+        with self._lock:
+            self.values = self.values | {value}
+
+    def discard(self, value: str) -> None:
+        with self._lock:
+            self.values = self.values - {value}
+
+
+_secrets = _Secrets()
 _settings: dict[str, LogFormat] = {"format": "json"}
 _TEXT_HEADER = frozenset({"ts", "level", "event", "run_id", "fc_request_id"})
 _TEXT_LEVELS = {"WARNING": "WARN"}
@@ -50,7 +72,7 @@ def forget_secret(value: str) -> None:
 
 def redact(text: str) -> str:
     """Mask every registered secret in ``text``."""
-    for secret in _secrets:
+    for secret in _secrets.values:
         if secret in text:
             text = text.replace(secret, MASK)
     return text

@@ -112,7 +112,9 @@ def pytest_runtest_makereport(
     report = yield
     if call.when != "call" or not report.passed:
         return report
-    secrets = _test_secrets | logs._secrets | {os.environ.get(name, "") for name in SECRET_ENV} | _known_test_secrets()
+    secrets = (
+        _test_secrets | logs._secrets.values | {os.environ.get(name, "") for name in SECRET_ENV} | _known_test_secrets()
+    )
     secrets = {secret for secret in secrets if len(secret) >= SECRET_MIN_LENGTH}
     texts = [*_test_output, *report.sections]
     leaks = sorted(

@@ -221,7 +221,7 @@ def test_async_fanout_dispatches_once_per_target_and_never_twice(
         invocations = emulator.wait_for_invocations(3)
         events = sorted((json.loads(i.event) for i in invocations), key=lambda event: event["target"])
         assert events == [{"action": "reconcile", "at": NIGHT, "target": name} for name in ("prod-a", "prod-b", "self")]
-        assert all(i.outcome == "ok" for i in emulator.wait_for_invocations(3))
+        assert [(i.outcome, i.error) for i in emulator.wait_for_invocations(3)] == [("ok", None)] * 3
         for account in (ACCOUNT_A, ACCOUNT_B, None):
             assert statuses(emulator, account) == {"offline"}
         # FC retries the coordinator (same trigger): FC refuses every duplicate, nothing runs twice
@@ -296,7 +296,7 @@ def test_a_retried_event_dispatches_no_target_twice(
         # FC retries the coordinator a moment later: the same bytes, a later "now"
         again = fc_handler.handler(body, context("fc-req-coordinator-retry"))
         assert emulator.stats["by_action_outcome"]["InvokeFunction"] == {"ok": 3, "AsyncTaskAlreadyExists": 3}
-        assert [i.outcome for i in emulator.wait_for_invocations(3)] == ["ok"] * 3
+        assert [(i.outcome, i.error) for i in emulator.wait_for_invocations(3)] == [("ok", None)] * 3
         for account in (ACCOUNT_A, ACCOUNT_B, None):
             assert emulator.status("access-1", account=account) == "offline"
     assert first["ok"] is True and {t["duplicate"] for t in first["targets"].values()} == {False}
@@ -318,7 +318,7 @@ def test_a_dry_run_preview_at_the_same_instant_does_not_suppress_the_real_run(
             assert statuses(emulator, account) == {"online"}
         real = fc_handler.handler(timer(), context())
         assert real["ok"] is True and {t["duplicate"] for t in real["targets"].values()} == {False}
-        assert [i.outcome for i in emulator.wait_for_invocations(6)] == ["ok"] * 6
+        assert [(i.outcome, i.error) for i in emulator.wait_for_invocations(6)] == [("ok", None)] * 6
         for account in (ACCOUNT_A, ACCOUNT_B, None):
             assert statuses(emulator, account) == {"offline"}
 
@@ -335,7 +335,7 @@ def test_async_fanout_target_invocations_each_send_their_own_message(
         with async_fleet() as emulator:
             use_env(monkeypatch, emulator, schedule, ESA_FANOUT="async", HOOK_URL=f"{hook.base}/hook")
             coordinator = fc_handler.handler(timer(), context())
-            assert all(i.outcome == "ok" for i in emulator.wait_for_invocations(3))
+            assert [(i.outcome, i.error) for i in emulator.wait_for_invocations(3)] == [("ok", None)] * 3
         events = sorted((r.json() for r in hook.received), key=lambda event: event["data"]["target"])
     assert coordinator["notified"] == 0
     assert [e["data"]["target"] for e in events] == ["prod-a", "prod-b", "self"]
@@ -363,7 +363,7 @@ def test_async_fanout_announces_hold_changes_once_from_the_coordinator(
             use_env(monkeypatch, emulator, schedule, ESA_FANOUT="async", HOOK_URL=f"{hook.base}/hook")
             hold = {"action": "hold", "tasks": ["access-1"], "ttl": "1h", "reason": "incident", "targets": ["prod-a"]}
             coordinator = fc_handler.handler(json.dumps(hold).encode(), context())
-            assert all(i.outcome == "ok" for i in emulator.wait_for_invocations(3))
+            assert [(i.outcome, i.error) for i in emulator.wait_for_invocations(3)] == [("ok", None)] * 3
             ended = Hold(
                 id="h-ended",
                 tasks=("access-0",),
@@ -374,7 +374,7 @@ def test_async_fanout_announces_hold_changes_once_from_the_coordinator(
             )
             HoldStore(schedule.parent.parent / "state").save(ended)
             ticked = fc_handler.handler(timer(now.strftime("%Y-%m-%dT%H:%M:%SZ")), context())
-            assert all(i.outcome == "ok" for i in emulator.wait_for_invocations(6))
+            assert [(i.outcome, i.error) for i in emulator.wait_for_invocations(6)] == [("ok", None)] * 6
         events = [r.json() for r in hook.received]
     assert (coordinator["notified"], ticked["notified"]) == (1, 1)
     assert [e["type"] for e in events] == ["esa-scheduler.holds.changed"] * 2

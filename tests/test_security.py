@@ -19,6 +19,8 @@ from __future__ import annotations
 import io
 import json
 import os
+import sys
+import threading
 import traceback
 import uuid
 from collections.abc import Iterator
@@ -38,7 +40,7 @@ from esa_scheduler.emulator import Emulator
 from esa_scheduler.errors import ConfigError, UserError
 from esa_scheduler.fc_context import load_context
 from esa_scheduler.invocation.function import RunFailed, Target, execute, handle
-from esa_scheduler.logs import MASK
+from esa_scheduler.logs import MASK, forget_secret, redact, register_secret
 
 SCHEDULE = """\
 version: 1
@@ -567,3 +569,40 @@ def test_a_running_emulator_listens_on_loopback_only(host: str) -> None:
         listeners = _listeners(port)
     assert listeners, f"no listening socket found for port {port}"
     assert all(_is_loopback(address) for address in listeners), listeners
+
+
+def test_a_secret_registered_while_another_thread_masks_a_line_breaks_neither() -> None:
+    """Fleet targets assume their roles in parallel threads (the emulator runs FC's async
+    invocations so, and an FC instance may serve concurrent requests): one thread registers the
+    STS secret it got while another masks a log line. Masking iterated the registry as it grew and
+    raised "Set changed size during iteration", losing the line and failing the invocation."""
+    steady = [f"steady-secret-{i:04d}" for i in range(200)]
+    for secret in steady:
+        register_secret(secret)
+    stop, failures = threading.Event(), []
+
+    def keep_registering() -> None:
+        for i in range(10**9):
+            if stop.is_set():
+                return
+            register_secret(f"passing-secret-{i:08d}")
+            forget_secret(f"passing-secret-{i:08d}")
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as the interpreter can
+    registering = threading.Thread(target=keep_registering)
+    registering.start()
+    try:
+        for _ in range(20_000):
+            try:
+                masked = redact("a line with steady-secret-0007 in it")
+            except RuntimeError as exc:
+                failures.append(str(exc))
+                break
+    finally:
+        stop.set()
+        registering.join()
+        sys.setswitchinterval(interval)
+        for secret in steady:
+            forget_secret(secret)
+    assert failures == [] and masked == f"a line with {MASK} in it"

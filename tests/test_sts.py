@@ -378,7 +378,7 @@ def test_issued_secret_and_token_are_masked_even_when_a_server_echoes_them(clock
 
     assert creds.security_token is not None
     for value in (creds.access_key_secret, creds.security_token):
-        assert value in logs._secrets
+        assert value in logs._secrets.values
         assert value not in str(error)
     assert logs.MASK in error.message
 
@@ -445,4 +445,4 @@ def test_a_malformed_answer_fails_closed_without_showing_what_it_issued(credenti
         asyncio.run(go())
     assert info.value.code == "MalformedResponse"
     assert what in info.value.message
-    assert {"issued-secret-value", "issued-token-value"} <= logs._secrets
+    assert {"issued-secret-value", "issued-token-value"} <= logs._secrets.values
