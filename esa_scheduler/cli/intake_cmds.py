@@ -2,7 +2,7 @@
 
 Both run the very ``Intake.handle`` that ``handler.intake`` runs on FC; where FC would be asked for
 an asynchronous reconcile of the scheduler function, the reconcile runs here, after the answer, one
-at a time, against ESA as configured or the embedded emulator (``run_cmds.embedded_target``).
+at a time, against ESA as configured or the embedded emulator (``run_cmds.esa_target``).
 """
 
 from __future__ import annotations
@@ -17,20 +17,15 @@ import threading
 from types import FrameType
 
 from esa_scheduler.addresses import loopback_bind_address
-from esa_scheduler.cli.run_cmds import _target as target_for
-from esa_scheduler.cli.run_cmds import embedded_target
+from esa_scheduler.cli.run_cmds import esa_target, read_event_file
+from esa_scheduler.cli.schedule_cmds import parse_instant_flag
 from esa_scheduler.engine.schedule.load import load_schedule
 from esa_scheduler.errors import ConfigError, UserError
-from esa_scheduler.files import read_bounded
 from esa_scheduler.invocation.holds import state_dir
 from esa_scheduler.invocation.intake.app import Clock, Intake
-from esa_scheduler.invocation.intake.http import HttpProblem, read_request
+from esa_scheduler.invocation.intake.http import MAX_EVENT_BYTES, HttpProblem, read_request
 from esa_scheduler.invocation.intake.server import IntakeHttpServer, Reconciles, ServingIntake, in_process
 from esa_scheduler.invocation.statefile import check_writable
-from esa_scheduler.timeutil import parse_instant
-
-EVENT_FILE_BYTES = 1024 * 1024
-"""An HTTP trigger event carries a body of at most 256 KiB, base64-encoded, and its headers."""
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -44,11 +39,10 @@ def serve(args: argparse.Namespace) -> int:
     host = loopback_bind_address(args.host, "--host")
     if not 0 <= args.port <= 65535:
         raise UserError(f"--port: {args.port} is not a port number (0 picks a free one)")
-    load_schedule(args.schedule)  # a broken schedule stops here, not at the first request
+    schedule = load_schedule(args.schedule)  # a broken schedule stops here, not at the first request
     check_writable(state_dir(args.state_dir))
-    emulator = embedded_target(args.schedule, args.emulator)
-    try:
-        reconciles = Reconciles(in_process(target_for(emulator), args.schedule, args.state_dir, None, sys.stderr))
+    with esa_target(args.schedule, args.emulator, schedule=schedule) as target:
+        reconciles = Reconciles(in_process(target, args.schedule, args.state_dir, None, sys.stderr))
         intake = Intake(args.schedule, args.state_dir, dispatcher=reconciles.dispatch, stream=sys.stderr)
         try:
             server = IntakeHttpServer((host, args.port), intake, reconciles)
@@ -59,9 +53,6 @@ def serve(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGTERM, _interrupt)
         with ServingIntake(server), contextlib.suppress(KeyboardInterrupt):
             threading.Event().wait()
-    finally:
-        if emulator is not None:
-            emulator.stop()
     return 0
 
 
@@ -69,10 +60,7 @@ def _pinned(at: str | None) -> Clock | None:
     """``--at``: the instant the intake takes for now (a signed DingTalk fixture is an hour valid)."""
     if at is None:
         return None
-    try:
-        instant = parse_instant(at)
-    except ValueError as exc:
-        raise UserError(f"--at: {exc}") from exc
+    instant = parse_instant_flag(at, "--at")
     return lambda: instant
 
 
@@ -84,25 +72,18 @@ def invoke_intake(args: argparse.Namespace) -> int:
     from esa_scheduler.fc_context import load_context
 
     clock = _pinned(args.at)
-    try:
-        body = read_bounded(args.event_file, EVENT_FILE_BYTES, "event file")
-    except OSError as exc:
-        raise UserError(f"{args.event_file}: cannot read event file: {exc.strerror}") from exc
+    body = read_event_file(args.event_file, MAX_EVENT_BYTES)
     try:
         read_request(body)
     except HttpProblem as problem:
         raise UserError(f"{args.event_file}: {problem.error}") from None
     context = load_context(args.context)
-    emulator = embedded_target(args.schedule, args.emulator, credentials=context.credentials is not None)
-    try:
-        reconciles = Reconciles(in_process(target_for(emulator), args.schedule, args.state_dir, clock, sys.stderr))
+    with esa_target(args.schedule, args.emulator, credentials=context.credentials is not None) as target:
+        reconciles = Reconciles(in_process(target, args.schedule, args.state_dir, clock, sys.stderr))
         intake = Intake(args.schedule, args.state_dir, os.environ, clock, reconciles.dispatch, sys.stderr)
         response = intake.handle(body, context)
         print(json.dumps(response), flush=True)
         reconciles.release()
         reconciles.stop()
         reconciles.work()
-    finally:
-        if emulator is not None:
-            emulator.stop()
     return 0 if 200 <= int(response["statusCode"]) < 300 else 1

@@ -12,30 +12,46 @@ import json
 import math
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from esa_scheduler import config
 from esa_scheduler.errors import UserError
 
 if TYPE_CHECKING:
-    from esa_scheduler.emulator import Emulator
+    from esa_scheduler.engine.schedule.model import Schedule
     from esa_scheduler.invocation.function import Target
 
 
-def embedded_target(schedule_path: str | None, forced: bool, *, credentials: bool = False) -> Emulator | None:
-    """With ``forced`` (``--emulator``), or no endpoint and no credentials anywhere (``credentials``:
-    some the caller has, FC's context for ``invoke``), a seeded emulator started on loopback.
+@contextmanager
+def esa_target(
+    schedule_path: str | None, forced: bool, *, credentials: bool = False, schedule: Schedule | None = None
+) -> Iterator[Target]:
+    """Where an invocation's calls go, for as long as the ``with`` lasts: ESA as configured, or, with
+    ``forced`` (``--emulator``) or no endpoint and no credentials anywhere (``credentials``: some the
+    caller has, FC's context for ``invoke``), a seeded emulator started on loopback and stopped after.
+    The emulator's target is ``ephemeral``: nothing is recorded about it.
 
     A fleet schedule gets one emulated account per target role (each seeded like the function's own),
-    and STS on the same emulator, so not one call of the run leaves loopback.
+    and STS on the same emulator, so not one call of the run leaves loopback. ``schedule``: the one the
+    caller has loaded already, else it is loaded from ``schedule_path``.
     """
-    from esa_scheduler.edge.credentials import has_configured_credentials
-    from esa_scheduler.emulator import EmulatedAccount, EmulatedRole, Emulator
+    from esa_scheduler.edge.credentials import Credentials, has_configured_credentials
+    from esa_scheduler.emulator import (
+        EMULATOR_ACCESS_KEY_ID,
+        EMULATOR_ACCESS_KEY_SECRET,
+        EmulatedAccount,
+        EmulatedRole,
+        Emulator,
+    )
     from esa_scheduler.engine.schedule.load import load_schedule
+    from esa_scheduler.invocation.function import Target
 
     if not forced and (credentials or config.env(config.ENDPOINT) or has_configured_credentials()):
-        return None
-    schedule = load_schedule(schedule_path)
+        yield Target()
+        return
+    schedule = schedule or load_schedule(schedule_path)
     # a task named by one entry per target is still one task of the emulated account
     named = dict.fromkeys((t.site_id, t.name) for t in schedule.explicit_tasks if t.name)
     seed = [{"TaskName": name, "Status": "online", "SiteId": site_id} for site_id, name in named]
@@ -44,26 +60,25 @@ def embedded_target(schedule_path: str | None, forced: bool, *, credentials: boo
         EmulatedAccount(id=account, access_key_id=f"embedded-{account}", access_key_secret=f"{account}-key", tasks=seed)
         for account in sorted({account for account, _ in members})
     ]
-    emulator = Emulator(tasks=seed, accounts=accounts, roles=[EmulatedRole(arn=arn) for _, arn in members]).start()
-    why = "--emulator" if forced else "no ESA endpoint or credentials configured"
-    print(
-        f"{why}: using the embedded ESA emulator at {emulator.url} "
-        f"seeded with {len(seed)} task(s) from the schedule, all online",
-        file=sys.stderr,
-    )
-    return emulator
+    with Emulator(tasks=seed, accounts=accounts, roles=[EmulatedRole(arn=arn) for _, arn in members]) as emulator:
+        why = "--emulator" if forced else "no ESA endpoint or credentials configured"
+        print(
+            f"{why}: using the embedded ESA emulator at {emulator.url} "
+            f"seeded with {len(seed)} task(s) from the schedule, all online",
+            file=sys.stderr,
+        )
+        creds = Credentials(EMULATOR_ACCESS_KEY_ID, EMULATOR_ACCESS_KEY_SECRET, source="embedded-emulator")
+        yield Target(emulator.url, creds, ephemeral=True, sts_endpoint=emulator.url)
 
 
-def _target(emulator: Emulator | None) -> Target:
-    """Where the invocation's calls go: the embedded emulator (nothing recorded about it), else ESA as configured."""
-    from esa_scheduler.edge.credentials import Credentials
-    from esa_scheduler.emulator import EMULATOR_ACCESS_KEY_ID, EMULATOR_ACCESS_KEY_SECRET
-    from esa_scheduler.invocation.function import Target
+def read_event_file(path: str, limit: int) -> bytes:
+    """An event file's bytes (``invoke``, ``invoke --handler intake``), bounded by ``limit``."""
+    from esa_scheduler.files import read_bounded
 
-    if emulator is None:
-        return Target()
-    creds = Credentials(EMULATOR_ACCESS_KEY_ID, EMULATOR_ACCESS_KEY_SECRET, source="embedded-emulator")
-    return Target(emulator.url, creds, ephemeral=True, sts_endpoint=emulator.url)
+    try:
+        return read_bounded(path, limit, "event file")
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read event file: {exc.strerror}") from exc
 
 
 def run(args: argparse.Namespace) -> int:
@@ -77,19 +92,15 @@ def run(args: argparse.Namespace) -> int:
     command: dict[str, object] = {"action": "reconcile", "dry_run": args.dry_run, "force": args.force}
     if args.at:
         command["at"] = args.at
-    emulator = embedded_target(args.schedule, args.emulator)
-    try:
+    with esa_target(args.schedule, args.emulator) as target:
         summary = execute(
             command,
-            target=_target(emulator),
+            target=target,
             schedule_path=args.schedule,
             state=args.state_dir,
             budget_s=args.deadline,
             stream=sys.stderr,
         )
-    finally:
-        if emulator is not None:
-            emulator.stop()
     print(json.dumps(summary.to_json()) if args.json else run_text(summary))
     return 1 if summary.failed else 0
 
@@ -98,32 +109,24 @@ def invoke(args: argparse.Namespace) -> int:
     """The handler on an event file, as FC runs it: the result as one JSON object, exit 1 for a
     failed run unless ``ESA_FAIL_ON_ERROR`` is off."""
     from esa_scheduler.fc_context import load_context
-    from esa_scheduler.files import read_bounded
     from esa_scheduler.invocation.function import RunFailed, execute, fail_on_error
     from esa_scheduler.strict_json import MAX_BYTES
 
-    try:
-        body = read_bounded(args.event_file, MAX_BYTES, "event file")
-    except OSError as exc:
-        raise UserError(f"{args.event_file}: cannot read event file: {exc.strerror}") from exc
+    body = read_event_file(args.event_file, MAX_BYTES)
     context = load_context(args.context)
     raise_on_failure = fail_on_error()  # checked before the run, as the handler does: a typo must not act first
-    emulator = embedded_target(args.schedule, args.emulator, credentials=context.credentials is not None)
-    # the emulator plays one ESA account, not FC: an async fleet fan-out runs inline instead of invoking FC
-    environ = {**os.environ, config.FANOUT: "inline"} if emulator is not None else None
-    try:
+    with esa_target(args.schedule, args.emulator, credentials=context.credentials is not None) as target:
+        # the emulator plays one ESA account, not FC: an async fleet fan-out runs inline instead of invoking FC
+        environ = {**os.environ, config.FANOUT: "inline"} if target.ephemeral else None
         summary = execute(
             body,
             context,
-            target=_target(emulator),
+            target=target,
             schedule_path=args.schedule,
             state=args.state_dir,
             stream=sys.stderr,
             environ=environ,
         )
-    finally:
-        if emulator is not None:
-            emulator.stop()
     print(json.dumps(summary.to_json()))
     if summary.failed and raise_on_failure:
         print(RunFailed(summary), file=sys.stderr)

@@ -25,13 +25,16 @@ if TYPE_CHECKING:
 MAX_VIEW_DAYS = 366
 
 
-def _instant_arg(value: str | None, flag: str) -> datetime:
-    if value is None:
-        return now_to_the_second()
+def parse_instant_flag(value: str, flag: str) -> datetime:
+    """An instant given on the command line, or the one-line error that names its flag."""
     try:
         return parse_instant(value)
     except ValueError as exc:
         raise UserError(f"{flag}: {exc}") from exc
+
+
+def _instant_arg(value: str | None, flag: str) -> datetime:
+    return now_to_the_second() if value is None else parse_instant_flag(value, flag)
 
 
 def _duration_arg(value: str, flag: str) -> timedelta:
