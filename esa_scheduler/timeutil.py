@@ -32,6 +32,11 @@ def utc_iso(instant: datetime) -> str:
     return text.replace("+00:00", "Z")
 
 
+def local_text(instant: datetime, tz: ZoneInfo) -> str:
+    """An instant as the schedule's people read it, in the views: local wall time and zone abbreviation."""
+    return instant.astimezone(tz).strftime("%Y-%m-%d %H:%M %Z")
+
+
 def now_utc() -> datetime:
     """The current instant, aware, in UTC."""
     return datetime.now(UTC)

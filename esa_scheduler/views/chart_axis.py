@@ -56,11 +56,6 @@ def chart_axis(at: datetime, days: int, tz: ZoneInfo) -> Axis:
     return Axis(start, end, tz)
 
 
-def local_text(instant: datetime, tz: ZoneInfo) -> str:
-    """An instant as the schedule's people read it: local wall time and zone abbreviation."""
-    return instant.astimezone(tz).strftime("%Y-%m-%d %H:%M %Z")
-
-
 def _offset(instant: datetime) -> str:
     text = instant.strftime("%z")
     return f"UTC{text[:3]}:{text[3:]}"

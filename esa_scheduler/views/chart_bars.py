@@ -16,8 +16,8 @@ from html import escape
 
 from esa_scheduler.engine.holds import Hold
 from esa_scheduler.engine.planner import Segment
-from esa_scheduler.timeutil import utc_iso
-from esa_scheduler.views.chart_axis import AXIS_H, GAP, LABEL_W, WIDTH, Axis, local_text
+from esa_scheduler.timeutil import local_text, utc_iso
+from esa_scheduler.views.chart_axis import AXIS_H, GAP, LABEL_W, WIDTH, Axis
 from esa_scheduler.views.rows import Row, source_words
 from esa_scheduler.views.textfit import Shelf, fit, text_width
 

@@ -18,8 +18,8 @@ from html import escape
 from esa_scheduler.engine.holds import Hold
 from esa_scheduler.engine.planner import Planner
 from esa_scheduler.engine.schedule.model import Schedule
-from esa_scheduler.timeutil import utc_iso
-from esa_scheduler.views.chart_axis import AXIS_H, WIDTH, Axis, at_mark, axis_svg, chart_axis, local_text
+from esa_scheduler.timeutil import local_text, utc_iso
+from esa_scheduler.views.chart_axis import AXIS_H, WIDTH, Axis, at_mark, axis_svg, chart_axis
 from esa_scheduler.views.chart_bars import rows_svg
 from esa_scheduler.views.rows import build_rows, view_tasks
 

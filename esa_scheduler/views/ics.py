@@ -23,7 +23,7 @@ import icalendar
 from esa_scheduler.engine.holds import Hold
 from esa_scheduler.engine.planner import SEARCH_HORIZON, ManagedTask, Planner, Segment
 from esa_scheduler.engine.schedule.model import Schedule
-from esa_scheduler.timeutil import UTC
+from esa_scheduler.timeutil import UTC, local_text
 from esa_scheduler.views.rows import row_label, source_words, view_tasks
 
 PRODID = "-//esa-scheduler//plan --ics//EN"
@@ -79,7 +79,7 @@ def _fold(line: str) -> Iterator[str]:
 
 
 def _local_span(start: datetime, end: datetime, tz: ZoneInfo) -> str:
-    return f"{start.astimezone(tz):%Y-%m-%d %H:%M %Z} - {end.astimezone(tz):%Y-%m-%d %H:%M %Z} ({tz.key})"
+    return f"{local_text(start, tz)} - {local_text(end, tz)} ({tz.key})"
 
 
 LOOK_BACK = timedelta(days=1)

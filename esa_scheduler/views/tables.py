@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 from esa_scheduler.engine.planner import Decision, Plan, Planner, State
 from esa_scheduler.invocation.reconciler import RunSummary
 from esa_scheduler.logs import terminal_safe
-from esa_scheduler.timeutil import utc_iso
+from esa_scheduler.timeutil import local_text, utc_iso
 
 BAR_WIDTH = 48
 
@@ -21,10 +21,6 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in [headers, *rows]]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
-
-
-def _local(instant: datetime, tz: ZoneInfo) -> str:
-    return instant.astimezone(tz).strftime("%Y-%m-%d %H:%M %Z")
 
 
 def _display_zone(planner: Planner, decision: Decision) -> ZoneInfo:
@@ -60,7 +56,7 @@ def plan_text(plan: Plan, planner: Planner, horizon: timedelta, target: str | No
         out.append(f"{terminal_safe(decision.task.ref.name):<24} |{_bar(plan.at, until, decision.desired, changes)}|")
         tz = _display_zone(planner, decision)
         for instant, state in changes:
-            out.append(f"    {utc_iso(instant)}  ({_local(instant, tz)})  -> {state.desired} ({state.source})")
+            out.append(f"    {utc_iso(instant)}  ({local_text(instant, tz)})  -> {state.desired} ({state.source})")
     return "\n".join(out)
 
 
