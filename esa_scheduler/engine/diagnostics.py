@@ -13,14 +13,14 @@ from esa_scheduler.engine.calendars.country import CountryCalendar
 from esa_scheduler.engine.calendars.ics import IcsCalendar
 from esa_scheduler.engine.planner import SEARCH_HORIZON
 from esa_scheduler.engine.schedule.model import Schedule, Window
-from esa_scheduler.engine.selectors import selector_matches
+from esa_scheduler.engine.selectors import selectors_overlap
 from esa_scheduler.engine.targets import applies_to
 from esa_scheduler.engine.windows import Interval, Timeline
 from esa_scheduler.timeutil import utc_iso
 
 
 def _may_share_tasks(a: Window, b: Window) -> bool:
-    return any(selector_matches(x, y) or selector_matches(y, x) for x in a.selectors for y in b.selectors)
+    return any(selectors_overlap(x, y) for x in a.selectors for y in b.selectors)
 
 
 def _share_a_target(schedule: Schedule, a: Window, b: Window) -> bool:

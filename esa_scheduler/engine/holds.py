@@ -25,7 +25,7 @@ from pydantic import (
 )
 
 from esa_scheduler.engine.schedule.spec import Status
-from esa_scheduler.engine.selectors import selector_matches
+from esa_scheduler.engine.selectors import selectors_overlap
 from esa_scheduler.timeutil import utc_iso
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -83,4 +83,4 @@ def check_hold_id(value: str) -> str:
 def holds_touching(holds: Sequence[Hold], names: Iterable[str]) -> list[Hold]:
     """Holds whose selectors apply to any of ``names`` (what ``release`` by tasks removes)."""
     wanted = list(names)
-    return [h for h in holds if any(selector_matches(s, n) or selector_matches(n, s) for s in h.tasks for n in wanted)]
+    return [h for h in holds if any(selectors_overlap(s, n) for s in h.tasks for n in wanted)]
