@@ -9,8 +9,6 @@ from __future__ import annotations
 from datetime import datetime
 from itertools import combinations
 
-from esa_scheduler.engine.calendars.country import CountryCalendar
-from esa_scheduler.engine.calendars.ics import IcsCalendar
 from esa_scheduler.engine.planner import SEARCH_HORIZON
 from esa_scheduler.engine.schedule.model import Schedule, Window
 from esa_scheduler.engine.selectors import selectors_overlap
@@ -73,6 +71,11 @@ def calendar_warnings(schedule: Schedule, begin: datetime, end: datetime) -> lis
     files with malformed properties that were set aside. ``validate`` warns about the coming 400 days,
     ``plan`` about the ones it looks at; a timed run says nothing, and plans with what it has."""
     used = {id(c): c for w in schedule.windows for c in (*w.skip, *w.only_on, *([w.events] if w.events else []))}
+    if not used:
+        return []  # the calendar modules load only for a schedule that uses calendars
+    from esa_scheduler.engine.calendars.country import CountryCalendar
+    from esa_scheduler.engine.calendars.ics import IcsCalendar
+
     years = range(begin.year, end.year + 1)
     lines = [
         f"{c.origin}: calendars.{c.name}: warning: {text}"
