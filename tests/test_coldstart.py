@@ -229,6 +229,33 @@ def test_a_timer_event_loads_notify_and_calendars_only_for_a_schedule_that_uses_
         assert calendars == sorted(CALENDAR_MODULES)
 
 
+CLI_PROBE = """\
+import json, sys
+from esa_scheduler.cli.app import main
+code = main(sys.argv[1:])
+print(json.dumps({"code": code, "loaded": sorted(sys.modules)}))
+"""
+"""Runs in a new interpreter: one CLI command, and every module loaded by then."""
+
+
+@pytest.mark.parametrize("command", ["validate", "plan"])
+def test_validate_and_plan_load_no_calendar_module_for_a_schedule_without_calendars(
+    tmp_path: Path, command: str
+) -> None:
+    """Their warnings look at the calendars in use: a schedule with none does not load the calendar
+    kinds' modules to find that out."""
+    schedule = write_schedule(tmp_path, PLAIN)
+    argv = [command, "--schedule", str(schedule), "--at", "2027-01-04T00:00:00Z"]
+    env = {name: value for name, value in os.environ.items() if not name.startswith(("ALIBABA_CLOUD_", "ESA_"))}
+    env.update(PYTHONPATH=str(ROOT), HOME=str(tmp_path), ESA_STATE_DIR=str(tmp_path / "state"))
+    out = subprocess.run(
+        [sys.executable, "-c", CLI_PROBE, *argv], env=env, cwd=tmp_path, capture_output=True, text=True, check=True
+    )
+    probe = json.loads(out.stdout.splitlines()[-1])
+    assert probe["code"] == 0, out.stdout
+    assert sorted(name for name in CALENDAR_MODULES if name in probe["loaded"]) == []
+
+
 def test_pydantic_looks_for_no_plugins_on_a_timer_event_and_the_package_installs_none(
     emulator: Emulator, tmp_path: Path
 ) -> None:

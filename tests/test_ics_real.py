@@ -337,3 +337,41 @@ def test_a_malformed_start_is_still_refused(tmp_path: Path, capsys: pytest.Captu
         "RRULE:FREQ=DAILY;COUNT=3\nEXDATE:00001231T000000Z\nCREATED:00001231T000000Z\nEND:VEVENT\n"
     )
     assert refusal(capsys, calendar(tmp_path, events)).startswith("line 4: event UID 'bad-exdate@google': EXDATE: ")
+
+
+ALARM_WITH_AN_EVENT = """\
+BEGIN:VEVENT
+UID:freeze@ops
+DTSTART:20270105T090000Z
+DTEND:20270105T100000Z
+BEGIN:VALARM
+ACTION:DISPLAY
+TRIGGER:-PT15M
+BEGIN:VEVENT
+UID:inside-the-alarm@ops
+DTSTART:20270106T090000Z
+DURATION:PT5H
+END:VEVENT
+END:VALARM
+END:VEVENT
+BEGIN:VEVENT
+UID:release@ops
+DTSTART:20270107T090000Z
+DURATION:PT2H
+END:VEVENT
+"""
+
+
+def test_an_event_inside_a_skipped_component_is_skipped_with_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A VALARM is skipped whole, whatever it holds: a VEVENT written inside one made ``validate`` and the
+    timer run end in ``zip() argument 2 is longer than argument 1``, as the events' written properties
+    were taken from lines icalendar never read."""
+    schedule = calendar(tmp_path, ALARM_WITH_AN_EVENT, "UTC")
+    code, lines = validate(capsys, schedule)
+    assert code == 0, lines
+    assert spans(schedule, "2027-01-01T00:00", "2027-02-01T00:00") == [
+        ("2027-01-05T09:00Z", "2027-01-05T10:00Z"),
+        ("2027-01-07T09:00Z", "2027-01-07T11:00Z"),
+    ]

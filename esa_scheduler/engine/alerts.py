@@ -15,7 +15,6 @@ reconcile naming it in ``touched`` still finds its tasks; the store prunes it a 
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,7 +22,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from esa_scheduler.engine.holds import Hold
+from esa_scheduler.engine.holds import Hold, hold_id_part
 from esa_scheduler.engine.schedule.model import IncidentRule
 from esa_scheduler.engine.schedule.spec import AlertSource, AlertSpec, Severity
 from esa_scheduler.engine.selectors import selector_matches
@@ -96,7 +95,7 @@ def matching_rule(rules: Iterable[IncidentRule], alert: Alert) -> IncidentRule |
 def alert_hold_id(rule: str, alert: Alert) -> str:
     """``inc-<rule>-<8 hex>``: one hold per (rule, alert key), the same whichever door the alert came in by."""
     digest = hashlib.sha256(f"{alert.source}\n{alert.key}".encode()).hexdigest()[:8]
-    return f"inc-{re.sub(r'[^A-Za-z0-9._-]', '-', rule)[:_RULE_IN_ID]}-{digest}"
+    return f"inc-{hold_id_part(rule, _RULE_IN_ID)}-{digest}"
 
 
 def composed_key(head: str, labels: Mapping[str, str]) -> str:

@@ -9,18 +9,16 @@ from __future__ import annotations
 from datetime import datetime
 from itertools import combinations
 
-from esa_scheduler.engine.calendars.country import CountryCalendar
-from esa_scheduler.engine.calendars.ics import IcsCalendar
 from esa_scheduler.engine.planner import SEARCH_HORIZON
 from esa_scheduler.engine.schedule.model import Schedule, Window
-from esa_scheduler.engine.selectors import selector_matches
+from esa_scheduler.engine.selectors import selectors_overlap
 from esa_scheduler.engine.targets import applies_to
 from esa_scheduler.engine.windows import Interval, Timeline
 from esa_scheduler.timeutil import utc_iso
 
 
 def _may_share_tasks(a: Window, b: Window) -> bool:
-    return any(selector_matches(x, y) or selector_matches(y, x) for x in a.selectors for y in b.selectors)
+    return any(selectors_overlap(x, y) for x in a.selectors for y in b.selectors)
 
 
 def _share_a_target(schedule: Schedule, a: Window, b: Window) -> bool:
@@ -73,6 +71,11 @@ def calendar_warnings(schedule: Schedule, begin: datetime, end: datetime) -> lis
     files with malformed properties that were set aside. ``validate`` warns about the coming 400 days,
     ``plan`` about the ones it looks at; a timed run says nothing, and plans with what it has."""
     used = {id(c): c for w in schedule.windows for c in (*w.skip, *w.only_on, *([w.events] if w.events else []))}
+    if not used:
+        return []  # the calendar modules load only for a schedule that uses calendars
+    from esa_scheduler.engine.calendars.country import CountryCalendar
+    from esa_scheduler.engine.calendars.ics import IcsCalendar
+
     years = range(begin.year, end.year + 1)
     lines = [
         f"{c.origin}: calendars.{c.name}: warning: {text}"

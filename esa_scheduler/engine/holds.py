@@ -25,10 +25,11 @@ from pydantic import (
 )
 
 from esa_scheduler.engine.schedule.spec import Status
-from esa_scheduler.engine.selectors import selector_matches
+from esa_scheduler.engine.selectors import selectors_overlap
 from esa_scheduler.timeutil import utc_iso
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 Instant = Annotated[AwareDatetime, Strict()]
 """A hold's bounds as a hold file must write them: an ISO 8601 instant with its offset. A file is not
 only ever written by this code (another instance, an older version, a hand), and lax parsing would
@@ -80,7 +81,13 @@ def check_hold_id(value: str) -> str:
     return value
 
 
+def hold_id_part(text: str, limit: int) -> str:
+    """``text`` (a rule's name) as part of a hold id ``check_hold_id`` accepts: each character outside
+    its alphabet becomes ``-``, and at most ``limit`` are kept so the id stays within 128."""
+    return _UNSAFE.sub("-", text)[:limit]
+
+
 def holds_touching(holds: Sequence[Hold], names: Iterable[str]) -> list[Hold]:
     """Holds whose selectors apply to any of ``names`` (what ``release`` by tasks removes)."""
     wanted = list(names)
-    return [h for h in holds if any(selector_matches(s, n) or selector_matches(n, s) for s in h.tasks for n in wanted)]
+    return [h for h in holds if any(selectors_overlap(s, n) for s in h.tasks for n in wanted)]

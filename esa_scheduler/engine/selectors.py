@@ -22,6 +22,12 @@ def selector_matches(selector: str, name: str) -> bool:
     return fnmatch.fnmatchcase(name, selector) if is_glob(selector) else selector == name
 
 
+def selectors_overlap(a: str, b: str) -> bool:
+    """Whether two selectors may select a common name: either may be a glob the other (a name, or a
+    glob read as one) matches, so windows, holds and task patterns that could meet are found."""
+    return selector_matches(a, b) or selector_matches(b, a)
+
+
 class SelectorIndex(Generic[T]):
     """Which values' selectors match a name, without trying every selector on every name.
 

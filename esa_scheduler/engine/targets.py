@@ -10,8 +10,6 @@ each target's plan is made separately.
 
 from __future__ import annotations
 
-import fnmatch
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from typing import Protocol
@@ -20,9 +18,8 @@ from esa_scheduler.addresses import check_endpoint
 from esa_scheduler.engine.holds import Hold
 from esa_scheduler.engine.schedule.model import Schedule, ScheduleTarget
 from esa_scheduler.engine.schedule.spec import TargetSpec
+from esa_scheduler.engine.selectors import is_glob, selector_matches
 from esa_scheduler.errors import ConfigError
-
-_GLOB = re.compile(r"[*?\[]")
 
 
 class _Targeted(Protocol):
@@ -32,7 +29,7 @@ class _Targeted(Protocol):
 
 def applies_to_target(selectors: Sequence[str], target: str) -> bool:
     """Whether ``targets:`` selectors (empty: every target) select ``target``."""
-    return not selectors or any(fnmatch.fnmatchcase(target, s) for s in selectors)
+    return not selectors or any(selector_matches(s, target) for s in selectors)
 
 
 def applies_to(entry: _Targeted, target: str) -> bool:
@@ -103,7 +100,7 @@ def unmatched_selector(selector: str, targets: Sequence[ScheduleTarget]) -> str 
     message wherever it was written."""
     if any(applies_to_target((selector,), t.name) for t in targets):
         return None
-    if not _GLOB.search(selector):
+    if not is_glob(selector):
         return unknown_target(selector, targets)
     return f"{selector!r} matches no target (targets: {_known(targets)})"
 

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 from datetime import date, timedelta
-from importlib import metadata
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
@@ -42,6 +40,8 @@ class CountryCalendar(Calendar):
     @property
     def library_version(self) -> str:
         """Which ``holidays`` release the dates come from (a newer one may know more years)."""
+        from importlib import metadata  # only a year's warning asks: loading a calendar does not pay for it
+
         return metadata.version("holidays")
 
     def contains(self, day: date, tz: ZoneInfo) -> bool:
@@ -155,6 +155,8 @@ def _pick(value: str, known: Iterable[str]) -> str | None:
 def _close_names(value: str) -> list[str]:
     """Countries whose English name looks like ``value`` (``Germany``, ``united states``), as
     ``DE (Germany)``: operators often write the name where the library wants the ISO code."""
+    import difflib  # only a mistake needs it, as in errors.close_matches
+
     from holidays.registry import COUNTRIES
 
     names = {key.replace("_", " "): entry[1] for key, entry in COUNTRIES.items()}

@@ -3,7 +3,6 @@ exact durations across DST changes."""
 
 from __future__ import annotations
 
-import fnmatch
 import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 from esa_scheduler.engine.calendars.dates import Calendar
 from esa_scheduler.engine.cron import wall_to_instant
+from esa_scheduler.engine.selectors import selector_matches
 from esa_scheduler.timeutil import UTC
 
 if TYPE_CHECKING:
@@ -148,4 +148,4 @@ def _duration_parts(written: str) -> tuple[timedelta, timedelta]:
 
 def summary_matches(pattern: str | None, event: IcsEvent) -> bool:
     """A window's ``summary`` glob (case-sensitive, like task selectors); no glob keeps every event."""
-    return pattern is None or fnmatch.fnmatchcase(event.summary, pattern)
+    return pattern is None or selector_matches(pattern, event.summary)

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from esa_scheduler.engine.calendars.ics import aware
-from esa_scheduler.timeutil import UTC
+from esa_scheduler.timeutil import UTC, zone
 
 if TYPE_CHECKING:
     from icalendar import Component
@@ -139,10 +139,8 @@ def calendar_zone_problem(calendar: Component, lines: Iterable[tuple[int, str]])
     number = next((n for n, line in lines if line[:14].upper() == "X-WR-TIMEZONE:"), 0)
     if isinstance(value, list):
         return f"line {number}: X-WR-TIMEZONE is given {len(value)} times (give the calendar one zone)"
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
     try:
-        ZoneInfo(str(value))
-    except (ZoneInfoNotFoundError, ValueError):
+        zone(str(value))
+    except ValueError:
         return f"line {number}: X-WR-TIMEZONE: unknown zone {str(value)!r} (use an IANA name like Europe/Berlin)"
     return None

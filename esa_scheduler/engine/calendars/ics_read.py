@@ -59,18 +59,19 @@ def _parse_ics(text: str, ignored: list[str], where: str) -> CalendarQuery | lis
     limits of ``ics_bounds`` come first, so that no check costs what they bound."""
     from icalendar.parser import Contentline
 
-    lines = _logical_lines(text)
-    parsed = _read_calendar(lines)
-    if isinstance(parsed, list):
-        return parsed
+    read = _read_calendar(_logical_lines(text))
+    if isinstance(read, list):
+        return read
+    parsed, kept = read
     problems: list[str] = []
     masters: dict[str, int] = {}
     set_apart: dict[str, tuple[int, str, str, int]] = {}  # property: first line, UID, message, events
-    for event, written in zip(parsed.walk("VEVENT"), _written_events(lines), strict=True):
-        for prop, message in set_aside(event):
-            line, first_uid, first_message, count = set_apart.get(prop, (written.line, _uid(event), message, 0))
-            set_apart[prop] = (line, first_uid, first_message, count + 1)
+    events = parsed.walk("VEVENT")
+    for event, written in zip(events, _written_events(kept), strict=True):
         uid = _uid(event)
+        for prop, message in set_aside(event):
+            line, first_uid, first_message, count = set_apart.get(prop, (written.line, uid, message, 0))
+            set_apart[prop] = (line, first_uid, first_message, count + 1)
         problem = event_problem(event, written)
         if problem is None and "UID" in event and "RECURRENCE-ID" not in event:
             first = masters.setdefault(uid, written.line)
@@ -88,7 +89,6 @@ def _parse_ics(text: str, ignored: list[str], where: str) -> CalendarQuery | lis
     if problems:
         return problems
     ignored.extend(_ignored(prop, *seen) for prop, seen in set_apart.items())
-    events = parsed.walk("VEVENT")
     orphans_as_series(events)
     overrides_over_exdates(events)
     for event in events:
@@ -100,9 +100,11 @@ def _parse_ics(text: str, ignored: list[str], where: str) -> CalendarQuery | lis
     return rule_problems(query) or query
 
 
-def _read_calendar(lines: list[tuple[int, str]]) -> ICalendar | list[str]:
-    """The lines ``icalendar`` reads (``ics_bounds.readable``), read; or the problems that stop it, the
-    zones' own first (``zone_problems``: a zone that cannot be expanded cheaply must not be)."""
+def _read_calendar(lines: list[tuple[int, str]]) -> tuple[ICalendar, list[tuple[int, str]]] | list[str]:
+    """The lines ``icalendar`` reads (``ics_bounds.readable``), read, with those lines as written (the
+    events' written properties must come from them, not from a VALARM ``readable`` skips); or the
+    problems that stop it, the zones' own first (``zone_problems``: a zone that cannot be expanded
+    cheaply must not be)."""
     import icalendar
 
     read, problems = readable(lines)
@@ -117,7 +119,7 @@ def _read_calendar(lines: list[tuple[int, str]]) -> ICalendar | list[str]:
     if not isinstance(parsed, icalendar.Calendar) or parsed.name != "VCALENDAR":
         return ["not an iCalendar file (expected BEGIN:VCALENDAR at the top)"]
     zone_problem = calendar_zone_problem(parsed, read)
-    return zone_problems(parsed) or ([zone_problem] if zone_problem else parsed)
+    return zone_problems(parsed) or ([zone_problem] if zone_problem else (parsed, read))
 
 
 def _uid(event: Component) -> str:
@@ -170,8 +172,8 @@ def _logical_lines(text: str) -> list[tuple[int, str]]:
 
 
 def _written_events(lines: list[tuple[int, str]]) -> list[Written]:
-    """Every VEVENT in file order, the order in which ``walk`` lists them (icalendar read the file whole
-    first, so only the property names are looked at here)."""
+    """Every VEVENT of the lines icalendar read, in their order, the order in which ``walk`` lists them
+    (icalendar read them whole first, so only the property names are looked at here)."""
     found: list[Written] = []
     stack: list[Written | None] = []  # the open components; None for those that are not a VEVENT
     for number, line in lines:

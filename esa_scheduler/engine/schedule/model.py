@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 from esa_scheduler.engine.cron import CronExpr
 from esa_scheduler.engine.schedule.spec import AlertSpec, ExpectSpec, MatchSpec, Mode, NotifySpec, Status
-from esa_scheduler.engine.selectors import is_glob, selector_matches
+from esa_scheduler.engine.selectors import is_glob, selector_matches, selectors_overlap
 from esa_scheduler.timeutil import zone
 
 if TYPE_CHECKING:  # the calendar modules load only for a schedule that defines calendars
@@ -178,9 +178,6 @@ class Schedule:
             return self.is_managed_name(selector)
         return any(
             (t.name is not None and selector_matches(selector, t.name))
-            or (
-                t.pattern is not None
-                and (selector_matches(selector, t.pattern) or selector_matches(t.pattern, selector))
-            )
+            or (t.pattern is not None and selectors_overlap(selector, t.pattern))
             for t in self.tasks
         )

@@ -4,12 +4,12 @@ nested ``data``. Loaded with the first CloudEvent an invocation reads: a timer t
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from esa_scheduler.engine.holds import hold_id_part
 from esa_scheduler.engine.schedule.model import IncidentRule
 from esa_scheduler.engine.schedule.spec import MatchSpec
 from esa_scheduler.engine.selectors import selector_matches
@@ -66,4 +66,4 @@ def release_spec(rule: IncidentRule) -> MatchSpec | None:
 
 def incident_hold_id(rule: IncidentRule) -> str:
     """One hold per rule: a repeated alarm refreshes it instead of stacking copies."""
-    return "inc-" + re.sub(r"[^A-Za-z0-9._-]", "-", rule.name)[:120]
+    return "inc-" + hold_id_part(rule.name, 120)
