@@ -510,6 +510,8 @@ MALFORMED = [
     ("cloudmonitor", b"alertName=x&alertState=MAYBE", "form", "body.alertState: "),
     ("cloudmonitor", b'{"alertName": "x", "alertState": "ALERT", "alertState": "OK"}', "json", "body: duplicate key"),
     ("cloudmonitor", b"[1, 2]", "json", "body: expected one CloudMonitor alert as a JSON object"),
+    ("cloudmonitor", b"alertName=x&alertState=ALERT&dimensions=" + b"[" * 100_000, "form", "body.dimensions: neither"),
+    ("cloudmonitor", b'alertName=x&alertState=ALERT&dimensions={"a":1,"a":2}', "form", "body.dimensions: neither"),
     ("sls", b'{"status": "firing", "status": "resolved"}', "json", "body: duplicate key 'status'"),
     ("sls", b"[]", "json", "body: an empty list holds no alert"),
     ("sls", b'[{"alert_name": "x", "status": "firing"}, 7]', "json", "body[0]."),
