@@ -73,7 +73,7 @@ class CloudMonitorFields(BaseModel):
 def parse_cloudmonitor(fields: Mapping[str, Any]) -> Alert | None:
     """One alert from the callback's fields; ``None`` for ``INSUFFICIENT_DATA`` (the caller logs and
     ignores it). ``EventError("FIELD: problem")`` for a malformed callback."""
-    got = validated(CloudMonitorFields, fields, "")
+    got = validated(CloudMonitorFields, fields)
     state = STATES.get(got.alertState.strip().upper(), "unknown")
     if state == "unknown":
         expected = ", ".join(STATES)

@@ -24,17 +24,27 @@ class AlertsRead:
 
 
 def read_alerts(source: str, data: Any, where: str) -> AlertsRead:
-    """``data`` normalized by ``source``'s parser; its problems are named under ``where``."""
+    """``data`` normalized by ``source``'s parser. This is the one place that checks for an object and
+    names a problem's place: ``where`` (``body``, ``body[1]``, ``event[0].data``) goes before the
+    parser's ``FIELD: problem``, once, and stands alone for a body that is not an object at all."""
     if not isinstance(data, dict):
-        raise EventError(f"{where}: expected a JSON object with the alert's fields, got {type(data).__name__}")
+        raise EventError(f"{where}: expected a JSON object, got {type(data).__name__}")
     try:
-        if source == "cloudmonitor":
-            from esa_scheduler.invocation.intake.sources.cloudmonitor import no_data_line, parse_cloudmonitor
-
-            alert = parse_cloudmonitor(data)
-            return AlertsRead((alert,)) if alert is not None else AlertsRead(unstated=(no_data_line(data),))
-        from esa_scheduler.invocation.intake.sources.sls import parse_sls
-
-        return AlertsRead((parse_sls(data),))
+        return _parsed(source, data)
     except EventError as exc:
         raise EventError(f"{where}.{exc}") from exc
+
+
+def _parsed(source: str, data: dict[str, Any]) -> AlertsRead:
+    if source == "cloudmonitor":
+        from esa_scheduler.invocation.intake.sources.cloudmonitor import no_data_line, parse_cloudmonitor
+
+        alert = parse_cloudmonitor(data)
+        return AlertsRead((alert,)) if alert is not None else AlertsRead(unstated=(no_data_line(data),))
+    if source == "alertmanager":
+        from esa_scheduler.invocation.intake.sources.alertmanager import parse_alertmanager
+
+        return AlertsRead(tuple(parse_alertmanager(data)))
+    from esa_scheduler.invocation.intake.sources.sls import parse_sls
+
+    return AlertsRead((parse_sls(data),))
