@@ -20,7 +20,7 @@ from esa_scheduler.invocation.intake.auth import token_ok
 from esa_scheduler.invocation.intake.http import HttpProblem, Request
 from esa_scheduler.invocation.intake.route import Answer, Call, disabled, unauthorized
 from esa_scheduler.invocation.intake.sources.read import AlertsRead, read_alerts
-from esa_scheduler.strict_json import loads_strict
+from esa_scheduler.strict_json import loads_strict, utf8_text
 
 FORM = "application/x-www-form-urlencoded"
 MAX_FORM_FIELDS = 200
@@ -28,10 +28,7 @@ MAX_FORM_FIELDS = 200
 
 def form_fields(body: bytes) -> dict[str, str]:
     """A form body as CloudMonitor posts it: each field once (a repeated field means two things)."""
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise EventError(f"body: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+    text = utf8_text(body, "body")
     try:
         pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=bool(text), max_num_fields=MAX_FORM_FIELDS)
     except ValueError as exc:
