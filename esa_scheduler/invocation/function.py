@@ -21,7 +21,8 @@ from esa_scheduler.engine.schedule.load import load_schedule
 from esa_scheduler.engine.schedule.model import Schedule
 from esa_scheduler.engine.targets import select_targets
 from esa_scheduler.errors import UserError
-from esa_scheduler.invocation.connection import Edge, Target, fc_field
+from esa_scheduler.fc_context import fc_field
+from esa_scheduler.invocation.connection import Edge, Target
 from esa_scheduler.invocation.events.models import Intent
 from esa_scheduler.invocation.events.reader import EventReader
 from esa_scheduler.invocation.hold_changes import HoldChanges, apply_hold_changes
