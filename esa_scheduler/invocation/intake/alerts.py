@@ -10,7 +10,7 @@ into holds, which the handler's CloudEvents use too. An alert that no rule takes
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 from esa_scheduler.errors import EventError
@@ -19,8 +19,10 @@ from esa_scheduler.invocation.intake.apply import apply_alerts
 from esa_scheduler.invocation.intake.auth import token_ok
 from esa_scheduler.invocation.intake.http import HttpProblem, Request
 from esa_scheduler.invocation.intake.route import Answer, Call, disabled, unauthorized
-from esa_scheduler.invocation.intake.sources.read import AlertsRead, read_alerts
 from esa_scheduler.strict_json import loads_strict, utf8_text
+
+if TYPE_CHECKING:  # the parsers load with the first alert past the token, never for a refusal
+    from esa_scheduler.invocation.intake.sources.read import AlertsRead
 
 FORM = "application/x-www-form-urlencoded"
 MAX_FORM_FIELDS = 200
@@ -45,6 +47,8 @@ def form_fields(body: bytes) -> dict[str, str]:
 
 def _cloudmonitor(request: Request) -> AlertsRead:
     """One alert, as a form or as a JSON object (a JSON list is another source's framing)."""
+    from esa_scheduler.invocation.intake.sources.read import read_alerts
+
     json_body = request.media_type == "application/json" or (
         request.media_type != FORM and request.body.lstrip()[:1] == b"{"
     )
@@ -56,6 +60,8 @@ def _cloudmonitor(request: Request) -> AlertsRead:
 
 def _sls(request: Request) -> AlertsRead:
     """One alert, or a list of them when SLS merges its notifications."""
+    from esa_scheduler.invocation.intake.sources.read import AlertsRead, read_alerts
+
     body = loads_strict(request.body, "body")
     if not isinstance(body, list):
         return read_alerts("sls", body, "body")
@@ -67,6 +73,8 @@ def _sls(request: Request) -> AlertsRead:
 
 def _alertmanager(request: Request) -> AlertsRead:
     """One notification, the alerts of one group."""
+    from esa_scheduler.invocation.intake.sources.read import read_alerts
+
     return read_alerts("alertmanager", loads_strict(request.body, "body"), "body")
 
 
