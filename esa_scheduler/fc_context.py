@@ -1,4 +1,5 @@
-"""A stand-in for FC's ``context`` object, for ``esa-scheduler invoke`` and tests.
+"""FC's ``context`` object: its fields read safely (``fc_field``), and a stand-in for it, for
+``esa-scheduler invoke`` and tests.
 
 There is no FC runtime shim on PyPI; this is the subset of FC's context the handler reads, as a
 pydantic model so that a context file with a typo is refused like any other bad input.
@@ -7,12 +8,20 @@ pydantic model so that a context file with a typo is refused like any other bad 
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from esa_scheduler.errors import UserError, first_problem
 from esa_scheduler.files import read_bounded
 from esa_scheduler.strict_json import MAX_BYTES, loads_strict
+
+
+def fc_field(context: Any, *path: str) -> Any:
+    """``context.a.b`` or ``None``: FC's context differs between runtimes, and tests pass stand-ins."""
+    for name in path:
+        context = getattr(context, name, None)
+    return context
 
 
 class _Shape(BaseModel):

@@ -30,20 +30,22 @@ _Path = tuple[Any, ...] | None
 """A location as a linked list ``(parent, key or index)``: built for every container, rendered only on error."""
 
 
-class TooLarge(EventError):
-    """A body over the byte limit (the intake answers 413 for it, not 400)."""
+def utf8_text(raw: bytes, where: str) -> str:
+    """Bytes from outside as text, or one line naming the first byte that is not UTF-8 (JSON bodies
+    and the intake's forms alike)."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise EventError(f"{where}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
 
 
 def _text(raw: bytes | str, where: str, max_bytes: int | None) -> str:
     """The body as text, within the byte limit: FC hands over bytes, callers in tests hand over text."""
     size = len(raw) if isinstance(raw, bytes) else len(raw.encode("utf-8", "surrogatepass"))
     if max_bytes is not None and size > max_bytes:
-        raise TooLarge(f"{where}: {size} bytes is larger than the {max_bytes}-byte limit")
+        raise EventError(f"{where}: {size} bytes is larger than the {max_bytes}-byte limit")
     if isinstance(raw, bytes):
-        try:
-            raw = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise EventError(f"{where}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+        raw = utf8_text(raw, where)
     if not raw.strip():
         raise EventError(f"{where}: the body is empty (expected JSON)")
     return raw

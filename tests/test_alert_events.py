@@ -263,6 +263,7 @@ MALFORMED: list[tuple[str, Any, str]] = [
     ("cms-data-a-string", {**cms(), "data": "alertState=ALERT"}, "event[0].data: expected a JSON object"),
     ("sls-severity", cloudevent("sls.alert", {**sls_data(), "severity": 9}), "event[0].data.severity: 9 is not"),
     ("raw-cms-dimensions", cms_data(dimensions="i-x"), "event[0].dimensions: 'i-x' is not a Java map"),
+    ("cms-dimensions-deep", cms(dimensions="[" * 100_000), "event[0].data.dimensions: neither a Java map"),
     ("second-of-two", [cms(), cms("ALERT", alertName="")], "event[1].data.alertName:"),
 ]
 

@@ -21,6 +21,7 @@ from esa_scheduler.engine.alerts import MAX_SUMMARY, Alert
 from esa_scheduler.errors import EventError
 from esa_scheduler.invocation.intake.sources.alertmanager import parse_alertmanager
 from esa_scheduler.invocation.intake.sources.cloudmonitor import no_data_line, parse_cloudmonitor
+from esa_scheduler.invocation.intake.sources.read import read_alerts
 from esa_scheduler.invocation.intake.sources.sls import parse_sls
 
 UTC = timezone.utc
@@ -170,6 +171,9 @@ MALFORMED_CLOUDMONITOR: list[tuple[str, dict[str, Any], str]] = [
     ("unknown-state", {**CALLBACK, "alertState": "ON_FIRE"}, "alertState: 'ON_FIRE' is not a CloudMonitor alert state"),
     ("dimensions-not-a-map", {**CALLBACK, "dimensions": "userId=1"}, "dimensions: 'userId=1' is not a Java map"),
     ("dimensions-bad-json", {**CALLBACK, "dimensions": '[{"userId": 1'}, "dimensions: neither a Java map"),
+    ("dimensions-deep-json", {**CALLBACK, "dimensions": "[" * 100_000}, "dimensions: neither a Java map"),
+    ("dimensions-repeated-key", {**CALLBACK, "dimensions": '{"a": "1", "a": "2"}'}, "dimensions: neither a Java map"),
+    ("dimensions-nan", {**CALLBACK, "dimensions": '[{"a": NaN}]'}, "dimensions: neither a Java map"),
     ("dimensions-two-objects", {**CALLBACK, "dimensions": [{"a": "1"}, {"b": "2"}]}, "dimensions: a JSON list"),
     ("timestamp-words", {**CALLBACK, "timestamp": "yesterday"}, "timestamp: 'yesterday' is not a Unix time"),
     ("timestamp-far", {**CALLBACK, "timestamp": "9" * 19}, "timestamp:"),
@@ -197,7 +201,9 @@ def test_cloudmonitor_malformed_is_one_line_naming_the_field(fields: dict[str, A
 
 
 def test_cloudmonitor_body_not_an_object() -> None:
-    assert one_line_error(parse_cloudmonitor, ["alertName"]) == "body: expected a JSON object, got list"
+    assert (
+        one_line_error(read_alerts, "cloudmonitor", ["alertName"], "body") == "body: expected a JSON object, got list"
+    )
 
 
 # --- SLS ------------------------------------------------------------------------------------------
@@ -268,7 +274,6 @@ MALFORMED_SLS: list[tuple[str, Any, str]] = [
     ("label-a-number", {**SLS_FIRING, "labels": {"code": 502}}, "labels.code: Input should be a valid string"),
     ("labels-a-list", {**SLS_FIRING, "labels": ["a"]}, "labels: Input should be a valid dictionary"),
     ("fire-time-words", {**SLS_FIRING, "fire_time": "now"}, "fire_time: 'now' is not a Unix time"),
-    ("a-list", [SLS_FIRING], "body: expected a JSON object"),
 ]
 
 
@@ -358,7 +363,6 @@ MALFORMED_ALERTMANAGER: list[tuple[str, Any, str]] = [
         {**GROUP, "alerts": [{**GROUP["alerts"][0], "fingerprint": "f" * 257}]},
         "alerts.0.fingerprint: String should have at most 256",
     ),
-    ("a-list", [GROUP], "body: expected a JSON object"),
 ]
 
 
@@ -367,6 +371,29 @@ MALFORMED_ALERTMANAGER: list[tuple[str, Any, str]] = [
 )
 def test_alertmanager_malformed_is_one_line_naming_the_field(obj: Any, expected: str) -> None:
     assert one_line_error(parse_alertmanager, obj).startswith(expected)
+
+
+# --- the one door --------------------------------------------------------------------------------
+
+NOT_AN_OBJECT: list[tuple[str, Any, str, str]] = [
+    ("sls", [SLS_FIRING], "body", "body: expected a JSON object, got list"),
+    ("alertmanager", [GROUP], "body", "body: expected a JSON object, got list"),
+    ("sls", 7, "body[1]", "body[1]: expected a JSON object, got int"),
+    ("cloudmonitor", "alertState=ALERT", "event[0].data", "event[0].data: expected a JSON object, got str"),
+]
+
+
+@pytest.mark.parametrize(("source", "obj", "where", "expected"), NOT_AN_OBJECT)
+def test_a_body_that_is_not_an_object_is_named_once(source: str, obj: Any, where: str, expected: str) -> None:
+    assert one_line_error(read_alerts, source, obj, where) == expected
+
+
+def test_the_parsers_problems_are_named_under_the_place() -> None:
+    """The parser names the field, ``read_alerts`` the place it is in; an Alertmanager group's alerts all come."""
+    assert one_line_error(read_alerts, "sls", {**SLS_FIRING, "severity": 7}, "body[2]").startswith(
+        "body[2].severity: 7 is not an SLS severity"
+    )
+    assert len(read_alerts("alertmanager", GROUP, "body").alerts) == len(GROUP["alerts"])
 
 
 # --- bounds ---------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from esa_scheduler.edge.credentials import Credentials, resolve_credentials
 from esa_scheduler.edge.endpoints import resolve_endpoint, resolve_fc_endpoint, resolve_sts_endpoint
 from esa_scheduler.edge.responses import EsaApiError
 from esa_scheduler.errors import ConfigError
+from esa_scheduler.fc_context import fc_field
 from esa_scheduler.logs import RunLog
 
 if TYPE_CHECKING:  # the clients (and httpx) load when resolve runs, after the event and schedule passed
@@ -37,13 +38,6 @@ class Target:
     credentials: Credentials | None = None
     ephemeral: bool = False
     sts_endpoint: str | None = None
-
-
-def fc_field(context: Any, *path: str) -> Any:
-    """``context.a.b`` or ``None``: FC's context differs between runtimes, and tests pass stand-ins."""
-    for name in path:
-        context = getattr(context, name, None)
-    return context
 
 
 @dataclass(frozen=True)

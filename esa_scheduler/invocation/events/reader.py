@@ -19,9 +19,9 @@ from esa_scheduler.timeutil import parse_duration, parse_instant, utc_iso
 
 if TYPE_CHECKING:  # commands, CloudEvents and alerts load with the first such event, never on a timer tick
     from esa_scheduler.engine.alerts import Alert
-    from esa_scheduler.invocation.events.alerts import AlertsRead
     from esa_scheduler.invocation.events.commands import Command, HoldCommand
     from esa_scheduler.invocation.events.incidents import CloudEvent, IncidentRelease
+    from esa_scheduler.invocation.intake.sources.read import AlertsRead
 
 
 @dataclass
@@ -126,8 +126,8 @@ class EventReader:
 
     def _other(self, result: Command | Hold | IncidentRelease | AlertsRead, where: str, got: _Gathered) -> None:
         """Anything but a timer: the modules of commands, CloudEvents and alerts load with the first."""
-        from esa_scheduler.invocation.events.alerts import AlertsRead
         from esa_scheduler.invocation.events.incidents import IncidentRelease
+        from esa_scheduler.invocation.intake.sources.read import AlertsRead
 
         if isinstance(result, Hold | IncidentRelease):
             got.incident(result)
@@ -181,7 +181,8 @@ class EventReader:
                 return self._command(item, where)
         except ValidationError as exc:
             raise EventError(f"{where}.{first_problem(exc)}") from exc
-        from esa_scheduler.invocation.events.alerts import raw_alert_source, read_alerts
+        from esa_scheduler.invocation.events.alerts import raw_alert_source
+        from esa_scheduler.invocation.intake.sources.read import read_alerts
 
         source = raw_alert_source(item)
         if source is not None:  # an alert CloudEvent's bare data: FC's raw-data delivery
@@ -206,7 +207,8 @@ class EventReader:
     def _cloudevent(self, event: CloudEvent, where: str) -> Hold | IncidentRelease | AlertsRead:
         """A ``match:`` rule's CloudEvent, as before ``alert:`` rules existed; else an alert source's
         event, normalized for the ``alert:`` rules (one that none takes is logged and ignored)."""
-        from esa_scheduler.invocation.events.alerts import ALERT_EVENT_TYPES, read_alerts
+        from esa_scheduler.invocation.events.alerts import ALERT_EVENT_TYPES
+        from esa_scheduler.invocation.intake.sources.read import read_alerts
 
         matched = self._incident(event)
         if matched is not None:

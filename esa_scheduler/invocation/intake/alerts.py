@@ -10,30 +10,27 @@ into holds, which the handler's CloudEvents use too. An alert that no rule takes
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
-from esa_scheduler.engine.alerts import Alert
 from esa_scheduler.errors import EventError
 from esa_scheduler.invocation.holds import HoldStore
 from esa_scheduler.invocation.intake.apply import apply_alerts
 from esa_scheduler.invocation.intake.auth import token_ok
 from esa_scheduler.invocation.intake.http import HttpProblem, Request
 from esa_scheduler.invocation.intake.route import Answer, Call, disabled, unauthorized
-from esa_scheduler.logs import RunLog
-from esa_scheduler.strict_json import loads_strict
+from esa_scheduler.strict_json import loads_strict, utf8_text
 
-T = TypeVar("T")
+if TYPE_CHECKING:  # the parsers load with the first alert past the token, never for a refusal
+    from esa_scheduler.invocation.intake.sources.read import AlertsRead
+
 FORM = "application/x-www-form-urlencoded"
 MAX_FORM_FIELDS = 200
 
 
 def form_fields(body: bytes) -> dict[str, str]:
     """A form body as CloudMonitor posts it: each field once (a repeated field means two things)."""
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise EventError(f"body: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+    text = utf8_text(body, "body")
     try:
         pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=bool(text), max_num_fields=MAX_FORM_FIELDS)
     except ValueError as exc:
@@ -48,47 +45,40 @@ def form_fields(body: bytes) -> dict[str, str]:
     return fields
 
 
-def _within(where: str, parse: Callable[[Any], T], value: Any) -> T:
-    """A parser's ``FIELD: problem`` as the place in the body it is (``body.alerts.0.labels: ...``)."""
-    try:
-        return parse(value)
-    except EventError as exc:
-        raise EventError(f"{where}.{exc}") from exc
-
-
-def _cloudmonitor(request: Request, log: RunLog) -> list[Alert | None]:
-    from esa_scheduler.invocation.intake.sources.cloudmonitor import no_data_line, parse_cloudmonitor
+def _cloudmonitor(request: Request) -> AlertsRead:
+    """One alert, as a form or as a JSON object (a JSON list is another source's framing)."""
+    from esa_scheduler.invocation.intake.sources.read import read_alerts
 
     json_body = request.media_type == "application/json" or (
         request.media_type != FORM and request.body.lstrip()[:1] == b"{"
     )
     fields = loads_strict(request.body, "body") if json_body else form_fields(request.body)
-    if not isinstance(fields, dict):
-        raise EventError(f"body: expected one CloudMonitor alert as a JSON object, got {type(fields).__name__}")
-    alert = _within("body", parse_cloudmonitor, fields)
-    if alert is None:
-        log.info("intake.alert", **no_data_line(fields))
-    return [alert]
+    if isinstance(fields, list):
+        raise EventError("body: expected one CloudMonitor alert as a JSON object, got list")
+    return read_alerts("cloudmonitor", fields, "body")
 
 
-def _sls(request: Request, log: RunLog) -> list[Alert | None]:
-    from esa_scheduler.invocation.intake.sources.sls import parse_sls
+def _sls(request: Request) -> AlertsRead:
+    """One alert, or a list of them when SLS merges its notifications."""
+    from esa_scheduler.invocation.intake.sources.read import AlertsRead, read_alerts
 
     body = loads_strict(request.body, "body")
     if not isinstance(body, list):
-        return [_within("body", parse_sls, body)]
+        return read_alerts("sls", body, "body")
     if not body:
         raise EventError("body: an empty list holds no alert")
-    return [_within(f"body[{index}]", parse_sls, item) for index, item in enumerate(body)]
+    reads = [read_alerts("sls", item, f"body[{index}]") for index, item in enumerate(body)]
+    return AlertsRead(tuple(alert for read in reads for alert in read.alerts))
 
 
-def _alertmanager(request: Request, log: RunLog) -> list[Alert | None]:
-    from esa_scheduler.invocation.intake.sources.alertmanager import parse_alertmanager
+def _alertmanager(request: Request) -> AlertsRead:
+    """One notification, the alerts of one group."""
+    from esa_scheduler.invocation.intake.sources.read import read_alerts
 
-    return list(_within("body", parse_alertmanager, loads_strict(request.body, "body")))
+    return read_alerts("alertmanager", loads_strict(request.body, "body"), "body")
 
 
-READERS: dict[str, Callable[[Request, RunLog], list[Alert | None]]] = {
+READERS: dict[str, Callable[[Request], AlertsRead]] = {
     "cloudmonitor": _cloudmonitor,
     "sls": _sls,
     "alertmanager": _alertmanager,
@@ -103,9 +93,12 @@ def serve_alerts(call: Call, source: str) -> Answer:
     if not token_ok(call.request, call.secret(intake.token_env)):
         raise unauthorized()
     try:
-        alerts = READERS[source](call.request, call.log)
+        read = READERS[source](call.request)
     except EventError as exc:
         raise HttpProblem(400, str(exc), "malformed") from exc
+    for line in read.unstated:
+        call.log.info("intake.alert", **line)
+    alerts = [*read.alerts, *[None] * len(read.unstated)]
     outcome = apply_alerts(call.schedule, alerts, HoldStore(call.state), call.now, call.log)
     holds = {"created": list(outcome.created), "refreshed": list(outcome.refreshed), "released": list(outcome.released)}
     payload: dict[str, Any] = {

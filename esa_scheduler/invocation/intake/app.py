@@ -19,7 +19,7 @@ from typing import Any, TextIO
 from esa_scheduler import config, timeutil
 from esa_scheduler.engine.schedule.load import load_schedule
 from esa_scheduler.errors import UserError
-from esa_scheduler.invocation.connection import fc_field
+from esa_scheduler.fc_context import fc_field
 from esa_scheduler.invocation.holds import state_dir
 from esa_scheduler.invocation.intake.dispatch import Dispatcher, fc_dispatcher, reconcile_for
 from esa_scheduler.invocation.intake.http import HttpProblem, Request, problem_response, read_request, respond

@@ -21,7 +21,7 @@ from esa_scheduler.engine.planner import ManagedTask, Planner, TaskRef, managed_
 from esa_scheduler.engine.schedule.model import Schedule
 from esa_scheduler.errors import UserError, close_hint, close_matches
 from esa_scheduler.invocation.events.reader import EventReader
-from esa_scheduler.invocation.function import apply_hold_changes
+from esa_scheduler.invocation.hold_changes import apply_hold_changes
 from esa_scheduler.invocation.holds import HoldStore
 from esa_scheduler.invocation.notify.markdown import escape_markdown, typed_back
 from esa_scheduler.invocation.notify.message import cut, when

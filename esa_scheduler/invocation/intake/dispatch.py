@@ -23,11 +23,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from esa_scheduler import config
-from esa_scheduler.edge.credentials import resolve_credentials
-from esa_scheduler.edge.endpoints import resolve_fc_endpoint
-from esa_scheduler.edge.responses import EsaApiError
 from esa_scheduler.errors import UserError
-from esa_scheduler.invocation.connection import fc_field, retry_logger
+from esa_scheduler.fc_context import fc_field
 from esa_scheduler.logs import RunLog
 
 DISPATCH_BUDGET_S = 3.0
@@ -105,6 +102,7 @@ def fc_dispatcher(context: Any, environ: Mapping[str, str]) -> Dispatcher:
         import asyncio
 
         from esa_scheduler.edge.fc_invoke import ALREADY_DISPATCHED
+        from esa_scheduler.edge.responses import EsaApiError
 
         try:
             function = SchedulerFunction.from_env(environ)
@@ -140,7 +138,10 @@ async def _invoke(
     function: SchedulerFunction, reconcile: Reconcile, context: Any, environ: Mapping[str, str], log: RunLog
 ) -> str:
     from esa_scheduler.edge.acs import ClientSettings
+    from esa_scheduler.edge.credentials import resolve_credentials
+    from esa_scheduler.edge.endpoints import resolve_fc_endpoint
     from esa_scheduler.edge.fc_invoke import FcClient
+    from esa_scheduler.invocation.connection import retry_logger
 
     env = dict(environ)
     region = fc_field(context, "region") or config.env(config.FC_REGION, environ=env) or ""

@@ -19,10 +19,12 @@ from urllib.parse import unquote
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
+from esa_scheduler import strict_json
 from esa_scheduler.errors import first_problem
 
-MAX_BODY_BYTES = 256 * 1024
-"""The largest request body (decoded) the intake reads; a real alert or chat message is a few KiB."""
+MAX_BODY_BYTES = strict_json.MAX_BYTES
+"""The largest request body (decoded) the intake reads, the most ``loads_strict`` reads of any JSON;
+a real alert or chat message is a few KiB."""
 MAX_EVENT_BYTES = 2 * MAX_BODY_BYTES
 """The trigger event around it: the body base64-encoded (4/3 of it) plus headers."""
 JSON_TYPE = "application/json; charset=utf-8"

@@ -14,15 +14,17 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from esa_scheduler.engine.holds import Hold, holds_touching
 from esa_scheduler.engine.schedule.model import NotifyTarget
 from esa_scheduler.engine.selectors import selector_matches
 from esa_scheduler.invocation.notify.markdown import escaper, shorten
-from esa_scheduler.invocation.reconciler import RunSummary, TaskResult
 from esa_scheduler.timeutil import UTC, utc_iso
+
+if TYPE_CHECKING:  # annotations only: the chat's replies use this module without the reconciler
+    from esa_scheduler.invocation.reconciler import RunSummary, TaskResult
 
 SAFETY_PREFIX = "safety: "
 NAMES_PER_LINE = 5

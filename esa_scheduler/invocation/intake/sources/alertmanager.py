@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -41,9 +42,9 @@ class AlertmanagerGroup(BaseModel):
     alerts: list[AlertmanagerAlert] = Field(max_length=MAX_ALERTS)
 
 
-def parse_alertmanager(obj: Any) -> list[Alert]:
+def parse_alertmanager(obj: Mapping[str, Any]) -> list[Alert]:
     """Every alert of a notification; ``EventError("alerts.0.labels: problem")`` for a malformed one."""
-    group = validated(AlertmanagerGroup, obj, "")
+    group = validated(AlertmanagerGroup, obj)
     return [_alert(entry, f"alerts.{index}") for index, entry in enumerate(group.alerts)]
 
 

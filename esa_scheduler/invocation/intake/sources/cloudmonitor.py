@@ -28,6 +28,7 @@ from esa_scheduler.invocation.intake.sources.common import (
     unix_instant,
     validated,
 )
+from esa_scheduler.strict_json import loads_strict
 
 STATES = {"ALERT": "firing", "ALARM": "firing", "OK": "resolved", "INSUFFICIENT_DATA": None}
 LEVELS: dict[str, Severity] = {"CRITICAL": "critical", "WARN": "warning", "INFO": "info"}
@@ -72,7 +73,7 @@ class CloudMonitorFields(BaseModel):
 def parse_cloudmonitor(fields: Mapping[str, Any]) -> Alert | None:
     """One alert from the callback's fields; ``None`` for ``INSUFFICIENT_DATA`` (the caller logs and
     ignores it). ``EventError("FIELD: problem")`` for a malformed callback."""
-    got = validated(CloudMonitorFields, fields, "")
+    got = validated(CloudMonitorFields, fields)
     state = STATES.get(got.alertState.strip().upper(), "unknown")
     if state == "unknown":
         expected = ", ".join(STATES)
@@ -109,15 +110,17 @@ def no_data_line(fields: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def dimension_labels(value: str | dict[str, Any] | list[Any] | None) -> dict[str, str]:
-    """``{userId=1, instanceId=i-x}`` (a Java map), or older callbacks' JSON, as string labels."""
+    """``{userId=1, instanceId=i-x}`` (a Java map), or older callbacks' JSON, as string labels. The JSON
+    is read as strictly as a body (``loads_strict``): a sender's deep nesting, repeated key or ``NaN``
+    is the same one-line problem as any text that is not JSON, never a ``RecursionError``."""
     if value is None:
         return {}
     if isinstance(value, str):
         text = value.strip()
         if text.startswith(("[", '{"')):
             try:
-                value = json.loads(text)
-            except ValueError as exc:
+                value = loads_strict(text, "dimensions")
+            except EventError as exc:
                 raise EventError("dimensions: neither a Java map {k=v, ...} nor JSON") from exc
         else:
             return _java_map(text)

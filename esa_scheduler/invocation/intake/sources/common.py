@@ -31,15 +31,13 @@ def shown(value: object) -> str:
     return text if len(text) <= _SHOWN else text[: _SHOWN - 3] + "..."
 
 
-def validated(model: type[M], data: object, where: str) -> M:
-    """``data`` as ``model``, or ``EventError("where.field: problem")`` (pydantic's message, never the input)."""
-    if not isinstance(data, Mapping):
-        raise EventError(f"{where or 'body'}: expected a JSON object, got {type(data).__name__}")
+def validated(model: type[M], data: Mapping[str, Any]) -> M:
+    """``data`` as ``model``, or ``EventError("field: problem")`` (pydantic's message, never the input);
+    ``read_alerts`` has checked that it is an object and names where it was."""
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        problem = first_problem(exc)
-        raise EventError(f"{where}.{problem}" if where else problem) from exc
+        raise EventError(first_problem(exc)) from exc
 
 
 def unix_instant(value: str | int | None, where: str) -> datetime | None:

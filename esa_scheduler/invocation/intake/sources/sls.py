@@ -7,6 +7,7 @@ The operator writes the template, so numbers may arrive as JSON numbers or as th
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -46,9 +47,9 @@ class SlsAlert(BaseModel):
         return number
 
 
-def parse_sls(obj: Any) -> Alert:
+def parse_sls(obj: Mapping[str, Any]) -> Alert:
     """One alert from an SLS alert object; ``EventError("FIELD: problem")`` for a malformed one."""
-    got = validated(SlsAlert, obj, "")
+    got = validated(SlsAlert, obj)
     if got.fingerprint is None and got.alert_id is None:
         raise EventError("fingerprint: missing, and no alert_id to pair the alert with its resolve")
     resolved = got.status == "resolved"
